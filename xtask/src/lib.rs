@@ -1,0 +1,5 @@
+//! Developer tooling for rollouts: the local control plane ([`cluster`]), the kubelet stand-in
+//! ([`podsim`]) and the integration-test harness ([`testkit`]).
+pub mod cluster;
+pub mod podsim;
+pub mod testkit;

@@ -1,0 +1,236 @@
+//! `cargo xtask ...`: developer tooling for rollouts.
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+use xtask::cluster::{self, Binaries, ControlPlane, Mode};
+use xtask::podsim;
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Developer tooling for rollouts")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// A local control plane (etcd, kube-apiserver, kube-controller-manager, pod simulator).
+    Cluster {
+        #[command(subcommand)]
+        action: ClusterCmd,
+        /// State directory (certificates, kubeconfig, logs, pid files).
+        #[arg(long, global = true, env = "ROLLOUTS_CLUSTER_DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Runs the pod simulator in the foreground against a cluster.
+    Podsim {
+        #[arg(long, env = "KUBECONFIG")]
+        kubeconfig: PathBuf,
+        /// Time from binding to Ready, e.g. 500ms, 2s.
+        #[arg(long, default_value = "500ms", value_parser = parse_duration)]
+        ready_delay: Duration,
+    },
+    /// The project's test command: set-up on a fresh Debian machine, then every test.
+    Test {
+        /// Extra arguments for `cargo test`.
+        #[arg(trailing_var_arg = true)]
+        args: Vec<String>,
+    },
+    /// Regenerates crds/ from the API types.
+    Crds,
+}
+
+#[derive(Subcommand)]
+enum ClusterCmd {
+    /// Starts the control plane and the pod simulator in the background (idempotent).
+    Up,
+    /// Stops the processes `up` started (by their pid files).
+    Down,
+    /// Shows which processes run and whether the API server answers.
+    Status,
+    /// Prints `export KUBECONFIG=...` for the running cluster.
+    Env,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    podsim::parse_delay(s).ok_or_else(|| format!("not a duration: {s:?} (try 500ms, 2s)"))
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Cluster { action, dir } => {
+            let dir = dir.unwrap_or_else(|| cluster::cache_dir().join("cluster"));
+            cluster_cmd(action, &dir).await
+        }
+        Cmd::Podsim {
+            kubeconfig,
+            ready_delay,
+        } => {
+            let client = cluster::client_for(&kubeconfig).await?;
+            let opts = podsim::SimOptions {
+                ready_delay,
+                ..Default::default()
+            };
+            tokio::select! {
+                r = podsim::run(client, opts) => r,
+                _ = tokio::signal::ctrl_c() => Ok(()),
+            }
+        }
+        Cmd::Test { args } => test(args),
+        Cmd::Crds => {
+            let status = Command::new(env!("CARGO"))
+                .current_dir(workspace_root())
+                .args([
+                    "run",
+                    "--quiet",
+                    "--bin",
+                    "rollouts-controller",
+                    "--",
+                    "crds",
+                    "--out",
+                    "crds",
+                ])
+                .status()?;
+            if !status.success() {
+                bail!("generating CRDs failed");
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn cluster_cmd(action: ClusterCmd, dir: &Path) -> Result<()> {
+    let procs = cluster::detached_processes(dir);
+    let running = !procs.is_empty() && procs.iter().all(|(_, _, alive)| *alive);
+    let kubeconfig = dir.join("kubeconfig");
+    match action {
+        ClusterCmd::Up => {
+            if running {
+                println!(
+                    "local control plane already running (state in {})",
+                    dir.display()
+                );
+                print_usage(&kubeconfig);
+                return Ok(());
+            }
+            // Half-running (a crash): stop what is left and start afresh.
+            cluster::stop_detached(dir);
+            let bins = Binaries::ensure()?;
+            let cp = ControlPlane::start(bins, dir, Mode::Detached).await?;
+            let client = cp.client().await?;
+            podsim::ensure_node(&client).await?;
+            let log = std::fs::File::create(dir.join("podsim.log"))?;
+            let mut cmd = Command::new(std::env::current_exe()?);
+            cmd.arg("podsim")
+                .arg("--kubeconfig")
+                .arg(&cp.kubeconfig)
+                .stdin(std::process::Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log);
+            unsafe {
+                use std::os::unix::process::CommandExt;
+                cmd.pre_exec(|| {
+                    libc::setsid();
+                    Ok(())
+                });
+            }
+            let child = cmd.spawn().context("starting the pod simulator")?;
+            std::fs::write(dir.join("podsim.pid"), child.id().to_string())?;
+            cp.detach();
+            println!("local control plane up (state in {})", dir.display());
+            print_usage(&kubeconfig);
+            Ok(())
+        }
+        ClusterCmd::Down => {
+            let stopped = cluster::stop_detached(dir);
+            if stopped.is_empty() {
+                println!("nothing to stop in {}", dir.display());
+            } else {
+                println!("stopped {}", stopped.join(", "));
+            }
+            Ok(())
+        }
+        ClusterCmd::Status => {
+            if procs.is_empty() {
+                println!("no local control plane in {}", dir.display());
+                return Ok(());
+            }
+            for (name, pid, alive) in &procs {
+                println!(
+                    "{name:<24} pid {pid:<8} {}",
+                    if *alive { "running" } else { "not running" }
+                );
+            }
+            match cluster::client_for(&kubeconfig).await {
+                Ok(c) => match c.apiserver_version().await {
+                    Ok(v) => println!("API server answers: Kubernetes {}", v.git_version),
+                    Err(e) => println!("API server does not answer: {e}"),
+                },
+                Err(e) => println!("no usable kubeconfig: {e:#}"),
+            }
+            Ok(())
+        }
+        ClusterCmd::Env => {
+            if !running {
+                bail!(
+                    "no running local control plane in {} (run `cargo xtask cluster up`)",
+                    dir.display()
+                );
+            }
+            println!("export KUBECONFIG={}", kubeconfig.display());
+            Ok(())
+        }
+    }
+}
+
+fn print_usage(kubeconfig: &Path) {
+    let kubectl = Binaries::locate()
+        .and_then(|b| b.kubectl)
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "kubectl".into());
+    println!("  export KUBECONFIG={}", kubeconfig.display());
+    println!("  {kubectl} get nodes");
+    println!("  cargo xtask cluster down   # stops it");
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("+ {:?}", cmd);
+    let status = cmd.status().with_context(|| format!("running {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok(())
+}
+
+/// The README's test command.
+fn test(args: Vec<String>) -> Result<()> {
+    let root = workspace_root();
+    // 1. The control plane's binaries (built from Debian's sources once per machine).
+    let bins = Binaries::ensure().context("the local control plane cannot be set up")?;
+    eprintln!("control plane binaries: {bins:?}");
+    // 2. Formatting is part of the gate.
+    run(Command::new(env!("CARGO"))
+        .current_dir(&root)
+        .args(["fmt", "--all", "--", "--check"]))?;
+    // 3. Every test: unit, pure table tests, compatibility and integration tests against the
+    //    local control plane. In this run, missing prerequisites are failures, never skips.
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.current_dir(&root)
+        .args(["test", "--workspace", "--all-targets"])
+        .env("ROLLOUTS_REQUIRE_COMPAT", "1")
+        .env("KUBEBUILDER_ASSETS", cluster::k8s_cache_dir());
+    cmd.args(&args);
+    run(&mut cmd)
+}
