@@ -1,0 +1,2 @@
+//! rollouts: a Kubernetes progressive-delivery controller, drop-in compatible with Argo Rollouts.
+pub mod api;
