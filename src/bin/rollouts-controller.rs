@@ -17,6 +17,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the controller against the cluster of the current kubeconfig (or in-cluster config).
+    Run(RunArgs),
     /// Print the CustomResourceDefinitions as one multi-document YAML stream, or write one
     /// file per kind into a directory.
     Crds {
@@ -26,9 +28,71 @@ pub enum Command {
     },
 }
 
+/// Flags of `rollouts-controller run` (each with an environment fallback).
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Watch only this namespace (namespaced mode); all namespaces when unset.
+    #[arg(long, env = "ROLLOUTS_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Only reconcile objects labelled `argo-rollouts.argoproj.io/controller-instance-id`
+    /// with this value (without it: only objects lacking the label).
+    #[arg(long, env = "ROLLOUTS_INSTANCE_ID")]
+    pub instance_id: Option<String>,
+    /// Rollouts reconciled concurrently.
+    #[arg(long, env = "ROLLOUTS_ROLLOUT_CONCURRENCY", default_value_t = 10)]
+    pub rollout_concurrency: u16,
+    /// Log format.
+    #[arg(long, env = "ROLLOUTS_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+    /// Log level (a tracing filter, e.g. `info`, `rollouts=debug`).
+    #[arg(long, env = "ROLLOUTS_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if args.log_format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("rollouts-controller: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async move {
+        let client = match kube::Client::try_default().await {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("rollouts-controller: no usable Kubernetes configuration: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let config = rollouts::controller::Config {
+            namespace: args.namespace,
+            instance_id: args.instance_id,
+            concurrency: args.rollout_concurrency,
+        };
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        rollouts::controller::run(client, config, shutdown, Default::default()).await;
+        ExitCode::SUCCESS
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
+        Command::Run(args) => run(args),
         Command::Crds { out: None } => {
             let mut stdout = std::io::stdout().lock();
             match stdout

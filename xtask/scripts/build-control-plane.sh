@@ -3,7 +3,7 @@
 # package, caching the binaries in "$1" (default: ~/.cache/rollouts/k8s-1.20.2). Needs root for
 # apt-get. Idempotent: returns at once when the binaries are cached.
 set -euo pipefail
-dest=${1:-${XDG_CACHE_HOME:-$HOME/.cache}/rollouts/k8s-1.20.2}
+dest=${1:-${XDG_CACHE_HOME:-$HOME/.cache}/rollouts/k8s-1.20.2-2}
 if [ -x "$dest/kube-apiserver" ] && [ -x "$dest/kube-controller-manager" ] && [ -x "$dest/kubectl" ] && command -v etcd >/dev/null; then
   echo "control plane binaries cached in $dest"
   exit 0
@@ -33,7 +33,7 @@ if ! grep -rqs '^deb-src .* bookworm main' /etc/apt/sources.list /etc/apt/source
   } > /etc/apt/sources.list.d/rollouts-src.sources
 fi
 apt-get update -qq
-apt-get install -y -qq etcd-server dpkg-dev golang-go rsync jq >/dev/null
+apt-get install -y -qq etcd-server dpkg-dev golang-go rsync jq golang-github-modern-go-reflect2-dev >/dev/null
 if [ -x "$dest/kube-apiserver" ] && [ -x "$dest/kube-controller-manager" ] && [ -x "$dest/kubectl" ]; then exit 0; fi
 work=$(mktemp -d /var/tmp/rollouts-k8s-build.XXXXXX)
 trap 'rm -rf "$work"' EXIT
@@ -43,6 +43,11 @@ tree=$(find "$work" -maxdepth 1 -type d -name 'kubernetes-*' | head -n1)
 mkdir -p "$work/.go/src/k8s.io"
 ln -s "$tree" "$work/.go/src/k8s.io/kubernetes"
 cd "$work/.go/src/k8s.io/kubernetes"
+# Kubernetes 1.20 vendors modern-go/reflect2 1.0.1, whose unsafe map iteration corrupts memory
+# under Go >= 1.18 (the API server dies with SIGSEGV in json-iterator). Debian ships 1.0.2,
+# which fixes it; build against that.
+rm -rf vendor/github.com/modern-go/reflect2
+cp -r /usr/share/gocode/src/github.com/modern-go/reflect2 vendor/github.com/modern-go/reflect2
 echo "building kube-apiserver, kube-controller-manager and kubectl (about 7 minutes on 2 cores)"
 GOPATH="$work/.go" GOFLAGS=-mod=vendor GO111MODULE=off CGO_ENABLED=0 GOCACHE="$work/.gocache" \
   make WHAT="cmd/kube-apiserver cmd/kube-controller-manager cmd/kubectl" >"$work/build.log" 2>&1 || {

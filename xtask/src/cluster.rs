@@ -34,9 +34,10 @@ pub fn cache_dir() -> PathBuf {
     base.join("rollouts")
 }
 
-/// The directory the build script caches the Kubernetes binaries in.
+/// The directory the build script caches the Kubernetes binaries in (`-2`: built against
+/// reflect2 1.0.2, see the script).
 pub fn k8s_cache_dir() -> PathBuf {
-    cache_dir().join("k8s-1.20.2")
+    cache_dir().join("k8s-1.20.2-2")
 }
 
 fn find_in(dir: &Path, name: &str) -> Option<PathBuf> {

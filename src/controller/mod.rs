@@ -1,0 +1,445 @@
+//! The controller: observe (reflector stores) → [`crate::plan::plan`] (pure) → actuate
+//! (idempotent writes, one field manager) → report (status subresource, events).
+//!
+//! Reads come from reflector stores only. Writes:
+//! - ReplicaSets are created, merge-patched (replicas, annotations) and deleted;
+//! - Services get their `rollouts-pod-template-hash` selector and managed-by annotation;
+//! - the Rollout's status is merge-patched with the smallest diff, carrying
+//!   `metadata.resourceVersion` as a precondition, so a status computed from a stale view can
+//!   never overwrite a user's concurrent command (promote, abort, retry...): the write fails
+//!   with a conflict and the next reconcile sees the command.
+//!
+//! After writing a Rollout we remember the resourceVersion we started from; until the store has
+//! moved past it, reconciles of that Rollout wait (the watch event of our own write triggers the
+//! next one). This is what keeps a stale read from undoing the step we just took.
+
+pub mod adopt;
+pub mod diff;
+
+use crate::api::Rollout;
+use crate::plan::{self, Effect, Observed};
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event as KEvent, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tracing::{debug, info, warn};
+
+/// The field manager of every write.
+pub const FIELD_MANAGER: &str = "rollouts-controller";
+
+/// Controller settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Watch one namespace only (namespaced mode); `None` watches all.
+    pub namespace: Option<String>,
+    /// Upstream's sharding: only objects labelled with this controller instance id (or, when
+    /// `None`, only objects without the label).
+    pub instance_id: Option<String>,
+    /// Rollouts reconciled at once.
+    pub concurrency: u16,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            namespace: None,
+            instance_id: None,
+            concurrency: 10,
+        }
+    }
+}
+
+/// Errors: only "could not talk to the world" — domain outcomes are status conditions.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("encoding an object: {0}")]
+    Serialize(#[from] serde_json::Error),
+}
+
+impl Error {
+    /// A short bounded label for events and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Kube(kube::Error::Api(s)) if s.code == 409 => "conflict",
+            Error::Kube(kube::Error::Api(_)) => "api_error",
+            Error::Kube(_) => "transport",
+            Error::Serialize(_) => "serialize",
+        }
+    }
+}
+
+/// Counts of API writes, by kind (for tests and the README's measurements).
+#[derive(Debug, Default)]
+pub struct WriteCounters {
+    pub status: AtomicU64,
+    pub replica_sets: AtomicU64,
+    pub services: AtomicU64,
+    pub rollouts: AtomicU64,
+}
+
+impl WriteCounters {
+    pub fn total(&self) -> u64 {
+        self.status.load(Ordering::Relaxed)
+            + self.replica_sets.load(Ordering::Relaxed)
+            + self.services.load(Ordering::Relaxed)
+            + self.rollouts.load(Ordering::Relaxed)
+    }
+}
+
+/// State shared by reconciles.
+pub struct Context {
+    pub client: Client,
+    pub replica_sets: Store<ReplicaSet>,
+    pub services: Store<Service>,
+    pub recorder: Recorder,
+    pub writes: Arc<WriteCounters>,
+    /// Rollout → the resourceVersion our last write started from (see the module docs).
+    written_from: Mutex<HashMap<ObjectRef<Rollout>, (String, Instant)>>,
+    /// Rollout → consecutive failures (for backoff).
+    failures: Mutex<HashMap<ObjectRef<Rollout>, u32>>,
+}
+
+fn label_selector(instance_id: &Option<String>) -> String {
+    match instance_id {
+        Some(id) => format!(
+            "{}={id}",
+            crate::api::consts::LABEL_KEY_CONTROLLER_INSTANCE_ID
+        ),
+        None => format!("!{}", crate::api::consts::LABEL_KEY_CONTROLLER_INSTANCE_ID),
+    }
+}
+
+fn api_for<K>(client: &Client, ns: &Option<String>) -> Api<K>
+where
+    K: Resource<Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    <K as Resource>::DynamicType: Default,
+{
+    match ns {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Runs the Rollout controller until `shutdown` resolves. Returns the write counters.
+pub async fn run(
+    client: Client,
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+    writes: Arc<WriteCounters>,
+) {
+    let rollouts: Api<Rollout> = api_for(&client, &config.namespace);
+    let rs_api: Api<ReplicaSet> = api_for(&client, &config.namespace);
+    let svc_api: Api<Service> = api_for(&client, &config.namespace);
+    let wc = watcher::Config::default().labels(&label_selector(&config.instance_id));
+
+    let (rs_store, rs_writer) = reflector::store();
+    let rs_stream = watcher(rs_api, watcher::Config::default())
+        .default_backoff()
+        .reflect(rs_writer)
+        .touched_objects();
+    let (svc_store, svc_writer) = reflector::store();
+    let svc_stream = watcher(svc_api, watcher::Config::default())
+        .default_backoff()
+        .reflect(svc_writer)
+        .touched_objects();
+
+    let controller = Controller::new(rollouts, wc);
+    let ro_store = controller.store();
+    let reporter = Reporter {
+        controller: FIELD_MANAGER.into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        replica_sets: rs_store,
+        services: svc_store,
+        recorder: Recorder::new(client, reporter),
+        writes,
+        written_from: Mutex::new(HashMap::new()),
+        failures: Mutex::new(HashMap::new()),
+    });
+    controller
+        .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency))
+        .owns_stream(rs_stream)
+        .watches_stream(svc_stream, move |svc: Service| {
+            // A Service change concerns the Rollouts that name it.
+            let ns = svc.namespace();
+            let name = svc.name_any();
+            ro_store
+                .state()
+                .into_iter()
+                .filter(|ro| ro.namespace() == ns && references_service(ro, &name))
+                .map(|ro| ObjectRef::from_obj(&*ro))
+                .collect::<Vec<_>>()
+        })
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                debug!("reconcile: {e}");
+            }
+        })
+        .await;
+}
+
+/// The Service names a Rollout's spec uses.
+pub fn service_names(ro: &Rollout) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(c) = ro.canary() {
+        out.extend(c.canary_service.clone());
+        out.extend(c.stable_service.clone());
+    }
+    if let Some(b) = ro.blue_green() {
+        out.extend(b.active_service.clone());
+        out.extend(b.preview_service.clone());
+    }
+    out.retain(|s| !s.is_empty());
+    out
+}
+
+fn references_service(ro: &Rollout, name: &str) -> bool {
+    service_names(ro).iter().any(|s| s == name)
+}
+
+fn is_owned_by(rs: &ReplicaSet, ro: &Rollout) -> bool {
+    let uid = ro.uid();
+    rs.owner_references()
+        .iter()
+        .any(|o| o.controller == Some(true) && Some(&o.uid) == uid.as_ref())
+}
+
+async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let key = ObjectRef::from_obj(&*ro);
+    let rv = ro.resource_version().unwrap_or_default();
+    {
+        let mut written = ctx.written_from.lock().unwrap();
+        if let Some((from, at)) = written.get(&key) {
+            if *from == rv && at.elapsed() < Duration::from_secs(10) {
+                // The store has not caught up with our last write yet.
+                return Ok(Action::await_change());
+            }
+            written.remove(&key);
+        }
+    }
+    let ns = ro.namespace().unwrap_or_default();
+    let started = Instant::now();
+
+    // Observe (stores only).
+    let rs_all = ctx.replica_sets.state();
+    let owned: Vec<&ReplicaSet> = rs_all
+        .iter()
+        .filter(|rs| rs.namespace().as_deref() == Some(ns.as_str()) && is_owned_by(rs, &ro))
+        .map(|rs| &**rs)
+        .collect();
+    let svcs: Vec<(String, Arc<Service>)> = service_names(&ro)
+        .into_iter()
+        .filter_map(|n| {
+            let svc = ctx.services.get(&ObjectRef::new(&n).within(&ns))?;
+            Some((n, svc))
+        })
+        .collect();
+    let adoptable = adopt::find_adoptable(&ctx.client, &ro, &owned).await?;
+    let obs = Observed {
+        rollout: &ro,
+        replica_sets: owned,
+        services: svcs.iter().map(|(n, s)| (n.clone(), &**s)).collect(),
+        adoptable,
+    };
+
+    // Plan (pure).
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let plan = plan::plan(&obs, now);
+
+    // Actuate.
+    let mut current_rv = rv.clone();
+    let mut wrote_rollout = false;
+    let name = ro.name_any();
+    let rs_api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &ns);
+    let svc_api: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
+    let ro_api: Api<Rollout> = Api::namespaced(ctx.client.clone(), &ns);
+    let pp = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    for effect in &plan.effects {
+        match effect {
+            Effect::CreateReplicaSet(rs) => {
+                let post = PostParams {
+                    field_manager: Some(FIELD_MANAGER.into()),
+                    ..Default::default()
+                };
+                ctx.writes.replica_sets.fetch_add(1, Ordering::Relaxed);
+                match rs_api.create(&post, rs).await {
+                    Ok(_) => info!(rollout = %name, rs = rs.name_any(), "created ReplicaSet"),
+                    Err(kube::Error::Api(e)) if e.code == 409 => {
+                        // Exists: ours (a stale store) is fine; anything else is a collision.
+                        let existing = ctx
+                            .replica_sets
+                            .get(&ObjectRef::new(&rs.name_any()).within(&ns));
+                        let ours = existing.as_deref().is_some_and(|e| is_owned_by(e, &ro));
+                        if !ours {
+                            let count = ro
+                                .status
+                                .as_ref()
+                                .and_then(|s| s.collision_count)
+                                .unwrap_or(0)
+                                + 1;
+                            warn!(rollout = %name, "pod template hash collision: collisionCount {count}");
+                            let patch = json!({"metadata": {"resourceVersion": current_rv},
+                                               "status": {"collisionCount": count}});
+                            ctx.writes.status.fetch_add(1, Ordering::Relaxed);
+                            ro_api
+                                .patch_status(&name, &pp, &Patch::Merge(&patch))
+                                .await?;
+                            ctx.written_from
+                                .lock()
+                                .unwrap()
+                                .insert(key.clone(), (rv.clone(), Instant::now()));
+                            return Ok(Action::await_change());
+                        }
+                        return Ok(Action::requeue(Duration::from_millis(200)));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Effect::PatchReplicaSet {
+                name: rs_name,
+                patch,
+            } => {
+                let mut body = json!({});
+                if !patch.annotations.is_empty() {
+                    body["metadata"] = json!({"annotations": patch.annotations});
+                }
+                if patch.replicas.is_some() || patch.min_ready_seconds.is_some() {
+                    let mut spec = serde_json::Map::new();
+                    if let Some(r) = patch.replicas {
+                        spec.insert("replicas".into(), json!(r));
+                    }
+                    if let Some(m) = patch.min_ready_seconds {
+                        spec.insert("minReadySeconds".into(), json!(m));
+                    }
+                    body["spec"] = Value::Object(spec);
+                }
+                ctx.writes.replica_sets.fetch_add(1, Ordering::Relaxed);
+                rs_api.patch(rs_name, &pp, &Patch::Merge(&body)).await?;
+            }
+            Effect::DeleteReplicaSet { name: rs_name, uid } => {
+                let dp = DeleteParams {
+                    preconditions: Some(Preconditions {
+                        uid: uid.clone(),
+                        resource_version: None,
+                    }),
+                    ..Default::default()
+                };
+                ctx.writes.replica_sets.fetch_add(1, Ordering::Relaxed);
+                match rs_api.delete(rs_name, &dp).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Effect::SetServiceSelector { service, hash } => {
+                let body = json!({
+                    "metadata": {"annotations": {crate::api::consts::MANAGED_BY_ROLLOUTS_KEY: name}},
+                    "spec": {"selector": {crate::api::consts::DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY: hash}},
+                });
+                ctx.writes.services.fetch_add(1, Ordering::Relaxed);
+                svc_api.patch(service, &pp, &Patch::Merge(&body)).await?;
+            }
+            Effect::SetRolloutRevision { revision } => {
+                let body = json!({
+                    "metadata": {"resourceVersion": current_rv,
+                                 "annotations": {crate::api::consts::REVISION_ANNOTATION: revision}},
+                });
+                ctx.writes.rollouts.fetch_add(1, Ordering::Relaxed);
+                match ro_api.patch(&name, &pp, &Patch::Merge(&body)).await {
+                    Ok(updated) => {
+                        current_rv = updated.resource_version().unwrap_or_default();
+                        wrote_rollout = true;
+                    }
+                    Err(kube::Error::Api(e)) if e.code == 409 => {
+                        return Ok(Action::requeue(Duration::ZERO));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+    }
+
+    // Report: the status diff, with the resourceVersion as precondition.
+    let old = serde_json::to_value(ro.status.clone().unwrap_or_default())?;
+    let new = serde_json::to_value(&plan.status)?;
+    if let Some(d) = diff::merge_diff(&old, &new) {
+        let body = json!({"metadata": {"resourceVersion": current_rv}, "status": d});
+        ctx.writes.status.fetch_add(1, Ordering::Relaxed);
+        match ro_api.patch_status(&name, &pp, &Patch::Merge(&body)).await {
+            Ok(_) => wrote_rollout = true,
+            Err(kube::Error::Api(e)) if e.code == 409 => {
+                // Someone (a user command, or our own earlier write) changed the Rollout since
+                // we read it: plan again from the fresh object.
+                debug!(rollout = %name, "status conflict; replanning");
+                return Ok(Action::requeue(Duration::from_millis(50)));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        debug!(rollout = %name, patch = %d, "status updated");
+    }
+    if wrote_rollout {
+        ctx.written_from
+            .lock()
+            .unwrap()
+            .insert(key.clone(), (rv, Instant::now()));
+    }
+    let reference = ro.object_ref(&());
+    for ev in &plan.events {
+        let kev = KEvent {
+            type_: if ev.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: ev.reason.clone(),
+            note: Some(ev.message.chars().take(1000).collect()),
+            action: ev.reason.clone(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&kev, &reference).await {
+            warn!(rollout = %name, "recording event {}: {e}", ev.reason);
+        }
+    }
+    ctx.failures.lock().unwrap().remove(&key);
+    debug!(rollout = %name, effects = plan.effects.len(), elapsed_ms = started.elapsed().as_millis() as u64, "reconciled");
+    Ok(match plan.requeue_after {
+        Some(d) => Action::requeue(d),
+        None => Action::await_change(),
+    })
+}
+
+fn error_policy(ro: Arc<Rollout>, err: &Error, ctx: Arc<Context>) -> Action {
+    let key = ObjectRef::from_obj(&*ro);
+    let n = {
+        let mut f = ctx.failures.lock().unwrap();
+        let n = f.entry(key).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    };
+    let delay =
+        Duration::from_millis(100u64.saturating_mul(1u64 << n.min(7))).min(Duration::from_secs(10));
+    warn!(rollout = %ro.name_any(), reason = err.reason(), "reconcile failed ({err}); retrying in {delay:?}");
+    Action::requeue(delay)
+}

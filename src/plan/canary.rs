@@ -1,0 +1,1407 @@
+//! The canary strategy's step machine, after upstream's `rollout/canary.go`, `sync.go`,
+//! `replicaset.go`, `service.go` and `pause.go`. The Rollout's status is its only memory.
+
+use super::conditions::{self as cond, reason};
+use super::replicas::{
+    self, BasicCanaryInput, CanaryScale, CanaryScaleInput, IntOrPercent, StableRs,
+};
+use super::replicasets::{self as rsets, Classified, Rs};
+use super::validate::{self, FieldError};
+use super::{Effect, Event, Observed, Plan, RsPatch, stamp};
+use crate::api::consts::{
+    DEFAULT_REPLICASET_SCALE_DOWN_DEADLINE_ANNOTATION_KEY, DESIRED_REPLICAS_ANNOTATION,
+    MANAGED_BY_ROLLOUTS_KEY,
+};
+use crate::api::rollout_condition_type as ctype;
+use crate::api::{
+    BlueGreenStatus, CanaryStatus, CanaryStep, CanaryStrategy, PauseCondition, Rollout,
+    RolloutStatus, pause_reason,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// How long to wait before looking at an invalid Rollout again (the error may be timing
+/// related, e.g. a Service applied after the Rollout), as upstream.
+pub const INVALID_SPEC_REQUEUE: Duration = Duration::from_secs(20);
+
+/// Pause bookkeeping for one reconcile (upstream's `pauseContext`).
+#[derive(Default)]
+struct PauseCtx {
+    add: Vec<&'static str>,
+    remove: Vec<&'static str>,
+    clear: bool,
+    add_abort: Option<String>,
+    remove_abort: bool,
+}
+
+struct Ctx<'a> {
+    ro: &'a Rollout,
+    canary: &'a CanaryStrategy,
+    old: RolloutStatus,
+    now: Timestamp,
+    stamp: Time,
+    rs: Classified<'a>,
+    desired_hash: String,
+    step_hash: String,
+    pause: PauseCtx,
+    effects: Vec<Effect>,
+    events: Vec<Event>,
+    requeue: Option<Duration>,
+}
+
+/// Plans one reconcile of a canary Rollout (and reports other strategies as unsupported).
+pub fn plan(obs: &Observed<'_>, now: Timestamp) -> Plan {
+    let ro = obs.rollout;
+    let old = ro.status.clone().unwrap_or_default();
+    if ro.metadata.deletion_timestamp.is_some() {
+        return Plan {
+            status: old,
+            ..Plan::default()
+        };
+    }
+    let errors = validate::validate_rollout(ro);
+    if let Some(err) = errors.first() {
+        return invalid_spec(ro, &old, err, now);
+    }
+    if let Some(err) = unsupported(ro).or_else(|| missing_services(obs)) {
+        return invalid_spec(ro, &old, &err, now);
+    }
+    let Some(canary) = ro.canary() else {
+        // Validation guarantees a strategy; only canary gets here.
+        return Plan {
+            status: old,
+            ..Plan::default()
+        };
+    };
+    let template =
+        serde_json::to_value(ro.spec.template.clone().unwrap_or_default()).unwrap_or_default();
+    let desired_hash = super::hash::pod_template_hash(&template, old.collision_count);
+    let rs = Classified::new(
+        &obs.replica_sets,
+        &desired_hash,
+        obs.adoptable.as_deref(),
+        old.stable_rs.as_deref(),
+    );
+    let mut c = Ctx {
+        ro,
+        canary,
+        step_hash: super::hash::step_hash(canary.steps.as_ref()),
+        old,
+        now,
+        stamp: stamp(now),
+        rs,
+        desired_hash,
+        pause: PauseCtx::default(),
+        effects: Vec::new(),
+        events: Vec::new(),
+        requeue: None,
+    };
+    let status = c.reconcile(obs);
+    c.into_plan(status)
+}
+
+/// The InvalidSpec plan: set (or refresh) the condition, touch nothing else.
+fn invalid_spec(ro: &Rollout, old: &RolloutStatus, err: &FieldError, now: Timestamp) -> Plan {
+    let msg = format!("The Rollout \"{}\" is invalid: {err}", ro.name_any());
+    let mut status = old.clone();
+    let prev = cond::get(old, ctype::INVALID_SPEC);
+    let mut events = Vec::new();
+    if prev.and_then(|c| c.message.as_deref()) != Some(msg.as_str()) {
+        cond::remove(&mut status, ctype::INVALID_SPEC);
+        cond::set(
+            &mut status,
+            cond::new_condition(
+                ctype::INVALID_SPEC,
+                "True",
+                reason::INVALID_SPEC,
+                msg.clone(),
+                &stamp(now),
+            ),
+        );
+        events.push(Event::warning(reason::INVALID_SPEC, msg));
+    }
+    status.observed_generation = Some(ro.metadata.generation.unwrap_or(0).to_string());
+    let (phase, message) = cond::phase(&ro.spec, &status);
+    status.phase = Some(phase.into());
+    status.message = Some(message);
+    Plan {
+        effects: Vec::new(),
+        status,
+        events,
+        requeue_after: Some(INVALID_SPEC_REQUEUE),
+    }
+}
+
+/// Features this controller does not carry out yet: refusing them (InvalidSpec) is safer than
+/// silently skipping them (e.g. promoting without the analysis a user asked for).
+fn unsupported(ro: &Rollout) -> Option<FieldError> {
+    if ro.blue_green().is_some() {
+        return Some(FieldError::forbidden(
+            "spec.strategy.blueGreen",
+            "the blue-green strategy is not supported by this controller yet",
+        ));
+    }
+    if ro.spec.workload_ref.is_some() {
+        return Some(FieldError::forbidden(
+            "spec.workloadRef",
+            "workloadRef is not supported by this controller yet",
+        ));
+    }
+    let canary = ro.canary()?;
+    if canary.traffic_routing.is_some() {
+        return Some(FieldError::forbidden(
+            "spec.strategy.canary.trafficRouting",
+            "traffic routing is not supported by this controller yet",
+        ));
+    }
+    if canary.analysis.is_some() {
+        return Some(FieldError::forbidden(
+            "spec.strategy.canary.analysis",
+            "analysis is not supported by this controller yet",
+        ));
+    }
+    for (i, step) in ro.canary_steps().iter().enumerate() {
+        let what = if step.analysis.is_some() {
+            "analysis"
+        } else if step.experiment.is_some() {
+            "experiment"
+        } else if step.plugin.is_some() {
+            "plugin"
+        } else {
+            continue;
+        };
+        return Some(FieldError::forbidden(
+            format!("spec.strategy.canary.steps[{i}].{what}"),
+            format!("{what} steps are not supported by this controller yet"),
+        ));
+    }
+    None
+}
+
+/// Services the spec names that do not exist (upstream reports them as InvalidSpec too).
+fn missing_services(obs: &Observed<'_>) -> Option<FieldError> {
+    let canary = obs.rollout.canary()?;
+    for (field, name) in [
+        ("canaryService", &canary.canary_service),
+        ("stableService", &canary.stable_service),
+    ] {
+        if let Some(name) = name.as_deref().filter(|n| !n.is_empty()) {
+            if !obs.services.contains_key(name) {
+                return Some(FieldError::invalid(
+                    format!("spec.strategy.canary.{field}"),
+                    format!("\"{name}\""),
+                    format!("service \"{name}\" not found"),
+                ));
+            }
+        }
+    }
+    None
+}
+
+fn int_or_percent(v: Option<&IntOrString>) -> Option<IntOrPercent> {
+    match v? {
+        IntOrString::Int(i) => Some(IntOrPercent::Int(*i)),
+        IntOrString::String(s) => s.parse().ok(),
+    }
+}
+
+/// A step as upstream's `CanaryStepString` prints it.
+pub fn step_string(step: &CanaryStep) -> String {
+    if let Some(w) = step.set_weight {
+        return format!("setWeight: {w}");
+    }
+    if let Some(p) = &step.pause {
+        return match &p.duration {
+            Some(IntOrString::Int(i)) => format!("pause: {i}"),
+            Some(IntOrString::String(s)) => format!("pause: {s}"),
+            None => "pause".into(),
+        };
+    }
+    if step.experiment.is_some() {
+        return "experiment".into();
+    }
+    if step.analysis.is_some() {
+        return "analysis".into();
+    }
+    if let Some(s) = &step.set_canary_scale {
+        if let Some(w) = s.weight {
+            return format!("setCanaryScale{{weight: {w}}}");
+        } else if s.match_traffic_weight == Some(true) {
+            return "setCanaryScale{matchTrafficWeight: true}".into();
+        } else if let Some(r) = s.replicas {
+            return format!("setCanaryScale{{replicas: {r}}}");
+        }
+    }
+    "invalid".into()
+}
+
+impl<'a> Ctx<'a> {
+    fn replicas(&self) -> i32 {
+        self.ro.replicas_or_default()
+    }
+
+    fn steps(&self) -> &'a [CanaryStep] {
+        self.canary.steps.as_deref().unwrap_or_default()
+    }
+
+    /// Upstream's `GetCurrentCanaryStep` on the observed status.
+    fn current_step(&self) -> (Option<&'a CanaryStep>, Option<i32>) {
+        let steps = self.steps();
+        if steps.is_empty() {
+            return (None, None);
+        }
+        let idx = self.old.current_step_index.unwrap_or(0).max(0);
+        (steps.get(idx as usize), Some(idx))
+    }
+
+    fn aborted(&self) -> bool {
+        if self.pause.remove_abort {
+            return false;
+        }
+        self.pause.add_abort.is_some() || self.old.abort == Some(true)
+    }
+
+    fn old_pause_condition(&self, reason: &str) -> Option<&PauseCondition> {
+        self.old
+            .pause_conditions
+            .as_ref()?
+            .iter()
+            .find(|p| p.reason.as_deref() == Some(reason))
+    }
+
+    fn requeue_in(&mut self, d: Duration) {
+        self.requeue = Some(self.requeue.map_or(d, |r| r.min(d)));
+    }
+
+    fn requeue_at(&mut self, at: Timestamp) {
+        let d = self.now.duration_until(at);
+        if d.is_positive() {
+            self.requeue_in(Duration::try_from(d).unwrap_or(Duration::ZERO));
+        } else {
+            self.requeue_in(Duration::ZERO);
+        }
+    }
+
+    fn new_idx(&self) -> Option<usize> {
+        self.rs.new
+    }
+
+    fn stable_idx(&self) -> Option<usize> {
+        self.rs.stable
+    }
+
+    /// Upstream's `checkPodSpecChange || checkStepHashChange`.
+    fn template_or_steps_changed(&self) -> bool {
+        let old_step = self.old.current_step_hash.as_deref().unwrap_or_default();
+        if !old_step.is_empty() && old_step != self.step_hash {
+            return true;
+        }
+        let old_pod = self.old.current_pod_hash.as_deref().unwrap_or_default();
+        if old_pod.is_empty() {
+            return false;
+        }
+        let pod_hash = self
+            .rs
+            .new_rs()
+            .map(|r| r.hash.clone())
+            .unwrap_or_else(|| self.desired_hash.clone());
+        old_pod != pod_hash
+    }
+
+    /// The weight the current step asks of the canary (upstream's `GetCanaryReplicasOrWeight`
+    /// for a basic canary).
+    fn canary_scale(&self) -> CanaryScale {
+        let (step, idx) = self.current_step();
+        let step_weight = match (step, idx) {
+            (None, _) | (_, None) => 100,
+            (Some(_), Some(i)) => self.steps()[..=i as usize]
+                .iter()
+                .rev()
+                .find_map(|s| s.set_weight)
+                .unwrap_or(0),
+        };
+        let stable = self.old.stable_rs.as_deref().unwrap_or_default();
+        replicas::canary_scale(&CanaryScaleInput {
+            promote_full: self.old.promote_full == Some(true),
+            stable_is_current: stable.is_empty()
+                || Some(stable) == self.old.current_pod_hash.as_deref(),
+            aborted: self.old.abort == Some(true),
+            traffic_routed: false,
+            abort_scale_down_delay_seconds: self.canary.abort_scale_down_delay_seconds,
+            set_canary_scale: None,
+            step_weight,
+        })
+    }
+
+    /// Upstream's `CalculateReplicaCountsForCanary` (basic canary) for the current state.
+    fn desired_counts(&self) -> replicas::ReplicaCounts {
+        let weight = match self.canary_scale() {
+            CanaryScale::Weight(w) => w,
+            CanaryScale::Replicas(r) => {
+                (r.saturating_mul(100) / self.replicas().max(1)).clamp(0, 100)
+            }
+        };
+        let new = self.rs.new_rs();
+        let stable = match (self.rs.stable_rs(), self.stable_idx() == self.new_idx()) {
+            (None, _) => StableRs::Missing,
+            (Some(_), true) => StableRs::SameAsCanary,
+            (Some(s), false) => StableRs::Distinct(s.state()),
+        };
+        let others: Vec<replicas::RsState> = self.rs.others().map(|r| r.state()).collect();
+        replicas::basic_canary_replica_counts(&BasicCanaryInput {
+            spec_replicas: self.replicas(),
+            weight,
+            max_surge: int_or_percent(self.canary.max_surge.as_ref()),
+            max_unavailable: int_or_percent(self.canary.max_unavailable.as_ref()),
+            canary: new.map(Rs::state),
+            stable,
+            others: &others,
+        })
+    }
+
+    fn max_unavailable(&self) -> i32 {
+        replicas::max_unavailable(
+            self.replicas(),
+            int_or_percent(self.canary.max_surge.as_ref()),
+            int_or_percent(self.canary.max_unavailable.as_ref()),
+        )
+    }
+
+    fn push_patch(&mut self, name: &str, patch: RsPatch) {
+        self.effects.push(Effect::PatchReplicaSet {
+            name: name.to_string(),
+            patch,
+        });
+    }
+
+    /// Upstream's `scaleReplicaSetAndRecordEvent`: returns whether the size changed.
+    fn scale(&mut self, idx: usize, new_scale: i32) -> bool {
+        let ro_replicas = self.replicas();
+        let rs = &self.rs.all[idx];
+        let size_change = rs.spec_replicas != new_scale;
+        let annotation_change = rs.desired_replicas_annotation() != Some(ro_replicas);
+        if !size_change && !annotation_change {
+            return false;
+        }
+        let mut patch = RsPatch {
+            replicas: Some(new_scale),
+            ..Default::default()
+        };
+        patch.annotations.insert(
+            DESIRED_REPLICAS_ANNOTATION.into(),
+            Some(ro_replicas.to_string()),
+        );
+        if new_scale == 0
+            && rs
+                .annotation(DEFAULT_REPLICASET_SCALE_DOWN_DEADLINE_ANNOTATION_KEY)
+                .is_some()
+        {
+            patch.annotations.insert(
+                DEFAULT_REPLICASET_SCALE_DOWN_DEADLINE_ANNOTATION_KEY.into(),
+                None,
+            );
+        }
+        let (name, old, revision) = (rs.name.clone(), rs.spec_replicas, rs.revision);
+        self.push_patch(&name, patch);
+        if size_change {
+            let dir = if old < new_scale { "up" } else { "down" };
+            self.events.push(Event::normal(
+                reason::SCALING_REPLICA_SET,
+                format!(
+                    "Scaled {dir} ReplicaSet {name} (revision {revision}) from {old} to {new_scale}"
+                ),
+            ));
+        }
+        size_change
+    }
+
+    /// Creates the new ReplicaSet (upstream's `createDesiredReplicaSet`), with 0 replicas: the
+    /// scaling further down sets its size (folded into the create by the effect compaction).
+    fn create_new_rs(&mut self, status: &mut RolloutStatus) {
+        let revision = self.rs.max_old_revision() + 1;
+        let ephemeral = match self.rs.stable_rs() {
+            Some(_) => self.canary.canary_metadata.as_ref(),
+            None => self.canary.stable_metadata.as_ref(),
+        };
+        let obj = rsets::new_replica_set(self.ro, &self.desired_hash, revision, 0, ephemeral);
+        let name = obj.name_any();
+        let mut view = Rs::detached(&obj);
+        view.revision = revision;
+        self.rs.all.push(view);
+        self.rs.new = Some(self.rs.all.len() - 1);
+        self.effects.push(Effect::CreateReplicaSet(Box::new(obj)));
+        self.set_rollout_revision(revision);
+        self.events.push(Event::normal(
+            reason::NEW_REPLICA_SET,
+            format!("Created ReplicaSet {name} (revision {revision})"),
+        ));
+        cond::set(
+            status,
+            cond::new_condition(
+                ctype::PROGRESSING,
+                "True",
+                reason::NEW_REPLICA_SET,
+                format!("Created new replica set \"{name}\""),
+                &self.stamp,
+            ),
+        );
+    }
+
+    fn set_rollout_revision(&mut self, revision: i64) {
+        let current = self
+            .ro
+            .annotations()
+            .get(crate::api::consts::REVISION_ANNOTATION);
+        if current.map(String::as_str) != Some(revision.to_string().as_str()) {
+            self.effects.push(Effect::SetRolloutRevision {
+                revision: revision.to_string(),
+            });
+            self.events.push(Event::normal(
+                reason::ROLLOUT_UPDATED,
+                format!("Rollout updated to revision {revision}"),
+            ));
+        }
+    }
+
+    /// Upstream's `syncReplicaSetRevision` for an existing new ReplicaSet.
+    fn sync_revision(&mut self, status: &mut RolloutStatus) {
+        let Some(idx) = self.new_idx() else { return };
+        let new_revision = self.rs.max_old_revision() + 1;
+        let rs = &self.rs.all[idx];
+        let mut patch = RsPatch {
+            annotations: rsets::revision_annotations(rs, new_revision),
+            ..Default::default()
+        };
+        if rs.annotation(rsets::TEMPLATE_HASH_ANNOTATION) != Some(self.desired_hash.as_str()) {
+            // Adopted (or created before we recorded our hash): remember it.
+            patch.annotations.insert(
+                rsets::TEMPLATE_HASH_ANNOTATION.into(),
+                Some(self.desired_hash.clone()),
+            );
+        }
+        let min_ready = self.ro.spec.min_ready_seconds.unwrap_or(0);
+        let rs_min_ready = rs
+            .obj
+            .and_then(|o| o.spec.as_ref())
+            .and_then(|s| s.min_ready_seconds)
+            .unwrap_or(0);
+        if rs_min_ready != min_ready {
+            patch.min_ready_seconds = Some(min_ready);
+        }
+        let name = rs.name.clone();
+        let revision_changed = patch
+            .annotations
+            .contains_key(crate::api::consts::REVISION_ANNOTATION);
+        let effective_revision = if revision_changed {
+            new_revision
+        } else {
+            rs.revision
+        };
+        if patch != RsPatch::default() {
+            self.push_patch(&name, patch);
+        }
+        if !revision_changed {
+            self.set_rollout_revision(effective_revision);
+        }
+        if cond::get(status, ctype::PROGRESSING).is_none() {
+            cond::set(
+                status,
+                cond::new_condition(
+                    ctype::PROGRESSING,
+                    "True",
+                    reason::FOUND_NEW_RS,
+                    format!("Found new replica set \"{name}\""),
+                    &self.stamp,
+                ),
+            );
+        }
+    }
+
+    /// Upstream's `reconcileStableAndCanaryService` for a basic canary.
+    fn reconcile_services(&mut self, obs: &Observed<'_>) {
+        let stable = self.stable_idx();
+        let new = self.new_idx();
+        self.ensure_service(obs, self.canary.stable_service.as_deref(), stable);
+        if self.aborted() {
+            self.ensure_service(obs, self.canary.canary_service.as_deref(), stable);
+            return;
+        }
+        self.ensure_service(obs, self.canary.canary_service.as_deref(), new);
+    }
+
+    fn ensure_service(&mut self, obs: &Observed<'_>, svc: Option<&str>, rs: Option<usize>) {
+        let (Some(svc_name), Some(idx)) = (svc.filter(|s| !s.is_empty()), rs) else {
+            return;
+        };
+        let Some(svc) = obs.services.get(svc_name) else {
+            return;
+        };
+        let rs = &self.rs.all[idx];
+        let current = svc
+            .spec
+            .as_ref()
+            .and_then(|s| s.selector.as_ref())
+            .and_then(|s| s.get(crate::api::consts::DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY))
+            .cloned()
+            .unwrap_or_default();
+        if current == rs.hash {
+            return;
+        }
+        let adopting = !svc.annotations().contains_key(MANAGED_BY_ROLLOUTS_KEY);
+        if adopting && rs.available < rs.spec_replicas.max(1) {
+            // Adopting a Service: wait until the ReplicaSet is fully available.
+            return;
+        }
+        if rs.available == 0 {
+            // Never point a Service at nothing.
+            return;
+        }
+        self.effects.push(Effect::SetServiceSelector {
+            service: svc_name.to_string(),
+            hash: rs.hash.clone(),
+        });
+    }
+
+    /// Upstream's `scaleDownOldReplicaSetsForCanary` (basic canary).
+    fn scale_down_old(&mut self) -> bool {
+        let mut others: Vec<usize> = (0..self.rs.all.len())
+            .filter(|i| Some(*i) != self.new_idx() && Some(*i) != self.stable_idx())
+            .filter(|i| self.rs.all[*i].spec_replicas > 0)
+            .collect();
+        if others.is_empty() {
+            return false;
+        }
+        // First clean up unhealthy replicas (oldest first).
+        let mut planned: BTreeMap<usize, i32> = BTreeMap::new();
+        let mut scaled_any = false;
+        others.sort_by(|a, b| self.rs.all[*a].created.cmp(&self.rs.all[*b].created));
+        for &i in &others {
+            let rs = &self.rs.all[i];
+            if rs.spec_replicas != rs.available && rs.available < rs.spec_replicas {
+                let to = rs.available;
+                scaled_any |= self.scale(i, to);
+                planned.insert(i, to);
+            }
+        }
+        let available: i32 = self.rs.all.iter().map(|r| r.available).sum();
+        let min_available = self.replicas() - self.max_unavailable();
+        let mut max_scale_down = available - min_available;
+        if max_scale_down <= 0 {
+            return scaled_any;
+        }
+        others.sort_by(|a, b| self.rs.all[*b].revision.cmp(&self.rs.all[*a].revision));
+        let current = self.old.current_pod_hash.clone().unwrap_or_default();
+        let stable = self.old.stable_rs.clone().unwrap_or_default();
+        for i in others {
+            let rs = &self.rs.all[i];
+            if rs.hash == current || rs.hash == stable {
+                continue;
+            }
+            if max_scale_down <= 0 {
+                break;
+            }
+            let spec = planned.get(&i).copied().unwrap_or(rs.spec_replicas);
+            if spec == 0 {
+                continue;
+            }
+            let desired = if spec > max_scale_down {
+                spec - max_scale_down
+            } else {
+                0
+            };
+            if spec == desired {
+                continue;
+            }
+            scaled_any |= self.scale(i, desired);
+            max_scale_down -= spec - desired;
+        }
+        scaled_any
+    }
+
+    /// Upstream's `reconcileCanaryReplicaSets`: returns true when something was scaled (the
+    /// step then cannot complete in this reconcile).
+    fn reconcile_replica_sets(&mut self) -> bool {
+        // Scale-down deadlines only matter with traffic routing; drop stale ones.
+        for idx in [self.new_idx(), self.stable_idx()].into_iter().flatten() {
+            let rs = &self.rs.all[idx];
+            if rs
+                .annotation(DEFAULT_REPLICASET_SCALE_DOWN_DEADLINE_ANNOTATION_KEY)
+                .is_some()
+                && rs.obj.is_some()
+            {
+                let mut patch = RsPatch::default();
+                patch.annotations.insert(
+                    DEFAULT_REPLICASET_SCALE_DOWN_DEADLINE_ANNOTATION_KEY.into(),
+                    None,
+                );
+                let name = rs.name.clone();
+                self.push_patch(&name, patch);
+            }
+        }
+        let counts = self.desired_counts();
+        if let (Some(s), Some(n)) = (self.stable_idx(), self.new_idx()) {
+            if s != n && self.scale(s, counts.stable) {
+                return true;
+            }
+        }
+        if let Some(n) = self.new_idx() {
+            if self.scale(n, counts.canary) {
+                return true;
+            }
+        }
+        self.scale_down_old()
+    }
+
+    /// Upstream's `reconcileCanaryPause`.
+    fn reconcile_pause(&mut self) {
+        if self.ro.spec.paused == Some(true) || self.old.promote_full == Some(true) {
+            return;
+        }
+        let (step, _) = self.current_step();
+        let Some(pause) = step.and_then(|s| s.pause.as_ref()) else {
+            return;
+        };
+        match self.old_pause_condition(pause_reason::CANARY_PAUSE_STEP) {
+            None => {
+                if self.old.controller_pause != Some(true) {
+                    self.pause.add.push(pause_reason::CANARY_PAUSE_STEP);
+                    if let Some(Ok(secs)) = pause.duration_seconds() {
+                        self.requeue_in(Duration::from_secs(secs.max(0) as u64));
+                    }
+                }
+            }
+            Some(pc) => {
+                if let (Some(Ok(secs)), Some(start)) =
+                    (pause.duration_seconds(), pc.start_time.clone())
+                {
+                    self.requeue_at(pause_deadline(&start, secs));
+                }
+            }
+        }
+    }
+
+    /// Upstream's `completedCurrentCanaryStep` (basic canary).
+    fn completed_current_step(&self) -> bool {
+        if self.ro.spec.paused == Some(true) {
+            return false;
+        }
+        let (Some(step), _) = self.current_step() else {
+            return false;
+        };
+        if let Some(pause) = &step.pause {
+            let pc = self.old_pause_condition(pause_reason::CANARY_PAUSE_STEP);
+            if self.old.controller_pause == Some(true) && pc.is_none() {
+                return true;
+            }
+            if let (Some(Ok(secs)), Some(start)) = (
+                pause.duration_seconds(),
+                pc.and_then(|p| p.start_time.clone()),
+            ) {
+                return self.now >= pause_deadline(&start, secs);
+            }
+            return false;
+        }
+        if step.set_weight.is_some() || step.set_canary_scale.is_some() {
+            return self.at_desired_counts();
+        }
+        false
+    }
+
+    fn at_desired_counts(&self) -> bool {
+        let counts = self.desired_counts();
+        let others: Vec<replicas::RsState> = self.rs.others().map(|r| r.state()).collect();
+        replicas::at_desired_replica_counts(&replicas::DesiredCountsCheck {
+            desired: counts,
+            canary: self.rs.new_rs().map(Rs::state),
+            stable: self.rs.stable_rs().map(Rs::state),
+            stable_created: self.rs.stable_rs().map_or(0, |r| r.status_replicas),
+            traffic_routed: false,
+            dynamic_stable_scale: false,
+            others: &others,
+        })
+    }
+
+    /// Upstream's `shouldFullPromote` (canary).
+    fn should_full_promote(&self) -> Option<String> {
+        if self.rs.stable_rs().is_none() {
+            return Some("Initial deploy".into());
+        }
+        if self.aborted() {
+            return None;
+        }
+        let new = self.rs.new_rs()?;
+        if new.available != self.replicas() {
+            return None;
+        }
+        if self.old.promote_full == Some(true) {
+            return Some("Full promotion requested".into());
+        }
+        if self.rollback_within_window() {
+            return Some("Rollback within window".into());
+        }
+        let (_, idx) = self.current_step();
+        let count = self.steps().len();
+        if count == 0 || idx == Some(count as i32) {
+            return Some(format!("Completed all {count} canary steps"));
+        }
+        None
+    }
+
+    /// Upstream's `isRollbackWithinWindow`.
+    fn rollback_within_window(&self) -> bool {
+        let (Some(new), Some(stable)) = (self.rs.new_rs(), self.rs.stable_rs()) else {
+            return false;
+        };
+        let Some(window) = self
+            .ro
+            .spec
+            .rollback_window
+            .as_ref()
+            .and_then(|w| w.revisions)
+        else {
+            return false;
+        };
+        if window <= 0 || !(new.created < stable.created) {
+            return false;
+        }
+        let between = self
+            .rs
+            .all
+            .iter()
+            .filter(|rs| !rs.annotations.contains_key("experiment.argoproj.io/name"))
+            .filter(|rs| rs.created < stable.created && new.created < rs.created)
+            .count() as i32;
+        between < window
+    }
+
+    /// The status fields every canary reconcile recomputes (upstream's `calculateBaseStatus`
+    /// plus the canary specifics).
+    fn base_status(&self) -> RolloutStatus {
+        let old = &self.old;
+        let mut st = RolloutStatus {
+            restarted_at: old.restarted_at.clone(),
+            alb: old.alb.clone(),
+            albs: old.albs.clone(),
+            duration: old.duration.clone(),
+            ..Default::default()
+        };
+        let mut conditions_src = old.clone();
+        cond::remove(&mut conditions_src, ctype::INVALID_SPEC);
+        st.conditions = conditions_src.conditions;
+        st.current_pod_hash = Some(
+            self.rs
+                .new_rs()
+                .map(|r| r.hash.clone())
+                .unwrap_or_else(|| self.desired_hash.clone()),
+        );
+        let sum = |f: fn(&Rs) -> i32| self.rs.all.iter().map(f).sum::<i32>();
+        st.replicas = Some(sum(|r| r.status_replicas));
+        st.updated_replicas = Some(self.rs.new_rs().map_or(0, |r| r.status_replicas));
+        st.ready_replicas = Some(sum(|r| r.ready));
+        st.available_replicas = Some(sum(|r| r.available));
+        st.hpa_replicas = st.replicas;
+        st.collision_count = old.collision_count;
+        st.promote_full = old.promote_full.filter(|p| *p);
+        st.selector = Some(rsets::format_selector(self.ro.spec.selector.as_ref()));
+        st.stable_rs = old.stable_rs.clone();
+        st.current_step_hash = Some(self.step_hash.clone());
+        st.canary = Some(CanaryStatus {
+            step_plugin_statuses: old
+                .canary
+                .as_ref()
+                .and_then(|c| c.step_plugin_statuses.clone()),
+            stable_ping_pong: old.canary.as_ref().and_then(|c| c.stable_ping_pong.clone()),
+            ..Default::default()
+        });
+        st.blue_green = Some(BlueGreenStatus::default());
+        st
+    }
+
+    fn reconcile(&mut self, obs: &Observed<'_>) -> RolloutStatus {
+        // checkPausedConditions, applied to the conditions we start from.
+        let mut start = self.old.clone();
+        if cond::check_paused(&self.ro.spec, &self.old, &mut start, &self.stamp) {
+            self.events.push(Event::normal(
+                reason::ROLLOUT_RETRY,
+                reason::ROLLOUT_RETRY_MESSAGE,
+            ));
+        }
+        self.old.conditions = start.conditions.clone();
+
+        // A scaling event (spec.replicas changed): only resize.
+        let ro_replicas = self.replicas();
+        let scaling = self.rs.all.iter().filter(|r| r.spec_replicas > 0).any(|r| {
+            r.desired_replicas_annotation()
+                .is_some_and(|d| d != ro_replicas)
+        });
+        if scaling {
+            let mut status = self.old.clone();
+            self.sync_revision(&mut status);
+            self.reconcile_replica_sets();
+            status.available_replicas = Some(self.rs.all.iter().map(|r| r.available).sum());
+            status.hpa_replicas = Some(self.rs.all.iter().map(|r| r.status_replicas).sum());
+            return status;
+        }
+
+        let mut status = self.base_status();
+        if self.template_or_steps_changed() {
+            self.sync_revision(&mut status);
+            return self.sync_status(status, true);
+        }
+        if self.new_idx().is_some() {
+            self.sync_revision(&mut status);
+        } else {
+            self.create_new_rs(&mut status);
+        }
+        // Keep the conditions set while finding/creating the new RS.
+        let others: Vec<&Rs> = self.rs.others().collect();
+        for (name, uid) in rsets::history_cleanup(&others, self.ro.spec.revision_history_limit) {
+            self.effects.push(Effect::DeleteReplicaSet { name, uid });
+        }
+        self.reconcile_services(obs);
+        let scaled = self.reconcile_replica_sets();
+        if !scaled {
+            self.reconcile_pause();
+        }
+        self.sync_status(status, false)
+    }
+
+    /// Upstream's `syncRolloutStatusCanary`.
+    fn sync_status(&mut self, mut st: RolloutStatus, changed: bool) -> RolloutStatus {
+        let step_count = self.steps().len() as i32;
+        let (step, mut idx) = self.current_step();
+        if changed {
+            // resetRolloutStatus
+            self.pause.clear = true;
+            self.pause.remove_abort = true;
+            st.restarted_at = self.ro.spec.restart_at.clone();
+            st.promote_full = None;
+            st.current_step_index = if step_count > 0 { Some(0) } else { None };
+            if let Some(new) = self.rs.new_rs() {
+                if self.old.stable_rs.as_deref() == Some(new.hash.as_str()) && step_count > 0 {
+                    self.events
+                        .push(Event::normal(reason::SKIP_STEPS, "Rollback to stable"));
+                    st.current_step_index = Some(step_count);
+                }
+            }
+            self.calculate_conditions(&mut st);
+            return st;
+        }
+        if self.old.promote_full == Some(true) {
+            self.pause.clear = true;
+            self.pause.remove_abort = true;
+            if step_count > 0 {
+                idx = Some(step_count);
+            }
+        }
+        if let Some(why) = self.should_full_promote() {
+            self.pause.clear = true;
+            self.pause.remove_abort = true;
+            st.promote_full = None;
+            st.current_step_index = if step_count > 0 {
+                Some(step_count)
+            } else {
+                None
+            };
+            let current = st.current_pod_hash.clone().unwrap_or_default();
+            if st.stable_rs.as_deref() != Some(current.as_str()) {
+                st.stable_rs = Some(current.clone());
+                let revision = crate::plan::replicasets::revision_of(self.ro.annotations());
+                let revision = self.planned_revision().unwrap_or(revision);
+                self.events.push(Event::normal(
+                    reason::ROLLOUT_COMPLETED,
+                    format!("Rollout completed update to revision {revision} ({current}): {why}"),
+                ));
+            }
+            self.calculate_conditions(&mut st);
+            return st;
+        }
+        if self.aborted() {
+            if step_count > 0 {
+                st.current_step_index = Some(if st.stable_rs == st.current_pod_hash {
+                    step_count
+                } else {
+                    0
+                });
+            }
+            self.calculate_conditions(&mut st);
+            return st;
+        }
+        if self.completed_current_step() {
+            if let (Some(step), Some(i)) = (step, idx.as_mut()) {
+                *i += 1;
+                if let Some(c) = st.canary.as_mut() {
+                    c.current_step_analysis_run_status = None;
+                }
+                self.events.push(Event::normal(
+                    reason::ROLLOUT_STEP_COMPLETED,
+                    format!(
+                        "Rollout step {}/{} completed ({})",
+                        *i,
+                        step_count,
+                        step_string(step)
+                    ),
+                ));
+                self.pause.remove.push(pause_reason::CANARY_PAUSE_STEP);
+            }
+        }
+        st.current_step_index = idx;
+        self.calculate_conditions(&mut st);
+        st
+    }
+
+    /// The revision this plan sets on the Rollout, if it changes it.
+    fn planned_revision(&self) -> Option<i64> {
+        self.effects.iter().rev().find_map(|e| match e {
+            Effect::SetRolloutRevision { revision } => revision.parse().ok(),
+            _ => None,
+        })
+    }
+
+    fn is_paused(&self) -> bool {
+        self.old
+            .pause_conditions
+            .as_ref()
+            .is_some_and(|p| !p.is_empty())
+            || self.ro.spec.paused == Some(true)
+    }
+
+    /// Upstream's `RolloutHealthy`.
+    fn healthy(&self, st: &RolloutStatus) -> bool {
+        let replicas = self.replicas();
+        let step_count = self.steps().len() as i32;
+        let executed_all = match st.current_step_index {
+            Some(i) if step_count > 0 => i == step_count,
+            _ => true,
+        };
+        let stable = st.stable_rs.as_deref().unwrap_or_default();
+        let current_is_stable =
+            !stable.is_empty() && Some(stable) == st.current_pod_hash.as_deref();
+        st.updated_replicas == Some(replicas)
+            && st.available_replicas == Some(replicas)
+            && self.old.observed_generation.as_deref()
+                == Some(
+                    self.ro
+                        .metadata
+                        .generation
+                        .unwrap_or(0)
+                        .to_string()
+                        .as_str(),
+                )
+            && executed_all
+            && current_is_stable
+            && st.replicas == Some(replicas)
+    }
+
+    /// Upstream's `RolloutProgressing`.
+    fn progressing(&self, st: &RolloutStatus) -> bool {
+        let old = &self.old;
+        let stable_change = st.stable_rs != old.stable_rs;
+        let index_change =
+            matches!((st.current_step_index, old.current_step_index), (Some(a), Some(b)) if a != b);
+        let steps_hash_change = st.current_step_hash != old.current_step_hash;
+        let o = |v: Option<i32>| v.unwrap_or(0);
+        let old_old = o(old.replicas) - o(old.updated_replicas);
+        let new_old = o(st.replicas) - o(st.updated_replicas);
+        st.updated_replicas != old.updated_replicas
+            || new_old < old_old
+            || o(st.ready_replicas) > o(old.ready_replicas)
+            || o(st.available_replicas) > o(old.available_replicas)
+            || stable_change
+            || index_change
+            || steps_hash_change
+    }
+
+    fn progress_deadline(&self) -> i64 {
+        i64::from(
+            self.ro
+                .spec
+                .progress_deadline_seconds
+                .unwrap_or(crate::api::defaults::PROGRESS_DEADLINE_SECONDS),
+        )
+    }
+
+    fn indefinite_step(&self) -> bool {
+        let (step, _) = self.current_step();
+        step.is_some_and(|s| s.experiment.is_some() || s.analysis.is_some() || s.pause.is_some())
+    }
+
+    /// Upstream's `calculateRolloutConditions`.
+    fn calculate_conditions(&mut self, st: &mut RolloutStatus) {
+        let now = self.stamp.clone();
+        let paused = self.is_paused();
+        let aborted = self.aborted();
+        let mut became_unhealthy = false;
+        let healthy = self.healthy(st);
+        if !paused && healthy {
+            cond::set(
+                st,
+                cond::new_condition(
+                    ctype::HEALTHY,
+                    "True",
+                    reason::ROLLOUT_HEALTHY,
+                    reason::ROLLOUT_HEALTHY_MESSAGE,
+                    &now,
+                ),
+            );
+        } else if cond::get(&self.old, ctype::HEALTHY).is_some() {
+            became_unhealthy = cond::set(
+                st,
+                cond::new_condition(
+                    ctype::HEALTHY,
+                    "False",
+                    reason::ROLLOUT_HEALTHY,
+                    reason::ROLLOUT_NOT_HEALTHY_MESSAGE,
+                    &now,
+                ),
+            );
+        }
+        let revision = self
+            .planned_revision()
+            .unwrap_or_else(|| rsets::revision_of(self.ro.annotations()));
+        if aborted {
+            let mut message = format!("Rollout aborted update to revision {revision}");
+            if let Some(m) = self.pause.add_abort.as_deref().filter(|m| !m.is_empty()) {
+                message = format!("{message}: {m}");
+            }
+            if cond::set(
+                st,
+                cond::new_condition(
+                    ctype::PROGRESSING,
+                    "False",
+                    reason::ROLLOUT_ABORTED,
+                    message.clone(),
+                    &now,
+                ),
+            ) {
+                self.events
+                    .push(Event::warning(reason::ROLLOUT_ABORTED, message));
+            }
+        }
+        let current = cond::get(&self.old, ctype::PROGRESSING).cloned();
+        let new_name = self.rs.new_rs().map(|r| r.name.clone());
+        if !aborted {
+            if healthy {
+                let msg = format!(
+                    "ReplicaSet \"{}\" has successfully progressed.",
+                    new_name.clone().unwrap_or_default()
+                );
+                cond::set(
+                    st,
+                    cond::new_condition(
+                        ctype::PROGRESSING,
+                        "True",
+                        reason::NEW_RS_AVAILABLE,
+                        msg,
+                        &now,
+                    ),
+                );
+            } else if self.progressing(st) || became_unhealthy {
+                let mut msg = match &new_name {
+                    Some(n) => format!("ReplicaSet \"{n}\" is progressing."),
+                    None => format!("Rollout \"{}\" is progressing.", self.ro.name_any()),
+                };
+                let reason = if st.stable_rs == st.current_pod_hash && became_unhealthy {
+                    msg = reason::NOT_AVAILABLE_MESSAGE.to_string();
+                    reason::REPLICA_SET_NOT_AVAILABLE
+                } else {
+                    reason::REPLICA_SET_UPDATED
+                };
+                let mut c = cond::new_condition(ctype::PROGRESSING, "True", reason, msg, &now);
+                if let Some(cur) = &current {
+                    if cur.status.as_deref() == Some("True") {
+                        c.last_transition_time = cur.last_transition_time.clone();
+                    }
+                    cond::remove(st, ctype::PROGRESSING);
+                }
+                cond::set(st, c);
+            } else if !self.indefinite_step() && !paused && self.timed_out(st) {
+                let msg = match &new_name {
+                    Some(n) => format!("ReplicaSet \"{n}\" has timed out progressing."),
+                    None => format!(
+                        "Rollout \"{}\" has timed out progressing.",
+                        self.ro.name_any()
+                    ),
+                };
+                let changed = cond::set(
+                    st,
+                    cond::new_condition(
+                        ctype::PROGRESSING,
+                        "False",
+                        reason::TIMED_OUT,
+                        msg.clone(),
+                        &now,
+                    ),
+                );
+                if self.ro.spec.progress_deadline_abort == Some(true)
+                    && (changed || !self.aborted())
+                {
+                    self.pause.add_abort = Some(msg.clone());
+                    self.events
+                        .push(Event::warning(reason::ROLLOUT_ABORTED, msg));
+                }
+            }
+        }
+        let available: i32 = self.rs.all.iter().map(|r| r.available).sum();
+        let avail = if available >= self.replicas() {
+            cond::new_condition(
+                ctype::AVAILABLE,
+                "True",
+                reason::AVAILABLE,
+                reason::AVAILABLE_MESSAGE,
+                &now,
+            )
+        } else {
+            cond::new_condition(
+                ctype::AVAILABLE,
+                "False",
+                reason::AVAILABLE,
+                reason::NOT_AVAILABLE_MESSAGE,
+                &now,
+            )
+        };
+        cond::set(st, avail);
+        match self.replica_failure() {
+            Some(c) => {
+                cond::set(st, c);
+            }
+            None => cond::remove(st, ctype::REPLICA_FAILURE),
+        }
+        let stable = st.stable_rs.as_deref().unwrap_or_default();
+        if !stable.is_empty() && Some(stable) == st.current_pod_hash.as_deref() {
+            cond::set(
+                st,
+                cond::new_condition(
+                    ctype::COMPLETED,
+                    "True",
+                    reason::ROLLOUT_COMPLETED,
+                    reason::ROLLOUT_COMPLETED,
+                    &now,
+                ),
+            );
+        } else if cond::set(
+            st,
+            cond::new_condition(
+                ctype::COMPLETED,
+                "False",
+                reason::ROLLOUT_COMPLETED,
+                reason::ROLLOUT_COMPLETED,
+                &now,
+            ),
+        ) {
+            let observed_revision = rsets::revision_of(self.ro.annotations());
+            self.events.push(Event::normal(
+                reason::ROLLOUT_NOT_COMPLETED,
+                format!(
+                    "Rollout not completed, started update to revision {} ({})",
+                    observed_revision + 1,
+                    st.current_pod_hash.clone().unwrap_or_default()
+                ),
+            ));
+        }
+    }
+
+    /// Upstream's `RolloutTimedOut` on the new status.
+    fn timed_out(&self, st: &RolloutStatus) -> bool {
+        let Some(c) = cond::get(st, ctype::PROGRESSING) else {
+            return false;
+        };
+        match c.reason.as_deref() {
+            Some(reason::ROLLOUT_ABORTED) => false,
+            Some(reason::TIMED_OUT) => true,
+            _ => c
+                .last_update_time
+                .as_ref()
+                .is_some_and(|t| t.0.as_second() + self.progress_deadline() < self.now.as_second()),
+        }
+    }
+
+    fn replica_failure(&self) -> Option<crate::api::RolloutCondition> {
+        let convert = |rs: &Rs| {
+            rs.obj?
+                .status
+                .as_ref()?
+                .conditions
+                .as_ref()?
+                .iter()
+                .find(|c| c.type_ == "ReplicaFailure")
+                .map(|c| crate::api::RolloutCondition {
+                    type_: Some(c.type_.clone()),
+                    status: Some(c.status.clone()),
+                    last_transition_time: c.last_transition_time.clone(),
+                    last_update_time: c.last_transition_time.clone(),
+                    reason: c.reason.clone(),
+                    message: c.message.clone(),
+                })
+        };
+        self.rs
+            .new_rs()
+            .and_then(convert)
+            .or_else(|| self.rs.all.iter().find_map(convert))
+    }
+
+    /// Upstream's `CalculatePauseStatus`.
+    fn calculate_pause_status(&self, st: &mut RolloutStatus) {
+        let aborted_at = self
+            .old
+            .aborted_at
+            .clone()
+            .unwrap_or_else(|| self.stamp.clone());
+        if self.pause.add_abort.is_some()
+            || (!self.pause.remove_abort && self.old.abort == Some(true))
+        {
+            st.abort = Some(true);
+            st.aborted_at = Some(aborted_at);
+            return;
+        }
+        st.abort = None;
+        st.aborted_at = None;
+        if self.pause.clear {
+            return;
+        }
+        let mut controller_pause = self.old.controller_pause == Some(true);
+        let mut conds: Vec<PauseCondition> = Vec::new();
+        let old = self.old.pause_conditions.clone().unwrap_or_default();
+        for c in &old {
+            if !self
+                .pause
+                .remove
+                .iter()
+                .any(|r| Some(*r) == c.reason.as_deref())
+            {
+                conds.push(c.clone());
+            }
+        }
+        for reason in &self.pause.add {
+            if !old.iter().any(|c| c.reason.as_deref() == Some(*reason)) {
+                conds.push(PauseCondition {
+                    reason: Some((*reason).into()),
+                    start_time: Some(self.stamp.clone()),
+                });
+                controller_pause = true;
+            }
+        }
+        if conds.is_empty() {
+            return;
+        }
+        st.controller_pause = controller_pause.then_some(true);
+        st.pause_conditions = Some(conds);
+    }
+
+    /// persistRolloutStatus + the requeue for progress checks.
+    fn into_plan(mut self, mut st: RolloutStatus) -> Plan {
+        self.calculate_pause_status(&mut st);
+        st.observed_generation = Some(self.ro.metadata.generation.unwrap_or(0).to_string());
+        let (phase, message) = cond::phase(&self.ro.spec, &st);
+        st.phase = Some(phase.into());
+        st.message = Some(message);
+        // sendStateChangeEvents
+        let was_paused = self
+            .old
+            .pause_conditions
+            .as_ref()
+            .is_some_and(|p| !p.is_empty());
+        let now_paused = st.pause_conditions.as_ref().is_some_and(|p| !p.is_empty());
+        if was_paused != now_paused {
+            if now_paused {
+                let r = st
+                    .pause_conditions
+                    .as_ref()
+                    .and_then(|p| p[0].reason.clone())
+                    .unwrap_or_default();
+                self.events.push(Event::normal(
+                    reason::ROLLOUT_PAUSED,
+                    format!("{} ({r})", reason::ROLLOUT_PAUSED_MESSAGE),
+                ));
+            } else if st.aborted_at.is_none() {
+                self.events.push(Event::normal(
+                    reason::ROLLOUT_RESUMED,
+                    reason::ROLLOUT_RESUMED_MESSAGE,
+                ));
+            }
+        }
+        self.requeue_stuck(&st);
+        Plan {
+            effects: compact(self.effects),
+            status: st,
+            events: self.events,
+            requeue_after: self.requeue,
+        }
+    }
+
+    /// Upstream's `requeueStuckRollout`: look again when the progress deadline passes.
+    fn requeue_stuck(&mut self, st: &RolloutStatus) {
+        let Some(c) = cond::get(&self.old, ctype::PROGRESSING) else {
+            return;
+        };
+        if self.healthy(st)
+            || c.reason.as_deref() == Some(reason::TIMED_OUT)
+            || self.is_paused()
+            || self.old.abort == Some(true)
+            || self.indefinite_step()
+        {
+            return;
+        }
+        if let Some(t) = &c.last_update_time {
+            let at = t.0.as_second() + self.progress_deadline() + 1;
+            if let Ok(at) = Timestamp::from_second(at) {
+                self.requeue_at(at);
+            }
+        }
+    }
+}
+
+fn pause_deadline(start: &Time, secs: i64) -> Timestamp {
+    Timestamp::from_second(start.0.as_second().saturating_add(secs)).unwrap_or(start.0)
+}
+
+/// Folds the writes of one plan: patches of one ReplicaSet become one patch, and a patch of a
+/// ReplicaSet this plan creates goes into the created object.
+fn compact(effects: Vec<Effect>) -> Vec<Effect> {
+    let mut out: Vec<Effect> = Vec::new();
+    for e in effects {
+        match e {
+            Effect::PatchReplicaSet { name, patch } => {
+                if let Some(existing) = out.iter_mut().find_map(|o| match o {
+                    Effect::PatchReplicaSet { name: n, patch: p } if *n == name => Some(p),
+                    _ => None,
+                }) {
+                    existing.merge(patch);
+                    continue;
+                }
+                if let Some(rs) = out.iter_mut().find_map(|o| match o {
+                    Effect::CreateReplicaSet(rs)
+                        if rs.metadata.name.as_deref() == Some(name.as_str()) =>
+                    {
+                        Some(rs)
+                    }
+                    _ => None,
+                }) {
+                    if let Some(r) = patch.replicas {
+                        rs.spec.get_or_insert_with(Default::default).replicas = Some(r);
+                    }
+                    if let Some(m) = patch.min_ready_seconds {
+                        rs.spec
+                            .get_or_insert_with(Default::default)
+                            .min_ready_seconds = Some(m);
+                    }
+                    let ann = rs.metadata.annotations.get_or_insert_with(Default::default);
+                    for (k, v) in patch.annotations {
+                        match v {
+                            Some(v) => ann.insert(k, v),
+                            None => ann.remove(&k),
+                        };
+                    }
+                    continue;
+                }
+                out.push(Effect::PatchReplicaSet { name, patch });
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}

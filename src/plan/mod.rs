@@ -1,0 +1,128 @@
+//! The pure heart of the controller: `plan(&Observed, now) -> Plan`.
+//!
+//! Nothing in here talks to the API server, reads a clock or spawns a task (clippy's
+//! `disallowed-methods`/`disallowed-types` in `clippy.toml` enforce it for this module). The
+//! controller observes the world from its reflector stores, calls [`plan`], then carries out the
+//! [`Plan`]: the effects in order, then the status, then the events. The Rollout's status is the
+//! only memory: running `plan` again on the same observation yields the same plan, and a plan
+//! whose effects are already in place yields no effects and the same status (0 writes).
+
+pub mod canary;
+pub mod conditions;
+pub mod hash;
+pub mod replicas;
+pub mod replicasets;
+pub mod validate;
+
+use crate::api::{Rollout, RolloutStatus};
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Everything the planner may look at for one Rollout.
+#[derive(Clone, Debug)]
+pub struct Observed<'a> {
+    /// The Rollout (spec and status) as last seen.
+    pub rollout: &'a Rollout,
+    /// The ReplicaSets this Rollout controls (controller owner reference to its uid).
+    pub replica_sets: Vec<&'a ReplicaSet>,
+    /// The Services of the Rollout's namespace that its spec names, by name. A name the spec
+    /// uses that is missing here does not exist.
+    pub services: BTreeMap<String, &'a Service>,
+    /// The name of a ReplicaSet of this Rollout, created by an earlier controller (e.g. Argo
+    /// Rollouts) under another hash, whose pod template the controller found equal to the
+    /// Rollout's (after API-server defaulting). It is adopted as the new ReplicaSet instead of
+    /// creating a duplicate.
+    pub adoptable: Option<String>,
+}
+
+/// What one reconcile should do.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Plan {
+    /// Writes to carry out, in order. Each is idempotent.
+    pub effects: Vec<Effect>,
+    /// The status the Rollout should have. Written only where it differs from the observed.
+    pub status: RolloutStatus,
+    /// Events to record (after the writes succeed).
+    pub events: Vec<Event>,
+    /// When to look again even if nothing changes (pause deadlines, progress deadlines...).
+    pub requeue_after: Option<Duration>,
+}
+
+/// One write.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    /// Create this ReplicaSet.
+    CreateReplicaSet(Box<ReplicaSet>),
+    /// Merge-patch a ReplicaSet's replicas, minReadySeconds and annotations.
+    PatchReplicaSet { name: String, patch: RsPatch },
+    /// Delete an old ReplicaSet (revision history cleanup); `uid` is a precondition.
+    DeleteReplicaSet { name: String, uid: Option<String> },
+    /// Point a Service at a pod-template hash and mark it managed by this Rollout.
+    SetServiceSelector { service: String, hash: String },
+    /// Set the Rollout's `rollout.argoproj.io/revision` annotation.
+    SetRolloutRevision { revision: String },
+}
+
+/// The fields of a ReplicaSet the controller changes after creating it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RsPatch {
+    pub replicas: Option<i32>,
+    pub min_ready_seconds: Option<i32>,
+    /// `Some(v)` sets, `None` removes.
+    pub annotations: BTreeMap<String, Option<String>>,
+}
+
+impl RsPatch {
+    /// Folds `later` into `self` (later values win).
+    pub fn merge(&mut self, later: RsPatch) {
+        if later.replicas.is_some() {
+            self.replicas = later.replicas;
+        }
+        if later.min_ready_seconds.is_some() {
+            self.min_ready_seconds = later.min_ready_seconds;
+        }
+        self.annotations.extend(later.annotations);
+    }
+}
+
+/// An event to record on the Rollout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub warning: bool,
+    pub reason: String,
+    pub message: String,
+}
+
+impl Event {
+    pub fn normal(reason: &str, message: impl Into<String>) -> Event {
+        Event {
+            warning: false,
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+    pub fn warning(reason: &str, message: impl Into<String>) -> Event {
+        Event {
+            warning: true,
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// `now` truncated to whole seconds, as Kubernetes stores times.
+pub fn stamp(now: Timestamp) -> Time {
+    Time(Timestamp::from_second(now.as_second()).unwrap_or(now))
+}
+
+/// Plans one reconcile of a Rollout.
+pub fn plan(obs: &Observed<'_>, now: Timestamp) -> Plan {
+    canary::plan(obs, now)
+}
+
+#[cfg(test)]
+mod tests;

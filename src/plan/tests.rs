@@ -1,0 +1,669 @@
+//! Planner tests with a tiny in-memory world: effects are applied to ReplicaSets whose pods
+//! become available at once (unless told otherwise), the status is stored back, and the clock
+//! only moves when a test moves it. Each scenario runs the planner to a fixpoint and checks
+//! the step, the pod counts and the status upstream would show.
+
+use super::*;
+use crate::api::consts::DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY;
+use crate::api::{Rollout, RolloutStatus};
+use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+use serde_json::json;
+
+struct World {
+    ro: Rollout,
+    rss: Vec<ReplicaSet>,
+    services: Vec<Service>,
+    now: Timestamp,
+    events: Vec<Event>,
+    writes: usize,
+    created: i64,
+}
+
+fn rollout(replicas: i32, steps: serde_json::Value) -> Rollout {
+    let mut ro: Rollout = serde_json::from_value(json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": "demo", "namespace": "ns", "uid": "uid-1", "generation": 1},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": "demo"}},
+            "template": {"metadata": {"labels": {"app": "demo"}},
+                         "spec": {"containers": [{"name": "demo", "image": "demo:v1"}]}},
+            "strategy": {"canary": {"steps": steps}}
+        }
+    }))
+    .unwrap();
+    ro.status = None;
+    ro
+}
+
+impl World {
+    fn new(ro: Rollout) -> World {
+        World {
+            ro,
+            rss: Vec::new(),
+            services: Vec::new(),
+            now: Timestamp::from_second(1_800_000_000).unwrap(),
+            events: Vec::new(),
+            writes: 0,
+            created: 0,
+        }
+    }
+
+    fn plan(&self) -> Plan {
+        let obs = Observed {
+            rollout: &self.ro,
+            replica_sets: self.rss.iter().collect(),
+            services: self.services.iter().map(|s| (s.name_any(), s)).collect(),
+            adoptable: None,
+        };
+        plan(&obs, self.now)
+    }
+
+    /// Pods of an image whose tag contains `bad` never become available.
+    fn healthy_image(rs: &ReplicaSet) -> bool {
+        let image = rs
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.as_ref())
+            .and_then(|t| t.spec.as_ref())
+            .and_then(|s| s.containers[0].image.clone())
+            .unwrap_or_default();
+        !image.contains("bad")
+    }
+
+    fn set_available(rs: &mut ReplicaSet, available: bool) {
+        let spec = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+        let good = if available { spec } else { 0 };
+        rs.status = Some(ReplicaSetStatus {
+            replicas: spec,
+            ready_replicas: Some(good),
+            available_replicas: Some(good),
+            observed_generation: rs.metadata.generation,
+            ..Default::default()
+        });
+    }
+
+    /// Applies one plan; returns whether anything was written.
+    fn apply(&mut self, plan: Plan) -> bool {
+        let mut wrote = false;
+        for e in plan.effects {
+            wrote = true;
+            self.writes += 1;
+            match e {
+                Effect::CreateReplicaSet(rs) => {
+                    let mut rs = *rs;
+                    self.created += 1;
+                    rs.metadata.creation_timestamp = Some(Time(
+                        Timestamp::from_second(1_700_000_000 + self.created).unwrap(),
+                    ));
+                    rs.metadata.uid = Some(format!("rs-uid-{}", self.created));
+                    rs.metadata.generation = Some(1);
+                    let avail = Self::healthy_image(&rs);
+                    Self::set_available(&mut rs, avail);
+                    self.rss.push(rs);
+                }
+                Effect::PatchReplicaSet { name, patch } => {
+                    let rs = self
+                        .rss
+                        .iter_mut()
+                        .find(|r| r.name_any() == name)
+                        .expect("patching a missing RS");
+                    let avail = Self::healthy_image(rs);
+                    let was = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+                    let was_avail = rs
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.available_replicas)
+                        .unwrap_or(0);
+                    if let Some(r) = patch.replicas {
+                        rs.spec.as_mut().unwrap().replicas = Some(r);
+                    }
+                    let ann = rs.metadata.annotations.get_or_insert_with(Default::default);
+                    for (k, v) in patch.annotations {
+                        match v {
+                            Some(v) => ann.insert(k, v),
+                            None => ann.remove(&k),
+                        };
+                    }
+                    let now = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+                    // Existing healthy pods stay healthy; new ones follow the world's rule.
+                    let good = if now <= was {
+                        now.min(was_avail)
+                    } else if avail {
+                        now
+                    } else {
+                        was_avail
+                    };
+                    rs.status = Some(ReplicaSetStatus {
+                        replicas: now,
+                        ready_replicas: Some(good),
+                        available_replicas: Some(good),
+                        observed_generation: rs.metadata.generation,
+                        ..Default::default()
+                    });
+                }
+                Effect::DeleteReplicaSet { name, .. } => self.rss.retain(|r| r.name_any() != name),
+                Effect::SetServiceSelector { service, hash } => {
+                    let svc = self
+                        .services
+                        .iter_mut()
+                        .find(|s| s.name_any() == service)
+                        .unwrap();
+                    svc.spec
+                        .get_or_insert_with(Default::default)
+                        .selector
+                        .get_or_insert_with(Default::default)
+                        .insert(DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY.into(), hash);
+                    svc.metadata
+                        .annotations
+                        .get_or_insert_with(Default::default)
+                        .insert(
+                            crate::api::consts::MANAGED_BY_ROLLOUTS_KEY.into(),
+                            "demo".into(),
+                        );
+                }
+                Effect::SetRolloutRevision { revision } => {
+                    self.ro
+                        .metadata
+                        .annotations
+                        .get_or_insert_with(Default::default)
+                        .insert(crate::api::consts::REVISION_ANNOTATION.into(), revision);
+                }
+            }
+        }
+        let old = serde_json::to_value(self.ro.status.clone().unwrap_or_default()).unwrap();
+        let new = serde_json::to_value(&plan.status).unwrap();
+        if old != new {
+            wrote = true;
+            self.writes += 1;
+            self.ro.status = Some(plan.status);
+        }
+        self.events.extend(plan.events);
+        wrote
+    }
+
+    /// Plans and applies until nothing is written; returns the number of rounds.
+    fn settle(&mut self) -> usize {
+        for round in 0..100 {
+            let plan = self.plan();
+            if !self.apply(plan) {
+                return round;
+            }
+        }
+        panic!("no fixpoint after 100 rounds: status {:#?}", self.ro.status);
+    }
+
+    fn status(&self) -> RolloutStatus {
+        self.ro.status.clone().unwrap_or_default()
+    }
+
+    fn set_image(&mut self, image: &str) {
+        self.ro
+            .spec
+            .template
+            .as_mut()
+            .unwrap()
+            .spec
+            .as_mut()
+            .unwrap()
+            .containers[0]
+            .image = Some(image.into());
+        self.ro.metadata.generation = Some(self.ro.metadata.generation.unwrap_or(1) + 1);
+    }
+
+    /// (canary available, stable available) by the status' hashes.
+    fn counts(&self) -> (i32, i32) {
+        let st = self.status();
+        let of = |h: Option<&str>| {
+            self.rss
+                .iter()
+                .find(|rs| {
+                    rs.labels()
+                        .get(DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY)
+                        .map(String::as_str)
+                        == h
+                })
+                .and_then(|rs| rs.status.as_ref()?.available_replicas)
+                .unwrap_or(0)
+        };
+        let current = st.current_pod_hash.as_deref();
+        let stable = st.stable_rs.as_deref();
+        (of(current), if current == stable { 0 } else { of(stable) })
+    }
+
+    fn spec_of(&self, hash: &str) -> i32 {
+        self.rss
+            .iter()
+            .find(|rs| {
+                rs.labels()
+                    .get(DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY)
+                    .map(String::as_str)
+                    == Some(hash)
+            })
+            .and_then(|rs| rs.spec.as_ref()?.replicas)
+            .unwrap_or(-1)
+    }
+
+    fn promote(&mut self) {
+        self.ro.status.as_mut().unwrap().pause_conditions = None;
+    }
+
+    fn advance(&mut self, secs: i64) {
+        self.now = Timestamp::from_second(self.now.as_second() + secs).unwrap();
+    }
+
+    fn has_event(&self, reason: &str) -> bool {
+        self.events.iter().any(|e| e.reason == reason)
+    }
+
+    fn condition(&self, kind: &str) -> (String, String) {
+        let st = self.status();
+        let c = conditions::get(&st, kind).unwrap_or_else(|| panic!("no {kind} condition"));
+        (
+            c.status.clone().unwrap_or_default(),
+            c.reason.clone().unwrap_or_default(),
+        )
+    }
+}
+
+fn seeds() -> serde_json::Value {
+    json!([
+        {"setWeight": 20}, {"pause": {}},
+        {"setWeight": 40}, {"pause": {"duration": "10s"}},
+        {"setWeight": 60}, {"pause": {"duration": 10}},
+        {"setWeight": 80}, {"pause": {"duration": "10s"}}
+    ])
+}
+
+#[test]
+fn initial_deploy_skips_steps_and_is_healthy() {
+    let mut w = World::new(rollout(5, seeds()));
+    w.settle();
+    let st = w.status();
+    assert_eq!(w.rss.len(), 1);
+    assert_eq!(st.current_step_index, Some(8));
+    assert_eq!(st.stable_rs, st.current_pod_hash);
+    assert_eq!(st.phase.as_deref(), Some("Healthy"), "{st:#?}");
+    assert_eq!(st.available_replicas, Some(5));
+    assert_eq!(st.hpa_replicas, Some(5));
+    assert_eq!(st.selector.as_deref(), Some("app=demo"));
+    assert_eq!(st.observed_generation.as_deref(), Some("1"));
+    assert_eq!(
+        w.condition("Healthy"),
+        ("True".into(), "RolloutHealthy".into())
+    );
+    assert_eq!(
+        w.condition("Completed"),
+        ("True".into(), "RolloutCompleted".into())
+    );
+    assert_eq!(
+        w.condition("Available"),
+        ("True".into(), "AvailableReason".into())
+    );
+    assert_eq!(
+        w.condition("Progressing"),
+        ("True".into(), "NewReplicaSetAvailable".into())
+    );
+    assert!(w.has_event("NewReplicaSetCreated") && w.has_event("RolloutCompleted"));
+    // The RS as upstream names and labels it.
+    let rs = &w.rss[0];
+    let hash = st.current_pod_hash.clone().unwrap();
+    assert_eq!(rs.name_any(), format!("demo-{hash}"));
+    assert_eq!(
+        rs.annotations()
+            .get("rollout.argoproj.io/revision")
+            .map(String::as_str),
+        Some("1")
+    );
+    assert_eq!(
+        rs.annotations()
+            .get("rollout.argoproj.io/desired-replicas")
+            .map(String::as_str),
+        Some("5")
+    );
+    assert_eq!(rs.owner_references()[0].controller, Some(true));
+    assert_eq!(
+        rs.spec
+            .as_ref()
+            .unwrap()
+            .selector
+            .match_labels
+            .as_ref()
+            .unwrap()
+            .get(DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY),
+        Some(&hash)
+    );
+    // At the fixpoint, a plan writes nothing.
+    let before = w.writes;
+    let p = w.plan();
+    assert!(p.effects.is_empty(), "{:?}", p.effects);
+    assert!(!w.apply(p));
+    assert_eq!(w.writes, before);
+}
+
+#[test]
+fn seeds_scenario_step_by_step() {
+    let mut w = World::new(rollout(5, seeds()));
+    w.settle();
+    let v1 = w.status().stable_rs.unwrap();
+    w.set_image("demo:v2");
+    w.settle();
+    let st = w.status();
+    assert_eq!(st.current_step_index, Some(1));
+    assert_eq!(st.phase.as_deref(), Some("Paused"));
+    assert_eq!(st.message.as_deref(), Some("CanaryPauseStep"));
+    assert_eq!(st.controller_pause, Some(true));
+    assert_eq!(w.counts(), (1, 4), "20% of 5");
+    assert_eq!(
+        w.condition("Paused"),
+        ("True".into(), "RolloutPaused".into())
+    );
+    assert_eq!(
+        w.condition("Progressing"),
+        ("Unknown".into(), "RolloutPaused".into())
+    );
+    assert_eq!(w.condition("Completed").0, "False");
+    assert!(w.has_event("RolloutPaused") && w.has_event("RolloutStepCompleted"));
+    // Time passing does not end an indefinite pause.
+    w.advance(3600);
+    assert_eq!(w.settle(), 0);
+    w.promote();
+    w.settle();
+    let st = w.status();
+    assert_eq!(st.current_step_index, Some(3), "paused for 10s at step 3");
+    assert_eq!(w.counts(), (2, 3), "40% of 5");
+    let plan = w.plan();
+    assert_eq!(
+        plan.requeue_after,
+        Some(Duration::from_secs(10)),
+        "requeue at the exact deadline"
+    );
+    w.advance(9);
+    w.settle();
+    assert_eq!(w.status().current_step_index, Some(3), "not yet");
+    w.advance(1);
+    w.settle();
+    assert_eq!(w.status().current_step_index, Some(5));
+    assert_eq!(w.counts(), (3, 2), "60% of 5");
+    w.advance(10);
+    w.settle();
+    assert_eq!(w.status().current_step_index, Some(7));
+    assert_eq!(w.counts(), (4, 1), "80% of 5");
+    w.advance(10);
+    w.settle();
+    let st = w.status();
+    assert_eq!(st.current_step_index, Some(8));
+    assert_eq!(st.phase.as_deref(), Some("Healthy"), "{st:#?}");
+    assert_ne!(st.stable_rs.as_deref(), Some(v1.as_str()));
+    assert_eq!(w.spec_of(&v1), 0, "old RS scaled to 0");
+    assert_eq!(w.counts(), (5, 0));
+    assert!(w.has_event("RolloutResumed"));
+    assert_eq!(
+        w.ro.annotations()
+            .get("rollout.argoproj.io/revision")
+            .map(String::as_str),
+        Some("2")
+    );
+}
+
+#[test]
+fn abort_scales_back_and_retry_restarts_steps() {
+    let mut w = World::new(rollout(5, seeds()));
+    w.settle();
+    w.set_image("demo:v2");
+    w.settle();
+    assert_eq!(w.counts(), (1, 4));
+    w.ro.status.as_mut().unwrap().abort = Some(true);
+    w.settle();
+    let st = w.status();
+    assert_eq!(st.phase.as_deref(), Some("Degraded"));
+    assert_eq!(
+        st.message.as_deref(),
+        Some("RolloutAborted: Rollout aborted update to revision 2")
+    );
+    assert_eq!(st.current_step_index, Some(0));
+    assert!(st.pause_conditions.is_none() && st.aborted_at.is_some());
+    assert_eq!(w.counts(), (0, 5));
+    assert_eq!(
+        w.condition("Progressing"),
+        ("False".into(), "RolloutAborted".into())
+    );
+    assert!(
+        w.events
+            .iter()
+            .any(|e| e.reason == "RolloutAborted" && e.warning)
+    );
+    // retry
+    w.ro.status.as_mut().unwrap().abort = Some(false);
+    w.settle();
+    let st = w.status();
+    assert_eq!(st.abort, None);
+    assert_eq!(st.current_step_index, Some(1));
+    assert_eq!(st.phase.as_deref(), Some("Paused"));
+    assert_eq!(w.counts(), (1, 4));
+    assert!(w.has_event("RolloutRetry"));
+}
+
+#[test]
+fn promote_full_skips_remaining_steps() {
+    let mut w = World::new(rollout(5, seeds()));
+    w.settle();
+    w.set_image("demo:v2");
+    w.settle();
+    w.ro.status.as_mut().unwrap().promote_full = Some(true);
+    w.settle();
+    let st = w.status();
+    assert_eq!(st.phase.as_deref(), Some("Healthy"), "{st:#?}");
+    assert_eq!(st.current_step_index, Some(8));
+    assert_eq!(st.promote_full, None);
+    assert_eq!(w.counts(), (5, 0));
+}
+
+#[test]
+fn reverting_to_stable_is_a_fast_rollback() {
+    let mut w = World::new(rollout(5, seeds()));
+    w.settle();
+    w.set_image("demo:v2");
+    w.settle();
+    assert_eq!(w.status().current_step_index, Some(1));
+    w.set_image("demo:v1");
+    w.settle();
+    let st = w.status();
+    assert_eq!(st.phase.as_deref(), Some("Healthy"), "{st:#?}");
+    assert_eq!(st.current_step_index, Some(8));
+    assert!(w.has_event("SkipSteps"));
+    assert_eq!(w.counts(), (5, 0));
+    assert_eq!(w.rss.len(), 2, "no third ReplicaSet");
+}
+
+#[test]
+fn canary_without_steps_is_a_rolling_update() {
+    let mut w = World::new(rollout(4, json!(null)));
+    w.settle();
+    w.set_image("demo:v2");
+    w.settle();
+    let st = w.status();
+    assert_eq!(st.phase.as_deref(), Some("Healthy"), "{st:#?}");
+    assert_eq!(st.current_step_index, None);
+    assert_eq!(w.counts(), (4, 0));
+}
+
+#[test]
+fn availability_never_drops_below_max_unavailable() {
+    // maxSurge 0, maxUnavailable 1: every intermediate state keeps >= 4 of 5 available.
+    let mut ro = rollout(5, json!([{"setWeight": 60}, {"pause": {}}]));
+    ro.spec
+        .strategy
+        .as_mut()
+        .unwrap()
+        .canary
+        .as_mut()
+        .unwrap()
+        .max_surge = Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(0));
+    ro.spec
+        .strategy
+        .as_mut()
+        .unwrap()
+        .canary
+        .as_mut()
+        .unwrap()
+        .max_unavailable = Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1));
+    let mut w = World::new(ro);
+    w.settle();
+    w.set_image("demo:v2");
+    for _ in 0..50 {
+        let p = w.plan();
+        if !w.apply(p) {
+            break;
+        }
+        let available: i32 = w
+            .rss
+            .iter()
+            .map(|r| r.status.as_ref().unwrap().available_replicas.unwrap_or(0))
+            .sum();
+        let total: i32 = w
+            .rss
+            .iter()
+            .map(|r| r.spec.as_ref().unwrap().replicas.unwrap_or(0))
+            .sum();
+        assert!(available >= 4, "availability fell to {available}");
+        assert!(total <= 5, "surged to {total} pods");
+    }
+    assert_eq!(w.counts(), (3, 2));
+    assert_eq!(w.status().phase.as_deref(), Some("Paused"));
+}
+
+#[test]
+fn bad_canary_times_out_then_aborts() {
+    let mut ro = rollout(4, json!([{"setWeight": 50}, {"pause": {}}]));
+    ro.spec.progress_deadline_seconds = Some(30);
+    ro.spec.progress_deadline_abort = Some(true);
+    let mut w = World::new(ro);
+    w.settle();
+    w.set_image("demo:v2-bad");
+    w.settle();
+    assert_eq!(w.status().phase.as_deref(), Some("Progressing"));
+    let p = w.plan();
+    assert!(
+        p.requeue_after
+            .is_some_and(|d| d <= Duration::from_secs(31)),
+        "{:?}",
+        p.requeue_after
+    );
+    w.advance(31);
+    w.settle();
+    let st = w.status();
+    assert_eq!(st.abort, Some(true), "{st:#?}");
+    assert_eq!(st.phase.as_deref(), Some("Degraded"));
+    assert_eq!(w.counts().1, 4, "stable back to full");
+}
+
+#[test]
+fn paused_rollout_does_not_time_out() {
+    let mut ro = rollout(4, json!([{"setWeight": 50}, {"pause": {}}]));
+    ro.spec.progress_deadline_seconds = Some(30);
+    let mut w = World::new(ro);
+    w.settle();
+    w.set_image("demo:v2");
+    w.settle();
+    assert_eq!(w.status().phase.as_deref(), Some("Paused"));
+    w.advance(3600);
+    w.settle();
+    assert_eq!(w.status().phase.as_deref(), Some("Paused"));
+}
+
+#[test]
+fn spec_paused_holds_the_step() {
+    let mut w = World::new(rollout(4, json!([{"setWeight": 50}, {"setWeight": 75}])));
+    w.settle();
+    w.ro.spec.paused = Some(true);
+    w.set_image("demo:v2");
+    w.settle();
+    let st = w.status();
+    assert_eq!(st.phase.as_deref(), Some("Paused"));
+    assert_eq!(st.message.as_deref(), Some("manually paused"));
+    assert_eq!(st.current_step_index, Some(0));
+    w.ro.spec.paused = None;
+    w.settle();
+    assert_eq!(w.status().phase.as_deref(), Some("Healthy"));
+}
+
+#[test]
+fn invalid_spec_writes_only_the_condition() {
+    let mut w = World::new(rollout(4, json!([{"setWeight": 150}])));
+    w.settle();
+    assert!(w.rss.is_empty());
+    let st = w.status();
+    assert_eq!(st.phase.as_deref(), Some("Degraded"));
+    let msg = st.message.unwrap();
+    assert!(
+        msg.starts_with(
+            "InvalidSpec: The Rollout \"demo\" is invalid: spec.strategy.canary.steps[0].setWeight"
+        ),
+        "{msg}"
+    );
+    assert!(
+        w.events
+            .iter()
+            .any(|e| e.warning && e.reason == "InvalidSpec")
+    );
+    let p = w.plan();
+    assert_eq!(p.requeue_after, Some(canary::INVALID_SPEC_REQUEUE));
+}
+
+#[test]
+fn revision_history_limit_deletes_oldest_scaled_down() {
+    let mut ro = rollout(2, json!(null));
+    ro.spec.revision_history_limit = Some(1);
+    let mut w = World::new(ro);
+    w.settle();
+    for v in 2..=4 {
+        w.set_image(&format!("demo:v{v}"));
+        w.settle();
+    }
+    // current + 1 old kept
+    assert_eq!(
+        w.rss.len(),
+        2,
+        "{:?}",
+        w.rss.iter().map(|r| r.name_any()).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn scaling_event_resizes_without_moving_steps() {
+    let mut w = World::new(rollout(4, json!([{"setWeight": 50}, {"pause": {}}])));
+    w.settle();
+    w.set_image("demo:v2");
+    w.settle();
+    assert_eq!(w.counts(), (2, 2));
+    w.ro.spec.replicas = Some(8);
+    w.settle();
+    assert_eq!(w.counts(), (4, 4));
+    assert_eq!(w.status().current_step_index, Some(1));
+    assert_eq!(w.status().hpa_replicas, Some(8));
+}
+
+#[test]
+fn step_hash_matches_and_steps_change_resets() {
+    let mut w = World::new(rollout(4, json!([{"setWeight": 50}, {"pause": {}}])));
+    w.settle();
+    w.set_image("demo:v2");
+    w.settle();
+    assert_eq!(w.status().current_step_index, Some(1));
+    // Editing the steps mid-update restarts them.
+    w.ro.spec
+        .strategy
+        .as_mut()
+        .unwrap()
+        .canary
+        .as_mut()
+        .unwrap()
+        .steps = serde_json::from_value(json!([{"setWeight": 25}, {"pause": {}}])).unwrap();
+    w.settle();
+    assert_eq!(w.status().current_step_index, Some(1));
+    assert_eq!(w.counts(), (1, 3));
+}

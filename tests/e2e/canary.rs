@@ -1,0 +1,506 @@
+//! Canary without a mesh, against the real API server.
+
+use crate::common::*;
+use kube::ResourceExt;
+use rollouts::api::Rollout;
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+const NAME: &str = "canary-demo";
+
+/// (step index, canary available, stable available) as seen by the test.
+fn counts(ro: &Rollout, rss: &[k8s_openapi::api::apps::v1::ReplicaSet]) -> (i32, i32, i32) {
+    let st = ro.status.clone().unwrap_or_default();
+    let current = st.current_pod_hash.unwrap_or_default();
+    let stable = st.stable_rs.unwrap_or_default();
+    let of = |h: &str| rss.iter().find(|rs| hash_of(rs) == h).map_or(0, available);
+    (
+        st.current_step_index.unwrap_or(-1),
+        of(&current),
+        if stable == current { 0 } else { of(&stable) },
+    )
+}
+
+/// The seeds' scenario, with the example manifest as shipped: deploy, update, paused at
+/// `pause {}` with 1 canary of 5, promote, the timed pauses, Healthy with the old RS at 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seeds_scenario_update_pause_promote_complete() {
+    let (ns, ctl) = setup("canary-seeds").await;
+    ns.apply(&example("examples/canary-demo.yaml")).await;
+    let ro = wait_rollout(
+        &ns,
+        NAME,
+        "initial deploy Healthy",
+        Duration::from_secs(60),
+        is_healthy,
+    )
+    .await;
+    let st = ro.status.clone().unwrap();
+    assert_eq!(
+        st.current_step_index,
+        Some(8),
+        "initial deploy skips the steps"
+    );
+    assert_eq!(st.hpa_replicas, Some(5));
+    assert_eq!(st.selector.as_deref(), Some("app=canary-demo"));
+    assert_eq!(
+        ro.annotations()
+            .get("rollout.argoproj.io/revision")
+            .map(String::as_str),
+        Some("1")
+    );
+
+    set_image(&ns, NAME, "argoproj/rollouts-demo:yellow").await;
+    let ro = wait_rollout(
+        &ns,
+        NAME,
+        "paused at step 1 with 1 canary / 4 stable",
+        Duration::from_secs(60),
+        |ro, rss| {
+            let (phase, msg, idx) = phase(ro);
+            phase == "Paused"
+                && msg == "CanaryPauseStep"
+                && idx == Some(1)
+                && counts(ro, rss) == (1, 1, 4)
+        },
+    )
+    .await;
+    let st = ro.status.clone().unwrap();
+    assert_eq!(st.controller_pause, Some(true));
+    assert_eq!(st.pause_conditions.as_ref().map(Vec::len), Some(1));
+    assert_ne!(st.stable_rs, st.current_pod_hash);
+    // Paused stays paused.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(phase(&get_rollout(&ns, NAME).await).2, Some(1));
+
+    promote(&ns, NAME).await;
+    let t0 = Instant::now();
+    let seen = std::sync::Mutex::new(BTreeSet::new());
+    let ro = wait_rollout(
+        &ns,
+        NAME,
+        "promoted to Healthy",
+        Duration::from_secs(120),
+        |ro, rss| {
+            seen.lock().unwrap().insert(counts(ro, rss));
+            is_healthy(ro, rss) && ro.status.as_ref().unwrap().current_step_index == Some(8)
+        },
+    )
+    .await;
+    let elapsed = t0.elapsed();
+    let seen = seen.into_inner().unwrap();
+    for expected in [(3, 2, 3), (5, 3, 2), (7, 4, 1)] {
+        assert!(
+            seen.contains(&expected),
+            "never saw (step, canary, stable) = {expected:?}; saw {seen:?}"
+        );
+    }
+    assert!(
+        elapsed >= Duration::from_secs(30),
+        "three 10s pauses took only {elapsed:?}"
+    );
+    let rss = replica_sets(&ns, &ro).await;
+    assert_eq!(rss.len(), 2);
+    assert_eq!(spec_replicas(&rss[0]), 0, "old ReplicaSet scaled to 0");
+    assert_eq!(
+        ro.status.as_ref().unwrap().stable_rs.as_deref(),
+        Some(hash_of(&rss[1]).as_str())
+    );
+    let reasons = event_reasons(&ns, NAME).await;
+    for r in [
+        "NewReplicaSetCreated",
+        "RolloutUpdated",
+        "ScalingReplicaSet",
+        "RolloutStepCompleted",
+        "RolloutPaused",
+        "RolloutResumed",
+        "RolloutCompleted",
+    ] {
+        assert!(
+            reasons.iter().any(|x| x == r),
+            "no {r} event in {reasons:?}"
+        );
+    }
+
+    // An unchanged Rollout costs no writes.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = ctl.writes.total();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(ctl.writes.total(), before, "writes while nothing changed");
+    ctl.stop().await;
+}
+
+const FAST: &str = r#"
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: fast}
+spec:
+  replicas: 4
+  selector: {matchLabels: {app: fast}}
+  template:
+    metadata: {labels: {app: fast}}
+    spec:
+      containers: [{name: app, image: "app:v1"}]
+  strategy:
+    canary:
+      canaryService: fast-canary
+      stableService: fast-stable
+      steps:
+      - setWeight: 50
+      - pause: {}
+      - setWeight: 75
+      - pause: {duration: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: fast-canary}
+spec:
+  selector: {app: fast}
+  ports: [{port: 80, protocol: TCP}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: fast-stable}
+spec:
+  selector: {app: fast}
+  ports: [{port: 80, protocol: TCP}]
+"#;
+
+async fn service_hash(ns: &TestNs, name: &str) -> String {
+    let svc = ns
+        .api::<k8s_openapi::api::core::v1::Service>()
+        .get(name)
+        .await
+        .unwrap();
+    svc.spec
+        .and_then(|s| s.selector)
+        .and_then(|s| s.get("rollouts-pod-template-hash").cloned())
+        .unwrap_or_default()
+}
+
+/// Abort scales the canary down and stable back up (Degraded, RolloutAborted); retry starts
+/// again from step 0; canary/stable Services follow the right ReplicaSets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_then_retry() {
+    let (ns, _ctl) = setup("canary-abort").await;
+    ns.apply(FAST).await;
+    let ro = wait_rollout(&ns, "fast", "Healthy", Duration::from_secs(60), is_healthy).await;
+    let v1 = ro.status.clone().unwrap().stable_rs.unwrap();
+    assert_eq!(service_hash(&ns, "fast-stable").await, v1);
+    assert_eq!(service_hash(&ns, "fast-canary").await, v1);
+
+    set_image(&ns, "fast", "app:v2").await;
+    let ro = wait_rollout(
+        &ns,
+        "fast",
+        "paused at 50%",
+        Duration::from_secs(60),
+        |ro, rss| phase(ro).0 == "Paused" && counts(ro, rss) == (1, 2, 2),
+    )
+    .await;
+    let v2 = ro.status.clone().unwrap().current_pod_hash.unwrap();
+    ns.wait_for("canary Service on v2", Duration::from_secs(20), || async {
+        Ok((service_hash(&ns, "fast-canary").await == v2).then_some(()))
+    })
+    .await;
+    assert_eq!(service_hash(&ns, "fast-stable").await, v1);
+
+    abort(&ns, "fast").await;
+    let ro = wait_rollout(
+        &ns,
+        "fast",
+        "aborted: Degraded, stable back to 4, canary 0",
+        Duration::from_secs(60),
+        |ro, rss| {
+            let (ph, msg, idx) = phase(ro);
+            let v2rs = rss.iter().find(|rs| hash_of(rs) == v2);
+            ph == "Degraded"
+                && msg.starts_with("RolloutAborted: Rollout aborted update to revision 2")
+                && idx == Some(0)
+                && v2rs.is_some_and(|rs| spec_replicas(rs) == 0)
+                && counts(ro, rss).2 == 4
+        },
+    )
+    .await;
+    let st = ro.status.clone().unwrap();
+    assert_eq!(st.abort, Some(true));
+    assert!(st.aborted_at.is_some());
+    assert!(st.pause_conditions.is_none());
+    let progressing = st
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_.as_deref() == Some("Progressing"))
+        .unwrap();
+    assert_eq!(progressing.status.as_deref(), Some("False"));
+    assert_eq!(progressing.reason.as_deref(), Some("RolloutAborted"));
+    ns.wait_for(
+        "canary Service back on stable",
+        Duration::from_secs(20),
+        || async { Ok((service_hash(&ns, "fast-canary").await == v1).then_some(())) },
+    )
+    .await;
+    assert!(
+        event_reasons(&ns, "fast")
+            .await
+            .iter()
+            .any(|r| r == "RolloutAborted")
+    );
+
+    retry(&ns, "fast").await;
+    wait_rollout(
+        &ns,
+        "fast",
+        "retried: paused at 50% again",
+        Duration::from_secs(60),
+        |ro, rss| {
+            let (ph, _, idx) = phase(ro);
+            ph == "Paused"
+                && idx == Some(1)
+                && counts(ro, rss) == (1, 2, 2)
+                && ro.status.as_ref().unwrap().abort.is_none()
+        },
+    )
+    .await;
+    promote(&ns, "fast").await;
+    wait_rollout(
+        &ns,
+        "fast",
+        "Healthy on v2",
+        Duration::from_secs(60),
+        |ro, rss| {
+            is_healthy(ro, rss)
+                && ro.status.as_ref().unwrap().stable_rs.as_deref() == Some(v2.as_str())
+        },
+    )
+    .await;
+    assert_eq!(service_hash(&ns, "fast-stable").await, v2);
+}
+
+/// Going back to the stable template mid-update is a fast rollback: no steps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fast_rollback_to_stable_skips_steps() {
+    let (ns, _ctl) = setup("canary-rollback").await;
+    ns.apply(FAST).await;
+    let ro = wait_rollout(&ns, "fast", "Healthy", Duration::from_secs(60), is_healthy).await;
+    let v1 = ro.status.clone().unwrap().stable_rs.unwrap();
+    set_image(&ns, "fast", "app:v2").await;
+    wait_rollout(
+        &ns,
+        "fast",
+        "paused at 50%",
+        Duration::from_secs(60),
+        |ro, rss| phase(ro).0 == "Paused" && counts(ro, rss) == (1, 2, 2),
+    )
+    .await;
+    set_image(&ns, "fast", "app:v1").await;
+    let ro = wait_rollout(
+        &ns,
+        "fast",
+        "back on v1, Healthy",
+        Duration::from_secs(60),
+        |ro, rss| {
+            is_healthy(ro, rss)
+                && ro.status.as_ref().unwrap().current_pod_hash.as_deref() == Some(v1.as_str())
+        },
+    )
+    .await;
+    assert_eq!(ro.status.unwrap().current_step_index, Some(4));
+    assert!(
+        event_reasons(&ns, "fast")
+            .await
+            .iter()
+            .any(|r| r == "SkipSteps")
+    );
+    // The rollback reused the v1 ReplicaSet with a new revision.
+    let rss = replica_sets(&ns, &get_rollout(&ns, "fast").await).await;
+    assert_eq!(rss.len(), 2);
+    let v1rs = rss.iter().find(|rs| hash_of(rs) == v1).unwrap();
+    assert_eq!(revision(v1rs), 3);
+    assert_eq!(
+        v1rs.annotations()
+            .get("rollout.argoproj.io/revision-history")
+            .map(String::as_str),
+        Some("1")
+    );
+}
+
+/// A bad canary image never becomes available: the progress deadline marks the Rollout
+/// Degraded (ProgressDeadlineExceeded); with progressDeadlineAbort it aborts to stable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_canary_hits_progress_deadline_and_aborts() {
+    let (ns, _ctl) = setup("canary-deadline").await;
+    let manifest = FAST.replace(
+        "replicas: 4",
+        "replicas: 4\n  progressDeadlineSeconds: 5\n  progressDeadlineAbort: true",
+    );
+    ns.apply(&manifest).await;
+    wait_rollout(&ns, "fast", "Healthy", Duration::from_secs(60), is_healthy).await;
+    set_image(&ns, "fast", "app:v2-bad").await;
+    let ro = wait_rollout(
+        &ns,
+        "fast",
+        "aborted after the deadline",
+        Duration::from_secs(60),
+        |ro, rss| {
+            let (ph, msg, _) = phase(ro);
+            ph == "Degraded" && msg.starts_with("RolloutAborted") && counts(ro, rss).2 == 4
+        },
+    )
+    .await;
+    let reasons = event_reasons(&ns, "fast").await;
+    assert!(reasons.iter().any(|r| r == "RolloutAborted"), "{reasons:?}");
+    assert_eq!(ro.status.unwrap().abort, Some(true));
+}
+
+/// A command written while reconciles run is never overwritten: abort lands between our
+/// reads and writes many times over, and always wins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_command_racing_reconciles_is_kept() {
+    let (ns, _ctl) = setup("canary-race").await;
+    ns.apply(FAST).await;
+    wait_rollout(&ns, "fast", "Healthy", Duration::from_secs(60), is_healthy).await;
+    set_image(&ns, "fast", "app:v2").await;
+    // Abort immediately, while the controller is busy creating and scaling the canary.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    abort(&ns, "fast").await;
+    wait_rollout(
+        &ns,
+        "fast",
+        "aborted and settled",
+        Duration::from_secs(60),
+        |ro, rss| phase(ro).0 == "Degraded" && counts(ro, rss).2 == 4,
+    )
+    .await;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let ro = get_rollout(&ns, "fast").await;
+        assert_eq!(
+            ro.status.unwrap().abort,
+            Some(true),
+            "the abort was overwritten"
+        );
+    }
+}
+
+/// Killing the controller mid-rollout and starting a new one continues at the right step
+/// with no duplicate ReplicaSet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_restart_continues_at_the_step() {
+    let (ns, ctl) = setup("canary-restart").await;
+    ns.apply(FAST).await;
+    wait_rollout(&ns, "fast", "Healthy", Duration::from_secs(60), is_healthy).await;
+    set_image(&ns, "fast", "app:v2").await;
+    wait_rollout(
+        &ns,
+        "fast",
+        "paused at 50%",
+        Duration::from_secs(60),
+        |ro, rss| phase(ro).0 == "Paused" && counts(ro, rss) == (1, 2, 2),
+    )
+    .await;
+    ctl.stop().await;
+    promote(&ns, "fast").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Nothing moves without a controller.
+    assert_eq!(phase(&get_rollout(&ns, "fast").await).2, Some(1));
+    let ctl2 = start_controller(&ns);
+    let ro = wait_rollout(
+        &ns,
+        "fast",
+        "Healthy after restart",
+        Duration::from_secs(60),
+        is_healthy,
+    )
+    .await;
+    assert_eq!(
+        replica_sets(&ns, &ro).await.len(),
+        2,
+        "duplicate ReplicaSet"
+    );
+    assert!(ctl2.writes.status.load(Ordering::Relaxed) > 0);
+}
+
+/// `kubectl scale` during a rollout resizes through the scale subresource.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_scale_during_rollout() {
+    let (ns, _ctl) = setup("canary-scale").await;
+    ns.apply(FAST).await;
+    wait_rollout(&ns, "fast", "Healthy", Duration::from_secs(60), is_healthy).await;
+    set_image(&ns, "fast", "app:v2").await;
+    wait_rollout(
+        &ns,
+        "fast",
+        "paused at 50%",
+        Duration::from_secs(60),
+        |ro, rss| phase(ro).0 == "Paused" && counts(ro, rss) == (1, 2, 2),
+    )
+    .await;
+    let out = ns.kubectl(&["scale", "rollout/fast", "--replicas=8"]);
+    assert!(
+        out.status.success(),
+        "kubectl scale: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_rollout(
+        &ns,
+        "fast",
+        "8 replicas split 4/4",
+        Duration::from_secs(60),
+        |ro, rss| {
+            counts(ro, rss) == (1, 4, 4) && ro.status.as_ref().unwrap().hpa_replicas == Some(8)
+        },
+    )
+    .await;
+    let out = ns.kubectl(&[
+        "get",
+        "rollout",
+        "fast",
+        "-o",
+        "jsonpath={.status.HPAReplicas} {.status.selector}",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(text, "8 app=fast");
+}
+
+/// An invalid spec gets InvalidSpec, Degraded, a Warning event, and nothing is created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_spec_is_reported_not_acted_on() {
+    let (ns, _ctl) = setup("canary-invalid").await;
+    ns.apply(&FAST.replace("setWeight: 75", "setWeight: 175"))
+        .await;
+    let ro = wait_rollout(
+        &ns,
+        "fast",
+        "InvalidSpec",
+        Duration::from_secs(30),
+        |ro, _| phase(ro).0 == "Degraded" && phase(ro).1.starts_with("InvalidSpec"),
+    )
+    .await;
+    let msg = phase(&ro).1;
+    assert!(
+        msg.contains("spec.strategy.canary.steps[2].setWeight"),
+        "{msg}"
+    );
+    assert!(
+        replica_sets(&ns, &ro).await.is_empty(),
+        "an invalid Rollout created ReplicaSets"
+    );
+    assert!(
+        event_reasons(&ns, "fast")
+            .await
+            .iter()
+            .any(|r| r == "InvalidSpec")
+    );
+    // Fixing it clears the condition and the Rollout deploys.
+    ns.apply(FAST).await;
+    wait_rollout(
+        &ns,
+        "fast",
+        "Healthy after the fix",
+        Duration::from_secs(60),
+        is_healthy,
+    )
+    .await;
+}

@@ -1,0 +1,249 @@
+//! Helpers shared by the integration tests: CRDs, an in-process controller per test
+//! namespace, and the user commands the CLI and Argo CD write.
+
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::{Api, ResourceExt};
+use rollouts::api::Rollout;
+use rollouts::controller::{self, WriteCounters};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::OnceCell;
+pub use xtask::testkit::{self, TestNs};
+
+static CRDS: OnceCell<()> = OnceCell::const_new();
+
+/// Installs `crds/` once per test process.
+pub async fn crds_installed() {
+    CRDS.get_or_init(|| async {
+        let client = testkit::client().await;
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
+        testkit::install_crds(&client, &dir)
+            .await
+            .expect("installing crds/");
+    })
+    .await;
+}
+
+/// A controller running in this test's runtime, watching only the test's namespace.
+pub struct Ctl {
+    pub writes: Arc<WriteCounters>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Ctl {
+    /// Stops the controller and waits for it to finish.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        let task = std::mem::replace(&mut self.task, tokio::spawn(async {}));
+        let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+    }
+}
+
+impl Drop for Ctl {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        self.task.abort();
+    }
+}
+
+/// Starts the controller for `ns`.
+pub fn start_controller(ns: &TestNs) -> Ctl {
+    let writes = Arc::new(WriteCounters::default());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let config = controller::Config {
+        namespace: Some(ns.name.clone()),
+        ..Default::default()
+    };
+    let client = ns.client.clone();
+    let w = writes.clone();
+    let task = tokio::spawn(async move {
+        controller::run(
+            client,
+            config,
+            async move {
+                let _ = rx.await;
+            },
+            w,
+        )
+        .await;
+    });
+    Ctl {
+        writes,
+        stop: Some(tx),
+        task,
+    }
+}
+
+/// A namespace with the CRDs installed and a controller running.
+pub async fn setup(test: &str) -> (TestNs, Ctl) {
+    crds_installed().await;
+    let ns = TestNs::new(test).await;
+    let ctl = start_controller(&ns);
+    (ns, ctl)
+}
+
+pub async fn get_rollout(ns: &TestNs, name: &str) -> Rollout {
+    ns.api::<Rollout>()
+        .get(name)
+        .await
+        .expect("reading the Rollout")
+}
+
+/// The Rollout's ReplicaSets, oldest revision first.
+pub async fn replica_sets(ns: &TestNs, ro: &Rollout) -> Vec<ReplicaSet> {
+    let uid = ro.uid();
+    let mut out: Vec<ReplicaSet> = ns
+        .api::<ReplicaSet>()
+        .list(&ListParams::default())
+        .await
+        .expect("listing ReplicaSets")
+        .items
+        .into_iter()
+        .filter(|rs| {
+            rs.owner_references()
+                .iter()
+                .any(|o| Some(&o.uid) == uid.as_ref())
+        })
+        .collect();
+    out.sort_by_key(revision);
+    out
+}
+
+pub fn revision(rs: &ReplicaSet) -> i64 {
+    rs.annotations()
+        .get("rollout.argoproj.io/revision")
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0)
+}
+
+pub fn hash_of(rs: &ReplicaSet) -> String {
+    rs.labels()
+        .get("rollouts-pod-template-hash")
+        .cloned()
+        .unwrap_or_default()
+}
+
+pub fn spec_replicas(rs: &ReplicaSet) -> i32 {
+    rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0)
+}
+
+pub fn available(rs: &ReplicaSet) -> i32 {
+    rs.status
+        .as_ref()
+        .and_then(|s| s.available_replicas)
+        .unwrap_or(0)
+}
+
+/// The Rollout's phase, status message and step index.
+pub fn phase(ro: &Rollout) -> (String, String, Option<i32>) {
+    let st = ro.status.clone().unwrap_or_default();
+    (
+        st.phase.unwrap_or_default(),
+        st.message.unwrap_or_default(),
+        st.current_step_index,
+    )
+}
+
+/// Waits until `pred(rollout, replica sets)` holds; panics with a dump otherwise.
+pub async fn wait_rollout<F>(
+    ns: &TestNs,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+    pred: F,
+) -> Rollout
+where
+    F: Fn(&Rollout, &[ReplicaSet]) -> bool,
+{
+    let pred = &pred;
+    ns.wait_for(what, timeout, || async move {
+        let ro = ns.api::<Rollout>().get(name).await?;
+        let rss = replica_sets(ns, &ro).await;
+        Ok(pred(&ro, &rss).then_some(ro))
+    })
+    .await
+}
+
+/// Healthy: phase Healthy, stable = current, every replica on the newest ReplicaSet.
+pub fn is_healthy(ro: &Rollout, rss: &[ReplicaSet]) -> bool {
+    let st = ro.status.clone().unwrap_or_default();
+    let replicas = ro.spec.replicas.unwrap_or(1);
+    st.phase.as_deref() == Some("Healthy")
+        && st.observed_generation == ro.metadata.generation.map(|g| g.to_string())
+        && st.stable_rs.is_some()
+        && st.stable_rs == st.current_pod_hash
+        && rss
+            .last()
+            .is_some_and(|rs| available(rs) == replicas && spec_replicas(rs) == replicas)
+        && rss.iter().rev().skip(1).all(|rs| spec_replicas(rs) == 0)
+}
+
+/// Sets the first container's image (what `kubectl argo rollouts set image` does).
+pub async fn set_image(ns: &TestNs, name: &str, image: &str) {
+    let ro = get_rollout(ns, name).await;
+    let mut template = serde_json::to_value(ro.spec.template.clone().unwrap_or_default()).unwrap();
+    template["spec"]["containers"][0]["image"] = json!(image);
+    let patch = json!({"metadata": {"resourceVersion": ro.resource_version()},
+                       "spec": {"template": template}});
+    ns.api::<Rollout>()
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("setting the image");
+}
+
+/// A status merge patch, as the upstream CLI and Argo CD write user commands.
+pub async fn patch_status(ns: &TestNs, name: &str, status: Value) {
+    ns.api::<Rollout>()
+        .patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({ "status": status })),
+        )
+        .await
+        .expect("patching status");
+}
+
+/// `kubectl argo rollouts promote`: clears the pause conditions.
+pub async fn promote(ns: &TestNs, name: &str) {
+    patch_status(ns, name, json!({"pauseConditions": null})).await;
+}
+
+/// `kubectl argo rollouts abort`.
+pub async fn abort(ns: &TestNs, name: &str) {
+    patch_status(ns, name, json!({"abort": true})).await;
+}
+
+/// `kubectl argo rollouts retry rollout`.
+pub async fn retry(ns: &TestNs, name: &str) {
+    patch_status(ns, name, json!({"abort": false})).await;
+}
+
+/// Reads an example manifest of this repository.
+pub fn example(path: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path))
+        .unwrap_or_else(|e| panic!("reading {path}: {e}"))
+}
+
+/// Event reasons recorded for an object in the namespace, oldest first.
+pub async fn event_reasons(ns: &TestNs, object: &str) -> Vec<String> {
+    let events: Api<k8s_openapi::api::events::v1::Event> = ns.api();
+    let mut items = events
+        .list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default();
+    items.sort_by_key(|e| e.event_time.clone().map(|t| t.0));
+    items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(object))
+        .filter_map(|e| e.reason)
+        .collect()
+}
