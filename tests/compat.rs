@@ -565,10 +565,10 @@ fn check_structural(path: &str, node: &Value, problems: &mut Vec<String>) {
     if obj.get("default").is_some_and(Value::is_null) {
         problems.push(format!("{path}: default: null"));
     }
-    if let Some(f) = obj.get("format") {
-        if !f.as_str().is_some_and(|f| ALLOWED_FORMATS.contains(&f)) {
-            problems.push(format!("{path}: format {f}"));
-        }
+    if let Some(f) = obj.get("format")
+        && !f.as_str().is_some_and(|f| ALLOWED_FORMATS.contains(&f))
+    {
+        problems.push(format!("{path}: format {f}"));
     }
     match obj.get("type").and_then(Value::as_str) {
         Some("array") if !obj.contains_key("items") => {

@@ -71,8 +71,12 @@ mod tests {
                 for (k, v) in p {
                     if v.is_null() {
                         t.remove(k);
-                    } else if v.is_object() && t.get(k).is_some_and(Value::is_object) {
-                        apply(t.get_mut(k).unwrap(), v);
+                    } else if v.is_object() {
+                        let slot = t.entry(k.clone()).or_insert_with(|| json!({}));
+                        if !slot.is_object() {
+                            *slot = json!({});
+                        }
+                        apply(slot, v);
                     } else {
                         t.insert(k.clone(), v.clone());
                     }

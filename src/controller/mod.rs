@@ -197,23 +197,8 @@ pub async fn run(
         .await;
 }
 
-/// The Service names a Rollout's spec uses.
-pub fn service_names(ro: &Rollout) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Some(c) = ro.canary() {
-        out.extend(c.canary_service.clone());
-        out.extend(c.stable_service.clone());
-    }
-    if let Some(b) = ro.blue_green() {
-        out.extend(b.active_service.clone());
-        out.extend(b.preview_service.clone());
-    }
-    out.retain(|s| !s.is_empty());
-    out
-}
-
 fn references_service(ro: &Rollout, name: &str) -> bool {
-    service_names(ro).iter().any(|s| s == name)
+    plan::service_names(ro).iter().any(|s| s == name)
 }
 
 fn is_owned_by(rs: &ReplicaSet, ro: &Rollout) -> bool {
@@ -246,7 +231,7 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error>
         .filter(|rs| rs.namespace().as_deref() == Some(ns.as_str()) && is_owned_by(rs, &ro))
         .map(|rs| &**rs)
         .collect();
-    let svcs: Vec<(String, Arc<Service>)> = service_names(&ro)
+    let svcs: Vec<(String, Arc<Service>)> = plan::service_names(&ro)
         .into_iter()
         .filter_map(|n| {
             let svc = ctx.services.get(&ObjectRef::new(&n).within(&ns))?;
@@ -395,7 +380,10 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error>
                 debug!(rollout = %name, "status conflict; replanning");
                 return Ok(Action::requeue(Duration::from_millis(50)));
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => {
+                warn!(rollout = %name, patch = %d, "status update rejected: {e}");
+                return Err(e.into());
+            }
         }
         debug!(rollout = %name, patch = %d, "status updated");
     }

@@ -127,7 +127,7 @@ fn invalid_spec(ro: &Rollout, old: &RolloutStatus, err: &FieldError, now: Timest
     status.observed_generation = Some(ro.metadata.generation.unwrap_or(0).to_string());
     let (phase, message) = cond::phase(&ro.spec, &status);
     status.phase = Some(phase.into());
-    status.message = Some(message);
+    status.message = (!message.is_empty()).then_some(message);
     Plan {
         effects: Vec::new(),
         status,
@@ -189,14 +189,14 @@ fn missing_services(obs: &Observed<'_>) -> Option<FieldError> {
         ("canaryService", &canary.canary_service),
         ("stableService", &canary.stable_service),
     ] {
-        if let Some(name) = name.as_deref().filter(|n| !n.is_empty()) {
-            if !obs.services.contains_key(name) {
-                return Some(FieldError::invalid(
-                    format!("spec.strategy.canary.{field}"),
-                    format!("\"{name}\""),
-                    format!("service \"{name}\" not found"),
-                ));
-            }
+        if let Some(name) = name.as_deref().filter(|n| !n.is_empty())
+            && !obs.services.contains_key(name)
+        {
+            return Some(FieldError::invalid(
+                format!("spec.strategy.canary.{field}"),
+                format!("\"{name}\""),
+                format!("service \"{name}\" not found"),
+            ));
         }
     }
     None
@@ -643,15 +643,16 @@ impl<'a> Ctx<'a> {
             }
         }
         let counts = self.desired_counts();
-        if let (Some(s), Some(n)) = (self.stable_idx(), self.new_idx()) {
-            if s != n && self.scale(s, counts.stable) {
-                return true;
-            }
+        if let (Some(s), Some(n)) = (self.stable_idx(), self.new_idx())
+            && s != n
+            && self.scale(s, counts.stable)
+        {
+            return true;
         }
-        if let Some(n) = self.new_idx() {
-            if self.scale(n, counts.canary) {
-                return true;
-            }
+        if let Some(n) = self.new_idx()
+            && self.scale(n, counts.canary)
+        {
+            return true;
         }
         self.scale_down_old()
     }
@@ -765,7 +766,7 @@ impl<'a> Ctx<'a> {
         else {
             return false;
         };
-        if window <= 0 || !(new.created < stable.created) {
+        if window <= 0 || (new.created >= stable.created) {
             return false;
         }
         let between = self
@@ -881,12 +882,13 @@ impl<'a> Ctx<'a> {
             st.restarted_at = self.ro.spec.restart_at.clone();
             st.promote_full = None;
             st.current_step_index = if step_count > 0 { Some(0) } else { None };
-            if let Some(new) = self.rs.new_rs() {
-                if self.old.stable_rs.as_deref() == Some(new.hash.as_str()) && step_count > 0 {
-                    self.events
-                        .push(Event::normal(reason::SKIP_STEPS, "Rollback to stable"));
-                    st.current_step_index = Some(step_count);
-                }
+            if let Some(new) = self.rs.new_rs()
+                && self.old.stable_rs.as_deref() == Some(new.hash.as_str())
+                && step_count > 0
+            {
+                self.events
+                    .push(Event::normal(reason::SKIP_STEPS, "Rollback to stable"));
+                st.current_step_index = Some(step_count);
             }
             self.calculate_conditions(&mut st);
             return st;
@@ -931,23 +933,23 @@ impl<'a> Ctx<'a> {
             self.calculate_conditions(&mut st);
             return st;
         }
-        if self.completed_current_step() {
-            if let (Some(step), Some(i)) = (step, idx.as_mut()) {
-                *i += 1;
-                if let Some(c) = st.canary.as_mut() {
-                    c.current_step_analysis_run_status = None;
-                }
-                self.events.push(Event::normal(
-                    reason::ROLLOUT_STEP_COMPLETED,
-                    format!(
-                        "Rollout step {}/{} completed ({})",
-                        *i,
-                        step_count,
-                        step_string(step)
-                    ),
-                ));
-                self.pause.remove.push(pause_reason::CANARY_PAUSE_STEP);
+        if self.completed_current_step()
+            && let (Some(step), Some(i)) = (step, idx.as_mut())
+        {
+            *i += 1;
+            if let Some(c) = st.canary.as_mut() {
+                c.current_step_analysis_run_status = None;
             }
+            self.events.push(Event::normal(
+                reason::ROLLOUT_STEP_COMPLETED,
+                format!(
+                    "Rollout step {}/{} completed ({})",
+                    *i,
+                    step_count,
+                    step_string(step)
+                ),
+            ));
+            self.pause.remove.push(pause_reason::CANARY_PAUSE_STEP);
         }
         st.current_step_index = idx;
         self.calculate_conditions(&mut st);
@@ -1298,7 +1300,8 @@ impl<'a> Ctx<'a> {
         st.observed_generation = Some(self.ro.metadata.generation.unwrap_or(0).to_string());
         let (phase, message) = cond::phase(&self.ro.spec, &st);
         st.phase = Some(phase.into());
-        st.message = Some(message);
+        // Go omits an empty message (`omitempty`).
+        st.message = (!message.is_empty()).then_some(message);
         // sendStateChangeEvents
         let was_paused = self
             .old

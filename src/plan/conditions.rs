@@ -130,10 +130,10 @@ pub fn phase(spec: &RolloutSpec, status: &RolloutStatus) -> (&'static str, Strin
     if let Some(pc) = status.pause_conditions.as_ref().and_then(|p| p.first()) {
         return (rollout_phase::PAUSED, pc.reason.clone().unwrap_or_default());
     }
-    if let Some(restart_at) = &spec.restart_at {
-        if status.restarted_at.as_ref() != Some(restart_at) {
-            return (rollout_phase::PROGRESSING, "rollout is restarting".into());
-        }
+    if let Some(restart_at) = &spec.restart_at
+        && status.restarted_at.as_ref() != Some(restart_at)
+    {
+        return (rollout_phase::PROGRESSING, "rollout is restarting".into());
     }
     let replicas = spec.replicas.unwrap_or(crate::api::defaults::REPLICAS);
     let updated = status.updated_replicas.unwrap_or(0);

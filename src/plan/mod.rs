@@ -12,6 +12,7 @@ pub mod conditions;
 pub mod hash;
 pub mod replicas;
 pub mod replicasets;
+pub mod simulate;
 pub mod validate;
 
 use crate::api::{Rollout, RolloutStatus};
@@ -112,6 +113,22 @@ impl Event {
             message: message.into(),
         }
     }
+}
+
+/// The Service names a Rollout's spec uses (canary/stable, active/preview).
+pub fn service_names(ro: &Rollout) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(c) = ro.canary() {
+        out.extend(c.canary_service.clone());
+        out.extend(c.stable_service.clone());
+    }
+    if let Some(b) = ro.blue_green() {
+        out.extend(b.active_service.clone());
+        out.extend(b.preview_service.clone());
+    }
+    out.retain(|s| !s.is_empty());
+    out.dedup();
+    out
 }
 
 /// `now` truncated to whole seconds, as Kubernetes stores times.

@@ -82,8 +82,19 @@ pub fn start_controller(ns: &TestNs) -> Ctl {
     }
 }
 
+/// Logs of the in-process controllers go to the test output (`RUST_LOG=rollouts=debug`).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("rollouts=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}
+
 /// A namespace with the CRDs installed and a controller running.
 pub async fn setup(test: &str) -> (TestNs, Ctl) {
+    init_logging();
     crds_installed().await;
     let ns = TestNs::new(test).await;
     let ctl = start_controller(&ns);

@@ -74,10 +74,10 @@ impl Binaries {
     /// Locates the binaries, building them with `scripts/build-control-plane.sh` when missing
     /// (as root on Debian; otherwise the script says what to install).
     pub fn ensure() -> Result<Binaries> {
-        if let Some(b) = Self::locate() {
-            if b.kubectl.is_some() {
-                return Ok(b);
-            }
+        if let Some(b) = Self::locate()
+            && b.kubectl.is_some()
+        {
+            return Ok(b);
         }
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/build-control-plane.sh");
         eprintln!(

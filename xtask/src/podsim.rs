@@ -248,10 +248,10 @@ fn keep_transition_times(pod: &Pod, status: &mut Value) {
     if let Some(conds) = status.get_mut("conditions").and_then(Value::as_array_mut) {
         for c in conds {
             let kind = c["type"].as_str().unwrap_or_default().to_string();
-            if let Some((st, Some(t))) = old.get(&kind) {
-                if c["status"].as_str() == Some(st.as_str()) {
-                    c["lastTransitionTime"] = json!(t.0.to_string());
-                }
+            if let Some((st, Some(t))) = old.get(&kind)
+                && c["status"].as_str() == Some(st.as_str())
+            {
+                c["lastTransitionTime"] = json!(t.0.to_string());
             }
         }
     }

@@ -127,10 +127,9 @@ fn clean_stale_dirs(base: &Path) {
         if let Some(pid) = name
             .strip_prefix("rollouts-test-")
             .and_then(|p| p.parse::<u32>().ok())
+            && !Path::new(&format!("/proc/{pid}")).exists()
         {
-            if !Path::new(&format!("/proc/{pid}")).exists() {
-                let _ = std::fs::remove_dir_all(e.path());
-            }
+            let _ = std::fs::remove_dir_all(e.path());
         }
     }
 }
@@ -306,12 +305,23 @@ pub async fn apply_value(
     let name = obj.name_any();
     let target_ns = ns.map(str::to_string).or_else(|| obj.namespace());
     let api = api_for(client, &ar, &caps, target_ns.as_deref());
-    let mut pp = PatchParams::apply(TEST_MANAGER).force();
-    pp.dry_run = dry_run;
     let mut obj = obj;
     if caps.scope == Scope::Namespaced {
         obj.metadata.namespace = target_ns;
     }
+    if obj.metadata.name.is_none() && obj.metadata.generate_name.is_some() {
+        // Server-side apply needs a name; `generateName` objects are created.
+        let pp = PostParams {
+            dry_run,
+            field_manager: Some(TEST_MANAGER.into()),
+        };
+        return api
+            .create(&pp, &obj)
+            .await
+            .with_context(|| format!("creating {} {name}", tm.kind));
+    }
+    let mut pp = PatchParams::apply(TEST_MANAGER).force();
+    pp.dry_run = dry_run;
     api.patch(&name, &pp, &Patch::Apply(&obj))
         .await
         .with_context(|| format!("applying {} {name}", tm.kind))

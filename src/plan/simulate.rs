@@ -1,0 +1,303 @@
+//! A tiny in-memory cluster for the planner: effects are applied to ReplicaSets whose pods
+//! become available at once (unless their image tag contains `bad`), the status is stored
+//! back, and the clock only moves when asked. The planner's tests and `kubectl-rollouts plan`
+//! (the offline timeline) both run the real planner against it.
+
+use super::*;
+use crate::api::consts::DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY;
+use crate::api::{Rollout, RolloutStatus};
+use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+
+/// The simulated world of one Rollout.
+pub struct World {
+    pub ro: Rollout,
+    pub rss: Vec<ReplicaSet>,
+    pub services: Vec<Service>,
+    pub now: Timestamp,
+    pub events: Vec<Event>,
+    pub writes: usize,
+    created: i64,
+}
+
+/// A test Rollout `demo` with `replicas` and canary `steps` (JSON).
+#[cfg(test)]
+pub fn rollout(replicas: i32, steps: serde_json::Value) -> Rollout {
+    let mut ro: Rollout = serde_json::from_value(serde_json::json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": "demo", "namespace": "ns", "uid": "uid-1", "generation": 1},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": "demo"}},
+            "template": {"metadata": {"labels": {"app": "demo"}},
+                         "spec": {"containers": [{"name": "demo", "image": "demo:v1"}]}},
+            "strategy": {"canary": {"steps": steps}}
+        }
+    }))
+    .unwrap();
+    ro.status = None;
+    ro
+}
+
+impl World {
+    /// A world holding `ro` and the Services its spec names, at a fixed time.
+    pub fn new(ro: Rollout) -> World {
+        let services = super::service_names(&ro)
+            .into_iter()
+            .map(|name| Service {
+                metadata: kube::api::ObjectMeta {
+                    name: Some(name),
+                    ..Default::default()
+                },
+                ..Default::default()
+            })
+            .collect();
+        World {
+            ro,
+            rss: Vec::new(),
+            services,
+            now: Timestamp::from_second(1_800_000_000).unwrap_or(Timestamp::UNIX_EPOCH),
+            events: Vec::new(),
+            writes: 0,
+            created: 0,
+        }
+    }
+
+    /// What the planner would do now.
+    pub fn plan(&self) -> Plan {
+        let obs = Observed {
+            rollout: &self.ro,
+            replica_sets: self.rss.iter().collect(),
+            services: self.services.iter().map(|s| (s.name_any(), s)).collect(),
+            adoptable: None,
+        };
+        plan(&obs, self.now)
+    }
+
+    /// Pods of an image whose tag contains `bad` never become available.
+    fn healthy_image(rs: &ReplicaSet) -> bool {
+        let image = rs
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.as_ref())
+            .and_then(|t| t.spec.as_ref())
+            .and_then(|s| s.containers.first()?.image.clone())
+            .unwrap_or_default();
+        !image.contains("bad")
+    }
+
+    fn set_available(rs: &mut ReplicaSet, available: bool) {
+        let spec = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+        let good = if available { spec } else { 0 };
+        rs.status = Some(ReplicaSetStatus {
+            replicas: spec,
+            ready_replicas: Some(good),
+            available_replicas: Some(good),
+            observed_generation: rs.metadata.generation,
+            ..Default::default()
+        });
+    }
+
+    /// Applies one plan; returns whether anything was written.
+    pub fn apply(&mut self, plan: Plan) -> bool {
+        let mut wrote = false;
+        for e in plan.effects {
+            wrote = true;
+            self.writes += 1;
+            match e {
+                Effect::CreateReplicaSet(rs) => {
+                    let mut rs = *rs;
+                    self.created += 1;
+                    rs.metadata.creation_timestamp =
+                        Timestamp::from_second(1_700_000_000 + self.created)
+                            .ok()
+                            .map(Time);
+                    rs.metadata.uid = Some(format!("rs-uid-{}", self.created));
+                    rs.metadata.generation = Some(1);
+                    let avail = Self::healthy_image(&rs);
+                    Self::set_available(&mut rs, avail);
+                    self.rss.push(rs);
+                }
+                Effect::PatchReplicaSet { name, patch } => {
+                    let Some(rs) = self.rss.iter_mut().find(|r| r.name_any() == name) else {
+                        continue;
+                    };
+                    let avail = Self::healthy_image(rs);
+                    let was = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+                    let was_avail = rs
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.available_replicas)
+                        .unwrap_or(0);
+                    if let Some(r) = patch.replicas {
+                        rs.spec.get_or_insert_with(Default::default).replicas = Some(r);
+                    }
+                    let ann = rs.metadata.annotations.get_or_insert_with(Default::default);
+                    for (k, v) in patch.annotations {
+                        match v {
+                            Some(v) => ann.insert(k, v),
+                            None => ann.remove(&k),
+                        };
+                    }
+                    let now = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+                    // Existing healthy pods stay healthy; new ones follow the world's rule.
+                    let good = if now <= was {
+                        now.min(was_avail)
+                    } else if avail {
+                        now
+                    } else {
+                        was_avail
+                    };
+                    rs.status = Some(ReplicaSetStatus {
+                        replicas: now,
+                        ready_replicas: Some(good),
+                        available_replicas: Some(good),
+                        observed_generation: rs.metadata.generation,
+                        ..Default::default()
+                    });
+                }
+                Effect::DeleteReplicaSet { name, .. } => self.rss.retain(|r| r.name_any() != name),
+                Effect::SetServiceSelector { service, hash } => {
+                    let Some(svc) = self.services.iter_mut().find(|s| s.name_any() == service)
+                    else {
+                        continue;
+                    };
+                    svc.spec
+                        .get_or_insert_with(Default::default)
+                        .selector
+                        .get_or_insert_with(Default::default)
+                        .insert(DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY.into(), hash);
+                    svc.metadata
+                        .annotations
+                        .get_or_insert_with(Default::default)
+                        .insert(
+                            crate::api::consts::MANAGED_BY_ROLLOUTS_KEY.into(),
+                            self.ro.name_any(),
+                        );
+                }
+                Effect::SetRolloutRevision { revision } => {
+                    self.ro
+                        .metadata
+                        .annotations
+                        .get_or_insert_with(Default::default)
+                        .insert(crate::api::consts::REVISION_ANNOTATION.into(), revision);
+                }
+            }
+        }
+        if self.ro.status.clone().unwrap_or_default() != plan.status {
+            wrote = true;
+            self.writes += 1;
+            self.ro.status = Some(plan.status);
+        }
+        self.events.extend(plan.events);
+        wrote
+    }
+
+    /// Plans and applies until nothing is written; returns the number of rounds, or `None`
+    /// when there is no fixpoint within 100 rounds (a planner bug: plans must converge).
+    pub fn try_settle(&mut self) -> Option<usize> {
+        for round in 0..100 {
+            let plan = self.plan();
+            if !self.apply(plan) {
+                return Some(round);
+            }
+        }
+        None
+    }
+
+    /// [`World::try_settle`] for tests: panics without a fixpoint.
+    #[cfg(test)]
+    pub fn settle(&mut self) -> usize {
+        self.try_settle()
+            .unwrap_or_else(|| panic!("no fixpoint after 100 rounds: status {:#?}", self.ro.status))
+    }
+
+    /// The Rollout's status (default when unset).
+    pub fn status(&self) -> RolloutStatus {
+        self.ro.status.clone().unwrap_or_default()
+    }
+
+    /// Changes the first container's image (a new revision), as `set image` does.
+    pub fn set_image(&mut self, image: &str) {
+        let containers = &mut self
+            .ro
+            .spec
+            .template
+            .get_or_insert_with(Default::default)
+            .spec
+            .get_or_insert_with(Default::default)
+            .containers;
+        if containers.is_empty() {
+            containers.push(Default::default());
+        }
+        containers[0].image = Some(image.into());
+        self.ro.metadata.generation = Some(self.ro.metadata.generation.unwrap_or(1) + 1);
+    }
+
+    /// (canary available, stable available) by the status' hashes.
+    pub fn counts(&self) -> (i32, i32) {
+        let st = self.status();
+        let of = |h: Option<&str>| {
+            self.rss
+                .iter()
+                .find(|rs| {
+                    rs.labels()
+                        .get(DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY)
+                        .map(String::as_str)
+                        == h
+                })
+                .and_then(|rs| rs.status.as_ref()?.available_replicas)
+                .unwrap_or(0)
+        };
+        let current = st.current_pod_hash.as_deref();
+        let stable = st.stable_rs.as_deref();
+        (of(current), if current == stable { 0 } else { of(stable) })
+    }
+
+    /// `spec.replicas` of the ReplicaSet with this hash (-1 when there is none).
+    pub fn spec_of(&self, hash: &str) -> i32 {
+        self.rss
+            .iter()
+            .find(|rs| {
+                rs.labels()
+                    .get(DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY)
+                    .map(String::as_str)
+                    == Some(hash)
+            })
+            .and_then(|rs| rs.spec.as_ref()?.replicas)
+            .unwrap_or(-1)
+    }
+
+    /// `promote`: clears the pause conditions.
+    pub fn promote(&mut self) {
+        if let Some(st) = self.ro.status.as_mut() {
+            st.pause_conditions = None;
+        }
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&mut self, secs: i64) {
+        self.now =
+            Timestamp::from_second(self.now.as_second().saturating_add(secs)).unwrap_or(self.now);
+    }
+
+    /// Whether an event with this reason was recorded.
+    pub fn has_event(&self, reason: &str) -> bool {
+        self.events.iter().any(|e| e.reason == reason)
+    }
+
+    /// (status, reason) of a condition; empty strings when absent.
+    pub fn condition(&self, kind: &str) -> (String, String) {
+        let st = self.status();
+        conditions::get(&st, kind)
+            .map(|c| {
+                (
+                    c.status.clone().unwrap_or_default(),
+                    c.reason.clone().unwrap_or_default(),
+                )
+            })
+            .unwrap_or_default()
+    }
+}
