@@ -20,8 +20,8 @@ use crate::api::Rollout;
 use crate::plan::{self, Effect, Observed};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::Service;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event as KEvent, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -87,6 +87,7 @@ pub struct WriteCounters {
     pub replica_sets: AtomicU64,
     pub services: AtomicU64,
     pub rollouts: AtomicU64,
+    pub pods: AtomicU64,
 }
 
 impl WriteCounters {
@@ -95,6 +96,7 @@ impl WriteCounters {
             + self.replica_sets.load(Ordering::Relaxed)
             + self.services.load(Ordering::Relaxed)
             + self.rollouts.load(Ordering::Relaxed)
+            + self.pods.load(Ordering::Relaxed)
     }
 }
 
@@ -239,15 +241,28 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error>
         })
         .collect();
     let adoptable = adopt::find_adoptable(&ctx.client, &ro, &owned).await?;
+    // Pods are listed only while a restart is due (not cached: most reconciles need none).
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let pod_list = if plan::canary::needs_restart(&ro, now) {
+        let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+        let selector = plan::replicasets::format_selector(ro.spec.selector.as_ref());
+        Some(
+            pods.list(&ListParams::default().labels(&selector))
+                .await?
+                .items,
+        )
+    } else {
+        None
+    };
     let obs = Observed {
         rollout: &ro,
         replica_sets: owned,
         services: svcs.iter().map(|(n, s)| (n.clone(), &**s)).collect(),
         adoptable,
+        pods: pod_list.as_ref().map(|l| l.iter().collect()),
     };
 
     // Plan (pure).
-    let now = k8s_openapi::jiff::Timestamp::now();
     let plan = plan::plan(&obs, now);
 
     // Actuate.
@@ -345,6 +360,22 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error>
                 });
                 ctx.writes.services.fetch_add(1, Ordering::Relaxed);
                 svc_api.patch(service, &pp, &Patch::Merge(&body)).await?;
+            }
+            Effect::EvictPod { name: pod } => {
+                let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+                // policy/v1beta1: the Eviction version every server since 1.20 accepts.
+                let eviction = json!({"apiVersion": "policy/v1beta1", "kind": "Eviction",
+                                      "metadata": {"name": pod, "namespace": ns}});
+                ctx.writes.pods.fetch_add(1, Ordering::Relaxed);
+                let res: Result<Value, _> = pods
+                    .create_subresource("eviction", pod, &PostParams::default(), &eviction)
+                    .await;
+                match res {
+                    Ok(_) => info!(rollout = %name, pod = %pod, "evicted pod for restart"),
+                    // 429: a PodDisruptionBudget refused; 404: already gone.
+                    Err(kube::Error::Api(e)) if e.code == 429 || e.code == 404 => {}
+                    Err(e) => return Err(e.into()),
+                }
             }
             Effect::SetRolloutRevision { revision } => {
                 let body = json!({

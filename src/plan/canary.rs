@@ -560,9 +560,14 @@ impl<'a> Ctx<'a> {
             // Never point a Service at nothing.
             return;
         }
+        let hash = rs.hash.clone();
+        self.events.push(Event::normal(
+            "SwitchService",
+            format!("Switched selector for service '{svc_name}' from '{current}' to '{hash}'"),
+        ));
         self.effects.push(Effect::SetServiceSelector {
             service: svc_name.to_string(),
-            hash: rs.hash.clone(),
+            hash,
         });
     }
 
@@ -858,7 +863,7 @@ impl<'a> Ctx<'a> {
         } else {
             self.create_new_rs(&mut status);
         }
-        // Keep the conditions set while finding/creating the new RS.
+        self.restart_pods(obs, &mut status);
         let others: Vec<&Rs> = self.rs.others().collect();
         for (name, uid) in rsets::history_cleanup(&others, self.ro.spec.revision_history_limit) {
             self.effects.push(Effect::DeleteReplicaSet { name, uid });
@@ -869,6 +874,101 @@ impl<'a> Ctx<'a> {
             self.reconcile_pause();
         }
         self.sync_status(status, false)
+    }
+
+    /// Upstream's `RolloutPodRestarter`: with `spec.restartAt` in the past and not yet
+    /// recorded in `status.restartedAt`, evict pods created before it — stable first, then
+    /// new, then older ReplicaSets — never more at once than keeps
+    /// `max(replicas, total) - max(maxUnavailable, 1)` pods available. When every pod is newer,
+    /// record `status.restartedAt`.
+    fn restart_pods(&mut self, obs: &Observed<'_>, status: &mut RolloutStatus) {
+        let Some(restart_at) = self.ro.spec.restart_at.clone() else {
+            return;
+        };
+        if self.old.restarted_at.as_ref() == Some(&restart_at) {
+            return;
+        }
+        if self.now < restart_at.0 {
+            self.requeue_at(restart_at.0);
+            return;
+        }
+        let Some(pods) = obs.pods.as_ref() else {
+            // The controller lists pods only when a restart is due (see `needs_restart`).
+            return;
+        };
+        let stable = self.rs.stable_rs().and_then(|r| r.uid.clone());
+        let new = self.rs.new_rs().and_then(|r| r.uid.clone());
+        let rs_uids: Vec<(Option<String>, Option<Timestamp>)> = self
+            .rs
+            .all
+            .iter()
+            .map(|r| (r.uid.clone(), r.created))
+            .collect();
+        let priority = |uid: &Option<String>| -> (u8, Option<Timestamp>) {
+            if uid.is_some() && *uid == stable {
+                (0, None)
+            } else if uid.is_some() && *uid == new {
+                (1, None)
+            } else {
+                (
+                    2,
+                    rs_uids.iter().find(|(u, _)| u == uid).and_then(|(_, c)| *c),
+                )
+            }
+        };
+        let owner_uid = |p: &k8s_openapi::api::core::v1::Pod| {
+            p.owner_references()
+                .iter()
+                .find(|o| {
+                    rs_uids
+                        .iter()
+                        .any(|(u, _)| u.as_deref() == Some(o.uid.as_str()))
+                })
+                .map(|o| o.uid.clone())
+        };
+        let mut ours: Vec<&k8s_openapi::api::core::v1::Pod> = pods
+            .iter()
+            .copied()
+            .filter(|p| owner_uid(p).is_some())
+            .collect();
+        ours.sort_by_key(|p| {
+            (
+                priority(&owner_uid(p)),
+                p.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            )
+        });
+        let min_ready = i64::from(self.ro.spec.min_ready_seconds.unwrap_or(0));
+        let available = ours
+            .iter()
+            .filter(|p| {
+                p.metadata.deletion_timestamp.is_none() && pod_available(p, min_ready, self.now)
+            })
+            .count() as i32;
+        let total: i32 = self.rs.all.iter().map(|r| r.spec_replicas).sum();
+        let concurrent = self.max_unavailable().max(1);
+        let mut can_restart = available - (self.replicas().max(total) - concurrent);
+        let (mut needs, mut restarted) = (0, 0);
+        for pod in ours {
+            let created = pod.metadata.creation_timestamp.as_ref().map(|t| t.0);
+            if created.is_some_and(|c| c >= restart_at.0) {
+                continue;
+            }
+            needs += 1;
+            if can_restart <= 0 || pod.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
+            self.effects.push(Effect::EvictPod {
+                name: pod.name_any(),
+            });
+            can_restart -= 1;
+            restarted += 1;
+        }
+        if needs - restarted != 0 {
+            // Pod churn does not always change a ReplicaSet's availability: look again.
+            self.requeue_in(Duration::from_secs(30));
+        } else {
+            status.restarted_at = Some(restart_at);
+        }
     }
 
     /// Upstream's `syncRolloutStatusCanary`.
@@ -1356,6 +1456,30 @@ impl<'a> Ctx<'a> {
             }
         }
     }
+}
+
+/// Kubernetes' `IsPodAvailable`: Ready, for at least `min_ready` seconds.
+fn pod_available(pod: &k8s_openapi::api::core::v1::Pod, min_ready: i64, now: Timestamp) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
+        .is_some_and(|c| {
+            c.status == "True"
+                && (min_ready == 0
+                    || c.last_transition_time
+                        .as_ref()
+                        .is_some_and(|t| t.0.as_second() + min_ready <= now.as_second()))
+        })
+}
+
+/// Whether `spec.restartAt` asks for a restart now (the controller then lists the pods).
+pub fn needs_restart(ro: &Rollout, now: Timestamp) -> bool {
+    let Some(at) = ro.spec.restart_at.as_ref() else {
+        return false;
+    };
+    let done = ro.status.as_ref().and_then(|s| s.restarted_at.as_ref()) == Some(at);
+    !done && now >= at.0
 }
 
 fn pause_deadline(start: &Time, secs: i64) -> Timestamp {

@@ -17,7 +17,7 @@ pub mod validate;
 
 use crate::api::{Rollout, RolloutStatus};
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use std::collections::BTreeMap;
@@ -38,6 +38,9 @@ pub struct Observed<'a> {
     /// Rollout's (after API-server defaulting). It is adopted as the new ReplicaSet instead of
     /// creating a duplicate.
     pub adoptable: Option<String>,
+    /// The pods of the Rollout's ReplicaSets, listed only while a `spec.restartAt` restart is
+    /// due ([`canary::needs_restart`]); `None` otherwise.
+    pub pods: Option<Vec<&'a Pod>>,
 }
 
 /// What one reconcile should do.
@@ -66,6 +69,8 @@ pub enum Effect {
     SetServiceSelector { service: String, hash: String },
     /// Set the Rollout's `rollout.argoproj.io/revision` annotation.
     SetRolloutRevision { revision: String },
+    /// Evict a pod (restart); a PodDisruptionBudget refusal is not an error.
+    EvictPod { name: String },
 }
 
 /// The fields of a ReplicaSet the controller changes after creating it.

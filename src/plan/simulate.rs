@@ -72,6 +72,7 @@ impl World {
             replica_sets: self.rss.iter().collect(),
             services: self.services.iter().map(|s| (s.name_any(), s)).collect(),
             adoptable: None,
+            pods: None,
         };
         plan(&obs, self.now)
     }
@@ -177,6 +178,7 @@ impl World {
                             self.ro.name_any(),
                         );
                 }
+                Effect::EvictPod { .. } => {}
                 Effect::SetRolloutRevision { revision } => {
                     self.ro
                         .metadata

@@ -501,3 +501,77 @@ async fn invalid_spec_is_reported_not_acted_on() {
     )
     .await;
 }
+
+/// `spec.restartAt` (what `kubectl argo rollouts restart` writes) replaces every pod, a bounded
+/// number at a time, then records `status.restartedAt`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_at_replaces_pods_within_max_unavailable() {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{ListParams, Patch, PatchParams};
+    let (ns, _ctl) = setup("canary-restart-at").await;
+    ns.apply(FAST).await;
+    wait_rollout(&ns, "fast", "Healthy", Duration::from_secs(60), is_healthy).await;
+    let before: BTreeSet<String> = ns
+        .api::<Pod>()
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|p| p.name_any())
+        .collect();
+    assert_eq!(before.len(), 4);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let now = k8s_openapi::jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    ns.api::<Rollout>()
+        .patch(
+            "fast",
+            &PatchParams::default(),
+            &Patch::Merge(&serde_json::json!({"spec": {"restartAt": now}})),
+        )
+        .await
+        .unwrap();
+    let min_ready = std::sync::Mutex::new(i32::MAX);
+    let ro = wait_rollout(
+        &ns,
+        "fast",
+        "restartedAt recorded",
+        Duration::from_secs(90),
+        |ro, rss| {
+            let avail: i32 = rss.iter().map(available).sum();
+            let mut m = min_ready.lock().unwrap();
+            *m = (*m).min(avail);
+            ro.status
+                .as_ref()
+                .and_then(|s| s.restarted_at.as_ref())
+                .map(|t| t.0.to_string())
+                == ro.spec.restart_at.as_ref().map(|t| t.0.to_string())
+        },
+    )
+    .await;
+    assert!(
+        *min_ready.lock().unwrap() >= 3,
+        "availability fell below replicas - maxUnavailable"
+    );
+    let after: BTreeSet<String> = ns
+        .api::<Pod>()
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .map(|p| p.name_any())
+        .collect();
+    assert!(
+        before.is_disjoint(&after),
+        "old pods survived the restart: {before:?} / {after:?}"
+    );
+    assert_eq!(
+        replica_sets(&ns, &ro).await.len(),
+        1,
+        "a restart is not a new revision"
+    );
+}
