@@ -14,8 +14,8 @@ use crate::api::consts::{
 };
 use crate::api::rollout_condition_type as ctype;
 use crate::api::{
-    BlueGreenStatus, CanaryStatus, CanaryStep, CanaryStrategy, PauseCondition, Rollout,
-    RolloutStatus, pause_reason,
+    BlueGreenStatus, BlueGreenStrategy, CanaryStatus, CanaryStep, CanaryStrategy, PauseCondition,
+    Rollout, RolloutStatus, pause_reason,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -30,28 +30,37 @@ pub const INVALID_SPEC_REQUEUE: Duration = Duration::from_secs(20);
 
 /// Pause bookkeeping for one reconcile (upstream's `pauseContext`).
 #[derive(Default)]
-struct PauseCtx {
-    add: Vec<&'static str>,
-    remove: Vec<&'static str>,
-    clear: bool,
-    add_abort: Option<String>,
-    remove_abort: bool,
+pub(super) struct PauseCtx {
+    pub(super) add: Vec<&'static str>,
+    pub(super) remove: Vec<&'static str>,
+    pub(super) clear: bool,
+    pub(super) add_abort: Option<String>,
+    pub(super) remove_abort: bool,
 }
 
-struct Ctx<'a> {
-    ro: &'a Rollout,
-    canary: &'a CanaryStrategy,
-    old: RolloutStatus,
-    now: Timestamp,
-    stamp: Time,
-    rs: Classified<'a>,
-    desired_hash: String,
-    step_hash: String,
-    pause: PauseCtx,
-    effects: Vec<Effect>,
-    events: Vec<Event>,
-    requeue: Option<Duration>,
+/// One reconcile's working state, shared by the canary and blue-green step machines.
+pub(super) struct Ctx<'a> {
+    pub(super) ro: &'a Rollout,
+    /// The canary strategy (an empty one for blue-green Rollouts).
+    pub(super) canary: &'a CanaryStrategy,
+    /// The blue-green strategy, for blue-green Rollouts.
+    pub(super) bg: Option<&'a BlueGreenStrategy>,
+    pub(super) old: RolloutStatus,
+    pub(super) now: Timestamp,
+    pub(super) stamp: Time,
+    pub(super) rs: Classified<'a>,
+    pub(super) desired_hash: String,
+    pub(super) step_hash: String,
+    pub(super) pause: PauseCtx,
+    pub(super) effects: Vec<Effect>,
+    pub(super) events: Vec<Event>,
+    pub(super) requeue: Option<Duration>,
+    /// Service selectors as they will be after this plan's writes (name → hash).
+    pub(super) selectors: BTreeMap<String, String>,
 }
+
+static NO_CANARY: std::sync::LazyLock<CanaryStrategy> =
+    std::sync::LazyLock::new(CanaryStrategy::default);
 
 /// Plans one reconcile of a canary Rollout (and reports other strategies as unsupported).
 pub fn plan(obs: &Observed<'_>, now: Timestamp) -> Plan {
@@ -70,12 +79,17 @@ pub fn plan(obs: &Observed<'_>, now: Timestamp) -> Plan {
     if let Some(err) = unsupported(ro).or_else(|| missing_services(obs)) {
         return invalid_spec(ro, &old, &err, now);
     }
-    let Some(canary) = ro.canary() else {
-        // Validation guarantees a strategy; only canary gets here.
-        return Plan {
-            status: old,
-            ..Plan::default()
-        };
+    let bg = ro.blue_green();
+    let canary = match (ro.canary(), bg) {
+        (Some(c), _) => c,
+        (None, Some(_)) => &*NO_CANARY,
+        // Validation guarantees a strategy.
+        (None, None) => {
+            return Plan {
+                status: old,
+                ..Plan::default()
+            };
+        }
     };
     let template =
         serde_json::to_value(ro.spec.template.clone().unwrap_or_default()).unwrap_or_default();
@@ -86,10 +100,29 @@ pub fn plan(obs: &Observed<'_>, now: Timestamp) -> Plan {
         obs.adoptable.as_deref(),
         old.stable_rs.as_deref(),
     );
+    let selectors = obs
+        .services
+        .iter()
+        .filter_map(|(name, svc)| {
+            let hash = svc
+                .spec
+                .as_ref()?
+                .selector
+                .as_ref()?
+                .get(crate::api::consts::DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY)?;
+            Some((name.clone(), hash.clone()))
+        })
+        .collect();
     let mut c = Ctx {
         ro,
         canary,
-        step_hash: super::hash::step_hash(canary.steps.as_ref()),
+        bg,
+        selectors,
+        step_hash: if bg.is_some() {
+            String::new()
+        } else {
+            super::hash::step_hash(canary.steps.as_ref())
+        },
         old,
         now,
         stamp: stamp(now),
@@ -100,7 +133,11 @@ pub fn plan(obs: &Observed<'_>, now: Timestamp) -> Plan {
         events: Vec::new(),
         requeue: None,
     };
-    let status = c.reconcile(obs);
+    let status = if bg.is_some() {
+        c.reconcile_blue_green(obs)
+    } else {
+        c.reconcile(obs)
+    };
     c.into_plan(status)
 }
 
@@ -139,12 +176,6 @@ fn invalid_spec(ro: &Rollout, old: &RolloutStatus, err: &FieldError, now: Timest
 /// Features this controller does not carry out yet: refusing them (InvalidSpec) is safer than
 /// silently skipping them (e.g. promoting without the analysis a user asked for).
 fn unsupported(ro: &Rollout) -> Option<FieldError> {
-    if ro.blue_green().is_some() {
-        return Some(FieldError::forbidden(
-            "spec.strategy.blueGreen",
-            "the blue-green strategy is not supported by this controller yet",
-        ));
-    }
     if ro.spec.workload_ref.is_some() {
         return Some(FieldError::forbidden(
             "spec.workloadRef",
@@ -184,16 +215,22 @@ fn unsupported(ro: &Rollout) -> Option<FieldError> {
 
 /// Services the spec names that do not exist (upstream reports them as InvalidSpec too).
 fn missing_services(obs: &Observed<'_>) -> Option<FieldError> {
-    let canary = obs.rollout.canary()?;
-    for (field, name) in [
-        ("canaryService", &canary.canary_service),
-        ("stableService", &canary.stable_service),
-    ] {
+    let ro = obs.rollout;
+    let mut named: Vec<(&str, &Option<String>)> = Vec::new();
+    if let Some(c) = ro.canary() {
+        named.push(("canary.canaryService", &c.canary_service));
+        named.push(("canary.stableService", &c.stable_service));
+    }
+    if let Some(b) = ro.blue_green() {
+        named.push(("blueGreen.activeService", &b.active_service));
+        named.push(("blueGreen.previewService", &b.preview_service));
+    }
+    for (field, name) in named {
         if let Some(name) = name.as_deref().filter(|n| !n.is_empty())
             && !obs.services.contains_key(name)
         {
             return Some(FieldError::invalid(
-                format!("spec.strategy.canary.{field}"),
+                format!("spec.strategy.{field}"),
                 format!("\"{name}\""),
                 format!("service \"{name}\" not found"),
             ));
@@ -202,7 +239,7 @@ fn missing_services(obs: &Observed<'_>) -> Option<FieldError> {
     None
 }
 
-fn int_or_percent(v: Option<&IntOrString>) -> Option<IntOrPercent> {
+pub(super) fn int_or_percent(v: Option<&IntOrString>) -> Option<IntOrPercent> {
     match v? {
         IntOrString::Int(i) => Some(IntOrPercent::Int(*i)),
         IntOrString::String(s) => s.parse().ok(),
@@ -240,16 +277,16 @@ pub fn step_string(step: &CanaryStep) -> String {
 }
 
 impl<'a> Ctx<'a> {
-    fn replicas(&self) -> i32 {
+    pub(super) fn replicas(&self) -> i32 {
         self.ro.replicas_or_default()
     }
 
-    fn steps(&self) -> &'a [CanaryStep] {
+    pub(super) fn steps(&self) -> &'a [CanaryStep] {
         self.canary.steps.as_deref().unwrap_or_default()
     }
 
     /// Upstream's `GetCurrentCanaryStep` on the observed status.
-    fn current_step(&self) -> (Option<&'a CanaryStep>, Option<i32>) {
+    pub(super) fn current_step(&self) -> (Option<&'a CanaryStep>, Option<i32>) {
         let steps = self.steps();
         if steps.is_empty() {
             return (None, None);
@@ -258,14 +295,14 @@ impl<'a> Ctx<'a> {
         (steps.get(idx as usize), Some(idx))
     }
 
-    fn aborted(&self) -> bool {
+    pub(super) fn aborted(&self) -> bool {
         if self.pause.remove_abort {
             return false;
         }
         self.pause.add_abort.is_some() || self.old.abort == Some(true)
     }
 
-    fn old_pause_condition(&self, reason: &str) -> Option<&PauseCondition> {
+    pub(super) fn old_pause_condition(&self, reason: &str) -> Option<&PauseCondition> {
         self.old
             .pause_conditions
             .as_ref()?
@@ -273,11 +310,11 @@ impl<'a> Ctx<'a> {
             .find(|p| p.reason.as_deref() == Some(reason))
     }
 
-    fn requeue_in(&mut self, d: Duration) {
+    pub(super) fn requeue_in(&mut self, d: Duration) {
         self.requeue = Some(self.requeue.map_or(d, |r| r.min(d)));
     }
 
-    fn requeue_at(&mut self, at: Timestamp) {
+    pub(super) fn requeue_at(&mut self, at: Timestamp) {
         let d = self.now.duration_until(at);
         if d.is_positive() {
             self.requeue_in(Duration::try_from(d).unwrap_or(Duration::ZERO));
@@ -286,16 +323,16 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    fn new_idx(&self) -> Option<usize> {
+    pub(super) fn new_idx(&self) -> Option<usize> {
         self.rs.new
     }
 
-    fn stable_idx(&self) -> Option<usize> {
+    pub(super) fn stable_idx(&self) -> Option<usize> {
         self.rs.stable
     }
 
     /// Upstream's `checkPodSpecChange || checkStepHashChange`.
-    fn template_or_steps_changed(&self) -> bool {
+    pub(super) fn template_or_steps_changed(&self) -> bool {
         let old_step = self.old.current_step_hash.as_deref().unwrap_or_default();
         if !old_step.is_empty() && old_step != self.step_hash {
             return true;
@@ -314,7 +351,7 @@ impl<'a> Ctx<'a> {
 
     /// The weight the current step asks of the canary (upstream's `GetCanaryReplicasOrWeight`
     /// for a basic canary).
-    fn canary_scale(&self) -> CanaryScale {
+    pub(super) fn canary_scale(&self) -> CanaryScale {
         let (step, idx) = self.current_step();
         let step_weight = match (step, idx) {
             (None, _) | (_, None) => 100,
@@ -338,7 +375,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Upstream's `CalculateReplicaCountsForCanary` (basic canary) for the current state.
-    fn desired_counts(&self) -> replicas::ReplicaCounts {
+    pub(super) fn desired_counts(&self) -> replicas::ReplicaCounts {
         let weight = match self.canary_scale() {
             CanaryScale::Weight(w) => w,
             CanaryScale::Replicas(r) => {
@@ -363,7 +400,13 @@ impl<'a> Ctx<'a> {
         })
     }
 
-    fn max_unavailable(&self) -> i32 {
+    pub(super) fn max_unavailable(&self) -> i32 {
+        if let Some(bg) = self.bg {
+            // Blue-green: maxUnavailable (default 0) only bounds restarts.
+            return int_or_percent(bg.max_unavailable.as_ref())
+                .map_or(0, |v| v.scaled_value(self.replicas(), false))
+                .clamp(0, self.replicas());
+        }
         replicas::max_unavailable(
             self.replicas(),
             int_or_percent(self.canary.max_surge.as_ref()),
@@ -371,7 +414,7 @@ impl<'a> Ctx<'a> {
         )
     }
 
-    fn push_patch(&mut self, name: &str, patch: RsPatch) {
+    pub(super) fn push_patch(&mut self, name: &str, patch: RsPatch) {
         self.effects.push(Effect::PatchReplicaSet {
             name: name.to_string(),
             patch,
@@ -379,7 +422,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Upstream's `scaleReplicaSetAndRecordEvent`: returns whether the size changed.
-    fn scale(&mut self, idx: usize, new_scale: i32) -> bool {
+    pub(super) fn scale(&mut self, idx: usize, new_scale: i32) -> bool {
         let ro_replicas = self.replicas();
         let rs = &self.rs.all[idx];
         let size_change = rs.spec_replicas != new_scale;
@@ -396,6 +439,7 @@ impl<'a> Ctx<'a> {
             Some(ro_replicas.to_string()),
         );
         if new_scale == 0
+            && !self.delay_scale_down_on_abort()
             && rs
                 .annotation(DEFAULT_REPLICASET_SCALE_DOWN_DEADLINE_ANNOTATION_KEY)
                 .is_some()
@@ -421,11 +465,13 @@ impl<'a> Ctx<'a> {
 
     /// Creates the new ReplicaSet (upstream's `createDesiredReplicaSet`), with 0 replicas: the
     /// scaling further down sets its size (folded into the create by the effect compaction).
-    fn create_new_rs(&mut self, status: &mut RolloutStatus) {
+    pub(super) fn create_new_rs(&mut self, status: &mut RolloutStatus) {
         let revision = self.rs.max_old_revision() + 1;
-        let ephemeral = match self.rs.stable_rs() {
-            Some(_) => self.canary.canary_metadata.as_ref(),
-            None => self.canary.stable_metadata.as_ref(),
+        let ephemeral = match (self.rs.stable_rs(), self.bg) {
+            (Some(_), Some(bg)) => bg.preview_metadata.as_ref(),
+            (None, Some(bg)) => bg.active_metadata.as_ref(),
+            (Some(_), None) => self.canary.canary_metadata.as_ref(),
+            (None, None) => self.canary.stable_metadata.as_ref(),
         };
         let obj = rsets::new_replica_set(self.ro, &self.desired_hash, revision, 0, ephemeral);
         let name = obj.name_any();
@@ -451,7 +497,7 @@ impl<'a> Ctx<'a> {
         );
     }
 
-    fn set_rollout_revision(&mut self, revision: i64) {
+    pub(super) fn set_rollout_revision(&mut self, revision: i64) {
         let current = self
             .ro
             .annotations()
@@ -468,7 +514,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Upstream's `syncReplicaSetRevision` for an existing new ReplicaSet.
-    fn sync_revision(&mut self, status: &mut RolloutStatus) {
+    pub(super) fn sync_revision(&mut self, status: &mut RolloutStatus) {
         let Some(idx) = self.new_idx() else { return };
         let new_revision = self.rs.max_old_revision() + 1;
         let rs = &self.rs.all[idx];
@@ -522,7 +568,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Upstream's `reconcileStableAndCanaryService` for a basic canary.
-    fn reconcile_services(&mut self, obs: &Observed<'_>) {
+    pub(super) fn reconcile_services(&mut self, obs: &Observed<'_>) {
         let stable = self.stable_idx();
         let new = self.new_idx();
         self.ensure_service(obs, self.canary.stable_service.as_deref(), stable);
@@ -533,7 +579,12 @@ impl<'a> Ctx<'a> {
         self.ensure_service(obs, self.canary.canary_service.as_deref(), new);
     }
 
-    fn ensure_service(&mut self, obs: &Observed<'_>, svc: Option<&str>, rs: Option<usize>) {
+    pub(super) fn ensure_service(
+        &mut self,
+        obs: &Observed<'_>,
+        svc: Option<&str>,
+        rs: Option<usize>,
+    ) {
         let (Some(svc_name), Some(idx)) = (svc.filter(|s| !s.is_empty()), rs) else {
             return;
         };
@@ -572,7 +623,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Upstream's `scaleDownOldReplicaSetsForCanary` (basic canary).
-    fn scale_down_old(&mut self) -> bool {
+    pub(super) fn scale_down_old(&mut self) -> bool {
         let mut others: Vec<usize> = (0..self.rs.all.len())
             .filter(|i| Some(*i) != self.new_idx() && Some(*i) != self.stable_idx())
             .filter(|i| self.rs.all[*i].spec_replicas > 0)
@@ -629,7 +680,7 @@ impl<'a> Ctx<'a> {
 
     /// Upstream's `reconcileCanaryReplicaSets`: returns true when something was scaled (the
     /// step then cannot complete in this reconcile).
-    fn reconcile_replica_sets(&mut self) -> bool {
+    pub(super) fn reconcile_replica_sets(&mut self) -> bool {
         // Scale-down deadlines only matter with traffic routing; drop stale ones.
         for idx in [self.new_idx(), self.stable_idx()].into_iter().flatten() {
             let rs = &self.rs.all[idx];
@@ -663,7 +714,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Upstream's `reconcileCanaryPause`.
-    fn reconcile_pause(&mut self) {
+    pub(super) fn reconcile_pause(&mut self) {
         if self.ro.spec.paused == Some(true) || self.old.promote_full == Some(true) {
             return;
         }
@@ -691,7 +742,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Upstream's `completedCurrentCanaryStep` (basic canary).
-    fn completed_current_step(&self) -> bool {
+    pub(super) fn completed_current_step(&self) -> bool {
         if self.ro.spec.paused == Some(true) {
             return false;
         }
@@ -717,7 +768,7 @@ impl<'a> Ctx<'a> {
         false
     }
 
-    fn at_desired_counts(&self) -> bool {
+    pub(super) fn at_desired_counts(&self) -> bool {
         let counts = self.desired_counts();
         let others: Vec<replicas::RsState> = self.rs.others().map(|r| r.state()).collect();
         replicas::at_desired_replica_counts(&replicas::DesiredCountsCheck {
@@ -732,9 +783,12 @@ impl<'a> Ctx<'a> {
     }
 
     /// Upstream's `shouldFullPromote` (canary).
-    fn should_full_promote(&self) -> Option<String> {
+    pub(super) fn should_full_promote(&self) -> Option<String> {
         if self.rs.stable_rs().is_none() {
             return Some("Initial deploy".into());
+        }
+        if self.bg.is_some() {
+            return None;
         }
         if self.aborted() {
             return None;
@@ -758,7 +812,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Upstream's `isRollbackWithinWindow`.
-    fn rollback_within_window(&self) -> bool {
+    pub(super) fn rollback_within_window(&self) -> bool {
         let (Some(new), Some(stable)) = (self.rs.new_rs(), self.rs.stable_rs()) else {
             return false;
         };
@@ -786,7 +840,7 @@ impl<'a> Ctx<'a> {
 
     /// The status fields every canary reconcile recomputes (upstream's `calculateBaseStatus`
     /// plus the canary specifics).
-    fn base_status(&self) -> RolloutStatus {
+    pub(super) fn base_status(&self) -> RolloutStatus {
         let old = &self.old;
         let mut st = RolloutStatus {
             restarted_at: old.restarted_at.clone(),
@@ -814,7 +868,7 @@ impl<'a> Ctx<'a> {
         st.promote_full = old.promote_full.filter(|p| *p);
         st.selector = Some(rsets::format_selector(self.ro.spec.selector.as_ref()));
         st.stable_rs = old.stable_rs.clone();
-        st.current_step_hash = Some(self.step_hash.clone());
+        st.current_step_hash = (!self.step_hash.is_empty()).then(|| self.step_hash.clone());
         st.canary = Some(CanaryStatus {
             step_plugin_statuses: old
                 .canary
@@ -827,7 +881,7 @@ impl<'a> Ctx<'a> {
         st
     }
 
-    fn reconcile(&mut self, obs: &Observed<'_>) -> RolloutStatus {
+    pub(super) fn reconcile(&mut self, obs: &Observed<'_>) -> RolloutStatus {
         // checkPausedConditions, applied to the conditions we start from.
         let mut start = self.old.clone();
         if cond::check_paused(&self.ro.spec, &self.old, &mut start, &self.stamp) {
@@ -881,7 +935,7 @@ impl<'a> Ctx<'a> {
     /// new, then older ReplicaSets — never more at once than keeps
     /// `max(replicas, total) - max(maxUnavailable, 1)` pods available. When every pod is newer,
     /// record `status.restartedAt`.
-    fn restart_pods(&mut self, obs: &Observed<'_>, status: &mut RolloutStatus) {
+    pub(super) fn restart_pods(&mut self, obs: &Observed<'_>, status: &mut RolloutStatus) {
         let Some(restart_at) = self.ro.spec.restart_at.clone() else {
             return;
         };
@@ -972,7 +1026,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Upstream's `syncRolloutStatusCanary`.
-    fn sync_status(&mut self, mut st: RolloutStatus, changed: bool) -> RolloutStatus {
+    pub(super) fn sync_status(&mut self, mut st: RolloutStatus, changed: bool) -> RolloutStatus {
         let step_count = self.steps().len() as i32;
         let (step, mut idx) = self.current_step();
         if changed {
@@ -1057,14 +1111,14 @@ impl<'a> Ctx<'a> {
     }
 
     /// The revision this plan sets on the Rollout, if it changes it.
-    fn planned_revision(&self) -> Option<i64> {
+    pub(super) fn planned_revision(&self) -> Option<i64> {
         self.effects.iter().rev().find_map(|e| match e {
             Effect::SetRolloutRevision { revision } => revision.parse().ok(),
             _ => None,
         })
     }
 
-    fn is_paused(&self) -> bool {
+    pub(super) fn is_paused(&self) -> bool {
         self.old
             .pause_conditions
             .as_ref()
@@ -1073,7 +1127,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Upstream's `RolloutHealthy`.
-    fn healthy(&self, st: &RolloutStatus) -> bool {
+    pub(super) fn healthy(&self, st: &RolloutStatus) -> bool {
         let replicas = self.replicas();
         let step_count = self.steps().len() as i32;
         let executed_all = match st.current_step_index {
@@ -1083,6 +1137,16 @@ impl<'a> Ctx<'a> {
         let stable = st.stable_rs.as_deref().unwrap_or_default();
         let current_is_stable =
             !stable.is_empty() && Some(stable) == st.current_pod_hash.as_deref();
+        let completed_strategy = match self.bg {
+            Some(bg) => {
+                let b = st.blue_green.clone().unwrap_or_default();
+                let active_done = b.active_selector == st.current_pod_hash;
+                let preview_done = bg.preview_service.as_deref().is_none_or(str::is_empty)
+                    || b.preview_selector == st.current_pod_hash;
+                active_done && preview_done
+            }
+            None => executed_all && current_is_stable && st.replicas == Some(replicas),
+        };
         st.updated_replicas == Some(replicas)
             && st.available_replicas == Some(replicas)
             && self.old.observed_generation.as_deref()
@@ -1094,18 +1158,31 @@ impl<'a> Ctx<'a> {
                         .to_string()
                         .as_str(),
                 )
-            && executed_all
-            && current_is_stable
-            && st.replicas == Some(replicas)
+            && completed_strategy
     }
 
     /// Upstream's `RolloutProgressing`.
-    fn progressing(&self, st: &RolloutStatus) -> bool {
+    pub(super) fn progressing(&self, st: &RolloutStatus) -> bool {
         let old = &self.old;
         let stable_change = st.stable_rs != old.stable_rs;
         let index_change =
             matches!((st.current_step_index, old.current_step_index), (Some(a), Some(b)) if a != b);
         let steps_hash_change = st.current_step_hash != old.current_step_hash;
+        if self.bg.is_some() {
+            let (o, n) = (
+                old.blue_green.clone().unwrap_or_default(),
+                st.blue_green.clone().unwrap_or_default(),
+            );
+            let selectors_change =
+                o.active_selector != n.active_selector || o.preview_selector != n.preview_selector;
+            let c = |v: Option<i32>| v.unwrap_or(0);
+            return st.updated_replicas != old.updated_replicas
+                || c(st.replicas) - c(st.updated_replicas)
+                    < c(old.replicas) - c(old.updated_replicas)
+                || c(st.ready_replicas) > c(old.ready_replicas)
+                || c(st.available_replicas) > c(old.available_replicas)
+                || selectors_change;
+        }
         let o = |v: Option<i32>| v.unwrap_or(0);
         let old_old = o(old.replicas) - o(old.updated_replicas);
         let new_old = o(st.replicas) - o(st.updated_replicas);
@@ -1118,7 +1195,7 @@ impl<'a> Ctx<'a> {
             || steps_hash_change
     }
 
-    fn progress_deadline(&self) -> i64 {
+    pub(super) fn progress_deadline(&self) -> i64 {
         i64::from(
             self.ro
                 .spec
@@ -1127,13 +1204,13 @@ impl<'a> Ctx<'a> {
         )
     }
 
-    fn indefinite_step(&self) -> bool {
+    pub(super) fn indefinite_step(&self) -> bool {
         let (step, _) = self.current_step();
         step.is_some_and(|s| s.experiment.is_some() || s.analysis.is_some() || s.pause.is_some())
     }
 
     /// Upstream's `calculateRolloutConditions`.
-    fn calculate_conditions(&mut self, st: &mut RolloutStatus) {
+    pub(super) fn calculate_conditions(&mut self, st: &mut RolloutStatus) {
         let now = self.stamp.clone();
         let paused = self.is_paused();
         let aborted = self.aborted();
@@ -1249,7 +1326,16 @@ impl<'a> Ctx<'a> {
             }
         }
         let available: i32 = self.rs.all.iter().map(|r| r.available).sum();
-        let avail = if available >= self.replicas() {
+        let has_availability = match self.bg {
+            Some(_) => st
+                .blue_green
+                .as_ref()
+                .and_then(|b| b.active_selector.as_deref())
+                .and_then(|h| self.rs.all.iter().find(|r| r.hash == h))
+                .is_some_and(|r| self.saturated(r)),
+            None => available >= self.replicas(),
+        };
+        let avail = if has_availability {
             cond::new_condition(
                 ctype::AVAILABLE,
                 "True",
@@ -1308,7 +1394,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Upstream's `RolloutTimedOut` on the new status.
-    fn timed_out(&self, st: &RolloutStatus) -> bool {
+    pub(super) fn timed_out(&self, st: &RolloutStatus) -> bool {
         let Some(c) = cond::get(st, ctype::PROGRESSING) else {
             return false;
         };
@@ -1322,7 +1408,7 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    fn replica_failure(&self) -> Option<crate::api::RolloutCondition> {
+    pub(super) fn replica_failure(&self) -> Option<crate::api::RolloutCondition> {
         let convert = |rs: &Rs| {
             rs.obj?
                 .status
@@ -1347,7 +1433,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Upstream's `CalculatePauseStatus`.
-    fn calculate_pause_status(&self, st: &mut RolloutStatus) {
+    pub(super) fn calculate_pause_status(&self, st: &mut RolloutStatus) {
         let aborted_at = self
             .old
             .aborted_at
@@ -1395,7 +1481,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// persistRolloutStatus + the requeue for progress checks.
-    fn into_plan(mut self, mut st: RolloutStatus) -> Plan {
+    pub(super) fn into_plan(mut self, mut st: RolloutStatus) -> Plan {
         self.calculate_pause_status(&mut st);
         st.observed_generation = Some(self.ro.metadata.generation.unwrap_or(0).to_string());
         let (phase, message) = cond::phase(&self.ro.spec, &st);
@@ -1437,7 +1523,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Upstream's `requeueStuckRollout`: look again when the progress deadline passes.
-    fn requeue_stuck(&mut self, st: &RolloutStatus) {
+    pub(super) fn requeue_stuck(&mut self, st: &RolloutStatus) {
         let Some(c) = cond::get(&self.old, ctype::PROGRESSING) else {
             return;
         };
@@ -1482,7 +1568,7 @@ pub fn needs_restart(ro: &Rollout, now: Timestamp) -> bool {
     !done && now >= at.0
 }
 
-fn pause_deadline(start: &Time, secs: i64) -> Timestamp {
+pub(super) fn pause_deadline(start: &Time, secs: i64) -> Timestamp {
     Timestamp::from_second(start.0.as_second().saturating_add(secs)).unwrap_or(start.0)
 }
 

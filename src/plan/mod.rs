@@ -7,6 +7,7 @@
 //! only memory: running `plan` again on the same observation yields the same plan, and a plan
 //! whose effects are already in place yields no effects and the same status (0 writes).
 
+pub mod bluegreen;
 pub mod canary;
 pub mod conditions;
 pub mod hash;

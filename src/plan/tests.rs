@@ -405,3 +405,179 @@ fn step_hash_matches_and_steps_change_resets() {
     assert_eq!(w.status().current_step_index, Some(1));
     assert_eq!(w.counts(), (1, 3));
 }
+
+fn blue_green(replicas: i32, extra: serde_json::Value) -> Rollout {
+    let mut strategy = json!({"activeService": "active", "previewService": "preview"});
+    if let (Some(s), Some(e)) = (strategy.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            s.insert(k.clone(), v.clone());
+        }
+    }
+    let mut ro = rollout(replicas, json!(null));
+    ro.spec.strategy = serde_json::from_value(json!({"blueGreen": strategy})).unwrap();
+    ro
+}
+
+fn selectors(w: &World) -> (Option<String>, Option<String>) {
+    let b = w.status().blue_green.unwrap_or_default();
+    (b.active_selector, b.preview_selector)
+}
+
+fn svc_hash(w: &World, name: &str) -> Option<String> {
+    w.services
+        .iter()
+        .find(|s| s.name_any() == name)
+        .and_then(|s| {
+            s.spec
+                .as_ref()?
+                .selector
+                .as_ref()?
+                .get(DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY)
+                .cloned()
+        })
+}
+
+#[test]
+fn blue_green_initial_deploy_points_both_services_at_it() {
+    let mut w = World::new(blue_green(3, json!({"autoPromotionEnabled": false})));
+    w.settle();
+    let st = w.status();
+    let h = st.current_pod_hash.clone().unwrap();
+    assert_eq!(st.stable_rs.as_deref(), Some(h.as_str()));
+    assert_eq!(selectors(&w), (Some(h.clone()), Some(h.clone())));
+    assert_eq!(svc_hash(&w, "active").as_deref(), Some(h.as_str()));
+    assert_eq!(st.phase.as_deref(), Some("Healthy"), "{st:#?}");
+    assert_eq!(st.current_step_hash, None);
+    assert_eq!(st.hpa_replicas, Some(3));
+}
+
+#[test]
+fn blue_green_manual_promotion_and_scale_down_delay() {
+    let mut w = World::new(blue_green(3, json!({"autoPromotionEnabled": false})));
+    w.settle();
+    let v1 = w.status().stable_rs.unwrap();
+    w.set_image("demo:v2");
+    w.settle();
+    let st = w.status();
+    let v2 = st.current_pod_hash.clone().unwrap();
+    assert_ne!(v1, v2);
+    assert_eq!(st.phase.as_deref(), Some("Paused"), "{st:#?}");
+    assert_eq!(st.message.as_deref(), Some("BlueGreenPause"));
+    assert_eq!(
+        selectors(&w),
+        (Some(v1.clone()), Some(v2.clone())),
+        "preview on new, active on stable"
+    );
+    assert_eq!((w.spec_of(&v1), w.spec_of(&v2)), (3, 3));
+    // Waiting changes nothing.
+    w.advance(600);
+    assert_eq!(w.settle(), 0);
+    assert_eq!(svc_hash(&w, "active").as_deref(), Some(v1.as_str()));
+    w.promote();
+    w.settle();
+    let st = w.status();
+    assert_eq!(svc_hash(&w, "active").as_deref(), Some(v2.as_str()));
+    assert_eq!(st.stable_rs.as_deref(), Some(v2.as_str()));
+    assert_eq!(st.phase.as_deref(), Some("Healthy"), "{st:#?}");
+    assert!(w.has_event("RolloutCompleted") && w.has_event("SwitchService"));
+    // The previous active stays up for scaleDownDelaySeconds (30 s by default).
+    assert_eq!(w.spec_of(&v1), 3);
+    w.advance(29);
+    w.settle();
+    assert_eq!(w.spec_of(&v1), 3);
+    w.advance(2);
+    w.settle();
+    assert_eq!(w.spec_of(&v1), 0, "scaled down after the delay");
+}
+
+#[test]
+fn blue_green_auto_promotion_seconds() {
+    let mut w = World::new(blue_green(2, json!({"autoPromotionSeconds": 10})));
+    w.settle();
+    w.set_image("demo:v2");
+    w.settle();
+    let v2 = w.status().current_pod_hash.unwrap();
+    assert_eq!(w.status().phase.as_deref(), Some("Paused"));
+    assert_eq!(w.plan().requeue_after, Some(Duration::from_secs(10)));
+    w.advance(10);
+    w.settle();
+    assert_eq!(svc_hash(&w, "active").as_deref(), Some(v2.as_str()));
+    assert_eq!(w.status().stable_rs.as_deref(), Some(v2.as_str()));
+}
+
+#[test]
+fn blue_green_auto_promotion_by_default() {
+    let mut w = World::new(blue_green(2, json!({})));
+    w.settle();
+    w.set_image("demo:v2");
+    w.settle();
+    let st = w.status();
+    assert_eq!(st.phase.as_deref(), Some("Healthy"), "{st:#?}");
+    assert_eq!(svc_hash(&w, "active"), st.current_pod_hash);
+}
+
+#[test]
+fn blue_green_preview_replica_count_scales_up_before_switching() {
+    let mut w = World::new(blue_green(
+        4,
+        json!({"autoPromotionEnabled": false, "previewReplicaCount": 1}),
+    ));
+    w.settle();
+    let v1 = w.status().stable_rs.unwrap();
+    w.set_image("demo:v2");
+    w.settle();
+    let v2 = w.status().current_pod_hash.unwrap();
+    assert_eq!(w.spec_of(&v2), 1, "preview runs with previewReplicaCount");
+    assert_eq!(w.status().phase.as_deref(), Some("Paused"));
+    w.promote();
+    w.settle();
+    assert_eq!(w.spec_of(&v2), 4, "scaled to full before the switch");
+    assert_eq!(svc_hash(&w, "active").as_deref(), Some(v2.as_str()));
+    assert_eq!(w.status().stable_rs.as_deref(), Some(v2.as_str()));
+    assert_eq!(w.spec_of(&v1), 4, "old kept during the scale-down delay");
+}
+
+#[test]
+fn blue_green_abort_keeps_active_on_stable_and_scales_preview_down_after_delay() {
+    let mut w = World::new(blue_green(
+        2,
+        json!({"autoPromotionEnabled": false, "abortScaleDownDelaySeconds": 5}),
+    ));
+    w.settle();
+    let v1 = w.status().stable_rs.unwrap();
+    w.set_image("demo:v2");
+    w.settle();
+    let v2 = w.status().current_pod_hash.unwrap();
+    w.ro.status.as_mut().unwrap().abort = Some(true);
+    w.settle();
+    let st = w.status();
+    assert_eq!(st.phase.as_deref(), Some("Degraded"), "{st:#?}");
+    assert_eq!(svc_hash(&w, "active").as_deref(), Some(v1.as_str()));
+    assert_eq!(
+        w.spec_of(&v2),
+        2,
+        "preview kept for abortScaleDownDelaySeconds"
+    );
+    w.advance(6);
+    w.settle();
+    assert_eq!(w.spec_of(&v2), 0);
+    assert_eq!(svc_hash(&w, "active").as_deref(), Some(v1.as_str()));
+}
+
+#[test]
+fn blue_green_never_switches_active_to_unavailable_pods() {
+    let mut w = World::new(blue_green(2, json!({})));
+    w.settle();
+    let v1 = w.status().stable_rs.unwrap();
+    w.set_image("demo:v2-bad");
+    w.settle();
+    w.advance(3600);
+    w.settle();
+    assert_eq!(svc_hash(&w, "active").as_deref(), Some(v1.as_str()));
+    let st = w.status();
+    assert_eq!(
+        st.phase.as_deref(),
+        Some("Degraded"),
+        "progress deadline: {st:#?}"
+    );
+}

@@ -1,5 +1,6 @@
 //! Integration tests against a real API server: one local control plane per test run (started
 //! on first use by `xtask::testkit`), one namespace and one in-process controller per test.
+mod bluegreen;
 mod canary;
 mod cluster;
 mod common;
