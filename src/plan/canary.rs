@@ -681,6 +681,14 @@ impl<'a> Ctx<'a> {
     /// Upstream's `reconcileCanaryReplicaSets`: returns true when something was scaled (the
     /// step then cannot complete in this reconcile).
     pub(super) fn reconcile_replica_sets(&mut self) -> bool {
+        // haltProgress: a manual pause or an inconclusive analysis freezes the ReplicaSets.
+        if self.ro.spec.paused == Some(true)
+            || self
+                .old_pause_condition(pause_reason::INCONCLUSIVE_ANALYSIS)
+                .is_some()
+        {
+            return false;
+        }
         // Scale-down deadlines only matter with traffic routing; drop stale ones.
         for idx in [self.new_idx(), self.stable_idx()].into_iter().flatten() {
             let rs = &self.rs.all[idx];
@@ -765,7 +773,7 @@ impl<'a> Ctx<'a> {
         if step.set_weight.is_some() || step.set_canary_scale.is_some() {
             return self.at_desired_counts();
         }
-        false
+        step.set_header_route.is_some() || step.set_mirror_route.is_some()
     }
 
     pub(super) fn at_desired_counts(&self) -> bool {
@@ -1040,14 +1048,16 @@ impl<'a> Ctx<'a> {
                 && self.old.stable_rs.as_deref() == Some(new.hash.as_str())
                 && step_count > 0
             {
-                self.events
-                    .push(Event::normal(reason::SKIP_STEPS, "Rollback to stable"));
+                self.events.push(Event::normal(
+                    reason::SKIP_STEPS,
+                    "Rollback to stable ReplicaSets",
+                ));
                 st.current_step_index = Some(step_count);
             }
             self.calculate_conditions(&mut st);
             return st;
         }
-        if self.old.promote_full == Some(true) {
+        if self.old.promote_full == Some(true) || self.rollback_within_window() {
             self.pause.clear = true;
             self.pause.remove_abort = true;
             if step_count > 0 {

@@ -51,10 +51,14 @@ fn canonicalise(v: &Value) -> Option<Value> {
     match v {
         Value::Null => None,
         Value::Object(m) => {
-            let out: serde_json::Map<String, Value> = m
+            // Sort explicitly: serde_json keeps insertion order when its `preserve_order`
+            // feature is on (any crate in the build may turn it on).
+            let sorted: std::collections::BTreeMap<&String, Value> = m
                 .iter()
-                .filter_map(|(k, v)| canonicalise(v).map(|v| (k.clone(), v)))
+                .filter_map(|(k, v)| canonicalise(v).map(|v| (k, v)))
                 .collect();
+            let out: serde_json::Map<String, Value> =
+                sorted.into_iter().map(|(k, v)| (k.clone(), v)).collect();
             (!out.is_empty()).then_some(Value::Object(out))
         }
         Value::Array(a) => {
@@ -78,7 +82,6 @@ pub fn canonical_template(template: &Value) -> String {
     {
         labels.remove(crate::api::consts::DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY);
     }
-    // serde_json's map is ordered by key, so this prints keys sorted.
     canonicalise(&t).map(|v| v.to_string()).unwrap_or_default()
 }
 
