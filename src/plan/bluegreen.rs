@@ -40,25 +40,74 @@ impl<'a> Ctx<'a> {
         }
         match self.bg {
             Some(bg) => bg.abort_scale_down_delay_seconds != Some(0),
-            // Without traffic routing a canary scales down on abort at once.
-            None => false,
+            None => {
+                // Without traffic routing a canary scales down on abort at once; with dynamic
+                // stable scaling only when the user set a delay explicitly.
+                let explicit = self.canary.abort_scale_down_delay_seconds;
+                self.traffic_routed()
+                    && explicit != Some(0)
+                    && !(self.canary.dynamic_stable_scale == Some(true) && explicit.is_none())
+            }
         }
     }
 
     fn abort_scale_down_delay(&self) -> i64 {
-        i64::from(
-            self.bgs()
-                .abort_scale_down_delay_seconds
-                .unwrap_or(crate::api::defaults::ABORT_SCALE_DOWN_DELAY_SECONDS),
-        )
+        let v = match self.bg {
+            Some(bg) => bg.abort_scale_down_delay_seconds,
+            None => self.canary.abort_scale_down_delay_seconds,
+        };
+        i64::from(v.unwrap_or(crate::api::defaults::ABORT_SCALE_DOWN_DELAY_SECONDS))
     }
 
     fn scale_down_delay(&self) -> i64 {
-        i64::from(
-            self.bgs()
-                .scale_down_delay_seconds
-                .unwrap_or(crate::api::defaults::SCALE_DOWN_DELAY_SECONDS),
-        )
+        let v = match self.bg {
+            Some(bg) => bg.scale_down_delay_seconds,
+            None => self.canary.scale_down_delay_seconds,
+        };
+        i64::from(v.unwrap_or(crate::api::defaults::SCALE_DOWN_DELAY_SECONDS))
+    }
+
+    fn scale_down_revision_limit(&self) -> i32 {
+        match self.bg {
+            Some(bg) => bg.scale_down_delay_revision_limit,
+            None => self.canary.scale_down_delay_revision_limit,
+        }
+        .unwrap_or(i32::MAX)
+    }
+
+    /// Scales the new ReplicaSet to `want`, except after an abort with a scale-down delay: then
+    /// it stays up until its `scale-down-deadline` (annotated once the stable is back at full
+    /// size), then goes to 0 (upstream's `reconcileNewReplicaSet`). Returns whether it scaled.
+    pub(super) fn scale_new_rs(&mut self, n: usize, mut want: i32) -> bool {
+        let replicas = self.replicas();
+        if self.delay_scale_down_on_abort() {
+            match self.rs.all[n].scale_down_deadline() {
+                Some(Ok(deadline)) if deadline > self.now => {
+                    self.requeue_at(deadline);
+                    return false;
+                }
+                Some(Ok(_)) => want = 0,
+                Some(Err(_)) => return false,
+                None => {
+                    let stable_full = self.rs.stable_rs().is_some_and(|s| s.available == replicas);
+                    if stable_full {
+                        let delay = self.abort_scale_down_delay();
+                        let deadline = self.stamp.0 + SignedDuration::from_secs(delay);
+                        let mut patch = RsPatch::default();
+                        patch.annotations.insert(
+                            DEFAULT_REPLICASET_SCALE_DOWN_DEADLINE_ANNOTATION_KEY.into(),
+                            Some(deadline.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()),
+                        );
+                        let name = self.rs.all[n].name.clone();
+                        self.push_patch(&name, patch);
+                        self.requeue_in(Duration::from_secs(delay.max(0) as u64));
+                    }
+                    // Leave it up until annotated.
+                    return false;
+                }
+            }
+        }
+        self.scale(n, want)
     }
 
     fn selector(&self, svc: Option<&str>) -> Option<String> {
@@ -307,12 +356,9 @@ impl<'a> Ctx<'a> {
 
     /// Upstream's `scaleDownDelayHelper` for one old ReplicaSet: keep it (at full size) until
     /// its `scale-down-deadline`, annotating one when missing; then 0.
-    fn scale_down_delay_helper(&mut self, idx: usize, annotated: &mut i32) -> i32 {
+    pub(super) fn scale_down_delay_helper(&mut self, idx: usize, annotated: &mut i32) -> i32 {
         let replicas = self.replicas();
-        let limit = self
-            .bgs()
-            .scale_down_delay_revision_limit
-            .unwrap_or(i32::MAX);
+        let limit = self.scale_down_revision_limit();
         let rs = &self.rs.all[idx];
         let (name, spec) = (rs.name.clone(), rs.spec_replicas);
         match rs.scale_down_deadline() {
@@ -355,7 +401,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Upstream's `isReplicaSetReferenced`.
-    fn referenced(&self, rs: &Rs<'_>) -> bool {
+    pub(super) fn referenced(&self, rs: &Rs<'_>) -> bool {
         let st = &self.old;
         let bgst = st.blue_green.clone().unwrap_or_default();
         !rs.hash.is_empty()
@@ -399,42 +445,15 @@ impl<'a> Ctx<'a> {
         if let Some(active) = self.rs_by_hash(self.selector(self.active_service()).as_deref()) {
             self.scale(active, replicas);
         }
-        // The new ReplicaSet: full, previewReplicaCount, or down after an abort's delay.
+        // The new ReplicaSet: full, previewReplicaCount, or down after an abort's delay (which
+        // does not apply once it is the active one).
         if let Some(n) = self.new_idx() {
-            let mut want = self.new_rs_replicas();
-            let mut skip = false;
-            if self.delay_scale_down_on_abort()
-                && self.selector(self.active_service()).as_deref()
-                    != Some(self.rs.all[n].hash.as_str())
-            {
-                match self.rs.all[n].scale_down_deadline() {
-                    Some(Ok(deadline)) if deadline > self.now => {
-                        self.requeue_at(deadline);
-                        skip = true;
-                    }
-                    Some(Ok(_)) => want = 0,
-                    Some(Err(_)) => skip = true,
-                    None => {
-                        let stable_full =
-                            self.rs.stable_rs().is_some_and(|s| s.available == replicas);
-                        if stable_full {
-                            let delay = self.abort_scale_down_delay();
-                            let deadline = self.stamp.0 + SignedDuration::from_secs(delay);
-                            let mut patch = RsPatch::default();
-                            patch.annotations.insert(
-                                DEFAULT_REPLICASET_SCALE_DOWN_DEADLINE_ANNOTATION_KEY.into(),
-                                Some(deadline.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()),
-                            );
-                            let name = self.rs.all[n].name.clone();
-                            self.push_patch(&name, patch);
-                            self.requeue_in(Duration::from_secs(delay.max(0) as u64));
-                        }
-                        skip = true;
-                    }
-                }
-            }
-            if !skip {
+            let want = self.new_rs_replicas();
+            let active = self.selector(self.active_service());
+            if active.as_deref() == Some(self.rs.all[n].hash.as_str()) {
                 self.scale(n, want);
+            } else {
+                self.scale_new_rs(n, want);
             }
         }
         // Older ReplicaSets: scale down after their delay, unless still referenced.

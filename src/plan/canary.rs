@@ -362,20 +362,59 @@ impl<'a> Ctx<'a> {
                 .unwrap_or(0),
         };
         let stable = self.old.stable_rs.as_deref().unwrap_or_default();
+        // The latest setCanaryScale at or before the current step.
+        let set_canary_scale = match (step, idx) {
+            (Some(_), Some(i)) => self.steps()[..=i as usize]
+                .iter()
+                .rev()
+                .find_map(|s| s.set_canary_scale.as_ref())
+                .map(|s| replicas::SetCanaryScale {
+                    replicas: s.replicas,
+                    weight: s.weight,
+                    match_traffic_weight: s.match_traffic_weight == Some(true),
+                }),
+            _ => None,
+        };
         replicas::canary_scale(&CanaryScaleInput {
             promote_full: self.old.promote_full == Some(true),
             stable_is_current: stable.is_empty()
                 || Some(stable) == self.old.current_pod_hash.as_deref(),
             aborted: self.old.abort == Some(true),
-            traffic_routed: false,
+            traffic_routed: self.traffic_routed(),
             abort_scale_down_delay_seconds: self.canary.abort_scale_down_delay_seconds,
-            set_canary_scale: None,
+            set_canary_scale,
             step_weight,
+        })
+    }
+
+    /// Whether the canary's traffic is split by a router (not by pod counts).
+    pub(super) fn traffic_routed(&self) -> bool {
+        self.bg.is_none() && self.canary.traffic_routing.is_some()
+    }
+
+    /// The weights the router carries now, from the status (`status.canary.weights`).
+    fn current_weights(&self) -> Option<replicas::TrafficWeights> {
+        let w = self.old.canary.as_ref()?.weights.as_ref()?;
+        Some(replicas::TrafficWeights {
+            canary: w.canary.as_ref().and_then(|d| d.weight).unwrap_or(0),
+            stable: w.stable.as_ref().and_then(|d| d.weight).unwrap_or(0),
         })
     }
 
     /// Upstream's `CalculateReplicaCountsForCanary` (basic canary) for the current state.
     pub(super) fn desired_counts(&self) -> replicas::ReplicaCounts {
+        if self.traffic_routed() {
+            return replicas::traffic_routed_canary_replica_counts(
+                &replicas::TrafficRoutedCanaryInput {
+                    spec_replicas: self.replicas(),
+                    scale: self.canary_scale(),
+                    dynamic_stable_scale: self.canary.dynamic_stable_scale == Some(true),
+                    aborted: self.old.abort == Some(true),
+                    min_pods_per_replica_set: self.canary.min_pods_per_replica_set,
+                    current_weights: self.current_weights(),
+                },
+            );
+        }
         let weight = match self.canary_scale() {
             CanaryScale::Weight(w) => w,
             CanaryScale::Replicas(r) => {
@@ -652,9 +691,14 @@ impl<'a> Ctx<'a> {
         others.sort_by(|a, b| self.rs.all[*b].revision.cmp(&self.rs.all[*a].revision));
         let current = self.old.current_pod_hash.clone().unwrap_or_default();
         let stable = self.old.stable_rs.clone().unwrap_or_default();
+        let fully_promoted = !stable.is_empty() && stable == current;
+        let mut annotated = 0;
         for i in others {
             let rs = &self.rs.all[i];
             if rs.hash == current || rs.hash == stable {
+                continue;
+            }
+            if self.traffic_routed() && self.referenced(rs) {
                 continue;
             }
             if max_scale_down <= 0 {
@@ -664,9 +708,27 @@ impl<'a> Ctx<'a> {
             if spec == 0 {
                 continue;
             }
-            let desired = if spec > max_scale_down {
-                spec - max_scale_down
+            let desired = if !self.traffic_routed() {
+                // Pods split the traffic: every other ReplicaSet goes.
+                if spec > max_scale_down {
+                    spec - max_scale_down
+                } else {
+                    0
+                }
+            } else if fully_promoted
+                || rs
+                    .annotation(DEFAULT_REPLICASET_SCALE_DOWN_DEADLINE_ANNOTATION_KEY)
+                    .is_some()
+            {
+                // Likely the previous stable: keep it for scaleDownDelaySeconds (not with
+                // dynamic stable scaling, where traffic already left it).
+                if self.canary.dynamic_stable_scale == Some(true) {
+                    0
+                } else {
+                    self.scale_down_delay_helper(i, &mut annotated).min(spec)
+                }
             } else {
+                // An intermediate ReplicaSet (V1 → V2 → V3): no traffic goes to it.
                 0
             };
             if spec == desired {
@@ -689,8 +751,13 @@ impl<'a> Ctx<'a> {
         {
             return false;
         }
-        // Scale-down deadlines only matter with traffic routing; drop stale ones.
-        for idx in [self.new_idx(), self.stable_idx()].into_iter().flatten() {
+        // Drop stale scale-down deadlines from the new (unless an abort delays its scale-down)
+        // and stable ReplicaSets: we moved back to them.
+        let keep_new = self.delay_scale_down_on_abort();
+        for idx in [self.new_idx().filter(|_| !keep_new), self.stable_idx()]
+            .into_iter()
+            .flatten()
+        {
             let rs = &self.rs.all[idx];
             if rs
                 .annotation(DEFAULT_REPLICASET_SCALE_DOWN_DEADLINE_ANNOTATION_KEY)
@@ -714,7 +781,7 @@ impl<'a> Ctx<'a> {
             return true;
         }
         if let Some(n) = self.new_idx()
-            && self.scale(n, counts.canary)
+            && self.scale_new_rs(n, counts.canary)
         {
             return true;
         }
@@ -784,8 +851,8 @@ impl<'a> Ctx<'a> {
             canary: self.rs.new_rs().map(Rs::state),
             stable: self.rs.stable_rs().map(Rs::state),
             stable_created: self.rs.stable_rs().map_or(0, |r| r.status_replicas),
-            traffic_routed: false,
-            dynamic_stable_scale: false,
+            traffic_routed: self.traffic_routed(),
+            dynamic_stable_scale: self.canary.dynamic_stable_scale == Some(true),
             others: &others,
         })
     }

@@ -41,6 +41,12 @@ enum Cmd {
     },
     /// Regenerates crds/ from the API types.
     Crds,
+    /// The seeds' canary scenario end to end on a local control plane (or, with
+    /// --kubeconfig/KUBECONFIG, an existing cluster). Ctrl-C stops and cleans up.
+    Demo {
+        #[arg(long, env = "KUBECONFIG")]
+        kubeconfig: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -89,6 +95,16 @@ async fn main() -> Result<()> {
             }
         }
         Cmd::Test { args } => test(args),
+        Cmd::Demo { kubeconfig } => {
+            let root = workspace_root();
+            tokio::select! {
+                r = xtask::demo::run(&root, kubeconfig) => r,
+                _ = tokio::signal::ctrl_c() => {
+                    eprintln!("interrupted: stopping the controller and the local control plane");
+                    Ok(())
+                }
+            }
+        }
         Cmd::Crds => {
             let status = Command::new(env!("CARGO"))
                 .current_dir(workspace_root())
