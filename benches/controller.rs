@@ -91,10 +91,10 @@ async fn wait_status<F: Fn(&Rollout) -> bool>(api: &Api<Rollout>, f: F) -> Insta
     )
     .boxed();
     while let Some(ev) = stream.next().await {
-        if let Ok(Event::Apply(ro) | Event::InitApply(ro)) = ev {
-            if f(&ro) {
-                return Instant::now();
-            }
+        if let Ok(Event::Apply(ro) | Event::InitApply(ro)) = ev
+            && f(&ro)
+        {
+            return Instant::now();
         }
     }
     Instant::now()
@@ -171,10 +171,10 @@ async fn cluster_figures() {
         let paused = loop {
             let ro = api.get("bench").await.unwrap();
             let st = ro.status.clone().unwrap_or_default();
-            if idx(&ro) == Some(3) {
-                if let Some(pc) = st.pause_conditions.as_ref().and_then(|p| p.first()) {
-                    break pc.start_time.clone().unwrap();
-                }
+            if idx(&ro) == Some(3)
+                && let Some(pc) = st.pause_conditions.as_ref().and_then(|p| p.first())
+            {
+                break pc.start_time.clone().unwrap();
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         };

@@ -1,1 +1,5 @@
-fn main() {}
+//! `kubectl-rollouts`: the kubectl plugin (`kubectl rollouts ...`). See [`rollouts::cli`].
+
+fn main() -> std::process::ExitCode {
+    rollouts::cli::main()
+}

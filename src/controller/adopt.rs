@@ -1,7 +1,8 @@
 //! Adopting ReplicaSets created by another controller (Argo Rollouts) under its own hash.
 //!
-//! Upstream names ReplicaSets with a hash that differs from ours. When a Rollout's template has
-//! no ReplicaSet under our hash but the Rollout owns ReplicaSets we have not tagged yet, we ask
+//! Upstream names ReplicaSets with a hash that differs from ours, and a template can come back
+//! in another form (`undo` copies a ReplicaSet's defaulted template into the Rollout). When a
+//! Rollout's template has no ReplicaSet under our hash but the Rollout owns others, we ask
 //! the API server to default the Rollout's template (a dry-run create of a `PodTemplate`, so the
 //! defaulting is exactly the server's) and compare it with each candidate's template, ignoring
 //! the hash label and ephemeral metadata. A match is adopted as the new ReplicaSet (the planner
@@ -56,10 +57,12 @@ pub async fn find_adoptable(
         rs.annotations().get(TEMPLATE_HASH_ANNOTATION) == Some(&hash)
             || rs.labels().get(DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY) == Some(&hash)
     });
+    // Every live ReplicaSet is a candidate: ones created by Argo Rollouts, and ours whose
+    // template the Rollout got back in another form (e.g. `undo` copies a ReplicaSet's
+    // API-server-defaulted template into the Rollout, which hashes differently).
     let candidates: Vec<&&ReplicaSet> = owned
         .iter()
         .filter(|rs| rs.metadata.deletion_timestamp.is_none())
-        .filter(|rs| !rs.annotations().contains_key(TEMPLATE_HASH_ANNOTATION))
         .collect();
     if known || candidates.is_empty() {
         return Ok(None);

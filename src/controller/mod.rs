@@ -14,7 +14,9 @@
 //! next one). This is what keeps a stale read from undoing the step we just took.
 
 pub mod adopt;
+pub mod analysis;
 pub mod diff;
+pub mod traffic;
 
 use crate::api::Rollout;
 use crate::plan::{self, Effect, Observed};
@@ -88,6 +90,7 @@ pub struct WriteCounters {
     pub services: AtomicU64,
     pub rollouts: AtomicU64,
     pub pods: AtomicU64,
+    pub traffic: AtomicU64,
 }
 
 impl WriteCounters {
@@ -97,6 +100,7 @@ impl WriteCounters {
             + self.services.load(Ordering::Relaxed)
             + self.rollouts.load(Ordering::Relaxed)
             + self.pods.load(Ordering::Relaxed)
+            + self.traffic.load(Ordering::Relaxed)
     }
 }
 
@@ -107,6 +111,8 @@ pub struct Context {
     pub services: Store<Service>,
     pub recorder: Recorder,
     pub writes: Arc<WriteCounters>,
+    /// Traffic router objects, watched on demand.
+    pub traffic: traffic::TrafficStores,
     /// Rollout → the resourceVersion our last write started from (see the module docs).
     written_from: Mutex<HashMap<ObjectRef<Rollout>, (String, Instant)>>,
     /// Rollout → consecutive failures (for backoff).
@@ -162,6 +168,15 @@ pub async fn run(
 
     let controller = Controller::new(rollouts, wc);
     let ro_store = controller.store();
+    let (traffic_stores, traffic_changes) =
+        traffic::TrafficStores::new(client.clone(), config.namespace.clone());
+    let ro_store_for_traffic = ro_store.clone();
+    let traffic_triggers = futures::stream::unfold(traffic_changes, |mut rx| async move {
+        rx.recv().await.map(|key| (key, rx))
+    })
+    .flat_map(move |key| {
+        futures::stream::iter(traffic::rollouts_referencing(&ro_store_for_traffic, &key))
+    });
     let reporter = Reporter {
         controller: FIELD_MANAGER.into(),
         instance: std::env::var("POD_NAME").ok(),
@@ -172,12 +187,14 @@ pub async fn run(
         services: svc_store,
         recorder: Recorder::new(client, reporter),
         writes,
+        traffic: traffic_stores,
         written_from: Mutex::new(HashMap::new()),
         failures: Mutex::new(HashMap::new()),
     });
     controller
         .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency))
         .owns_stream(rs_stream)
+        .reconcile_on(traffic_triggers)
         .watches_stream(svc_stream, move |svc: Service| {
             // A Service change concerns the Rollouts that name it.
             let ns = svc.namespace();
@@ -241,6 +258,14 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error>
         })
         .collect();
     let adoptable = adopt::find_adoptable(&ctx.client, &ro, &owned).await?;
+    // Router objects, for traffic-routed canaries.
+    let traffic_objects = if ro.canary().is_some_and(|c| c.traffic_routing.is_some()) {
+        ctx.traffic
+            .observe(&crate::traffic::referenced_objects(&ro))
+            .await
+    } else {
+        Default::default()
+    };
     // Pods are listed only while a restart is due (not cached: most reconciles need none).
     let now = k8s_openapi::jiff::Timestamp::now();
     let pod_list = if plan::canary::needs_restart(&ro, now) {
@@ -260,6 +285,7 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error>
         services: svcs.iter().map(|(n, s)| (n.clone(), &**s)).collect(),
         adoptable,
         pods: pod_list.as_ref().map(|l| l.iter().collect()),
+        traffic_objects,
     };
 
     // Plan (pure).
@@ -360,6 +386,17 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error>
                 });
                 ctx.writes.services.fetch_add(1, Ordering::Relaxed);
                 svc_api.patch(service, &pp, &Patch::Merge(&body)).await?;
+            }
+            Effect::Traffic(change) => {
+                ctx.writes.traffic.fetch_add(1, Ordering::Relaxed);
+                match ctx.traffic.apply(change).await {
+                    Ok(()) => {}
+                    Err(Error::Kube(kube::Error::Api(e))) if e.code == 409 => {
+                        // The router object moved on since we read it: plan again.
+                        return Ok(Action::requeue(Duration::from_millis(100)));
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             Effect::EvictPod { name: pod } => {
                 let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);

@@ -300,10 +300,10 @@ impl<'a> Ctx<'a> {
                     self.pause.remove.push(pause_reason::BLUE_GREEN_PAUSE);
                 } else if let (Some(start), Some(secs)) =
                     (cond.start_time, self.bgs().auto_promotion_seconds)
+                    && secs > 0
+                    && self.bgs().auto_promotion_enabled != Some(false)
                 {
-                    if secs > 0 && self.bgs().auto_promotion_enabled != Some(false) {
-                        self.requeue_at(pause_deadline(&start, i64::from(secs)));
-                    }
+                    self.requeue_at(pause_deadline(&start, i64::from(secs)));
                 }
             }
             None => {
@@ -362,26 +362,22 @@ impl<'a> Ctx<'a> {
         let rs = &self.rs.all[idx];
         let (name, spec) = (rs.name.clone(), rs.spec_replicas);
         match rs.scale_down_deadline() {
-            None if spec > 0 => {
-                if *annotated < limit {
-                    *annotated += 1;
-                    let delay = self.scale_down_delay();
-                    if delay <= 0 {
-                        return 0;
-                    }
-                    let deadline = Timestamp::from_second(self.stamp.0.as_second() + delay)
-                        .unwrap_or(self.now);
-                    let mut patch = RsPatch::default();
-                    patch.annotations.insert(
-                        DEFAULT_REPLICASET_SCALE_DOWN_DEADLINE_ANNOTATION_KEY.into(),
-                        Some(deadline.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()),
-                    );
-                    self.push_patch(&name, patch);
-                    self.requeue_in(Duration::from_secs(delay as u64));
-                    spec
-                } else {
-                    0
+            None if spec > 0 && *annotated < limit => {
+                *annotated += 1;
+                let delay = self.scale_down_delay();
+                if delay <= 0 {
+                    return 0;
                 }
+                let deadline =
+                    Timestamp::from_second(self.stamp.0.as_second() + delay).unwrap_or(self.now);
+                let mut patch = RsPatch::default();
+                patch.annotations.insert(
+                    DEFAULT_REPLICASET_SCALE_DOWN_DEADLINE_ANNOTATION_KEY.into(),
+                    Some(deadline.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()),
+                );
+                self.push_patch(&name, patch);
+                self.requeue_in(Duration::from_secs(delay as u64));
+                spec
             }
             None => 0,
             Some(Err(_)) => 0,
@@ -547,10 +543,10 @@ impl<'a> Ctx<'a> {
             self.create_new_rs(&mut st);
         }
         // The preview Service follows the new ReplicaSet at once.
-        if let (Some(preview), false) = (self.preview_service(), self.halted()) {
-            if let Some(hash) = self.rs.new_rs().map(|r| r.hash.clone()) {
-                self.switch_service(preview, &hash);
-            }
+        if let (Some(preview), false) = (self.preview_service(), self.halted())
+            && let Some(hash) = self.rs.new_rs().map(|r| r.hash.clone())
+        {
+            self.switch_service(preview, &hash);
         }
         let changed = {
             let old_pod = self.old.current_pod_hash.as_deref().unwrap_or_default();

@@ -183,12 +183,6 @@ fn unsupported(ro: &Rollout) -> Option<FieldError> {
         ));
     }
     let canary = ro.canary()?;
-    if canary.traffic_routing.is_some() {
-        return Some(FieldError::forbidden(
-            "spec.strategy.canary.trafficRouting",
-            "traffic routing is not supported by this controller yet",
-        ));
-    }
     if canary.analysis.is_some() {
         return Some(FieldError::forbidden(
             "spec.strategy.canary.analysis",
@@ -998,11 +992,158 @@ impl<'a> Ctx<'a> {
             self.effects.push(Effect::DeleteReplicaSet { name, uid });
         }
         self.reconcile_services(obs);
+        if self.traffic_routed()
+            && let Err(e) = self.reconcile_traffic(obs, &mut status)
+        {
+            // The router cannot be driven safely (a missing VirtualService or route...):
+            // change nothing and say so.
+            return self.traffic_blocked(status, e);
+        }
         let scaled = self.reconcile_replica_sets();
         if !scaled {
             self.reconcile_pause();
         }
         self.sync_status(status, false)
+    }
+
+    /// Upstream's desired canary weight (`reconcileTrafficRouting`): 0 when fully promoted or
+    /// aborted (with dynamic stable scaling: what the stable can take), the previous step's
+    /// weight until the canary pods for this step are available, then the step's weight, and
+    /// `maxTrafficWeight` once all steps are done.
+    fn desired_weight(&self) -> i32 {
+        let max = crate::traffic::max_weight(self.ro);
+        let stable = self.old.stable_rs.as_deref().unwrap_or_default();
+        let fully_promoted =
+            !stable.is_empty() && Some(stable) == self.old.current_pod_hash.as_deref();
+        let (_, idx) = self.current_step();
+        let steps = self.steps();
+        let weight = if fully_promoted {
+            0
+        } else if self.aborted() {
+            if self.canary.dynamic_stable_scale == Some(true) {
+                let avail = self.rs.stable_rs().map_or(0, |r| r.available);
+                let mut w = 100 - (100 * avail) / self.replicas().max(1);
+                if let Some(cur) = self.current_weights() {
+                    w = w.min(cur.canary);
+                }
+                w
+            } else {
+                0
+            }
+        } else if self.rs.new_rs().is_none_or(|r| r.available == 0) {
+            0
+        } else if let Some(i) = idx {
+            let i = i.max(0) as usize;
+            if !self.at_desired_counts() && self.old.promote_full != Some(true) {
+                steps[..i.min(steps.len())]
+                    .iter()
+                    .rev()
+                    .find_map(|s| s.set_weight)
+                    .unwrap_or(0)
+            } else if i < steps.len() {
+                steps[..=i]
+                    .iter()
+                    .rev()
+                    .find_map(|s| s.set_weight)
+                    .unwrap_or(0)
+            } else {
+                max
+            }
+        } else {
+            0
+        };
+        weight.clamp(0, max)
+    }
+
+    /// Drives the traffic routers toward the desired weight, hashes and routes, and records
+    /// `status.canary.weights`.
+    fn reconcile_traffic(
+        &mut self,
+        obs: &Observed<'_>,
+        status: &mut RolloutStatus,
+    ) -> Result<(), Box<crate::traffic::TrafficError>> {
+        let weight = self.desired_weight();
+        let new_hash = self.rs.new_rs().map(|r| r.hash.clone());
+        let stable_hash = self.rs.stable_rs().map(|r| r.hash.clone());
+        let stable = self.old.stable_rs.as_deref().unwrap_or_default();
+        let fully_promoted =
+            !stable.is_empty() && Some(stable) == self.old.current_pod_hash.as_deref();
+        let mut intent = crate::traffic::TrafficIntent::for_rollout(self.ro);
+        intent.canary_hash = new_hash.as_deref();
+        intent.stable_hash = stable_hash.as_deref();
+        intent.weight = weight;
+        intent.remove_managed_routes = fully_promoted || self.aborted();
+        if let (false, (_, Some(i))) = (intent.remove_managed_routes, self.current_step()) {
+            let (headers, mirrors) = crate::traffic::routes_at_step(self.ro, i.max(0) as usize);
+            intent.header_routes = headers;
+            intent.mirror_routes = mirrors;
+        }
+        let changes =
+            crate::traffic::plan_traffic(&intent, &obs.traffic_objects).map_err(Box::new)?;
+        let max = intent.max_weight;
+        let (canary_svc, stable_svc) = (
+            intent.canary_service.to_string(),
+            intent.stable_service.to_string(),
+        );
+        let changed_weight = self.current_weights().map(|w| w.canary) != Some(weight);
+        for c in changes {
+            self.effects.push(Effect::Traffic(c));
+        }
+        if changed_weight {
+            self.events.push(Event::normal(
+                "TrafficWeightUpdated",
+                format!(
+                    "Traffic weight updated from {} to {weight}",
+                    self.current_weights().map_or(0, |w| w.canary)
+                ),
+            ));
+        }
+        let weights = crate::api::TrafficWeights {
+            canary: Some(crate::api::WeightDestination {
+                weight: Some(weight),
+                service_name: Some(canary_svc),
+                pod_template_hash: new_hash,
+            }),
+            stable: Some(crate::api::WeightDestination {
+                weight: Some(max - weight),
+                service_name: Some(stable_svc),
+                pod_template_hash: stable_hash,
+            }),
+            additional: None,
+            verified: None,
+        };
+        status.canary.get_or_insert_with(Default::default).weights = Some(weights);
+        Ok(())
+    }
+
+    /// The plan when the traffic routers cannot be driven: an InvalidSpec condition naming the
+    /// object and a Warning event; no writes to ReplicaSets or routers.
+    fn traffic_blocked(
+        &mut self,
+        _status: RolloutStatus,
+        e: Box<crate::traffic::TrafficError>,
+    ) -> RolloutStatus {
+        self.effects.clear();
+        let msg = format!("The Rollout \"{}\" is invalid: {e}", self.ro.name_any());
+        let mut status = self.old.clone();
+        if cond::get(&status, ctype::INVALID_SPEC).and_then(|c| c.message.as_deref())
+            != Some(msg.as_str())
+        {
+            cond::remove(&mut status, ctype::INVALID_SPEC);
+            cond::set(
+                &mut status,
+                cond::new_condition(
+                    ctype::INVALID_SPEC,
+                    "True",
+                    reason::INVALID_SPEC,
+                    msg.clone(),
+                    &self.stamp,
+                ),
+            );
+            self.events.push(Event::warning(&e.reason(), msg));
+        }
+        self.requeue_in(INVALID_SPEC_REQUEUE);
+        status
     }
 
     /// Upstream's `RolloutPodRestarter`: with `spec.restartAt` in the past and not yet

@@ -42,6 +42,9 @@ pub struct Observed<'a> {
     /// The pods of the Rollout's ReplicaSets, listed only while a `spec.restartAt` restart is
     /// due ([`canary::needs_restart`]); `None` otherwise.
     pub pods: Option<Vec<&'a Pod>>,
+    /// The traffic router objects the Rollout references ([`crate::traffic::referenced_objects`]),
+    /// by key; a missing key means the object does not exist.
+    pub traffic_objects: crate::traffic::Objects,
 }
 
 /// What one reconcile should do.
@@ -72,6 +75,8 @@ pub enum Effect {
     SetRolloutRevision { revision: String },
     /// Evict a pod (restart); a PodDisruptionBudget refusal is not an error.
     EvictPod { name: String },
+    /// Write a traffic router object (VirtualService, DestinationRule, Ingress, HTTPRoute).
+    Traffic(crate::traffic::ObjectChange),
 }
 
 /// The fields of a ReplicaSet the controller changes after creating it.

@@ -19,6 +19,9 @@ pub struct World {
     pub now: Timestamp,
     pub events: Vec<Event>,
     pub writes: usize,
+    /// Traffic router objects (empty unless a test adds them); the planner's changes to them
+    /// are applied here (merge patches, creates, deletes).
+    pub traffic: crate::traffic::Objects,
     created: i64,
 }
 
@@ -61,6 +64,7 @@ impl World {
             now: Timestamp::from_second(1_800_000_000).unwrap_or(Timestamp::UNIX_EPOCH),
             events: Vec::new(),
             writes: 0,
+            traffic: Default::default(),
             created: 0,
         }
     }
@@ -73,6 +77,7 @@ impl World {
             services: self.services.iter().map(|s| (s.name_any(), s)).collect(),
             adoptable: None,
             pods: None,
+            traffic_objects: self.traffic.clone(),
         };
         plan(&obs, self.now)
     }
@@ -179,6 +184,7 @@ impl World {
                         );
                 }
                 Effect::EvictPod { .. } => {}
+                Effect::Traffic(change) => apply_traffic(&mut self.traffic, change),
                 Effect::SetRolloutRevision { revision } => {
                     self.ro
                         .metadata
@@ -301,5 +307,43 @@ impl World {
                 )
             })
             .unwrap_or_default()
+    }
+}
+
+/// Applies a router object change to the simulated objects (RFC 7386 merge patches).
+fn apply_traffic(objects: &mut crate::traffic::Objects, change: crate::traffic::ObjectChange) {
+    use crate::traffic::ObjectChange;
+    fn merge(target: &mut serde_json::Value, patch: &serde_json::Value) {
+        match (target, patch) {
+            (serde_json::Value::Object(t), serde_json::Value::Object(p)) => {
+                for (k, v) in p {
+                    if v.is_null() {
+                        t.remove(k);
+                    } else if v.is_object() {
+                        let slot = t.entry(k.clone()).or_insert_with(|| serde_json::json!({}));
+                        if !slot.is_object() {
+                            *slot = serde_json::json!({});
+                        }
+                        merge(slot, v);
+                    } else {
+                        t.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            (t, p) => *t = p.clone(),
+        }
+    }
+    match change {
+        ObjectChange::Create { key, object } => {
+            objects.insert(key, object);
+        }
+        ObjectChange::Patch { key, patch } => {
+            if let Some(obj) = objects.get_mut(&key) {
+                merge(obj, &patch);
+            }
+        }
+        ObjectChange::Delete { key } => {
+            objects.remove(&key);
+        }
     }
 }

@@ -581,3 +581,167 @@ fn blue_green_never_switches_active_to_unavailable_pods() {
         "progress deadline: {st:#?}"
     );
 }
+
+fn istio_rollout(replicas: i32, steps: serde_json::Value) -> Rollout {
+    let mut ro = rollout(replicas, steps.clone());
+    ro.spec.strategy = serde_json::from_value(json!({"canary": {
+        "canaryService": "canary", "stableService": "stable",
+        "trafficRouting": {"istio": {"virtualService": {"name": "vs", "routes": ["primary"]}}},
+        "steps": steps
+    }}))
+    .unwrap();
+    ro
+}
+
+fn with_vs(w: &mut World) {
+    let key = crate::traffic::istio::virtual_service_key("ns", "vs");
+    let vs = json!({
+        "apiVersion": "networking.istio.io/v1alpha3", "kind": "VirtualService",
+        "metadata": {"name": "vs", "namespace": "ns", "resourceVersion": "1"},
+        "spec": {"hosts": ["demo"], "http": [{"name": "primary", "route": [
+            {"destination": {"host": "stable"}, "weight": 100},
+            {"destination": {"host": "canary"}, "weight": 0}
+        ]}]}
+    });
+    w.traffic.insert(key, vs);
+}
+
+fn vs_weights(w: &World) -> (i64, i64) {
+    let key = crate::traffic::istio::virtual_service_key("ns", "vs");
+    let routes = &w.traffic[&key]["spec"]["http"][0]["route"];
+    let weight_of = |host: &str| {
+        routes
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["destination"]["host"] == host)
+            .and_then(|r| r["weight"].as_i64())
+            .unwrap_or(0)
+    };
+    (weight_of("canary"), weight_of("stable"))
+}
+
+fn status_weights(w: &World) -> Option<(i32, i32)> {
+    let weights = w.status().canary?.weights?;
+    Some((weights.canary?.weight?, weights.stable?.weight?))
+}
+
+#[test]
+fn istio_canary_moves_weights_step_by_step() {
+    let mut w = World::new(istio_rollout(
+        5,
+        json!([{"setWeight": 20}, {"pause": {}}, {"setWeight": 50}, {"pause": {"duration": 5}}]),
+    ));
+    with_vs(&mut w);
+    w.settle();
+    assert_eq!(w.status().phase.as_deref(), Some("Healthy"));
+    assert_eq!(vs_weights(&w), (0, 100));
+    assert_eq!(status_weights(&w), Some((0, 100)));
+    w.set_image("demo:v2");
+    w.settle();
+    let st = w.status();
+    assert_eq!(st.phase.as_deref(), Some("Paused"), "{st:#?}");
+    assert_eq!(vs_weights(&w), (20, 80));
+    assert_eq!(status_weights(&w), Some((20, 80)));
+    // Pods and traffic are decoupled: 1 canary pod (20% of 5, rounded up), stable stays at 5.
+    let canary = st.current_pod_hash.clone().unwrap();
+    let stable = st.stable_rs.clone().unwrap();
+    assert_eq!((w.spec_of(&canary), w.spec_of(&stable)), (1, 5));
+    w.promote();
+    w.settle();
+    assert_eq!(vs_weights(&w), (50, 50));
+    assert_eq!(w.spec_of(&canary), 3);
+    w.advance(5);
+    w.settle();
+    let st = w.status();
+    assert_eq!(st.phase.as_deref(), Some("Healthy"), "{st:#?}");
+    assert_eq!(
+        vs_weights(&w),
+        (0, 100),
+        "all traffic on the stable Service (now the new version)"
+    );
+    assert_eq!(st.stable_rs.as_deref(), Some(canary.as_str()));
+    // The previous stable stays up for scaleDownDelaySeconds (30 s).
+    assert_eq!(w.spec_of(&stable), 5);
+    w.advance(31);
+    w.settle();
+    assert_eq!(w.spec_of(&stable), 0);
+    assert!(w.has_event("TrafficWeightUpdated"));
+    // Steady state: no writes.
+    let p = w.plan();
+    assert!(p.effects.is_empty(), "{:?}", p.effects);
+}
+
+#[test]
+fn istio_abort_sets_weight_zero_before_any_scale_down() {
+    let mut w = World::new(istio_rollout(4, json!([{"setWeight": 50}, {"pause": {}}])));
+    with_vs(&mut w);
+    w.settle();
+    w.set_image("demo:v2");
+    w.settle();
+    assert_eq!(vs_weights(&w), (50, 50));
+    let canary = w.status().current_pod_hash.unwrap();
+    w.ro.status.as_mut().unwrap().abort = Some(true);
+    let plan = w.plan();
+    let first_traffic = plan
+        .effects
+        .iter()
+        .position(|e| matches!(e, Effect::Traffic(_)));
+    let first_scale_down = plan.effects.iter().position(
+        |e| matches!(e, Effect::PatchReplicaSet { patch, .. } if patch.replicas == Some(0)),
+    );
+    assert!(first_traffic.is_some(), "{:?}", plan.effects);
+    if let Some(d) = first_scale_down {
+        assert!(
+            first_traffic < Some(d),
+            "scaled down before moving traffic: {:?}",
+            plan.effects
+        );
+    }
+    w.apply(plan);
+    w.settle();
+    assert_eq!(vs_weights(&w), (0, 100));
+    assert_eq!(w.status().phase.as_deref(), Some("Degraded"));
+    // The canary stays up for abortScaleDownDelaySeconds (30 s), then goes.
+    assert_eq!(w.spec_of(&canary), 2);
+    w.advance(31);
+    w.settle();
+    assert_eq!(w.spec_of(&canary), 0);
+}
+
+#[test]
+fn istio_missing_virtual_service_is_invalid_spec_and_changes_nothing() {
+    let mut w = World::new(istio_rollout(2, json!([{"setWeight": 50}])));
+    w.settle();
+    let st = w.status();
+    assert_eq!(st.phase.as_deref(), Some("Degraded"), "{st:#?}");
+    assert!(
+        st.message.unwrap().contains("VirtualService"),
+        "names the object"
+    );
+    assert!(
+        w.rss.is_empty(),
+        "nothing created while traffic cannot be controlled"
+    );
+    assert!(
+        w.events
+            .iter()
+            .any(|e| e.warning && e.reason == "VirtualServiceNotFound")
+    );
+    // Creating it unblocks the Rollout.
+    with_vs(&mut w);
+    w.settle();
+    assert_eq!(w.status().phase.as_deref(), Some("Healthy"));
+}
+
+#[test]
+fn istio_weight_waits_for_canary_pods() {
+    let mut w = World::new(istio_rollout(4, json!([{"setWeight": 50}, {"pause": {}}])));
+    with_vs(&mut w);
+    w.settle();
+    w.set_image("demo:v2-bad");
+    w.settle();
+    // The canary never becomes available: no traffic goes to it.
+    assert_eq!(vs_weights(&w), (0, 100));
+    assert_eq!(status_weights(&w), Some((0, 100)));
+}

@@ -2,5 +2,7 @@
 //! on first use by `xtask::testkit`), one namespace and one in-process controller per test.
 mod bluegreen;
 mod canary;
+mod cli;
 mod cluster;
 mod common;
+mod traffic;

@@ -75,10 +75,10 @@ where
 {
     let deadline = Instant::now() + timeout;
     loop {
-        if let Ok(p) = rollout_phase(client).await {
-            if f(&p) {
-                return Ok(());
-            }
+        if let Ok(p) = rollout_phase(client).await
+            && f(&p)
+        {
+            return Ok(());
         }
         if Instant::now() > deadline {
             bail!("timed out after {timeout:?} waiting for {what}");

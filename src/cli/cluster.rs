@@ -1,0 +1,347 @@
+//! Talking to the cluster: the client (kubeconfig, context and namespace as kubectl picks
+//! them), reads, writes, and errors turned into one clear line with an exit code.
+
+use super::actions::{PatchKind, PatchOp};
+use super::error::{CliError, Result};
+use super::info::Model;
+use crate::api::{AnalysisRun, Rollout};
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::api::{ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, Config, ResourceExt};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The field manager of the CLI's writes.
+pub const FIELD_MANAGER: &str = "kubectl-rollouts";
+
+/// Where to connect, as given on the command line.
+#[derive(Clone, Debug, Default)]
+pub struct Target {
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    pub namespace: Option<String>,
+}
+
+/// A client and the namespace to work in.
+#[derive(Clone)]
+pub struct Conn {
+    pub client: Client,
+    pub namespace: String,
+    /// The API server's URL (for messages).
+    pub server: String,
+}
+
+fn kubeconfig_error(e: impl std::fmt::Display, target: &Target) -> CliError {
+    let mut msg = e.to_string();
+    if let Some(ctx) = &target.context
+        && msg.contains("failed to load current context")
+    {
+        msg = format!("context {ctx:?} not found in the kubeconfig");
+    }
+    CliError::unreachable(format!("no usable Kubernetes configuration: {msg}"))
+}
+
+/// Builds the client as kubectl would: `--kubeconfig`, else `KUBECONFIG` (merged), else
+/// `~/.kube/config`, else the in-cluster service account; `--context` picks the context and
+/// `-n` the namespace (else the context's, else `default`).
+pub async fn connect(target: &Target) -> Result<Conn> {
+    let options = KubeConfigOptions {
+        context: target.context.clone(),
+        ..Default::default()
+    };
+    let kubeconfig = match &target.kubeconfig {
+        Some(path) => Some(Kubeconfig::read_from(path).map_err(|e| {
+            if !path.exists() {
+                CliError::unreachable(format!("kubeconfig {:?} not found", path.display()))
+            } else {
+                kubeconfig_error(e, target)
+            }
+        })?),
+        None => match Kubeconfig::from_env().map_err(|e| kubeconfig_error(e, target))? {
+            Some(k) => Some(k),
+            None => match std::env::var_os("HOME")
+                .map(|h| PathBuf::from(h).join(".kube").join("config"))
+                .filter(|p| p.exists())
+            {
+                Some(p) => Some(Kubeconfig::read_from(p).map_err(|e| kubeconfig_error(e, target))?),
+                None => None,
+            },
+        },
+    };
+    let mut config = match kubeconfig {
+        Some(k) => Config::from_custom_kubeconfig(k, &options)
+            .await
+            .map_err(|e| kubeconfig_error(e, target))?,
+        None => Config::incluster().map_err(|_| {
+            CliError::unreachable(
+                "no Kubernetes configuration: pass --kubeconfig, set KUBECONFIG, or create ~/.kube/config",
+            )
+        })?,
+    };
+    config.connect_timeout = Some(Duration::from_secs(10));
+    let server = config.cluster_url.to_string();
+    let server = server.trim_end_matches('/').to_string();
+    let namespace = target
+        .namespace
+        .clone()
+        .unwrap_or_else(|| config.default_namespace.clone());
+    let client = Client::try_from(config)
+        .map_err(|e| CliError::unreachable(format!("cannot build a client for {server}: {e}")))?;
+    Ok(Conn {
+        client,
+        namespace,
+        server,
+    })
+}
+
+/// The error and its causes, deduplicated, on one line.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        let s = err.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+        cur = err.source();
+    }
+    parts.join(": ")
+}
+
+fn is_missing_resource_type(s: &kube::core::Status) -> bool {
+    s.code == 404 && s.message.contains("could not find the requested resource")
+}
+
+impl Conn {
+    /// A kube error as one line: `doing` says what was attempted.
+    pub fn error(&self, e: kube::Error, doing: &str) -> CliError {
+        match &e {
+            kube::Error::Api(s) if s.code == 401 || s.code == 403 => CliError::failed(format!(
+                "{doing}: not allowed by the API server at {}: {}",
+                self.server, s.message
+            )),
+            kube::Error::Api(s) if is_missing_resource_type(s) => CliError::not_found(format!(
+                "{doing}: the Rollout CRD (rollouts.argoproj.io) is not installed in the cluster at {}",
+                self.server
+            )),
+            kube::Error::Api(s) if s.code == 404 => {
+                CliError::not_found(format!("{doing}: {}", s.message))
+            }
+            kube::Error::Api(s) => CliError::failed(format!("{doing}: {}", s.message)),
+            kube::Error::HyperError(_) | kube::Error::Service(_) => CliError::unreachable(format!(
+                "{doing}: cannot reach the Kubernetes API server at {}: {}",
+                self.server,
+                chain(&e)
+            )),
+            _ => CliError::failed(format!("{doing}: {}", chain(&e))),
+        }
+    }
+
+    pub fn rollouts(&self) -> Api<Rollout> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    fn check_name(&self, name: &str) -> Result<()> {
+        let ok = !name.is_empty()
+            && name.len() <= 253
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+        if ok {
+            Ok(())
+        } else {
+            Err(CliError::not_found(format!(
+                "rollout {name:?} not found in namespace {:?} (not a valid object name)",
+                self.namespace
+            )))
+        }
+    }
+
+    /// The error for a Rollout that is not there: its namespace may be missing too.
+    async fn rollout_not_found(&self, name: &str) -> CliError {
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        if let Err(kube::Error::Api(s)) = namespaces.get(&self.namespace).await
+            && s.code == 404
+        {
+            return CliError::not_found(format!(
+                "namespace {:?} not found (looking for rollout {name:?} on {})",
+                self.namespace, self.server
+            ));
+        }
+        CliError::not_found(format!(
+            "rollout {name:?} not found in namespace {:?}",
+            self.namespace
+        ))
+    }
+
+    fn getting(&self, name: &str) -> String {
+        format!("getting rollout {name:?} in namespace {:?}", self.namespace)
+    }
+
+    /// Reads a Rollout.
+    pub async fn get_rollout(&self, name: &str) -> Result<Rollout> {
+        self.check_name(name)?;
+        match self.rollouts().get(name).await {
+            Ok(ro) => Ok(ro),
+            Err(kube::Error::Api(s)) if s.code == 404 && !is_missing_resource_type(&s) => {
+                Err(self.rollout_not_found(name).await)
+            }
+            Err(e) => Err(self.error(e, &self.getting(name))),
+        }
+    }
+
+    fn dynamic(&self) -> Api<DynamicObject> {
+        let ar = ApiResource::erase::<Rollout>(&());
+        Api::namespaced_with(self.client.clone(), &self.namespace, &ar)
+    }
+
+    /// Reads a Rollout as it is stored (every field, known to this build or not).
+    pub async fn get_rollout_object(&self, name: &str) -> Result<DynamicObject> {
+        self.check_name(name)?;
+        match self.dynamic().get(name).await {
+            Ok(o) => Ok(o),
+            Err(kube::Error::Api(s)) if s.code == 404 && !is_missing_resource_type(&s) => {
+                Err(self.rollout_not_found(name).await)
+            }
+            Err(e) => Err(self.error(e, &self.getting(name))),
+        }
+    }
+
+    /// Replaces a Rollout (`set image`); `Ok(false)` on a conflict.
+    pub async fn replace_rollout_object(&self, obj: &DynamicObject) -> Result<bool> {
+        let pp = PostParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..Default::default()
+        };
+        match self.dynamic().replace(&obj.name_any(), &pp, obj).await {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+            Err(e) => Err(self.error(e, &format!("updating rollout {:?}", obj.name_any()))),
+        }
+    }
+
+    /// The namespace's ReplicaSets selected by the Rollout's selector.
+    pub async fn replica_sets_of(&self, ro: &Rollout) -> Result<Vec<ReplicaSet>> {
+        let api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), &self.namespace);
+        let lp = selector_params(ro);
+        api.list(&lp).await.map(|l| l.items).map_err(|e| {
+            self.error(
+                e,
+                &format!("listing ReplicaSets in namespace {:?}", self.namespace),
+            )
+        })
+    }
+
+    /// The Rollout and what it owns.
+    pub async fn model(&self, name: &str) -> Result<Model> {
+        let rollout = self.get_rollout(name).await?;
+        let replica_sets = self.replica_sets_of(&rollout).await?;
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
+        let pods = pods
+            .list(&selector_params(&rollout))
+            .await
+            .map(|l| l.items)
+            .map_err(|e| {
+                self.error(
+                    e,
+                    &format!("listing pods in namespace {:?}", self.namespace),
+                )
+            })?;
+        let ars: Api<AnalysisRun> = Api::namespaced(self.client.clone(), &self.namespace);
+        let analysis_runs = match ars.list(&ListParams::default()).await {
+            Ok(l) => l.items,
+            // No AnalysisRun CRD (or not allowed to read them): show the rest.
+            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 403 => Vec::new(),
+            Err(e) => {
+                return Err(self.error(
+                    e,
+                    &format!("listing AnalysisRuns in namespace {:?}", self.namespace),
+                ));
+            }
+        };
+        Ok(Model {
+            rollout,
+            replica_sets,
+            pods,
+            analysis_runs,
+        })
+    }
+
+    /// Sends one patch (a status patch answered 404 goes to the main resource instead).
+    pub async fn patch(&self, name: &str, op: &PatchOp) -> Result<()> {
+        let doing = format!(
+            "patching rollout {name:?} in namespace {:?}",
+            self.namespace
+        );
+        let pp = PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..Default::default()
+        };
+        let api = self.rollouts();
+        let res = match (op.kind, op.status) {
+            (PatchKind::Merge, true) => api
+                .patch_status(name, &pp, &Patch::Merge(&op.body))
+                .await
+                .map(drop),
+            (PatchKind::Merge, false) => api
+                .patch(name, &pp, &Patch::Merge(&op.body))
+                .await
+                .map(drop),
+            (PatchKind::Json, status) => self.json_patch(name, status, &op.body).await,
+        };
+        match res {
+            Ok(()) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 && op.status && op.fallback.is_some() => {
+                let body = op.fallback.clone().unwrap_or_default();
+                match api.patch(name, &pp, &Patch::Merge(&body)).await {
+                    Ok(_) => Ok(()),
+                    Err(kube::Error::Api(s)) if s.code == 404 && !is_missing_resource_type(&s) => {
+                        Err(self.rollout_not_found(name).await)
+                    }
+                    Err(e) => Err(self.error(e, &doing)),
+                }
+            }
+            Err(kube::Error::Api(s)) if s.code == 404 && !is_missing_resource_type(&s) => {
+                Err(self.rollout_not_found(name).await)
+            }
+            Err(e) => Err(self.error(e, &doing)),
+        }
+    }
+
+    async fn json_patch(&self, name: &str, status: bool, body: &Value) -> kube::Result<()> {
+        let mut url = format!(
+            "/apis/{}/namespaces/{}/rollouts/{name}",
+            crate::api::API_VERSION,
+            self.namespace
+        );
+        if status {
+            url.push_str("/status");
+        }
+        url.push_str(&format!("?fieldManager={FIELD_MANAGER}"));
+        let req = http::Request::patch(url)
+            .header(http::header::CONTENT_TYPE, "application/json-patch+json")
+            .header(http::header::ACCEPT, "application/json")
+            .body(serde_json::to_vec(body).map_err(kube::Error::SerdeError)?)
+            .map_err(kube::Error::HttpError)?;
+        let _: Value = self.client.request(req).await?;
+        Ok(())
+    }
+}
+
+/// List parameters selecting what the Rollout's selector selects.
+pub fn selector_params(ro: &Rollout) -> ListParams {
+    match ro.spec.selector.as_ref() {
+        Some(sel) => {
+            let s = crate::plan::replicasets::format_selector(Some(sel));
+            if s.is_empty() || s == "<none>" {
+                ListParams::default()
+            } else {
+                ListParams::default().labels(&s)
+            }
+        }
+        None => ListParams::default(),
+    }
+}

@@ -1,0 +1,424 @@
+//! The commands: read, call the pure parts, write, print.
+
+use super::actions::{self, Undo};
+use super::cluster::{Conn, Target, connect};
+use super::error::{CliError, Result};
+use super::info::{ListLine, RolloutInfo, rollout_phase};
+use super::render::{self, Style};
+use super::timeline::{self, Outcome};
+use super::{
+    Cli, Command, GetWhat, ListWhat, Output, PlanOutput, RetryWhat, SetWhat, out, parse_duration,
+};
+use crate::api::Rollout;
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::ListParams;
+use kube::{Api, ResourceExt};
+use std::io::{IsTerminal, Read};
+use std::path::Path;
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    let target = Target {
+        kubeconfig: cli.global.kubeconfig.clone(),
+        context: cli.global.context.clone(),
+        namespace: cli.global.namespace.clone(),
+    };
+    match cli.command {
+        // Offline commands.
+        Command::Lint { file } => lint(&file),
+        Command::Plan {
+            file,
+            from_image,
+            svg,
+            output,
+        } => plan(&file, from_image.as_deref(), svg.as_deref(), output),
+        Command::Version { short } => {
+            let v = env!("CARGO_PKG_VERSION");
+            if short {
+                out(&format!("v{v}\n"));
+            } else {
+                out(&format!(
+                    "kubectl-rollouts: v{v}\n  Platform: {}/{}\n",
+                    std::env::consts::OS,
+                    std::env::consts::ARCH
+                ));
+            }
+            Ok(())
+        }
+        Command::Completion { shell } => {
+            let mut cmd = super::command();
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "kubectl-rollouts", &mut buf);
+            out(&String::from_utf8_lossy(&buf));
+            Ok(())
+        }
+        // Cluster commands.
+        command => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .map_err(|e| CliError::failed(format!("starting the async runtime: {e}")))?;
+            rt.block_on(cluster_command(target, command))
+        }
+    }
+}
+
+fn use_color(no_color: bool) -> Style {
+    let color = !no_color
+        && std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none()
+        && std::env::var("TERM").map_or(true, |t| t != "dumb");
+    Style { color }
+}
+
+fn read_input(file: &Path) -> Result<(String, String)> {
+    let name = file.display().to_string();
+    if name == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|e| CliError::failed(format!("reading standard input: {e}")))?;
+        return Ok((s, "<stdin>".into()));
+    }
+    match std::fs::read_to_string(file) {
+        Ok(s) => Ok((s, name)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(CliError::not_found(format!("file {name:?} not found")))
+        }
+        Err(e) => Err(CliError::failed(format!("reading {name:?}: {e}"))),
+    }
+}
+
+fn lint(file: &Path) -> Result<()> {
+    let (text, name) = read_input(file)?;
+    let results = super::lint::lint(&text, &name)?;
+    let several = results.len() > 1;
+    let mut failed = Vec::new();
+    let mut count = 0;
+    for r in &results {
+        for e in &r.errors {
+            if several {
+                out(&format!("rollout {:?}: {e}\n", r.name));
+            } else {
+                out(&format!("{e}\n"));
+            }
+        }
+        if !r.errors.is_empty() {
+            count += r.errors.len();
+            failed.push(format!("{:?}", r.name));
+        }
+    }
+    if failed.is_empty() {
+        return Ok(());
+    }
+    Err(CliError::failed(format!(
+        "{name}: {count} error(s) in rollout {}",
+        failed.join(", ")
+    )))
+}
+
+fn plan(
+    file: &Path,
+    from_image: Option<&str>,
+    svg: Option<&Path>,
+    output: PlanOutput,
+) -> Result<()> {
+    let (text, name) = read_input(file)?;
+    let ro = timeline::rollout_from_manifest(&text, &name)?;
+    let t = timeline::simulate(&ro, from_image)?;
+    match output {
+        PlanOutput::Text => out(&timeline::render(&t)),
+        PlanOutput::Json => out(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&t).unwrap_or_default()
+        )),
+    }
+    if let Some(path) = svg
+        && !matches!(t.outcome, Outcome::Invalid(_))
+    {
+        std::fs::write(path, timeline::svg(&t)).map_err(|e| {
+            CliError::failed(format!("writing the chart to {:?}: {e}", path.display()))
+        })?;
+    }
+    match t.outcome {
+        Outcome::Healthy => Ok(()),
+        Outcome::Invalid(_) => Err(CliError::failed(format!(
+            "the controller refuses rollout {:?} in {name} (InvalidSpec)",
+            t.name
+        ))),
+        Outcome::Stuck(why) => Err(CliError::failed(format!(
+            "the update of rollout {:?} does not complete: {why}",
+            t.name
+        ))),
+    }
+}
+
+/// Checks the arguments a cluster command parses itself, before connecting (usage errors win
+/// over connection errors).
+fn check_arguments(command: &Command) -> Result<()> {
+    match command {
+        Command::Status { timeout, .. } => parse_duration("--timeout", timeout).map(drop),
+        Command::Restart { in_: Some(d), .. } => parse_duration("--in", d).map(drop),
+        Command::Set {
+            what: SetWhat::Image {
+                container_image, ..
+            },
+        } => actions::parse_container_image(container_image).map(drop),
+        _ => Ok(()),
+    }
+}
+
+async fn cluster_command(target: Target, command: Command) -> Result<()> {
+    check_arguments(&command)?;
+    let conn = connect(&target).await?;
+    match command {
+        Command::Get {
+            what:
+                GetWhat::Rollout {
+                    name,
+                    watch,
+                    no_color,
+                    output,
+                },
+        } => {
+            let style = use_color(no_color || output.is_some());
+            let model = conn.model(&name).await?;
+            if watch {
+                return super::watch::get(&conn, &name, model, style, output).await;
+            }
+            print_info(&RolloutInfo::new(&model), style, output);
+            Ok(())
+        }
+        Command::List {
+            what:
+                ListWhat::Rollouts {
+                    all_namespaces,
+                    watch,
+                    name,
+                },
+        } => list(&conn, all_namespaces, watch, name.as_deref()).await,
+        Command::Status {
+            name,
+            watch,
+            timeout,
+        } => {
+            let timeout = parse_duration("--timeout", &timeout)?;
+            let ro = conn.get_rollout(&name).await?;
+            if watch {
+                let timeout = (!timeout.is_zero()).then_some(timeout);
+                return super::watch::status(&conn, &name, ro, timeout).await;
+            }
+            let (phase, message) = rollout_phase(&ro);
+            if phase == "Healthy" || phase == "Degraded" {
+                out(&format!("{phase}\n"));
+            } else {
+                out(&format!("{phase} - {message}\n"));
+            }
+            if phase == "Degraded" {
+                return Err(degraded(&conn, &name, &message));
+            }
+            Ok(())
+        }
+        Command::Promote { name, full } => {
+            let ro = conn.get_rollout(&name).await?;
+            for op in actions::promote(&ro, full) {
+                conn.patch(&name, &op).await?;
+            }
+            if full {
+                out(&format!("rollout '{name}' fully promoted\n"));
+            } else {
+                out(&format!("rollout '{name}' promoted\n"));
+            }
+            Ok(())
+        }
+        Command::Abort { names } => {
+            for name in names {
+                conn.patch(&name, &actions::abort()).await?;
+                out(&format!("rollout '{name}' aborted\n"));
+            }
+            Ok(())
+        }
+        Command::Retry {
+            what: RetryWhat::Rollout { names },
+        } => {
+            for name in names {
+                conn.patch(&name, &actions::retry()).await?;
+                out(&format!("rollout '{name}' retried\n"));
+            }
+            Ok(())
+        }
+        Command::Pause { names } => {
+            for name in names {
+                conn.patch(&name, &actions::pause()).await?;
+                out(&format!("rollout '{name}' paused\n"));
+            }
+            Ok(())
+        }
+        Command::Restart { name, in_ } => {
+            let delay = match &in_ {
+                Some(d) => parse_duration("--in", d)?,
+                None => std::time::Duration::ZERO,
+            };
+            conn.get_rollout(&name).await?;
+            let at = Timestamp::now()
+                .checked_add(k8s_openapi::jiff::SignedDuration::try_from(delay).unwrap_or_default())
+                .unwrap_or_else(|_| Timestamp::now());
+            conn.patch(&name, &actions::restart(at)).await?;
+            out(&format!(
+                "rollout '{name}' restarts in {}\n",
+                in_.as_deref().unwrap_or("0s")
+            ));
+            Ok(())
+        }
+        Command::Undo { name, to_revision } => {
+            let ro = conn.get_rollout(&name).await?;
+            let rss = conn.replica_sets_of(&ro).await?;
+            match actions::undo(&ro, &rss, to_revision)? {
+                Undo::Skip { revision } => out(&format!(
+                    "skipped rollback (current template already matches revision {revision})\n"
+                )),
+                Undo::Patch { op, .. } => {
+                    conn.patch(&name, &op).await?;
+                    out(&format!("rollout '{name}' undo\n"));
+                }
+            }
+            Ok(())
+        }
+        Command::Set {
+            what:
+                SetWhat::Image {
+                    name,
+                    container_image,
+                },
+        } => {
+            let (container, image) = actions::parse_container_image(&container_image)?;
+            for _ in 0..5 {
+                let obj = conn.get_rollout_object(&name).await?;
+                let mut value = serde_json::to_value(&obj)
+                    .map_err(|e| CliError::failed(format!("reading rollout {name:?}: {e}")))?;
+                actions::set_image(&mut value, &container, &image)?;
+                let obj = serde_json::from_value(value)
+                    .map_err(|e| CliError::failed(format!("updating rollout {name:?}: {e}")))?;
+                if conn.replace_rollout_object(&obj).await? {
+                    out(&format!("rollout \"{name}\" image updated\n"));
+                    return Ok(());
+                }
+            }
+            Err(CliError::failed(format!(
+                "updating rollout {name:?} in namespace {:?}: it kept changing under us (5 conflicts)",
+                conn.namespace
+            )))
+        }
+        Command::Lint { .. }
+        | Command::Plan { .. }
+        | Command::Version { .. }
+        | Command::Completion { .. } => Ok(()),
+    }
+}
+
+/// The error of a Degraded rollout (`status`).
+pub fn degraded(conn: &Conn, name: &str, message: &str) -> CliError {
+    CliError::failed(format!(
+        "rollout {name:?} in namespace {:?} is Degraded: {message}",
+        conn.namespace
+    ))
+}
+
+/// Prints `get rollout`'s view (or its JSON/YAML form) once.
+pub fn print_info(info: &RolloutInfo, style: Style, output: Option<Output>) {
+    match output {
+        None => out(&render::rollout(info, Timestamp::now(), style)),
+        Some(Output::Json) => out(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(info).unwrap_or_default()
+        )),
+        Some(Output::Yaml) => out(&serde_yaml::to_string(info).unwrap_or_default()),
+    }
+}
+
+/// The Rollouts and ReplicaSets of the namespace (or all).
+pub async fn list_objects(
+    conn: &Conn,
+    all_namespaces: bool,
+    name: Option<&str>,
+) -> Result<(Vec<Rollout>, Vec<ReplicaSet>)> {
+    let (ros, rss): (Api<Rollout>, Api<ReplicaSet>) = if all_namespaces {
+        (Api::all(conn.client.clone()), Api::all(conn.client.clone()))
+    } else {
+        (
+            conn.rollouts(),
+            Api::namespaced(conn.client.clone(), &conn.namespace),
+        )
+    };
+    let where_ = if all_namespaces {
+        "in all namespaces".to_string()
+    } else {
+        format!("in namespace {:?}", conn.namespace)
+    };
+    let mut lp = ListParams::default();
+    if let Some(n) = name {
+        lp = lp.fields(&format!("metadata.name={n}"));
+    }
+    let ros = ros
+        .list(&lp)
+        .await
+        .map_err(|e| conn.error(e, &format!("listing rollouts {where_}")))?
+        .items;
+    let mut all_rss = Vec::new();
+    if !ros.is_empty() {
+        all_rss = rss
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| conn.error(e, &format!("listing ReplicaSets {where_}")))?
+            .items;
+    }
+    Ok((ros, all_rss))
+}
+
+/// `list rollouts` lines.
+pub fn list_lines(ros: &[Rollout], rss: &[ReplicaSet]) -> Vec<ListLine> {
+    let mut lines: Vec<ListLine> = ros
+        .iter()
+        .map(|ro| {
+            let ns = ro.namespace();
+            let own: Vec<ReplicaSet> = rss
+                .iter()
+                .filter(|rs| rs.namespace() == ns)
+                .cloned()
+                .collect();
+            ListLine::new(ro, &own)
+        })
+        .collect();
+    lines.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    lines
+}
+
+async fn list(conn: &Conn, all_namespaces: bool, watch: bool, name: Option<&str>) -> Result<()> {
+    let (ros, rss) = list_objects(conn, all_namespaces, name).await?;
+    let lines = list_lines(&ros, &rss);
+    if lines.is_empty() && !watch {
+        if !all_namespaces {
+            let namespaces: Api<Namespace> = Api::all(conn.client.clone());
+            if let Err(kube::Error::Api(s)) = namespaces.get(&conn.namespace).await
+                && s.code == 404
+            {
+                return Err(CliError::not_found(format!(
+                    "namespace {:?} not found on {}",
+                    conn.namespace, conn.server
+                )));
+            }
+            eprintln!("No rollouts found in namespace {:?}.", conn.namespace);
+        } else {
+            eprintln!("No rollouts found.");
+        }
+        return Ok(());
+    }
+    out(&render::list(&lines, all_namespaces));
+    if watch {
+        return super::watch::list(conn, all_namespaces, name, lines).await;
+    }
+    Ok(())
+}

@@ -1,0 +1,876 @@
+//! What `get rollout` and `list rollouts` show, computed from the objects alone (pure), after
+//! upstream's `pkg/kubectl-argo-rollouts/info`: the phase and message, the step, set and actual
+//! weight, the images with their stack markers, and the revisions → ReplicaSets → pods tree
+//! with the AnalysisRuns.
+//!
+//! Times are kept as timestamps; ages are computed when rendering, from an injected `now`.
+
+use crate::api::consts::{DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY, REVISION_ANNOTATION};
+use crate::api::{AnalysisRun, Rollout, rollout_phase};
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+use serde::Serialize;
+use std::collections::BTreeSet;
+
+/// Status icons, as upstream draws them.
+pub mod icon {
+    pub const WAITING: &str = "◷";
+    pub const PROGRESSING: &str = "◌";
+    pub const WARNING: &str = "⚠";
+    pub const UNKNOWN: &str = "?";
+    pub const OK: &str = "✔";
+    pub const BAD: &str = "✖";
+    pub const PAUSED: &str = "॥";
+    pub const NEUTRAL: &str = "•";
+    pub const ROLLOUT: &str = "⟳";
+    pub const REVISION: &str = "#";
+    pub const REPLICA_SET: &str = "⧉";
+    pub const POD: &str = "□";
+    pub const ANALYSIS: &str = "α";
+    pub const JOB: &str = "⊞";
+}
+
+/// Stack markers of ReplicaSets and images.
+pub mod tag {
+    pub const CANARY: &str = "canary";
+    pub const STABLE: &str = "stable";
+    pub const ACTIVE: &str = "active";
+    pub const PREVIEW: &str = "preview";
+}
+
+/// A Rollout and the objects it owns, as read from the cluster (or a fixture).
+#[derive(Clone, Debug, Default)]
+pub struct Model {
+    pub rollout: Rollout,
+    /// ReplicaSets of the namespace (those not owned by the Rollout are ignored).
+    pub replica_sets: Vec<ReplicaSet>,
+    /// Pods of the namespace (those not owned by one of the Rollout's ReplicaSets are ignored).
+    pub pods: Vec<Pod>,
+    /// AnalysisRuns of the namespace (those not owned by the Rollout are ignored).
+    pub analysis_runs: Vec<AnalysisRun>,
+}
+
+/// What `get rollout` shows (also its `-o json|yaml` form).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutInfo {
+    pub name: String,
+    pub namespace: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub creation_timestamp: Option<Timestamp>,
+    /// The phase (`Healthy`, `Progressing`, `Paused`, `Degraded`), as upstream's
+    /// `GetRolloutPhase` reads it.
+    pub status: String,
+    pub message: String,
+    #[serde(skip)]
+    pub icon: &'static str,
+    /// `Canary`, `BlueGreen` or empty.
+    pub strategy: String,
+    /// `n/m` (canary with steps and a current step index).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub set_weight: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actual_weight: Option<String>,
+    pub images: Vec<ImageInfo>,
+    pub desired: i32,
+    pub current: i32,
+    pub updated: i32,
+    pub ready: i32,
+    pub available: i32,
+    pub replica_sets: Vec<ReplicaSetInfo>,
+    pub analysis_runs: Vec<AnalysisRunInfo>,
+}
+
+/// An image and the stacks running it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ImageInfo {
+    pub image: String,
+    pub tags: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaSetInfo {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub creation_timestamp: Option<Timestamp>,
+    pub revision: i64,
+    pub status: String,
+    #[serde(skip)]
+    pub icon: &'static str,
+    pub replicas: i32,
+    pub available: i32,
+    pub stable: bool,
+    pub canary: bool,
+    pub active: bool,
+    pub preview: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scale_down_deadline: Option<String>,
+    pub images: Vec<String>,
+    pub pods: Vec<PodInfo>,
+    #[serde(skip)]
+    uid: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodInfo {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub creation_timestamp: Option<Timestamp>,
+    pub status: String,
+    #[serde(skip)]
+    pub icon: &'static str,
+    /// `ready/total` containers.
+    pub ready: String,
+    pub restarts: i32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisRunInfo {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub creation_timestamp: Option<Timestamp>,
+    pub revision: i64,
+    pub status: String,
+    #[serde(skip)]
+    pub icon: &'static str,
+    pub successful: i32,
+    pub failed: i32,
+    pub inconclusive: i32,
+    pub error: i32,
+    pub jobs: Vec<JobInfo>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobInfo {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub creation_timestamp: Option<Timestamp>,
+    pub status: String,
+    #[serde(skip)]
+    pub icon: &'static str,
+}
+
+/// One line of `list rollouts`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListLine {
+    pub namespace: String,
+    pub name: String,
+    pub strategy: String,
+    pub status: String,
+    pub step: String,
+    pub set_weight: String,
+    pub actual_weight: String,
+    /// `ready/current`.
+    pub ready: String,
+    pub desired: i32,
+    pub up_to_date: i32,
+    pub available: i32,
+}
+
+fn created(meta: &kube::api::ObjectMeta) -> Option<Timestamp> {
+    meta.creation_timestamp.as_ref().map(|t| t.0)
+}
+
+fn revision(annotations: &std::collections::BTreeMap<String, String>) -> i64 {
+    annotations
+        .get(REVISION_ANNOTATION)
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0)
+}
+
+fn owned_by(refs: &[OwnerReference], uid: &str) -> bool {
+    !uid.is_empty() && refs.iter().any(|o| o.uid == uid)
+}
+
+/// Upstream's `GetRolloutPhase`: the controller's phase and message, unless the controller has
+/// not seen the latest spec yet or a user just cleared the pause conditions (then Progressing).
+/// Without a controller-written phase, the phase is computed from the spec and status.
+pub fn rollout_phase(ro: &Rollout) -> (String, String) {
+    let st = ro.status.clone().unwrap_or_default();
+    let generation = ro.metadata.generation.unwrap_or(0);
+    if let Some(observed) = st
+        .observed_generation
+        .as_deref()
+        .and_then(|g| g.parse::<i64>().ok())
+        && observed < generation
+    {
+        return (
+            rollout_phase::PROGRESSING.into(),
+            "waiting for rollout spec update to be observed".into(),
+        );
+    }
+    if st.controller_pause == Some(true) && st.pause_conditions.as_ref().is_none_or(Vec::is_empty) {
+        return (
+            rollout_phase::PROGRESSING.into(),
+            "waiting for rollout to unpause".into(),
+        );
+    }
+    if let Some(phase) = st.phase.as_deref().filter(|p| !p.is_empty()) {
+        return (phase.to_string(), st.message.clone().unwrap_or_default());
+    }
+    let (phase, message) = crate::plan::conditions::phase(&ro.spec, &st);
+    (phase.to_string(), message)
+}
+
+/// The icon of a Rollout phase.
+pub fn rollout_icon(status: &str) -> &'static str {
+    match status {
+        "Progressing" => icon::PROGRESSING,
+        "Error" | "InvalidSpec" => icon::WARNING,
+        "Paused" => icon::PAUSED,
+        "Healthy" => icon::OK,
+        "Degraded" => icon::BAD,
+        "Unknown" => icon::UNKNOWN,
+        "ScaledDown" => icon::NEUTRAL,
+        _ => " ",
+    }
+}
+
+fn replica_set_icon(status: &str) -> &'static str {
+    match status {
+        "Progressing" => icon::PROGRESSING,
+        "Healthy" => icon::OK,
+        "ReplicaFailure" => icon::BAD,
+        "ScaledDown" => icon::NEUTRAL,
+        _ => " ",
+    }
+}
+
+/// The icon of an AnalysisRun, metric or measurement phase.
+pub fn analysis_icon(phase: &str) -> &'static str {
+    match phase {
+        "Successful" => icon::OK,
+        "Inconclusive" => icon::UNKNOWN,
+        "Failed" => icon::BAD,
+        "Error" => icon::WARNING,
+        "Running" => icon::PROGRESSING,
+        "Pending" => icon::WAITING,
+        _ => " ",
+    }
+}
+
+fn pod_icon(status: &str) -> &'static str {
+    if status.starts_with("Init:") {
+        return icon::PROGRESSING;
+    }
+    if status.starts_with("Signal:") || status.starts_with("ExitCode:") {
+        return icon::BAD;
+    }
+    if status.ends_with("Error") || status.starts_with("Err") {
+        return icon::WARNING;
+    }
+    match status {
+        "Pending" | "Terminating" | "ContainerCreating" => icon::PROGRESSING,
+        "Running" | "Completed" => icon::OK,
+        "Failed" | "InvalidImageName" | "CrashLoopBackOff" => icon::BAD,
+        "ImagePullBackOff" | "RegistryUnavailable" => icon::WARNING,
+        "Unknown" => icon::UNKNOWN,
+        _ => " ",
+    }
+}
+
+/// Upstream's `GetCurrentCanaryStep`: the index, and whether it names a step (an index past
+/// the last step means all steps are done).
+fn current_step(ro: &Rollout) -> Option<(usize, bool)> {
+    let steps = ro.canary_steps();
+    if ro.canary().is_none() || steps.is_empty() {
+        return None;
+    }
+    let idx = ro
+        .status
+        .as_ref()
+        .and_then(|s| s.current_step_index)
+        .unwrap_or(0)
+        .max(0) as usize;
+    Some((idx, idx < steps.len()))
+}
+
+/// Upstream's `GetCurrentSetWeight`: the weight of the last `setWeight` up to the current step
+/// (0 when aborted, 100 when all steps are done or there are none).
+pub fn current_set_weight(ro: &Rollout) -> i32 {
+    if ro.status.as_ref().and_then(|s| s.abort) == Some(true) {
+        return 0;
+    }
+    match current_step(ro) {
+        Some((idx, true)) => ro.canary_steps()[..=idx]
+            .iter()
+            .rev()
+            .find_map(|s| s.set_weight)
+            .unwrap_or(0),
+        _ => 100,
+    }
+}
+
+fn strategy_name(ro: &Rollout) -> &'static str {
+    if ro.canary().is_some() {
+        "Canary"
+    } else if ro.blue_green().is_some() {
+        "BlueGreen"
+    } else {
+        ""
+    }
+}
+
+fn step_text(ro: &Rollout) -> Option<String> {
+    let steps = ro.canary_steps();
+    let idx = ro.status.as_ref()?.current_step_index?;
+    (ro.canary().is_some() && !steps.is_empty()).then(|| format!("{idx}/{}", steps.len()))
+}
+
+fn pod_template_hash(rs: &ReplicaSet) -> String {
+    rs.labels()
+        .get(DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Upstream's `getReplicaSetHealth`.
+fn replica_set_health(rs: &ReplicaSet) -> &'static str {
+    let status = rs.status.clone().unwrap_or_default();
+    let spec_replicas = rs.spec.as_ref().and_then(|s| s.replicas);
+    if rs.metadata.generation.unwrap_or(0) <= status.observed_generation.unwrap_or(0) {
+        let failure = status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == "ReplicaFailure");
+        if failure.is_some_and(|c| c.status == "True") {
+            return "ReplicaFailure";
+        }
+        if spec_replicas.is_some_and(|r| status.available_replicas.unwrap_or(0) < r) {
+            return "Progressing";
+        }
+    } else {
+        return "Progressing";
+    }
+    if spec_replicas == Some(0) {
+        return "ScaledDown";
+    }
+    "Healthy"
+}
+
+/// Upstream's `newPodInfo` (kubectl's pod status column).
+fn pod_info(pod: &Pod) -> PodInfo {
+    let spec = pod.spec.clone().unwrap_or_default();
+    let status = pod.status.clone().unwrap_or_default();
+    let total = spec.containers.len();
+    let mut ready = 0;
+    let mut restarts = 0;
+    let mut reason = status.phase.clone().unwrap_or_default();
+    if let Some(r) = status.reason.as_deref().filter(|r| !r.is_empty()) {
+        reason = r.to_string();
+    }
+    let sidecar = |name: &str| {
+        spec.init_containers
+            .iter()
+            .flatten()
+            .any(|c| c.name == name && c.restart_policy.as_deref() == Some("Always"))
+    };
+    let init_count = spec.init_containers.as_ref().map_or(0, Vec::len);
+    let mut initializing = false;
+    for (i, c) in status.init_container_statuses.iter().flatten().enumerate() {
+        restarts += c.restart_count;
+        let state = c.state.clone().unwrap_or_default();
+        if let Some(t) = &state.terminated {
+            if t.exit_code == 0 {
+                continue;
+            }
+            reason = match t.reason.as_deref().filter(|r| !r.is_empty()) {
+                Some(r) => format!("Init:{r}"),
+                None if t.signal.unwrap_or(0) != 0 => {
+                    format!("Init:Signal:{}", t.signal.unwrap_or(0))
+                }
+                None => format!("Init:ExitCode:{}", t.exit_code),
+            };
+            initializing = true;
+            break;
+        }
+        if sidecar(&c.name) && c.started == Some(true) {
+            if c.ready {
+                continue;
+            }
+            break;
+        }
+        match state
+            .waiting
+            .as_ref()
+            .and_then(|w| w.reason.as_deref())
+            .filter(|r| !r.is_empty() && *r != "PodInitializing")
+        {
+            Some(r) => reason = format!("Init:{r}"),
+            None => reason = format!("Init:{i}/{init_count}"),
+        }
+        initializing = true;
+        break;
+    }
+    if !initializing {
+        restarts = 0;
+        let mut has_running = false;
+        for c in status.container_statuses.iter().flatten().rev() {
+            restarts += c.restart_count;
+            let state = c.state.clone().unwrap_or_default();
+            let waiting = state
+                .waiting
+                .as_ref()
+                .and_then(|w| w.reason.clone())
+                .filter(|r| !r.is_empty());
+            if let Some(w) = waiting {
+                reason = w;
+            } else if let Some(t) = &state.terminated {
+                reason = match t.reason.as_deref().filter(|r| !r.is_empty()) {
+                    Some(r) => r.to_string(),
+                    None if t.signal.unwrap_or(0) != 0 => {
+                        format!("Signal:{}", t.signal.unwrap_or(0))
+                    }
+                    None => format!("ExitCode:{}", t.exit_code),
+                };
+            } else if c.ready && state.running.is_some() {
+                has_running = true;
+                ready += 1;
+            }
+        }
+        if reason == "Completed" && has_running {
+            reason = "Running".into();
+        }
+    }
+    if pod.metadata.deletion_timestamp.is_some() {
+        reason = if status.reason.as_deref() == Some("NodeLost") {
+            "Unknown".into()
+        } else {
+            "Terminating".into()
+        };
+    }
+    PodInfo {
+        name: pod.name_any(),
+        creation_timestamp: created(&pod.metadata),
+        icon: pod_icon(&reason),
+        status: reason,
+        ready: format!("{ready}/{total}"),
+        restarts,
+    }
+}
+
+fn replica_set_infos(model: &Model) -> Vec<ReplicaSetInfo> {
+    let ro = &model.rollout;
+    let uid = ro.uid().unwrap_or_default();
+    let st = ro.status.clone().unwrap_or_default();
+    let stable = st.stable_rs.clone().unwrap_or_default();
+    let current = st.current_pod_hash.clone().unwrap_or_default();
+    let bg = st.blue_green.clone().unwrap_or_default();
+    let mut out: Vec<ReplicaSetInfo> = model
+        .replica_sets
+        .iter()
+        .filter(|rs| owned_by(rs.owner_references(), &uid))
+        .map(|rs| {
+            let status = replica_set_health(rs);
+            let hash = pod_template_hash(rs);
+            let mut info = ReplicaSetInfo {
+                name: rs.name_any(),
+                creation_timestamp: created(&rs.metadata),
+                revision: revision(rs.annotations()),
+                status: status.into(),
+                icon: replica_set_icon(status),
+                replicas: rs.status.as_ref().map_or(0, |s| s.replicas),
+                available: rs
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.available_replicas)
+                    .unwrap_or(0),
+                scale_down_deadline: rs
+                    .annotations()
+                    .get(crate::api::consts::DEFAULT_REPLICASET_SCALE_DOWN_DEADLINE_ANNOTATION_KEY)
+                    .filter(|d| !d.is_empty())
+                    .cloned(),
+                images: rs
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.template.as_ref())
+                    .and_then(|t| t.spec.as_ref())
+                    .map(|s| {
+                        s.containers
+                            .iter()
+                            .map(|c| c.image.clone().unwrap_or_default())
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                uid: rs.uid().unwrap_or_default(),
+                ..Default::default()
+            };
+            if ro.canary().is_some() {
+                if !hash.is_empty() && stable == hash {
+                    info.stable = true;
+                } else if !hash.is_empty() && current == hash {
+                    info.canary = true;
+                }
+            }
+            if ro.blue_green().is_some() {
+                info.stable = !hash.is_empty() && stable == hash;
+                if !hash.is_empty() && bg.active_selector.as_deref() == Some(hash.as_str()) {
+                    info.active = true;
+                } else if !hash.is_empty() && bg.preview_selector.as_deref() == Some(hash.as_str())
+                {
+                    info.preview = true;
+                }
+            }
+            info
+        })
+        .collect();
+    out.sort_by(|a, b| b.revision.cmp(&a.revision).then(a.name.cmp(&b.name)));
+    for rs in &mut out {
+        let mut pods: Vec<PodInfo> = model
+            .pods
+            .iter()
+            .filter(|p| owned_by(p.owner_references(), &rs.uid))
+            .map(pod_info)
+            .collect();
+        pods.sort_by(|a, b| {
+            a.creation_timestamp
+                .cmp(&b.creation_timestamp)
+                .then(a.name.cmp(&b.name))
+        });
+        rs.pods = pods;
+    }
+    out
+}
+
+fn analysis_run_infos(model: &Model) -> Vec<AnalysisRunInfo> {
+    let uid = model.rollout.uid().unwrap_or_default();
+    let mut out: Vec<AnalysisRunInfo> = model
+        .analysis_runs
+        .iter()
+        .filter(|ar| owned_by(ar.owner_references(), &uid))
+        .map(|ar| {
+            let st = ar.status.clone().unwrap_or_default();
+            let phase = st.phase.clone().unwrap_or_default();
+            let mut info = AnalysisRunInfo {
+                name: ar.name_any(),
+                creation_timestamp: created(&ar.metadata),
+                revision: revision(ar.annotations()),
+                icon: analysis_icon(&phase),
+                status: phase,
+                ..Default::default()
+            };
+            for mr in st.metric_results.iter().flatten() {
+                info.successful += mr.successful.unwrap_or(0);
+                info.failed += mr.failed.unwrap_or(0);
+                info.inconclusive += mr.inconclusive.unwrap_or(0);
+                info.error += mr.error.unwrap_or(0);
+                for m in mr.measurements.iter().flatten() {
+                    if let Some(job) = m.metadata.as_ref().and_then(|md| md.get("job-name")) {
+                        let phase = m.phase.clone().unwrap_or_default();
+                        info.jobs.push(JobInfo {
+                            name: job.clone(),
+                            creation_timestamp: m.started_at.as_ref().map(|t| t.0),
+                            icon: analysis_icon(&phase),
+                            status: phase,
+                        });
+                    }
+                }
+            }
+            info
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.revision
+            .cmp(&a.revision)
+            .then(a.creation_timestamp.cmp(&b.creation_timestamp))
+            .then(b.name.cmp(&a.name))
+    });
+    out
+}
+
+/// Upstream's `Images`: images of ReplicaSets with pods, with their (sorted) stack tags,
+/// sorted by image.
+fn images(replica_sets: &[ReplicaSetInfo]) -> Vec<ImageInfo> {
+    let mut out: Vec<(String, BTreeSet<String>)> = Vec::new();
+    for rs in replica_sets.iter().filter(|rs| rs.replicas > 0) {
+        let mut tags = BTreeSet::new();
+        for (on, t) in [
+            (rs.canary, tag::CANARY),
+            (rs.stable, tag::STABLE),
+            (rs.active, tag::ACTIVE),
+            (rs.preview, tag::PREVIEW),
+        ] {
+            if on {
+                tags.insert(t.to_string());
+            }
+        }
+        for image in &rs.images {
+            match out.iter_mut().find(|(i, _)| i == image) {
+                Some((_, existing)) => existing.extend(tags.iter().cloned()),
+                None => out.push((image.clone(), tags.clone())),
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.into_iter()
+        .map(|(image, tags)| ImageInfo {
+            image,
+            tags: tags.into_iter().collect(),
+        })
+        .collect()
+}
+
+/// Upstream's actual weight for a canary: 100 when no step is current; for a basic canary, the
+/// canary ReplicaSet's share of the available pods; with traffic routing, the recorded canary
+/// weight (else the set weight).
+fn actual_weight(ro: &Rollout, replica_sets: &[ReplicaSetInfo], set_weight: i32) -> String {
+    let st = ro.status.clone().unwrap_or_default();
+    match current_step(ro) {
+        None | Some((_, false)) => "100".into(),
+        Some(_) => {
+            let available = st.available_replicas.unwrap_or(0);
+            if available <= 0 {
+                return "0".into();
+            }
+            let routed = ro.canary().is_some_and(|c| c.traffic_routing.is_some());
+            if !routed {
+                let canary = replica_sets
+                    .iter()
+                    .rfind(|rs| rs.canary)
+                    .map_or(0, |rs| rs.available);
+                return (i64::from(canary) * 100 / i64::from(available)).to_string();
+            }
+            st.canary
+                .and_then(|c| c.weights)
+                .and_then(|w| w.canary)
+                .and_then(|c| c.weight)
+                .unwrap_or(set_weight)
+                .to_string()
+        }
+    }
+}
+
+impl RolloutInfo {
+    /// Everything `get rollout` shows, from the objects.
+    pub fn new(model: &Model) -> RolloutInfo {
+        let ro = &model.rollout;
+        let st = ro.status.clone().unwrap_or_default();
+        let replica_sets = replica_set_infos(model);
+        let (status, message) = rollout_phase(ro);
+        let strategy = strategy_name(ro);
+        let (step, set_weight, actual) = if ro.canary().is_some() {
+            let set = current_set_weight(ro);
+            (
+                step_text(ro),
+                Some(set.to_string()),
+                Some(actual_weight(ro, &replica_sets, set)),
+            )
+        } else {
+            (None, None, None)
+        };
+        RolloutInfo {
+            name: ro.name_any(),
+            namespace: ro.namespace().unwrap_or_default(),
+            creation_timestamp: created(&ro.metadata),
+            icon: rollout_icon(&status),
+            status,
+            message,
+            strategy: strategy.into(),
+            step,
+            set_weight,
+            actual_weight: actual,
+            images: images(&replica_sets),
+            desired: ro.replicas_or_default(),
+            current: st.replicas.unwrap_or(0),
+            updated: st.updated_replicas.unwrap_or(0),
+            ready: st.ready_replicas.unwrap_or(0),
+            available: st.available_replicas.unwrap_or(0),
+            analysis_runs: analysis_run_infos(model),
+            replica_sets,
+        }
+    }
+
+    /// Revisions of the ReplicaSets and AnalysisRuns, newest first.
+    pub fn revisions(&self) -> Vec<i64> {
+        let set: BTreeSet<i64> = self
+            .replica_sets
+            .iter()
+            .map(|r| r.revision)
+            .chain(self.analysis_runs.iter().map(|a| a.revision))
+            .collect();
+        set.into_iter().rev().collect()
+    }
+}
+
+impl ListLine {
+    /// A `list rollouts` line; `replica_sets` are the namespace's (for the actual weight).
+    pub fn new(ro: &Rollout, replica_sets: &[ReplicaSet]) -> ListLine {
+        let st = ro.status.clone().unwrap_or_default();
+        let (status, _) = rollout_phase(ro);
+        let mut line = ListLine {
+            namespace: ro.namespace().unwrap_or_default(),
+            name: ro.name_any(),
+            strategy: "unknown".into(),
+            status,
+            step: "-".into(),
+            set_weight: "-".into(),
+            actual_weight: "-".into(),
+            ready: format!(
+                "{}/{}",
+                st.ready_replicas.unwrap_or(0),
+                st.replicas.unwrap_or(0)
+            ),
+            desired: ro.replicas_or_default(),
+            up_to_date: st.updated_replicas.unwrap_or(0),
+            available: st.available_replicas.unwrap_or(0),
+        };
+        if ro.canary().is_some() {
+            line.strategy = "Canary".into();
+            if let Some(step) = step_text(ro) {
+                line.step = step;
+            }
+            let set = current_set_weight(ro);
+            line.set_weight = set.to_string();
+            let model = Model {
+                rollout: ro.clone(),
+                replica_sets: replica_sets.to_vec(),
+                ..Default::default()
+            };
+            line.actual_weight = actual_weight(ro, &replica_set_infos(&model), set);
+        } else if ro.blue_green().is_some() {
+            line.strategy = "BlueGreen".into();
+        }
+        line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ro(v: serde_json::Value) -> Rollout {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn canary(status: serde_json::Value) -> Rollout {
+        ro(json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": "r", "namespace": "ns", "uid": "u1", "generation": 2},
+            "spec": {"replicas": 5, "strategy": {"canary": {"steps": [
+                {"setWeight": 20}, {"pause": {}}, {"setWeight": 40}, {"pause": {"duration": 10}}
+            ]}}},
+            "status": status
+        }))
+    }
+
+    #[test]
+    fn phase_waits_for_the_spec_to_be_observed() {
+        let r = canary(json!({"observedGeneration": "1", "phase": "Healthy"}));
+        assert_eq!(
+            rollout_phase(&r),
+            (
+                "Progressing".into(),
+                "waiting for rollout spec update to be observed".into()
+            )
+        );
+        let r = canary(json!({"observedGeneration": "2", "phase": "Healthy"}));
+        assert_eq!(rollout_phase(&r).0, "Healthy");
+        // A non-numeric observedGeneration (v0.9) counts as observed.
+        let r = canary(json!({"observedGeneration": "abc", "phase": "Paused",
+                              "message": "CanaryPauseStep"}));
+        assert_eq!(
+            rollout_phase(&r),
+            ("Paused".into(), "CanaryPauseStep".into())
+        );
+    }
+
+    #[test]
+    fn phase_while_unpausing() {
+        let r = canary(json!({"observedGeneration": "2", "controllerPause": true,
+                              "phase": "Paused", "message": "CanaryPauseStep"}));
+        assert_eq!(
+            rollout_phase(&r),
+            (
+                "Progressing".into(),
+                "waiting for rollout to unpause".into()
+            )
+        );
+    }
+
+    #[test]
+    fn phase_falls_back_to_the_computed_one() {
+        let r = canary(json!({"observedGeneration": "2", "updatedReplicas": 1}));
+        assert_eq!(
+            rollout_phase(&r),
+            (
+                "Progressing".into(),
+                "more replicas need to be updated".into()
+            )
+        );
+    }
+
+    #[test]
+    fn set_weight_follows_the_steps() {
+        assert_eq!(
+            current_set_weight(&canary(json!({"currentStepIndex": 0}))),
+            20
+        );
+        assert_eq!(
+            current_set_weight(&canary(json!({"currentStepIndex": 1}))),
+            20
+        );
+        assert_eq!(
+            current_set_weight(&canary(json!({"currentStepIndex": 3}))),
+            40
+        );
+        assert_eq!(
+            current_set_weight(&canary(json!({"currentStepIndex": 4}))),
+            100
+        );
+        assert_eq!(
+            current_set_weight(&canary(json!({"currentStepIndex": 3, "abort": true}))),
+            0
+        );
+        assert_eq!(current_set_weight(&canary(json!({}))), 20);
+    }
+
+    #[test]
+    fn icons() {
+        assert_eq!(rollout_icon("Paused"), "॥");
+        assert_eq!(rollout_icon("Degraded"), "✖");
+        assert_eq!(pod_icon("Init:0/1"), "◌");
+        assert_eq!(pod_icon("CrashLoopBackOff"), "✖");
+        assert_eq!(pod_icon("ErrImagePull"), "⚠");
+        assert_eq!(analysis_icon("Pending"), "◷");
+    }
+
+    #[test]
+    fn pod_status_column() {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "a"}, {"name": "b"}]},
+            "status": {"phase": "Running", "containerStatuses": [
+                {"name": "a", "ready": true, "restartCount": 0, "image": "", "imageID": "",
+                 "state": {"running": {}}},
+                {"name": "b", "ready": false, "restartCount": 3, "image": "", "imageID": "",
+                 "state": {"waiting": {"reason": "CrashLoopBackOff"}}}
+            ]}
+        }))
+        .unwrap();
+        let info = pod_info(&pod);
+        assert_eq!(info.status, "CrashLoopBackOff");
+        assert_eq!(info.ready, "1/2");
+        assert_eq!(info.restarts, 3);
+        let init: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "p"},
+            "spec": {"initContainers": [{"name": "i"}], "containers": [{"name": "a"}]},
+            "status": {"phase": "Pending", "initContainerStatuses": [
+                {"name": "i", "ready": false, "restartCount": 0, "image": "", "imageID": "",
+                 "state": {"waiting": {"reason": "PodInitializing"}}}
+            ]}
+        }))
+        .unwrap();
+        assert_eq!(pod_info(&init).status, "Init:0/1");
+    }
+}

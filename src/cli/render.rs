@@ -1,0 +1,458 @@
+//! Text rendering of [`RolloutInfo`] and list lines, after upstream's `get rollout` and
+//! `list rollouts`. Pure: ages come from an injected `now`, colour from a flag.
+//!
+//! Differences from upstream: trailing blanks at the end of lines are trimmed, and words
+//! without a colour are printed without an (empty) escape sequence.
+
+use super::info::{AnalysisRunInfo, ImageInfo, ListLine, ReplicaSetInfo, RolloutInfo, icon, tag};
+use k8s_openapi::jiff::Timestamp;
+use std::fmt::Write as _;
+
+const RED: u8 = 31;
+const GREEN: u8 = 32;
+const YELLOW: u8 = 33;
+const HI_BLUE: u8 = 94;
+
+/// Output options.
+#[derive(Clone, Copy, Debug)]
+pub struct Style {
+    /// ANSI colours (on a terminal, unless `--no-color` or `TERM=dumb`).
+    pub color: bool,
+}
+
+impl Style {
+    pub const PLAIN: Style = Style { color: false };
+    pub const COLOR: Style = Style { color: true };
+
+    /// Upstream's colour of a well-known word (icon, stack tag, analysis phase).
+    fn code(word: &str) -> Option<u8> {
+        Some(match word {
+            icon::WAITING | icon::UNKNOWN | tag::CANARY => YELLOW,
+            icon::PROGRESSING | tag::PREVIEW | "Pending" | "Running" => HI_BLUE,
+            icon::WARNING | icon::BAD => RED,
+            icon::OK | tag::STABLE | tag::ACTIVE => GREEN,
+            _ => return None,
+        })
+    }
+
+    /// `s` coloured as `word` is.
+    pub fn paint_as(&self, s: &str, word: &str) -> String {
+        match (self.color, Style::code(word)) {
+            (true, Some(c)) => format!("\x1b[{c}m{s}\x1b[0m"),
+            _ => s.to_string(),
+        }
+    }
+
+    /// A well-known word in its colour.
+    pub fn paint(&self, word: &str) -> String {
+        self.paint_as(word, word)
+    }
+}
+
+/// Kubernetes' `duration.HumanDuration` of `now - then` (`<unknown>` without a time).
+pub fn age(then: Option<Timestamp>, now: Timestamp) -> String {
+    let Some(then) = then else {
+        return "<unknown>".into();
+    };
+    human_duration(now.as_second() - then.as_second())
+}
+
+/// Kubernetes' `duration.HumanDuration` of a number of seconds.
+pub fn human_duration(seconds: i64) -> String {
+    if seconds < -1 {
+        return "<invalid>".into();
+    }
+    if seconds < 0 {
+        return "0s".into();
+    }
+    if seconds < 60 * 2 {
+        return format!("{seconds}s");
+    }
+    let minutes = seconds / 60;
+    if minutes < 10 {
+        let s = seconds % 60;
+        return if s == 0 {
+            format!("{minutes}m")
+        } else {
+            format!("{minutes}m{s}s")
+        };
+    }
+    if minutes < 60 * 3 {
+        return format!("{minutes}m");
+    }
+    let hours = seconds / 3600;
+    if hours < 8 {
+        let m = minutes % 60;
+        return if m == 0 {
+            format!("{hours}h")
+        } else {
+            format!("{hours}h{m}m")
+        };
+    }
+    if hours < 48 {
+        return format!("{hours}h");
+    }
+    if hours < 24 * 8 {
+        let h = hours % 24;
+        return if h == 0 {
+            format!("{}d", hours / 24)
+        } else {
+            format!("{}d{h}h", hours / 24)
+        };
+    }
+    if hours < 24 * 365 * 2 {
+        return format!("{}d", hours / 24);
+    }
+    if hours < 24 * 365 * 8 {
+        let dy = (hours / 24) % 365;
+        return if dy == 0 {
+            format!("{}y", hours / 24 / 365)
+        } else {
+            format!("{}y{dy}d", hours / 24 / 365)
+        };
+    }
+    format!("{}y", hours / 24 / 365)
+}
+
+/// Characters a terminal shows (ANSI escape sequences take no room).
+pub fn visible_width(s: &str) -> usize {
+    let mut n = 0;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+            continue;
+        }
+        n += 1;
+    }
+    n
+}
+
+/// Go's `tabwriter` with padding 2 over tab-separated cells: every cell but the last of a line
+/// is padded to its column's width. Trailing blanks are trimmed.
+pub fn tabulate(lines: &[String]) -> String {
+    let rows: Vec<Vec<&str>> = lines.iter().map(|l| l.split('\t').collect()).collect();
+    let mut widths: Vec<usize> = Vec::new();
+    for row in &rows {
+        for (i, cell) in row.iter().enumerate().take(row.len().saturating_sub(1)) {
+            if widths.len() <= i {
+                widths.push(0);
+            }
+            widths[i] = widths[i].max(visible_width(cell));
+        }
+    }
+    let mut out = String::new();
+    for row in &rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            line.push_str(cell);
+            if i + 1 < row.len() {
+                let pad = widths[i] + 2 - visible_width(cell);
+                line.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn prefixes(is_last: bool, sub: &str) -> (String, String) {
+    if is_last {
+        (format!("{sub}└──"), format!("{sub}   "))
+    } else {
+        (format!("{sub}├──"), format!("{sub}│  "))
+    }
+}
+
+fn format_image(image: &ImageInfo, style: Style) -> String {
+    if image.tags.is_empty() {
+        return image.image.clone();
+    }
+    let tags: Vec<String> = image.tags.iter().map(|t| style.paint(t)).collect();
+    format!("{} ({})", image.image, tags.join(", "))
+}
+
+/// The `get rollout` view: the summary, then the tree.
+pub fn rollout(info: &RolloutInfo, now: Timestamp, style: Style) -> String {
+    let mut out = String::new();
+    let mut field = |label: &str, value: &str| {
+        let _ = writeln!(out, "{label:<17}{value}");
+    };
+    field("Name:", &info.name);
+    field("Namespace:", &info.namespace);
+    field(
+        "Status:",
+        &format!("{} {}", style.paint(info.icon), info.status),
+    );
+    if !info.message.is_empty() {
+        field("Message:", &info.message);
+    }
+    field("Strategy:", &info.strategy);
+    if info.strategy == "Canary" {
+        field("  Step:", info.step.as_deref().unwrap_or_default());
+        field(
+            "  SetWeight:",
+            info.set_weight.as_deref().unwrap_or_default(),
+        );
+        field(
+            "  ActualWeight:",
+            info.actual_weight.as_deref().unwrap_or_default(),
+        );
+    }
+    for (i, image) in info.images.iter().enumerate() {
+        let label = if i == 0 { "Images:" } else { "" };
+        field(label, &format_image(image, style));
+    }
+    out.push_str("Replicas:\n");
+    let mut field = |label: &str, value: i32| {
+        let _ = writeln!(out, "{label:<17}{value}");
+    };
+    field("  Desired:", info.desired);
+    field("  Current:", info.current);
+    field("  Updated:", info.updated);
+    field("  Ready:", info.ready);
+    field("  Available:", info.available);
+    out.push('\n');
+    out.push_str(&tree(info, now, style));
+    out
+}
+
+/// The `NAME KIND STATUS AGE INFO` tree of a Rollout.
+pub fn tree(info: &RolloutInfo, now: Timestamp, style: Style) -> String {
+    let mut lines = vec!["NAME\tKIND\tSTATUS\tAGE\tINFO".to_string()];
+    lines.push(format!(
+        "{} {}\tRollout\t{} {}\t{}\t",
+        icon::ROLLOUT,
+        info.name,
+        style.paint(info.icon),
+        info.status,
+        age(info.creation_timestamp, now)
+    ));
+    let revisions = info.revisions();
+    for (i, rev) in revisions.iter().enumerate() {
+        let (prefix, sub) = prefixes(i + 1 == revisions.len(), "");
+        lines.push(format!(
+            "{prefix}{} revision:{rev}\t\t \t\t",
+            icon::REVISION
+        ));
+        let rss: Vec<&ReplicaSetInfo> = info
+            .replica_sets
+            .iter()
+            .filter(|r| r.revision == *rev)
+            .collect();
+        let ars: Vec<&AnalysisRunInfo> = info
+            .analysis_runs
+            .iter()
+            .filter(|a| a.revision == *rev)
+            .collect();
+        let total = rss.len() + ars.len();
+        let mut n = 0;
+        for rs in rss {
+            n += 1;
+            let (p, s) = prefixes(n == total, &sub);
+            replica_set_lines(&mut lines, rs, &p, &s, now, style);
+        }
+        for ar in ars {
+            n += 1;
+            let (p, s) = prefixes(n == total, &sub);
+            analysis_run_lines(&mut lines, ar, &p, &s, now, style);
+        }
+    }
+    tabulate(&lines)
+}
+
+fn replica_set_lines(
+    lines: &mut Vec<String>,
+    rs: &ReplicaSetInfo,
+    prefix: &str,
+    sub: &str,
+    now: Timestamp,
+    style: Style,
+) {
+    let mut cols = Vec::new();
+    let mut name = rs.name.clone();
+    if rs.stable {
+        cols.push(style.paint(tag::STABLE));
+        name = style.paint_as(&name, tag::STABLE);
+    }
+    if rs.canary {
+        cols.push(style.paint(tag::CANARY));
+        name = style.paint_as(&rs.name, tag::CANARY);
+    } else if rs.active {
+        cols.push(style.paint(tag::ACTIVE));
+        name = style.paint_as(&rs.name, tag::ACTIVE);
+    } else if rs.preview {
+        cols.push(style.paint(tag::PREVIEW));
+        name = style.paint_as(&rs.name, tag::PREVIEW);
+    }
+    if let Some(deadline) = &rs.scale_down_deadline {
+        let delay = match deadline.parse::<Timestamp>() {
+            Ok(d) if d < now => "passed".to_string(),
+            Ok(d) => human_duration(d.as_second() - now.as_second()),
+            Err(_) => String::new(),
+        };
+        cols.push(format!("delay:{delay}"));
+    }
+    lines.push(format!(
+        "{prefix}{} {name}\tReplicaSet\t{} {}\t{}\t{}",
+        icon::REPLICA_SET,
+        style.paint(rs.icon),
+        rs.status,
+        age(rs.creation_timestamp, now),
+        cols.join(",")
+    ));
+    for (i, pod) in rs.pods.iter().enumerate() {
+        let (p, _) = prefixes(i + 1 == rs.pods.len(), sub);
+        let mut info = vec![format!("ready:{}", pod.ready)];
+        if pod.restarts > 0 {
+            info.push(format!("restarts:{}", pod.restarts));
+        }
+        lines.push(format!(
+            "{p}{} {}\tPod\t{} {}\t{}\t{}",
+            icon::POD,
+            pod.name,
+            style.paint(pod.icon),
+            pod.status,
+            age(pod.creation_timestamp, now),
+            info.join(",")
+        ));
+    }
+}
+
+fn analysis_run_lines(
+    lines: &mut Vec<String>,
+    ar: &AnalysisRunInfo,
+    prefix: &str,
+    sub: &str,
+    now: Timestamp,
+    style: Style,
+) {
+    let mut cols = Vec::new();
+    for (count, icon) in [
+        (ar.successful, icon::OK),
+        (ar.failed, icon::BAD),
+        (ar.inconclusive, icon::UNKNOWN),
+        (ar.error, icon::WARNING),
+    ] {
+        if count > 0 {
+            cols.push(format!("{} {count}", style.paint(icon)));
+        }
+    }
+    lines.push(format!(
+        "{prefix}{} {}\tAnalysisRun\t{} {}\t{}\t{}",
+        icon::ANALYSIS,
+        style.paint_as(&ar.name, &ar.status),
+        style.paint(ar.icon),
+        ar.status,
+        age(ar.creation_timestamp, now),
+        cols.join(",")
+    ));
+    for (i, job) in ar.jobs.iter().enumerate() {
+        let (p, _) = prefixes(i + 1 == ar.jobs.len(), sub);
+        lines.push(format!(
+            "{p}{} {}\tJob\t{} {}\t{}\t",
+            icon::JOB,
+            style.paint_as(&job.name, &job.status),
+            style.paint(job.icon),
+            job.status,
+            age(job.creation_timestamp, now)
+        ));
+    }
+}
+
+/// The header of `list rollouts` (with `NAMESPACE` first for `-A`).
+pub fn list_header(all_namespaces: bool) -> String {
+    let h = "NAME\tSTRATEGY\tSTATUS\tSTEP\tSET-WEIGHT\tACTUAL-WEIGHT\tREADY\tDESIRED\tUP-TO-DATE\tAVAILABLE";
+    if all_namespaces {
+        format!("NAMESPACE\t{h}")
+    } else {
+        h.to_string()
+    }
+}
+
+/// One `list rollouts` line, its cells padded as upstream's `columnFmtString` pads them.
+pub fn list_line(l: &ListLine, all_namespaces: bool) -> String {
+    let mut s = format!(
+        "{:<10}\t{:<9}\t{:<12}\t{:<4}\t{:<10}\t{:<13}\t{:<5}\t{:<7}\t{:<10}\t{:<9}",
+        l.name,
+        l.strategy,
+        l.status,
+        l.step,
+        l.set_weight,
+        l.actual_weight,
+        l.ready,
+        l.desired,
+        l.up_to_date,
+        l.available
+    );
+    if all_namespaces {
+        s = format!("{:<9}\t{s}", l.namespace);
+    }
+    s
+}
+
+/// The `list rollouts` table.
+pub fn list(lines: &[ListLine], all_namespaces: bool) -> String {
+    let mut rows = vec![list_header(all_namespaces)];
+    rows.extend(lines.iter().map(|l| list_line(l, all_namespaces)));
+    tabulate(&rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_durations_as_kubernetes_prints_them() {
+        let cases = [
+            (-5, "<invalid>"),
+            (-1, "0s"),
+            (0, "0s"),
+            (119, "119s"),
+            (120, "2m"),
+            (125, "2m5s"),
+            (600, "10m"),
+            (179 * 60, "179m"),
+            (3 * 3600, "3h"),
+            (3 * 3600 + 60 * 5, "3h5m"),
+            (8 * 3600, "8h"),
+            (47 * 3600, "47h"),
+            (48 * 3600, "2d"),
+            (50 * 3600, "2d2h"),
+            (8 * 24 * 3600, "8d"),
+            (2 * 365 * 24 * 3600, "2y"),
+            (2 * 365 * 24 * 3600 + 24 * 3600, "2y1d"),
+            (9 * 365 * 24 * 3600, "9y"),
+        ];
+        for (secs, want) in cases {
+            assert_eq!(human_duration(secs), want, "{secs}s");
+        }
+        assert_eq!(age(None, Timestamp::UNIX_EPOCH), "<unknown>");
+    }
+
+    #[test]
+    fn tabulate_aligns_all_but_the_last_cell_ignoring_escapes() {
+        let lines = vec![
+            "A\tBB\tlast".to_string(),
+            "\x1b[32mCCC\x1b[0m\tD\t".to_string(),
+        ];
+        assert_eq!(tabulate(&lines), "A    BB  last\n\x1b[32mCCC\x1b[0m  D\n");
+        assert_eq!(visible_width("\x1b[94m◌\x1b[0m x"), 3);
+    }
+
+    #[test]
+    fn colours_only_when_asked() {
+        assert_eq!(Style::PLAIN.paint("canary"), "canary");
+        assert_eq!(Style::COLOR.paint("canary"), "\x1b[33mcanary\x1b[0m");
+        assert_eq!(Style::COLOR.paint("॥"), "॥");
+        assert_eq!(
+            Style::COLOR.paint_as("rs-1", "stable"),
+            "\x1b[32mrs-1\x1b[0m"
+        );
+    }
+}

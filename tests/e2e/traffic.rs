@@ -1,0 +1,383 @@
+//! Traffic routing against the real API server, with the minimal Istio CRDs of `tests/crds`:
+//! the exact weights written at each step, the Services' hashes, abort restoring 0/100 before
+//! anything is scaled down, and promotion ending at 0/100 on the new stable.
+
+use crate::common::*;
+use kube::api::{ApiResource, DynamicObject};
+use kube::core::GroupVersionKind;
+use serde_json::Value;
+use std::path::Path;
+use std::time::Duration;
+use tokio::sync::OnceCell;
+
+static ISTIO_CRDS: OnceCell<()> = OnceCell::const_new();
+
+async fn istio_crds() {
+    ISTIO_CRDS
+        .get_or_init(|| async {
+            let client = testkit::client().await;
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/crds");
+            testkit::install_crds(&client, &dir)
+                .await
+                .expect("installing tests/crds");
+        })
+        .await;
+}
+
+async fn vs(ns: &TestNs, name: &str) -> Value {
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("networking.istio.io", "v1alpha3", "VirtualService"),
+        "virtualservices",
+    );
+    let api: kube::Api<DynamicObject> =
+        kube::Api::namespaced_with(ns.client.clone(), &ns.name, &ar);
+    serde_json::to_value(api.get(name).await.expect("reading the VirtualService")).unwrap()
+}
+
+/// (canary, stable) weights of the named route, by destination host.
+async fn weights(
+    ns: &TestNs,
+    vs_name: &str,
+    route: &str,
+    canary: &str,
+    stable: &str,
+) -> (i64, i64) {
+    let v = vs(ns, vs_name).await;
+    let http = v["spec"]["http"].as_array().cloned().unwrap_or_default();
+    let r = http
+        .iter()
+        .find(|r| r["name"] == route)
+        .cloned()
+        .unwrap_or_default();
+    let of = |host: &str| {
+        r["route"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|d| d["destination"]["host"] == host)
+            .and_then(|d| d["weight"].as_i64())
+            .unwrap_or(0)
+    };
+    (of(canary), of(stable))
+}
+
+async fn svc_hash(ns: &TestNs, name: &str) -> String {
+    ns.api::<k8s_openapi::api::core::v1::Service>()
+        .get(name)
+        .await
+        .unwrap()
+        .spec
+        .and_then(|s| s.selector)
+        .and_then(|s| s.get("rollouts-pod-template-hash").cloned())
+        .unwrap_or_default()
+}
+
+const SEEDS_ISTIO: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: demo-stable}
+spec:
+  selector: {app: demo}
+  ports: [{name: http, port: 80, targetPort: 8080, protocol: TCP}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: demo-canary}
+spec:
+  selector: {app: demo}
+  ports: [{name: http, port: 80, targetPort: 8080, protocol: TCP}]
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: VirtualService
+metadata: {name: demo}
+spec:
+  hosts: [demo]
+  http:
+  - name: primary
+    route:
+    - destination: {host: demo-stable}
+      weight: 100
+    - destination: {host: demo-canary}
+      weight: 0
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: demo}
+spec:
+  replicas: 5
+  selector: {matchLabels: {app: demo}}
+  template:
+    metadata: {labels: {app: demo}}
+    spec:
+      containers: [{name: demo, image: "demo:v1", ports: [{containerPort: 8080, protocol: TCP}]}]
+  strategy:
+    canary:
+      stableService: demo-stable
+      canaryService: demo-canary
+      abortScaleDownDelaySeconds: 3
+      scaleDownDelaySeconds: 3
+      trafficRouting:
+        istio:
+          virtualService: {name: demo, routes: [primary]}
+      steps:
+      - setWeight: 5
+      - pause: {}
+      - setWeight: 50
+      - pause: {duration: 2}
+"#;
+
+/// The seeds' Istio layout (two Services and one VirtualService route): 1% precision and
+/// pods decoupled from traffic, weights at each step, promotion to 0/100 on the new stable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn istio_host_split_weights_per_step() {
+    istio_crds().await;
+    let (ns, ctl) = setup("istio-steps").await;
+    ns.apply(SEEDS_ISTIO).await;
+    let ro = wait_rollout(&ns, "demo", "Healthy", Duration::from_secs(60), is_healthy).await;
+    let v1 = ro.status.clone().unwrap().stable_rs.unwrap();
+    assert_eq!(
+        weights(&ns, "demo", "primary", "demo-canary", "demo-stable").await,
+        (0, 100)
+    );
+    assert_eq!(svc_hash(&ns, "demo-stable").await, v1);
+
+    set_image(&ns, "demo", "demo:v2").await;
+    let ro = wait_rollout(
+        &ns,
+        "demo",
+        "paused at 5%",
+        Duration::from_secs(60),
+        |ro, _| phase(ro).0 == "Paused",
+    )
+    .await;
+    let v2 = ro.status.clone().unwrap().current_pod_hash.unwrap();
+    assert_eq!(
+        weights(&ns, "demo", "primary", "demo-canary", "demo-stable").await,
+        (5, 95)
+    );
+    assert_eq!(svc_hash(&ns, "demo-canary").await, v2);
+    assert_eq!(svc_hash(&ns, "demo-stable").await, v1);
+    let rss = replica_sets(&ns, &ro).await;
+    let by = |h: &str| {
+        rss.iter()
+            .find(|rs| hash_of(rs) == h)
+            .map_or(-1, spec_replicas)
+    };
+    assert_eq!(
+        (by(&v2), by(&v1)),
+        (1, 5),
+        "5% → 1 canary pod; stable untouched"
+    );
+    let w = ro
+        .status
+        .as_ref()
+        .unwrap()
+        .canary
+        .as_ref()
+        .unwrap()
+        .weights
+        .clone()
+        .unwrap();
+    assert_eq!(w.canary.unwrap().weight, Some(5));
+
+    promote(&ns, "demo").await;
+    wait_rollout(&ns, "demo", "50% step", Duration::from_secs(60), |ro, _| {
+        phase(ro).2 == Some(3)
+    })
+    .await;
+    assert_eq!(
+        weights(&ns, "demo", "primary", "demo-canary", "demo-stable").await,
+        (50, 50)
+    );
+    let ro = wait_rollout(&ns, "demo", "promoted", Duration::from_secs(60), |ro, _| {
+        ro.status.as_ref().and_then(|s| s.stable_rs.as_deref()) == Some(v2.as_str())
+    })
+    .await;
+    ns.wait_for(
+        "0/100 on the new stable",
+        Duration::from_secs(30),
+        || async {
+            let ok = weights(&ns, "demo", "primary", "demo-canary", "demo-stable").await
+                == (0, 100)
+                && svc_hash(&ns, "demo-stable").await == v2;
+            Ok(ok.then_some(()))
+        },
+    )
+    .await;
+    wait_rollout(
+        &ns,
+        "demo",
+        "old stable scaled down after the delay",
+        Duration::from_secs(60),
+        |_, rss| {
+            rss.iter()
+                .find(|rs| hash_of(rs) == v1)
+                .is_some_and(|rs| spec_replicas(rs) == 0)
+        },
+    )
+    .await;
+    let _ = ro;
+    // Steady state: nothing written.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = ctl.writes.total();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(ctl.writes.total(), before);
+}
+
+/// Abort puts all traffic back on stable before anything scales down; the canary Service
+/// points back at stable; the canary pods go after abortScaleDownDelaySeconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn istio_abort_restores_stable_before_scale_down() {
+    istio_crds().await;
+    let (ns, _ctl) = setup("istio-abort").await;
+    ns.apply(SEEDS_ISTIO).await;
+    let ro = wait_rollout(&ns, "demo", "Healthy", Duration::from_secs(60), is_healthy).await;
+    let v1 = ro.status.clone().unwrap().stable_rs.unwrap();
+    set_image(&ns, "demo", "demo:v2").await;
+    let ro = wait_rollout(&ns, "demo", "paused", Duration::from_secs(60), |ro, _| {
+        phase(ro).0 == "Paused"
+    })
+    .await;
+    let v2 = ro.status.clone().unwrap().current_pod_hash.unwrap();
+    abort(&ns, "demo").await;
+    // Right after the abort the weight is back at 0 while the canary pod still runs.
+    ns.wait_for(
+        "0/100 with the canary still up",
+        Duration::from_secs(30),
+        || async {
+            let w = weights(&ns, "demo", "primary", "demo-canary", "demo-stable").await;
+            let ro = get_rollout(&ns, "demo").await;
+            let rss = replica_sets(&ns, &ro).await;
+            let canary_up = rss
+                .iter()
+                .find(|rs| hash_of(rs) == v2)
+                .is_some_and(|rs| spec_replicas(rs) == 1);
+            Ok((w == (0, 100) && canary_up).then_some(()))
+        },
+    )
+    .await;
+    wait_rollout(
+        &ns,
+        "demo",
+        "canary scaled down after the abort delay",
+        Duration::from_secs(60),
+        |ro, rss| {
+            phase(ro).0 == "Degraded"
+                && rss
+                    .iter()
+                    .find(|rs| hash_of(rs) == v2)
+                    .is_some_and(|rs| spec_replicas(rs) == 0)
+        },
+    )
+    .await;
+    assert_eq!(
+        svc_hash(&ns, "demo-canary").await,
+        v1,
+        "canary Service back on stable"
+    );
+    assert_eq!(
+        weights(&ns, "demo", "primary", "demo-canary", "demo-stable").await,
+        (0, 100)
+    );
+}
+
+/// A missing VirtualService is InvalidSpec naming it, and nothing is created until it exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn istio_missing_virtual_service_blocks_and_recovers() {
+    istio_crds().await;
+    let (ns, _ctl) = setup("istio-missing").await;
+    let without_vs: String = SEEDS_ISTIO
+        .split("\n---\n")
+        .filter(|d| !d.contains("kind: VirtualService"))
+        .collect::<Vec<_>>()
+        .join("\n---\n");
+    ns.apply(&without_vs).await;
+    let ro = wait_rollout(
+        &ns,
+        "demo",
+        "InvalidSpec",
+        Duration::from_secs(30),
+        |ro, _| phase(ro).0 == "Degraded" && phase(ro).1.contains("VirtualService"),
+    )
+    .await;
+    assert!(replica_sets(&ns, &ro).await.is_empty());
+    ns.apply(SEEDS_ISTIO).await;
+    wait_rollout(
+        &ns,
+        "demo",
+        "Healthy once the VirtualService exists",
+        Duration::from_secs(60),
+        is_healthy,
+    )
+    .await;
+}
+
+/// Upstream's e2e manifest `test/e2e/istio/istio-host-split.yaml` runs through an update.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_istio_host_split_example() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/compat/argo-rollouts/test/e2e/istio/istio-host-split.yaml");
+    let Ok(manifest) = std::fs::read_to_string(&path) else {
+        if std::env::var("ROLLOUTS_REQUIRE_COMPAT").as_deref() == Ok("1") {
+            panic!("{} missing", path.display());
+        }
+        eprintln!("compat corpus not found at {}; skipping", path.display());
+        return;
+    };
+    istio_crds().await;
+    let (ns, _ctl) = setup("istio-upstream").await;
+    ns.apply(&manifest).await;
+    wait_rollout(
+        &ns,
+        "istio-host-split",
+        "Healthy",
+        Duration::from_secs(60),
+        is_healthy,
+    )
+    .await;
+    set_image(&ns, "istio-host-split", "nginx:1.20-alpine").await;
+    wait_rollout(
+        &ns,
+        "istio-host-split",
+        "paused at 10%",
+        Duration::from_secs(60),
+        |ro, _| phase(ro).0 == "Paused",
+    )
+    .await;
+    assert_eq!(
+        weights(
+            &ns,
+            "istio-host-split-vsvc",
+            "primary",
+            "istio-host-split-canary",
+            "istio-host-split-stable"
+        )
+        .await,
+        (10, 90)
+    );
+    promote(&ns, "istio-host-split").await;
+    wait_rollout(
+        &ns,
+        "istio-host-split",
+        "Healthy on the new version",
+        Duration::from_secs(60),
+        |ro, rss| {
+            is_healthy(ro, rss)
+                || (phase(ro).0 == "Healthy"
+                    && ro.status.as_ref().unwrap().stable_rs
+                        == ro.status.as_ref().unwrap().current_pod_hash)
+        },
+    )
+    .await;
+    assert_eq!(
+        weights(
+            &ns,
+            "istio-host-split-vsvc",
+            "primary",
+            "istio-host-split-canary",
+            "istio-host-split-stable"
+        )
+        .await,
+        (0, 100)
+    );
+}
