@@ -80,6 +80,7 @@ fn run(args: RunArgs) -> ExitCode {
             namespace: args.namespace,
             instance_id: args.instance_id,
             concurrency: args.rollout_concurrency,
+            observer: None,
         };
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;

@@ -40,7 +40,7 @@ use tracing::{debug, info, warn};
 pub const FIELD_MANAGER: &str = "rollouts-controller";
 
 /// Controller settings.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Config {
     /// Watch one namespace only (namespaced mode); `None` watches all.
     pub namespace: Option<String>,
@@ -49,6 +49,8 @@ pub struct Config {
     pub instance_id: Option<String>,
     /// Rollouts reconciled at once.
     pub concurrency: u16,
+    /// Told about every reconcile (metrics).
+    pub observer: Option<Arc<dyn Observer>>,
 }
 
 impl Default for Config {
@@ -57,8 +59,35 @@ impl Default for Config {
             namespace: None,
             instance_id: None,
             concurrency: 10,
+            observer: None,
         }
     }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("namespace", &self.namespace)
+            .field("instance_id", &self.instance_id)
+            .field("concurrency", &self.concurrency)
+            .finish()
+    }
+}
+
+/// Hooks for metrics, told about every reconcile of a Rollout.
+pub trait Observer: Send + Sync {
+    /// A reconcile finished: `rollout` as reconciled, `status` the status the plan wanted
+    /// (`None` when the reconcile failed), `error` the bounded reason of a failure.
+    fn reconciled(
+        &self,
+        rollout: &Rollout,
+        status: Option<&crate::api::RolloutStatus>,
+        elapsed: Duration,
+        error: Option<&'static str>,
+    );
+    /// The Rollout store, once at start: per-Rollout gauges (`rollout_info`, `rollout_phase`)
+    /// are best computed from it when scraped, so deleted Rollouts disappear by themselves.
+    fn attach(&self, rollouts: Store<Rollout>);
 }
 
 /// Errors: only "could not talk to the world" — domain outcomes are status conditions.
@@ -113,6 +142,7 @@ pub struct Context {
     pub writes: Arc<WriteCounters>,
     /// Traffic router objects, watched on demand.
     pub traffic: traffic::TrafficStores,
+    pub observer: Option<Arc<dyn Observer>>,
     /// Rollout → the resourceVersion our last write started from (see the module docs).
     written_from: Mutex<HashMap<ObjectRef<Rollout>, (String, Instant)>>,
     /// Rollout → consecutive failures (for backoff).
@@ -168,6 +198,9 @@ pub async fn run(
 
     let controller = Controller::new(rollouts, wc);
     let ro_store = controller.store();
+    if let Some(o) = &config.observer {
+        o.attach(ro_store.clone());
+    }
     let (traffic_stores, traffic_changes) =
         traffic::TrafficStores::new(client.clone(), config.namespace.clone());
     let ro_store_for_traffic = ro_store.clone();
@@ -188,6 +221,7 @@ pub async fn run(
         recorder: Recorder::new(client, reporter),
         writes,
         traffic: traffic_stores,
+        observer: config.observer.clone(),
         written_from: Mutex::new(HashMap::new()),
         failures: Mutex::new(HashMap::new()),
     });
@@ -479,6 +513,9 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error>
         }
     }
     ctx.failures.lock().unwrap().remove(&key);
+    if let Some(o) = &ctx.observer {
+        o.reconciled(&ro, Some(&plan.status), started.elapsed(), None);
+    }
     debug!(rollout = %name, effects = plan.effects.len(), elapsed_ms = started.elapsed().as_millis() as u64, "reconciled");
     Ok(match plan.requeue_after {
         Some(d) => Action::requeue(d),
@@ -497,5 +534,8 @@ fn error_policy(ro: Arc<Rollout>, err: &Error, ctx: Arc<Context>) -> Action {
     let delay =
         Duration::from_millis(100u64.saturating_mul(1u64 << n.min(7))).min(Duration::from_secs(10));
     warn!(rollout = %ro.name_any(), reason = err.reason(), "reconcile failed ({err}); retrying in {delay:?}");
+    if let Some(o) = &ctx.observer {
+        o.reconciled(&ro, None, Duration::ZERO, Some(err.reason()));
+    }
     Action::requeue(delay)
 }
