@@ -15,6 +15,7 @@
 
 pub mod adopt;
 pub mod analysis;
+pub mod decode;
 pub mod diff;
 pub mod traffic;
 
@@ -180,7 +181,11 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
     writes: Arc<WriteCounters>,
 ) {
-    let rollouts: Api<Rollout> = api_for(&client, &config.namespace);
+    let ro_resource = decode::rollout_resource();
+    let rollouts: Api<kube::api::DynamicObject> = match &config.namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &ro_resource),
+        None => Api::all_with(client.clone(), &ro_resource),
+    };
     let rs_api: Api<ReplicaSet> = api_for(&client, &config.namespace);
     let svc_api: Api<Service> = api_for(&client, &config.namespace);
     let wc = watcher::Config::default().labels(&label_selector(&config.instance_id));
@@ -196,7 +201,25 @@ pub async fn run(
         .reflect(svc_writer)
         .touched_objects();
 
-    let controller = Controller::new(rollouts, wc);
+    // Rollouts are watched untyped and decoded one by one (see `decode`).
+    let (bad_tx, bad_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (ro_reader, ro_writer) = reflector::store::<Rollout>();
+    let ro_stream = decode::typed(watcher(rollouts, wc), bad_tx)
+        .default_backoff()
+        .reflect(ro_writer)
+        .applied_objects();
+    let reporter_task = tokio::spawn(decode::report(
+        client.clone(),
+        Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: FIELD_MANAGER.into(),
+                instance: std::env::var("POD_NAME").ok(),
+            },
+        ),
+        bad_rx,
+    ));
+    let controller = Controller::for_stream(ro_stream, ro_reader);
     let ro_store = controller.store();
     if let Some(o) = &config.observer {
         o.attach(ro_store.clone());
@@ -248,6 +271,7 @@ pub async fn run(
             }
         })
         .await;
+    reporter_task.abort();
 }
 
 fn references_service(ro: &Rollout, name: &str) -> bool {

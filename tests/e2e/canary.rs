@@ -575,3 +575,76 @@ async fn restart_at_replaces_pods_within_max_unavailable() {
         "a restart is not a new revision"
     );
 }
+
+/// A Rollout that passes the CRD schema but does not decode is reported by name with the
+/// field path (InvalidSpec, Warning event), and the other Rollouts carry on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undecodable_rollout_is_reported_and_others_unaffected() {
+    use kube::api::{ApiResource, DynamicObject};
+    let (ns, _ctl) = setup("canary-undecodable").await;
+    let bad = FAST
+        .replace("name: fast}", "name: broken}")
+        .replace("app: fast", "app: broken")
+        .replace("fast-canary", "broken-canary")
+        .replace("fast-stable", "broken-stable")
+        .replace(
+            r#"containers: [{name: app, image: "app:v1"}]"#,
+            r#"containers: [{name: app, image: "app:v1", ports: "80"}]"#,
+        );
+    assert!(bad.contains(r#"ports: "80""#));
+    ns.apply(&bad).await;
+    ns.apply(FAST).await;
+    wait_rollout(
+        &ns,
+        "fast",
+        "the good Rollout Healthy",
+        Duration::from_secs(60),
+        is_healthy,
+    )
+    .await;
+    let ar = ApiResource::from_gvk_with_plural(
+        &kube::core::GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Rollout"),
+        "rollouts",
+    );
+    let api: kube::Api<DynamicObject> =
+        kube::Api::namespaced_with(ns.client.clone(), &ns.name, &ar);
+    let msg = ns
+        .wait_for(
+            "the broken Rollout reported",
+            Duration::from_secs(30),
+            || async {
+                let o = api.get("broken").await?;
+                let m = o
+                    .data
+                    .pointer("/status/message")
+                    .and_then(|m| m.as_str())
+                    .unwrap_or_default()
+                    .to_string();
+                Ok(
+                    (o.data.pointer("/status/phase").and_then(|p| p.as_str()) == Some("Degraded"))
+                        .then_some(m),
+                )
+            },
+        )
+        .await;
+    assert!(
+        msg.contains("spec.template.spec.containers[0].ports"),
+        "{msg}"
+    );
+    assert!(
+        event_reasons(&ns, "broken")
+            .await
+            .iter()
+            .any(|r| r == "InvalidSpec")
+    );
+    // Fixing it brings it back under management.
+    ns.apply(&bad.replace(r#", ports: "80""#, "")).await;
+    wait_rollout(
+        &ns,
+        "broken",
+        "the fixed Rollout Healthy",
+        Duration::from_secs(60),
+        is_healthy,
+    )
+    .await;
+}

@@ -1,0 +1,218 @@
+//! Decoding Rollouts one by one.
+//!
+//! Parts of a Rollout are stored as given by the API server (the pod template is a
+//! preserve-unknown-fields subtree), so an object can pass the CRD's schema and still not
+//! decode into our types. A typed watch would then fail its whole LIST, and every Rollout would
+//! stop being reconciled. Instead we watch Rollouts untyped and decode each one: one that does
+//! not decode is taken out of the store (we stop acting on a spec we cannot read) and reported
+//! by name — an InvalidSpec condition with the field path, and a Warning event — while every
+//! other Rollout carries on.
+
+use super::FIELD_MANAGER;
+use crate::api::Rollout;
+use futures::{Stream, StreamExt};
+use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
+use kube::core::GroupVersionKind;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource, ResourceExt};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+use tracing::warn;
+
+/// The Rollout API as an untyped resource.
+pub fn rollout_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Rollout"),
+        "rollouts",
+    )
+}
+
+/// Decodes one object, with the path of the first field that failed.
+pub fn decode(obj: &DynamicObject) -> Result<Rollout, String> {
+    let value = serde_json::to_value(obj).map_err(|e| e.to_string())?;
+    serde_path_to_error::deserialize::<_, Rollout>(value).map_err(|e| {
+        let path = e.path().to_string();
+        format!("{path}: {}", e.inner())
+    })
+}
+
+/// A Rollout that could not be decoded.
+#[derive(Debug, Clone)]
+pub struct Undecodable {
+    pub namespace: String,
+    pub name: String,
+    pub error: String,
+    pub object: Box<DynamicObject>,
+}
+
+/// Turns an untyped watch into a typed one: decodable Rollouts pass; an undecodable one is
+/// sent to `bad` and, if it was known, deleted from the typed stream's point of view.
+pub fn typed(
+    events: impl Stream<Item = Result<watcher::Event<DynamicObject>, watcher::Error>> + Send + 'static,
+    bad: mpsc::UnboundedSender<Undecodable>,
+) -> impl Stream<Item = Result<watcher::Event<Rollout>, watcher::Error>> + Send + 'static {
+    let convert = move |obj: DynamicObject, remove: bool| -> Option<Rollout> {
+        match decode(&obj) {
+            Ok(ro) => Some(ro),
+            Err(error) => {
+                if !remove {
+                    let _ = bad.send(Undecodable {
+                        namespace: obj.namespace().unwrap_or_default(),
+                        name: obj.name_any(),
+                        error,
+                        object: Box::new(obj.clone()),
+                    });
+                }
+                // A stand-in with the same identity, so the store drops it.
+                let mut stub = Rollout::new(&obj.name_any(), Default::default());
+                stub.metadata = obj.metadata.clone();
+                Some(stub).filter(|_| remove)
+            }
+        }
+    };
+    events.filter_map(move |ev| {
+        let out = match ev {
+            Err(e) => Some(Err(e)),
+            Ok(watcher::Event::Init) => Some(Ok(watcher::Event::Init)),
+            Ok(watcher::Event::InitDone) => Some(Ok(watcher::Event::InitDone)),
+            Ok(watcher::Event::InitApply(obj)) => match decode(&obj) {
+                Ok(ro) => Some(Ok(watcher::Event::InitApply(ro))),
+                Err(_) => {
+                    convert(obj, false);
+                    None
+                }
+            },
+            Ok(watcher::Event::Apply(obj)) => match decode(&obj) {
+                Ok(ro) => Some(Ok(watcher::Event::Apply(ro))),
+                Err(_) => {
+                    // Report it, and forget any earlier (decodable) version of it.
+                    convert(obj.clone(), false);
+                    convert(obj, true).map(|stub| Ok(watcher::Event::Delete(stub)))
+                }
+            },
+            Ok(watcher::Event::Delete(obj)) => {
+                convert(obj, true).map(|ro| Ok(watcher::Event::Delete(ro)))
+            }
+        };
+        futures::future::ready(out)
+    })
+}
+
+/// Reports undecodable Rollouts: an InvalidSpec condition (phase Degraded) through the status
+/// subresource, and a Warning event; each distinct error once per object version.
+pub async fn report(
+    client: Client,
+    recorder: Recorder,
+    mut bad: mpsc::UnboundedReceiver<Undecodable>,
+) {
+    let seen: Arc<Mutex<HashMap<(String, String), String>>> = Default::default();
+    while let Some(u) = bad.recv().await {
+        let key = (u.namespace.clone(), u.name.clone());
+        let fingerprint = format!(
+            "{}|{}",
+            u.object.resource_version().unwrap_or_default(),
+            u.error
+        );
+        if seen
+            .lock()
+            .map(|s| s.get(&key) == Some(&fingerprint))
+            .unwrap_or(false)
+        {
+            continue;
+        }
+        let message = format!(
+            "The Rollout \"{}\" is invalid: cannot decode {}",
+            u.name, u.error
+        );
+        warn!(rollout = %u.name, namespace = %u.namespace, "{message}");
+        let already = u
+            .object
+            .data
+            .pointer("/status/conditions")
+            .and_then(|c| c.as_array())
+            .is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c["type"] == "InvalidSpec" && c["message"] == message.as_str())
+            });
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), &u.namespace, &rollout_resource());
+        if !already {
+            let now = k8s_openapi::jiff::Timestamp::now()
+                .strftime("%Y-%m-%dT%H:%M:%SZ")
+                .to_string();
+            let mut conditions: Vec<serde_json::Value> = u
+                .object
+                .data
+                .pointer("/status/conditions")
+                .and_then(|c| c.as_array())
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|c| c["type"] != "InvalidSpec")
+                .collect();
+            conditions.push(json!({
+                "type": "InvalidSpec", "status": "True", "reason": "InvalidSpec", "message": message,
+                "lastUpdateTime": now, "lastTransitionTime": now,
+            }));
+            let patch = json!({"status": {
+                "conditions": conditions,
+                "phase": "Degraded",
+                "message": format!("InvalidSpec: {message}"),
+            }});
+            let pp = PatchParams {
+                field_manager: Some(FIELD_MANAGER.into()),
+                ..Default::default()
+            };
+            if let Err(e) = api.patch_status(&u.name, &pp, &Patch::Merge(&patch)).await {
+                warn!(rollout = %u.name, "reporting an undecodable Rollout: {e}");
+                continue;
+            }
+        }
+        let reference = u.object.object_ref(&rollout_resource());
+        let ev = Event {
+            type_: EventType::Warning,
+            reason: "InvalidSpec".into(),
+            note: Some(message.chars().take(1000).collect()),
+            action: "Decode".into(),
+            secondary: None,
+        };
+        if let Err(e) = recorder.publish(&ev, &reference).await {
+            warn!(rollout = %u.name, "recording an event: {e}");
+        }
+        if let Ok(mut s) = seen.lock() {
+            s.insert(key, fingerprint);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dynamic(v: serde_json::Value) -> DynamicObject {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn decode_names_the_failing_field() {
+        let bad = dynamic(json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": "x", "namespace": "ns"},
+            "spec": {"template": {"spec": {"containers": [{"name": "c", "ports": "80"}]}}}
+        }));
+        let err = decode(&bad).unwrap_err();
+        assert!(
+            err.starts_with("spec.template.spec.containers[0].ports"),
+            "{err}"
+        );
+        let good = dynamic(json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": "x", "namespace": "ns"},
+            "spec": {"template": {"spec": {"containers": [{"name": "c"}]}}}
+        }));
+        assert!(decode(&good).is_ok());
+    }
+}
