@@ -648,3 +648,107 @@ async fn undecodable_rollout_is_reported_and_others_unaffected() {
     )
     .await;
 }
+
+/// Migration from Argo Rollouts: a Rollout whose ReplicaSet and status were written by the
+/// upstream controller (its own hash) is adopted — no second ReplicaSet, the hash kept — and
+/// the next update proceeds from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adopts_replica_sets_created_by_argo_rollouts() {
+    use k8s_openapi::api::apps::v1::ReplicaSet;
+    use kube::api::{Patch, PatchParams, PostParams};
+    crds_installed().await;
+    init_logging();
+    let ns = TestNs::new("canary-adopt").await;
+    ns.apply(FAST).await;
+    let ro = get_rollout(&ns, "fast").await;
+    let argo_hash = "6d7c9b8f5";
+    let mut template = serde_json::to_value(ro.spec.template.clone().unwrap()).unwrap();
+    template["metadata"]["labels"]["rollouts-pod-template-hash"] = serde_json::json!(argo_hash);
+    let rs: ReplicaSet = serde_json::from_value(serde_json::json!({
+        "metadata": {
+            "name": format!("fast-{argo_hash}"),
+            "labels": {"app": "fast", "rollouts-pod-template-hash": argo_hash},
+            "annotations": {"rollout.argoproj.io/revision": "1", "rollout.argoproj.io/desired-replicas": "4"},
+            "ownerReferences": [{"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": "fast",
+                                 "uid": ro.uid().unwrap(), "controller": true, "blockOwnerDeletion": true}]
+        },
+        "spec": {
+            "replicas": 4,
+            "selector": {"matchLabels": {"app": "fast", "rollouts-pod-template-hash": argo_hash}},
+            "template": template
+        }
+    }))
+    .unwrap();
+    ns.api::<ReplicaSet>()
+        .create(&PostParams::default(), &rs)
+        .await
+        .unwrap();
+    let step_hash = rollouts::plan::hash::step_hash(ro.canary().unwrap().steps.as_ref());
+    ns.api::<Rollout>()
+        .patch_status(
+            "fast",
+            &PatchParams::default(),
+            &Patch::Merge(&serde_json::json!({"status": {
+                "stableRS": argo_hash, "currentPodHash": argo_hash, "currentStepHash": step_hash,
+                "currentStepIndex": 4, "observedGeneration": "1", "phase": "Healthy"
+            }})),
+        )
+        .await
+        .unwrap();
+    ns.wait_for(
+        "the Argo ReplicaSet's pods available",
+        Duration::from_secs(60),
+        || async {
+            let rs = ns
+                .api::<ReplicaSet>()
+                .get(&format!("fast-{argo_hash}"))
+                .await?;
+            Ok((available(&rs) == 4).then_some(()))
+        },
+    )
+    .await;
+
+    let ctl = start_controller(&ns);
+    let ro = wait_rollout(
+        &ns,
+        "fast",
+        "Healthy under our controller",
+        Duration::from_secs(60),
+        |ro, rss| {
+            is_healthy(ro, rss)
+                && ctl.writes.total() > 0
+                && rss.iter().all(|rs| {
+                    rs.annotations()
+                        .contains_key("rollout.argoproj.io/canonical-template-hash")
+                })
+        },
+    )
+    .await;
+    let rss = replica_sets(&ns, &ro).await;
+    assert_eq!(rss.len(), 1, "a duplicate ReplicaSet was created");
+    assert_eq!(hash_of(&rss[0]), argo_hash);
+    assert_eq!(
+        ro.status.as_ref().unwrap().current_pod_hash.as_deref(),
+        Some(argo_hash)
+    );
+    assert!(
+        rss[0]
+            .annotations()
+            .contains_key("rollout.argoproj.io/canonical-template-hash")
+    );
+
+    set_image(&ns, "fast", "app:v2").await;
+    let ro = wait_rollout(
+        &ns,
+        "fast",
+        "paused at 50% from the adopted stable",
+        Duration::from_secs(60),
+        |ro, rss| phase(ro).0 == "Paused" && counts(ro, rss) == (1, 2, 2),
+    )
+    .await;
+    assert_eq!(
+        ro.status.as_ref().unwrap().stable_rs.as_deref(),
+        Some(argo_hash)
+    );
+    ctl.stop().await;
+}
