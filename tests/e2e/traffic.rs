@@ -381,3 +381,224 @@ async fn upstream_istio_host_split_example() {
         (0, 100)
     );
 }
+
+const NGINX: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: web-stable}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: 8080, protocol: TCP}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-canary}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: 8080, protocol: TCP}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: web
+  annotations: {kubernetes.io/ingress.class: nginx}
+spec:
+  rules:
+  - host: web.example
+    http:
+      paths:
+      - path: /
+        pathType: Prefix
+        backend: {service: {name: web-stable, port: {name: http}}}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: "web:v1", ports: [{containerPort: 8080, protocol: TCP}]}]
+  strategy:
+    canary:
+      stableService: web-stable
+      canaryService: web-canary
+      scaleDownDelaySeconds: 2
+      trafficRouting:
+        nginx: {stableIngress: web}
+      steps:
+      - setWeight: 30
+      - pause: {}
+"#;
+
+/// NGINX: a canary Ingress cloned from the stable one carries the weight, and goes away at
+/// the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_canary_ingress_weight_and_cleanup() {
+    use k8s_openapi::api::networking::v1::Ingress;
+    let (ns, _ctl) = setup("nginx").await;
+    ns.apply(NGINX).await;
+    wait_rollout(&ns, "web", "Healthy", Duration::from_secs(60), is_healthy).await;
+    set_image(&ns, "web", "web:v2").await;
+    wait_rollout(
+        &ns,
+        "web",
+        "paused at 30%",
+        Duration::from_secs(60),
+        |ro, _| phase(ro).0 == "Paused",
+    )
+    .await;
+    let canary = ns
+        .wait_for(
+            "the canary Ingress at weight 30",
+            Duration::from_secs(30),
+            || async {
+                let ing = ns.api::<Ingress>().get_opt("web-web-canary").await?;
+                Ok(ing.filter(|i| {
+                    let a = i.metadata.annotations.clone().unwrap_or_default();
+                    a.get("nginx.ingress.kubernetes.io/canary")
+                        .map(String::as_str)
+                        == Some("true")
+                        && a.get("nginx.ingress.kubernetes.io/canary-weight")
+                            .map(String::as_str)
+                            == Some("30")
+                }))
+            },
+        )
+        .await;
+    let backend = serde_json::to_value(&canary.spec).unwrap();
+    assert_eq!(
+        backend["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"],
+        "web-canary"
+    );
+    promote(&ns, "web").await;
+    wait_rollout(
+        &ns,
+        "web",
+        "Healthy on v2",
+        Duration::from_secs(60),
+        |ro, _| {
+            phase(ro).0 == "Healthy"
+                && ro.status.as_ref().unwrap().stable_rs
+                    == ro.status.as_ref().unwrap().current_pod_hash
+        },
+    )
+    .await;
+    ns.wait_for(
+        "the canary Ingress removed",
+        Duration::from_secs(30),
+        || async {
+            Ok(ns
+                .api::<Ingress>()
+                .get_opt("web-web-canary")
+                .await?
+                .is_none()
+                .then_some(()))
+        },
+    )
+    .await;
+}
+
+const GATEWAY: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: gw-stable}
+spec:
+  selector: {app: gw}
+  ports: [{name: http, port: 80, protocol: TCP}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: gw-canary}
+spec:
+  selector: {app: gw}
+  ports: [{name: http, port: 80, protocol: TCP}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: gw}
+spec:
+  parentRefs: [{name: gateway}]
+  rules:
+  - backendRefs:
+    - {name: gw-stable, port: 80, weight: 100}
+    - {name: gw-canary, port: 80, weight: 0}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: gw}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: gw}}
+  template:
+    metadata: {labels: {app: gw}}
+    spec:
+      containers: [{name: gw, image: "gw:v1"}]
+  strategy:
+    canary:
+      stableService: gw-stable
+      canaryService: gw-canary
+      trafficRouting:
+        plugins:
+          argoproj-labs/gatewayAPI: {httpRoute: gw}
+      steps:
+      - setWeight: 40
+      - pause: {}
+"#;
+
+/// Gateway API through the upstream plugin's configuration: the HTTPRoute's backendRefs weights.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_api_http_route_weights() {
+    istio_crds().await;
+    let (ns, _ctl) = setup("gateway").await;
+    ns.apply(GATEWAY).await;
+    wait_rollout(&ns, "gw", "Healthy", Duration::from_secs(60), is_healthy).await;
+    set_image(&ns, "gw", "gw:v2").await;
+    wait_rollout(
+        &ns,
+        "gw",
+        "paused at 40%",
+        Duration::from_secs(60),
+        |ro, _| phase(ro).0 == "Paused",
+    )
+    .await;
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute"),
+        "httproutes",
+    );
+    let api: kube::Api<DynamicObject> =
+        kube::Api::namespaced_with(ns.client.clone(), &ns.name, &ar);
+    let weights = |o: &DynamicObject| {
+        let refs = o.data["spec"]["rules"][0]["backendRefs"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let w = |n: &str| {
+            refs.iter()
+                .find(|r| r["name"] == n)
+                .and_then(|r| r["weight"].as_i64())
+                .unwrap_or(-1)
+        };
+        (w("gw-canary"), w("gw-stable"))
+    };
+    ns.wait_for("HTTPRoute at 40/60", Duration::from_secs(30), || async {
+        Ok((weights(&api.get("gw").await?) == (40, 60)).then_some(()))
+    })
+    .await;
+    promote(&ns, "gw").await;
+    ns.wait_for(
+        "HTTPRoute back at 0/100",
+        Duration::from_secs(60),
+        || async {
+            let ro = get_rollout(&ns, "gw").await;
+            let done = ro
+                .status
+                .as_ref()
+                .is_some_and(|s| s.stable_rs == s.current_pod_hash);
+            Ok((done && weights(&api.get("gw").await?) == (0, 100)).then_some(()))
+        },
+    )
+    .await;
+}
