@@ -602,3 +602,126 @@ async fn gateway_api_http_route_weights() {
     )
     .await;
 }
+
+/// Upstream's header-routing e2e manifest: a managed header route is added at the top of the
+/// VirtualService, changed by a later step, removed by a step without `match`, and all managed
+/// routes are gone at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn istio_header_route_added_changed_removed() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/compat/argo-rollouts/test/e2e/header-routing/istio-hr-host.yaml");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        if std::env::var("ROLLOUTS_REQUIRE_COMPAT").as_deref() == Ok("1") {
+            panic!("{} missing", path.display());
+        }
+        eprintln!("compat corpus not found at {}; skipping", path.display());
+        return;
+    };
+    // The Istio Gateway is not part of the test CRDs (and not used by the controller).
+    let manifest: String = text
+        .split("\n---\n")
+        .filter(|d| !d.contains("kind: Gateway"))
+        .collect::<Vec<_>>()
+        .join("\n---\n");
+    istio_crds().await;
+    let (ns, _ctl) = setup("istio-header").await;
+    ns.apply(&manifest).await;
+    let name = "rollouts-demo";
+    wait_rollout(&ns, name, "Healthy", Duration::from_secs(60), is_healthy).await;
+    let first_route = |v: &Value| v["spec"]["http"][0].clone();
+    set_image(&ns, name, "nginx:1.20-alpine").await;
+    wait_rollout(
+        &ns,
+        name,
+        "paused at step 2",
+        Duration::from_secs(60),
+        |ro, _| phase(ro).0 == "Paused" && phase(ro).2 == Some(2),
+    )
+    .await;
+    let v = vs(&ns, "rollouts-demo-vsvc").await;
+    let r = first_route(&v);
+    assert_eq!(r["name"], "set-header-1", "{v:#}");
+    assert_eq!(
+        r["match"][0]["headers"]["agent"]["regex"], "firefox(.*)",
+        "{v:#}"
+    );
+    assert_eq!(r["route"][0]["destination"]["host"], "canary-service");
+    assert_eq!(
+        weights(
+            &ns,
+            "rollouts-demo-vsvc",
+            "primary",
+            "canary-service",
+            "stable-service"
+        )
+        .await,
+        (20, 80)
+    );
+
+    promote(&ns, name).await;
+    wait_rollout(
+        &ns,
+        name,
+        "paused at step 4",
+        Duration::from_secs(60),
+        |ro, _| phase(ro).0 == "Paused" && phase(ro).2 == Some(4),
+    )
+    .await;
+    let v = vs(&ns, "rollouts-demo-vsvc").await;
+    assert_eq!(
+        first_route(&v)["match"][0]["headers"]["agent"]["regex"],
+        "chrome(.*)",
+        "{v:#}"
+    );
+
+    promote(&ns, name).await;
+    wait_rollout(
+        &ns,
+        name,
+        "paused at step 7",
+        Duration::from_secs(60),
+        |ro, _| phase(ro).0 == "Paused" && phase(ro).2 == Some(7),
+    )
+    .await;
+    let v = vs(&ns, "rollouts-demo-vsvc").await;
+    assert!(
+        v["spec"]["http"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["name"] != "set-header-1"),
+        "route not removed: {v:#}"
+    );
+    assert_eq!(
+        weights(
+            &ns,
+            "rollouts-demo-vsvc",
+            "primary",
+            "canary-service",
+            "stable-service"
+        )
+        .await,
+        (40, 60)
+    );
+
+    promote(&ns, name).await;
+    wait_rollout(&ns, name, "promoted", Duration::from_secs(60), |ro, _| {
+        let st = ro.status.clone().unwrap_or_default();
+        st.stable_rs.is_some() && st.stable_rs == st.current_pod_hash
+    })
+    .await;
+    ns.wait_for("0/100 and one route", Duration::from_secs(30), || async {
+        let v = vs(&ns, "rollouts-demo-vsvc").await;
+        let n = v["spec"]["http"].as_array().map_or(0, Vec::len);
+        let w = weights(
+            &ns,
+            "rollouts-demo-vsvc",
+            "primary",
+            "canary-service",
+            "stable-service",
+        )
+        .await;
+        Ok((n == 1 && w == (0, 100)).then_some(()))
+    })
+    .await;
+}
