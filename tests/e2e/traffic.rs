@@ -725,3 +725,104 @@ async fn istio_header_route_added_changed_removed() {
     })
     .await;
 }
+
+/// Upstream's mirror-route e2e manifest: two managed mirror routes in `managedRoutes` order at
+/// the top, one changed then removed, all gone at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn istio_mirror_routes_added_changed_removed() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/compat/argo-rollouts/test/e2e/mirror-route/istio-mirror-host.yaml");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        if std::env::var("ROLLOUTS_REQUIRE_COMPAT").as_deref() == Ok("1") {
+            panic!("{} missing", path.display());
+        }
+        eprintln!("compat corpus not found at {}; skipping", path.display());
+        return;
+    };
+    let manifest: String = text
+        .split("\n---\n")
+        .filter(|d| !d.contains("kind: Gateway"))
+        .collect::<Vec<_>>()
+        .join("\n---\n");
+    istio_crds().await;
+    let (ns, _ctl) = setup("istio-mirror").await;
+    ns.apply(&manifest).await;
+    let name = "rollouts-demo";
+    wait_rollout(&ns, name, "Healthy", Duration::from_secs(60), is_healthy).await;
+    set_image(&ns, name, "nginx:1.20-alpine").await;
+    wait_rollout(
+        &ns,
+        name,
+        "paused at step 3",
+        Duration::from_secs(60),
+        |ro, _| phase(ro).0 == "Paused" && phase(ro).2 == Some(3),
+    )
+    .await;
+    let v = vs(&ns, "rollouts-demo-vsvc").await;
+    let names: Vec<String> = v["spec"]["http"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        names,
+        ["mirror-route-1", "mirror-route-2", "primary"],
+        "{v:#}"
+    );
+    assert_eq!(
+        v["spec"]["http"][0]["mirror"]["host"], "canary-service",
+        "{v:#}"
+    );
+    assert_eq!(
+        v["spec"]["http"][1]["mirrorPercentage"]["value"], 80.0,
+        "{v:#}"
+    );
+    promote(&ns, name).await;
+    wait_rollout(
+        &ns,
+        name,
+        "paused at step 5",
+        Duration::from_secs(60),
+        |ro, _| phase(ro).0 == "Paused" && phase(ro).2 == Some(5),
+    )
+    .await;
+    let v = vs(&ns, "rollouts-demo-vsvc").await;
+    assert_eq!(
+        v["spec"]["http"][0]["match"][0]["uri"]["prefix"], "/rewrite",
+        "{v:#}"
+    );
+    promote(&ns, name).await;
+    wait_rollout(
+        &ns,
+        name,
+        "paused at step 8",
+        Duration::from_secs(60),
+        |ro, _| phase(ro).0 == "Paused" && phase(ro).2 == Some(8),
+    )
+    .await;
+    let v = vs(&ns, "rollouts-demo-vsvc").await;
+    let names: Vec<&str> = v["spec"]["http"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    assert_eq!(names, ["mirror-route-2", "primary"], "{v:#}");
+    promote(&ns, name).await;
+    ns.wait_for(
+        "managed routes removed at the end",
+        Duration::from_secs(60),
+        || async {
+            let v = vs(&ns, "rollouts-demo-vsvc").await;
+            let names: Vec<String> = v["spec"]["http"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|r| r["name"].as_str().map(str::to_string))
+                .collect();
+            Ok((names == ["primary"]).then_some(()))
+        },
+    )
+    .await;
+}
