@@ -826,3 +826,68 @@ async fn istio_mirror_routes_added_changed_removed() {
     )
     .await;
 }
+
+/// Upstream's subset-split e2e manifest: the DestinationRule's canary and stable subsets carry
+/// the pod-template hashes, and the VirtualService weights the subsets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn istio_subset_split_destination_rule_hashes() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/compat/argo-rollouts/test/e2e/istio/istio-subset-split.yaml");
+    let Ok(manifest) = std::fs::read_to_string(&path) else {
+        if std::env::var("ROLLOUTS_REQUIRE_COMPAT").as_deref() == Ok("1") {
+            panic!("{} missing", path.display());
+        }
+        eprintln!("compat corpus not found at {}; skipping", path.display());
+        return;
+    };
+    istio_crds().await;
+    let (ns, _ctl) = setup("istio-subset").await;
+    ns.apply(&manifest).await;
+    let name = "istio-subset-split";
+    let ro = wait_rollout(&ns, name, "Healthy", Duration::from_secs(60), is_healthy).await;
+    let v1 = ro.status.unwrap().stable_rs.unwrap();
+    set_image(&ns, name, "nginx:1.20-alpine").await;
+    let ro = wait_rollout(
+        &ns,
+        name,
+        "paused at 10%",
+        Duration::from_secs(60),
+        |ro, _| phase(ro).0 == "Paused",
+    )
+    .await;
+    let v2 = ro.status.unwrap().current_pod_hash.unwrap();
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("networking.istio.io", "v1alpha3", "DestinationRule"),
+        "destinationrules",
+    );
+    let api: kube::Api<DynamicObject> =
+        kube::Api::namespaced_with(ns.client.clone(), &ns.name, &ar);
+    let dr = serde_json::to_value(api.get("istio-subset-split-destrule").await.unwrap()).unwrap();
+    let subset_hash = |n: &str| {
+        dr["spec"]["subsets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == n)
+            .map(|s| {
+                s["labels"]["rollouts-pod-template-hash"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(subset_hash("canary"), v2, "{dr:#}");
+    assert_eq!(subset_hash("stable"), v1, "{dr:#}");
+    let v = vs(&ns, "istio-subset-split-vsvc").await;
+    let route = &v["spec"]["http"][0]["route"];
+    let w = |subset: &str| {
+        route
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["destination"]["subset"] == subset)
+            .and_then(|d| d["weight"].as_i64())
+    };
+    assert_eq!((w("canary"), w("stable")), (Some(10), Some(90)), "{v:#}");
+}
