@@ -34,6 +34,19 @@ pub fn merge_diff(old: &Value, new: &Value) -> Option<Value> {
     }
 }
 
+/// Removes object members whose value is an empty string, recursively (as Go's `omitempty`
+/// leaves them out).
+pub fn strip_empty_strings(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.retain(|_, v| v.as_str() != Some(""));
+            m.values_mut().for_each(strip_empty_strings);
+        }
+        Value::Array(a) => a.iter_mut().for_each(strip_empty_strings),
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,6 +74,13 @@ mod tests {
             merge_diff(&json!({}), &json!({"a": {"b": 1}})),
             Some(json!({"a": {"b": 1}}))
         );
+    }
+
+    #[test]
+    fn empty_strings_are_omitted() {
+        let mut v = json!({"a": "", "b": {"c": "", "d": "x"}, "l": [{"e": ""}]});
+        strip_empty_strings(&mut v);
+        assert_eq!(v, json!({"b": {"d": "x"}, "l": [{}]}));
     }
 
     /// Applying the diff to `old` gives `new` (RFC 7386 semantics).

@@ -494,7 +494,10 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error>
 
     // Report: the status diff, with the resourceVersion as precondition.
     let old = serde_json::to_value(ro.status.clone().unwrap_or_default())?;
-    let new = serde_json::to_value(&plan.status)?;
+    let mut new = serde_json::to_value(&plan.status)?;
+    // Go's `omitempty`: an empty string is never written (and the 1.20 API server rejects one
+    // in a CRD merge patch as `null`).
+    diff::strip_empty_strings(&mut new);
     if let Some(d) = diff::merge_diff(&old, &new) {
         let body = json!({"metadata": {"resourceVersion": current_rv}, "status": d});
         ctx.writes.status.fetch_add(1, Ordering::Relaxed);
