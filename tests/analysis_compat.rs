@@ -62,9 +62,11 @@ fn documents(dir: &Path) -> Vec<(PathBuf, Value)> {
             continue;
         };
         for doc in serde_yaml::Deserializer::from_str(&text) {
-            if let Ok(v) = Value::deserialize(doc)
-                && !v.is_null()
-            {
+            // A document that does not parse ends the file (the iterator would not move on).
+            let Ok(v) = Value::deserialize(doc) else {
+                break;
+            };
+            if !v.is_null() {
                 out.push((f.clone(), v));
             }
         }
@@ -315,11 +317,13 @@ fn corpus_templates_build_into_valid_runs() {
                 continue;
             }
         };
-        // The caller supplies every declared argument (as a Rollout would).
+        // The caller supplies the arguments the templates leave without a value (as a
+        // Rollout would).
         let args: Vec<Argument> = t
             .iter()
             .chain(c.iter())
             .flat_map(|t| t.spec.args.iter().flatten())
+            .filter(|a| a.value.is_none() && a.value_from.is_none())
             .map(|a| Argument {
                 name: a.name.clone(),
                 value: Some("1".into()),

@@ -216,7 +216,7 @@ fn plan_of_a_rolling_update() {
 }
 
 #[test]
-fn plan_with_an_analysis_step_reports_the_invalid_spec() {
+fn plan_with_an_analysis_step_assumes_it_passes() {
     snapshot(
         "plan_analysis",
         &plan_text(&fixtures().join("plan/analysis.yaml"), None),
@@ -343,12 +343,14 @@ fn plan_writes_an_svg_chart() {
 
 #[test]
 fn plan_of_an_unsupported_rollout_fails_with_the_reason() {
-    let file = fixtures().join("plan/analysis.yaml");
+    let file = fixtures().join("plan/experiment.yaml");
     let r = run(&["plan", "-f", file.to_str().unwrap()]);
     assert_eq!(r.code, 1);
     assert!(
         r.stdout
-            .contains("analysis steps are not supported by this controller yet")
+            .contains("experiment steps are not supported by this controller yet"),
+        "{}",
+        r.stdout
     );
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
 }

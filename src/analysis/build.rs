@@ -550,3 +550,304 @@ fn json_field(root: &serde_json::Value, path: &str) -> Result<String, String> {
         other => Ok(other.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spec(v: serde_json::Value) -> AnalysisTemplateSpec {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn tmpl(name: &str, cluster: bool, v: serde_json::Value) -> ResolvedTemplate {
+        ResolvedTemplate {
+            name: name.into(),
+            cluster_scope: cluster,
+            spec: spec(v),
+        }
+    }
+
+    fn args(v: serde_json::Value) -> Vec<Argument> {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn owner() -> OwnerReference {
+        OwnerReference {
+            api_version: "argoproj.io/v1alpha1".into(),
+            kind: "Rollout".into(),
+            name: "ro".into(),
+            uid: "uid-ro".into(),
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        }
+    }
+
+    fn request<'a>(
+        templates: &'a [ResolvedTemplate],
+        cluster: &'a [ResolvedTemplate],
+        args: &'a [Argument],
+    ) -> BuildRequest<'a> {
+        BuildRequest {
+            templates,
+            cluster_templates: cluster,
+            args,
+            name: "ro-abc-2".into(),
+            namespace: "ns".into(),
+            owner: owner(),
+            labels: step_labels(2, "abc", Some("shard-1")),
+            annotations: BTreeMap::new(),
+            dry_run: &[],
+            measurement_retention: &[],
+        }
+    }
+
+    #[test]
+    fn builds_a_run_from_templates_and_args() {
+        let ts = [tmpl(
+            "success-rate",
+            false,
+            json!({
+            "args": [{"name": "service"}, {"name": "threshold", "value": "0.95"}],
+            "dryRun": [{"metricName": "latency"}],
+            "metrics": [
+                {"name": "success-rate", "provider": {"prometheus": {"query": "{{args.service}}"}}},
+                {"name": "latency", "provider": {"web": {"url": "http://x"}}}]}),
+        )];
+        let cs = [tmpl(
+            "errors",
+            true,
+            json!({
+            "args": [{"name": "service"}],
+            "measurementRetention": [{"metricName": "errors", "limit": 20}],
+            "metrics": [{"name": "errors", "provider": {"job": {}}}]}),
+        )];
+        let incoming = args(json!([
+            {"name": "service", "value": "checkout"}, {"name": "unused", "value": "x"}]));
+        let mut req = request(&ts, &cs, &incoming);
+        let extra_dry = [DryRun {
+            metric_name: Some("errors".into()),
+        }];
+        req.dry_run = &extra_dry;
+        let run = build_analysis_run(&req).unwrap();
+        assert_eq!(run.metadata.name.as_deref(), Some("ro-abc-2"));
+        assert_eq!(run.metadata.namespace.as_deref(), Some("ns"));
+        assert_eq!(run.metadata.owner_references, Some(vec![owner()]));
+        let labels = run.metadata.labels.clone().unwrap();
+        assert_eq!(labels["rollouts-pod-template-hash"], "abc");
+        assert_eq!(labels["rollout-type"], "Step");
+        assert_eq!(labels["step-index"], "2");
+        assert_eq!(
+            labels["argo-rollouts.argoproj.io/controller-instance-id"],
+            "shard-1"
+        );
+        let names: Vec<_> = run
+            .spec
+            .metrics
+            .iter()
+            .flatten()
+            .map(|m| m.name.clone().unwrap())
+            .collect();
+        assert_eq!(names, vec!["success-rate", "latency", "errors"]);
+        assert_eq!(
+            serde_json::to_value(&run.spec.args).unwrap(),
+            json!([{"name": "service", "value": "checkout"}, {"name": "threshold", "value": "0.95"}])
+        );
+        let dry: Vec<_> = run
+            .spec
+            .dry_run
+            .iter()
+            .flatten()
+            .map(|d| d.metric_name.clone().unwrap())
+            .collect();
+        assert_eq!(dry, vec!["errors", "latency"], "the caller's rules first");
+        assert_eq!(
+            run.spec.measurement_retention.as_ref().unwrap()[0].limit,
+            Some(20)
+        );
+        let origin: BTreeMap<String, String> = serde_json::from_str(
+            &run.metadata.annotations.as_ref().unwrap()
+                [crate::analysis::METRIC_TEMPLATES_ANNOTATION],
+        )
+        .unwrap();
+        assert_eq!(origin["errors"], "errors");
+        assert_eq!(origin["latency"], "success-rate");
+        // The run is valid for the core.
+        assert!(crate::analysis::core::prepare(&run).is_ok());
+    }
+
+    #[test]
+    fn build_errors() {
+        let a = tmpl(
+            "a",
+            false,
+            json!({"metrics": [{"name": "m", "provider": {"job": {}}}]}),
+        );
+        let b = tmpl(
+            "b",
+            false,
+            json!({"metrics": [{"name": "m", "provider": {"job": {}}}]}),
+        );
+        let both = [a.clone(), b];
+        assert_eq!(
+            build_analysis_run(&request(&both, &[], &[])).unwrap_err(),
+            BuildError::DuplicateMetric("m".into())
+        );
+        let needs = [tmpl(
+            "a",
+            false,
+            json!({"args": [{"name": "svc"}],
+            "metrics": [{"name": "m", "provider": {"job": {}}}]}),
+        )];
+        let e = build_analysis_run(&request(&needs, &[], &[])).unwrap_err();
+        assert_eq!(e.to_string(), "args.svc was not resolved");
+        let secret = args(
+            json!([{"name": "svc", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]),
+        );
+        assert!(build_analysis_run(&request(&needs, &[], &secret)).is_ok());
+        let conflicting = [
+            tmpl(
+                "a",
+                false,
+                json!({"args": [{"name": "x", "value": "1"}], "metrics": [{"name": "m1", "provider": {"job": {}}}]}),
+            ),
+            tmpl(
+                "b",
+                false,
+                json!({"args": [{"name": "x", "value": "2"}], "metrics": [{"name": "m2", "provider": {"job": {}}}]}),
+            ),
+        ];
+        assert_eq!(
+            build_analysis_run(&request(&conflicting, &[], &[]))
+                .unwrap_err()
+                .to_string(),
+            "Argument `x` specified multiple times with different values: '1', '2'"
+        );
+        let empty = [tmpl("e", false, json!({}))];
+        assert_eq!(
+            build_analysis_run(&request(&empty, &[], &[])).unwrap_err(),
+            BuildError::NoMetrics
+        );
+        let dup_dry = [tmpl(
+            "a",
+            false,
+            json!({"dryRun": [{"metricName": "m"}],
+            "metrics": [{"name": "m", "provider": {"job": {}}}]}),
+        )];
+        let mut req = request(&dup_dry, &[], &[]);
+        let dr = [DryRun {
+            metric_name: Some("m".into()),
+        }];
+        req.dry_run = &dr;
+        assert_eq!(
+            build_analysis_run(&req).unwrap_err(),
+            BuildError::DuplicateDryRun("m".into())
+        );
+    }
+
+    #[test]
+    fn resolves_included_templates() {
+        let ns: BTreeMap<&str, AnalysisTemplateSpec> = BTreeMap::from([
+            (
+                "top",
+                spec(
+                    json!({"templates": [{"templateName": "inner"}, {"templateName": "shared", "clusterScope": true}],
+                "metrics": [{"name": "a", "provider": {"job": {}}}]}),
+                ),
+            ),
+            (
+                "inner",
+                spec(
+                    json!({"templates": [{"templateName": "shared", "clusterScope": true}],
+                "metrics": [{"name": "b", "provider": {"job": {}}}]}),
+                ),
+            ),
+            (
+                "loop1",
+                spec(json!({"templates": [{"templateName": "loop2"}]})),
+            ),
+            (
+                "loop2",
+                spec(json!({"templates": [{"templateName": "loop1"}]})),
+            ),
+        ]);
+        let cl: BTreeMap<&str, AnalysisTemplateSpec> = BTreeMap::from([(
+            "shared",
+            spec(json!({"metrics": [{"name": "c", "provider": {"job": {}}}]})),
+        )]);
+        let lookup_ns = |n: &str| ns.get(n).cloned();
+        let lookup_cl = |n: &str| cl.get(n).cloned();
+        let refs = |n: &str, cluster: bool| {
+            vec![AnalysisTemplateRef {
+                template_name: Some(n.into()),
+                cluster_scope: Some(cluster),
+            }]
+        };
+        let (t, c) = resolve_templates(&refs("top", false), lookup_ns, lookup_cl).unwrap();
+        let names: Vec<_> = t.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, vec!["top", "inner"]);
+        assert_eq!(c.len(), 1, "an included template is used once");
+        let run = build_analysis_run(&request(&t, &c, &[])).unwrap();
+        assert_eq!(run.spec.metrics.unwrap().len(), 3);
+        let e = resolve_templates(&refs("loop1", false), lookup_ns, lookup_cl).unwrap_err();
+        assert_eq!(e, BuildError::Cycle("loop1 -> loop2 -> loop1".into()));
+        let e = resolve_templates(&refs("nope", true), lookup_ns, lookup_cl).unwrap_err();
+        assert_eq!(e.to_string(), "ClusterAnalysisTemplate 'nope' not found");
+    }
+
+    #[test]
+    fn resolves_rollout_arguments() {
+        let ro: Rollout = serde_json::from_value(json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": "guestbook", "namespace": "prod", "uid": "u1",
+                "labels": {"app": "guestbook"}, "annotations": {"team": "web"}},
+            "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "nginx:1.27"}]}},
+                "strategy": {"canary": {"canaryService": "gb-canary"}}}
+        }))
+        .unwrap();
+        let input: Vec<AnalysisRunArgument> = serde_json::from_value(json!([
+            {"name": "plain", "value": "v"},
+            {"name": "stable", "valueFrom": {"podTemplateHashValue": "Stable"}},
+            {"name": "latest", "valueFrom": {"podTemplateHashValue": "Latest"}},
+            {"name": "name", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "app", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
+            {"name": "team", "valueFrom": {"fieldRef": {"fieldPath": "metadata.annotations[\"team\"]"}}},
+            {"name": "image", "valueFrom": {"fieldRef": {"fieldPath": "spec.template.spec.containers[0].image"}}},
+            {"name": "svc", "valueFrom": {"fieldRef": {"fieldPath": "spec.strategy.canary.canaryService"}}}
+        ]))
+        .unwrap();
+        let out = resolve_rollout_args(&input, &ro, Some("s1"), Some("l2")).unwrap();
+        let got: Vec<(String, String)> = out
+            .into_iter()
+            .map(|a| (a.name.unwrap(), a.value.unwrap()))
+            .collect();
+        let want: Vec<(String, String)> = [
+            ("plain", "v"),
+            ("stable", "s1"),
+            ("latest", "l2"),
+            ("name", "guestbook"),
+            ("app", "guestbook"),
+            ("team", "web"),
+            ("image", "nginx:1.27"),
+            ("svc", "gb-canary"),
+        ]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        assert_eq!(got, want);
+        let bad: Vec<AnalysisRunArgument> = serde_json::from_value(json!([
+            {"name": "x", "valueFrom": {"fieldRef": {"fieldPath": "spec.template.spec"}}}]))
+        .unwrap();
+        assert!(matches!(
+            resolve_rollout_args(&bad, &ro, None, None),
+            Err(BuildError::FieldRef { .. })
+        ));
+        let no_stable: Vec<AnalysisRunArgument> = serde_json::from_value(json!([
+            {"name": "x", "valueFrom": {"podTemplateHashValue": "Stable"}}]))
+        .unwrap();
+        assert!(matches!(
+            resolve_rollout_args(&no_stable, &ro, None, Some("l")),
+            Err(BuildError::PodTemplateHash { .. })
+        ));
+    }
+}

@@ -249,8 +249,8 @@ pub struct ValueWithText {
 }
 
 /// Evaluates a time expression (a range query's `start`/`end`, e.g. `now() - duration("5m")`)
-/// with `now()` fixed at `now`. Returns Unix seconds.
-pub fn eval_time(expression: &str, now: k8s_openapi::jiff::Timestamp) -> Result<i64, String> {
+/// with `now()` fixed at `now`. Returns Unix seconds (with their fraction).
+pub fn eval_time(expression: &str, now: k8s_openapi::jiff::Timestamp) -> Result<f64, String> {
     let program = expr::compile(expression).map_err(|e| {
         format!(
             "invalid expression {expression:?}: {}",
@@ -269,9 +269,11 @@ pub fn eval_time(expression: &str, now: k8s_openapi::jiff::Timestamp) -> Result<
         Ok(Value::DateTime(expr::DateTimeValue::fixed(fixed)))
     });
     match env.run(&program, &Context::default()) {
-        Ok(Value::DateTime(d)) => Ok(d.timestamp()),
-        Ok(Value::Integer(i)) => Ok(i),
-        Ok(Value::Float(f)) if f.is_finite() => Ok(f as i64),
+        Ok(Value::DateTime(d)) => {
+            Ok(d.timestamp() as f64 + f64::from(d.timestamp_subsec_nanos()) / 1e9)
+        }
+        Ok(Value::Integer(i)) => Ok(i as f64),
+        Ok(Value::Float(f)) if f.is_finite() => Ok(f),
         Ok(other) => Err(format!(
             "{expression:?} is a {}, not a time",
             type_name(&other)

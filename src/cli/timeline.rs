@@ -398,6 +398,8 @@ pub fn simulate(ro: &Rollout, from_image: Option<&str>) -> Result<Timeline> {
     };
 
     let mut w = World::new(ro);
+    // Offline, analyses are assumed to pass (after the time their metrics take).
+    w.assume_templates();
     if image.is_none() {
         // Nothing to update; the controller may refuse the Rollout anyway (workloadRef).
         settle(&mut w, None)?;
@@ -453,6 +455,17 @@ pub fn simulate(ro: &Rollout, from_image: Option<&str>) -> Result<Timeline> {
         }
         if is_healthy(&w) {
             break;
+        }
+        if let Some(secs) = w.finish_pending_runs() {
+            if let Some(row) = rec.rows.last_mut() {
+                row.wait = match row.wait {
+                    Wait::Seconds(s) => Wait::Seconds(s + secs),
+                    _ => Wait::Seconds(secs),
+                };
+            }
+            w.advance(secs);
+            rec.record(&w);
+            continue;
         }
         let st = w.status();
         let paused_by_step = st.pause_conditions.as_ref().is_some_and(|p| !p.is_empty());
@@ -847,16 +860,27 @@ mod tests {
     }
 
     #[test]
-    fn analysis_steps_are_reported_invalid() {
+    fn analysis_steps_are_assumed_to_pass() {
         let ro = rollout(
             2,
             json!({"steps": [{"setWeight": 50}, {"analysis": {"templates": [{"templateName": "t"}]}}]}),
         );
         let t = simulate(&ro, Some("demo:v0")).unwrap();
+        assert_eq!(t.outcome, Outcome::Healthy, "{:?}", t.outcome);
+        assert!(render(&t).contains("analysis"), "{}", render(&t));
+    }
+
+    #[test]
+    fn experiment_steps_are_reported_invalid() {
+        let ro = rollout(
+            2,
+            json!({"steps": [{"setWeight": 50}, {"experiment": {"templates": [{"name": "x", "specRef": "canary"}]}}]}),
+        );
+        let t = simulate(&ro, Some("demo:v0")).unwrap();
         let Outcome::Invalid(msg) = &t.outcome else {
             panic!("expected InvalidSpec, got {:?}", t.outcome);
         };
-        assert!(msg.contains("steps[1].analysis"), "{msg}");
+        assert!(msg.contains("steps[1].experiment"), "{msg}");
         assert!(render(&t).contains("refuses this Rollout"));
     }
 

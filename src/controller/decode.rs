@@ -188,6 +188,49 @@ pub async fn report(
     }
 }
 
+/// Turns an untyped watch into a typed one for kinds we only read (AnalysisRuns, templates):
+/// objects that do not decode are left out (and logged), so one bad object never stops the
+/// watch. The AnalysisRun controller reports its own runs.
+pub fn tolerant<K>(
+    events: impl Stream<Item = Result<watcher::Event<DynamicObject>, watcher::Error>> + Send + 'static,
+) -> impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static
+where
+    K: serde::de::DeserializeOwned + Send + 'static,
+{
+    fn conv<K: serde::de::DeserializeOwned>(obj: DynamicObject) -> Option<K> {
+        let name = obj.name_any();
+        match serde_json::to_value(&obj).and_then(serde_json::from_value::<K>) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                warn!(object = %name, "ignoring an object that does not decode: {e}");
+                None
+            }
+        }
+    }
+    events.filter_map(|ev| {
+        futures::future::ready(match ev {
+            Err(e) => Some(Err(e)),
+            Ok(watcher::Event::Init) => Some(Ok(watcher::Event::Init)),
+            Ok(watcher::Event::InitDone) => Some(Ok(watcher::Event::InitDone)),
+            Ok(watcher::Event::InitApply(o)) => conv(o).map(|k| Ok(watcher::Event::InitApply(k))),
+            Ok(watcher::Event::Apply(o)) => conv(o).map(|k| Ok(watcher::Event::Apply(k))),
+            Ok(watcher::Event::Delete(o)) => conv(o).map(|k| Ok(watcher::Event::Delete(k))),
+        })
+    })
+}
+
+/// The untyped API of a typed kind.
+pub fn untyped<K: kube::Resource<DynamicType = ()>>(
+    client: &Client,
+    namespace: Option<&str>,
+) -> Api<DynamicObject> {
+    let ar = ApiResource::erase::<K>(&());
+    match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+        None => Api::all_with(client.clone(), &ar),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -121,6 +121,7 @@ pub struct WriteCounters {
     pub rollouts: AtomicU64,
     pub pods: AtomicU64,
     pub traffic: AtomicU64,
+    pub analysis_runs: AtomicU64,
 }
 
 impl WriteCounters {
@@ -131,6 +132,7 @@ impl WriteCounters {
             + self.rollouts.load(Ordering::Relaxed)
             + self.pods.load(Ordering::Relaxed)
             + self.traffic.load(Ordering::Relaxed)
+            + self.analysis_runs.load(Ordering::Relaxed)
     }
 }
 
@@ -143,6 +145,9 @@ pub struct Context {
     pub writes: Arc<WriteCounters>,
     /// Traffic router objects, watched on demand.
     pub traffic: traffic::TrafficStores,
+    pub analysis_runs: Store<crate::api::AnalysisRun>,
+    pub analysis_templates: Store<crate::api::AnalysisTemplate>,
+    pub cluster_analysis_templates: Store<crate::api::ClusterAnalysisTemplate>,
     pub observer: Option<Arc<dyn Observer>>,
     /// Rollout → the resourceVersion our last write started from (see the module docs).
     written_from: Mutex<HashMap<ObjectRef<Rollout>, (String, Instant)>>,
@@ -195,6 +200,41 @@ pub async fn run(
         .default_backoff()
         .reflect(rs_writer)
         .touched_objects();
+    // AnalysisRuns (owned by Rollouts) and the templates runs are built from.
+    let (ar_store, ar_writer) = reflector::store::<crate::api::AnalysisRun>();
+    let ar_stream = decode::tolerant(watcher(
+        decode::untyped::<crate::api::AnalysisRun>(&client, config.namespace.as_deref()),
+        watcher::Config::default(),
+    ))
+    .default_backoff()
+    .reflect(ar_writer)
+    .touched_objects();
+    let (at_store, at_writer) = reflector::store::<crate::api::AnalysisTemplate>();
+    let at_task = tokio::spawn(
+        decode::tolerant(watcher(
+            decode::untyped::<crate::api::AnalysisTemplate>(&client, config.namespace.as_deref()),
+            watcher::Config::default(),
+        ))
+        .default_backoff()
+        .reflect(at_writer)
+        .for_each(|_| futures::future::ready(())),
+    );
+    let (cat_store, cat_writer) = reflector::store::<crate::api::ClusterAnalysisTemplate>();
+    // Cluster-scoped templates are watched only when the controller is cluster-wide.
+    let cat_task = config.namespace.is_none().then(|| {
+        tokio::spawn(
+            decode::tolerant(watcher(
+                Api::<kube::api::DynamicObject>::all_with(
+                    client.clone(),
+                    &kube::api::ApiResource::erase::<crate::api::ClusterAnalysisTemplate>(&()),
+                ),
+                watcher::Config::default(),
+            ))
+            .default_backoff()
+            .reflect(cat_writer)
+            .for_each(|_| futures::future::ready(())),
+        )
+    });
     let (svc_store, svc_writer) = reflector::store();
     let svc_stream = watcher(svc_api, watcher::Config::default())
         .default_backoff()
@@ -244,6 +284,9 @@ pub async fn run(
         recorder: Recorder::new(client, reporter),
         writes,
         traffic: traffic_stores,
+        analysis_runs: ar_store,
+        analysis_templates: at_store,
+        cluster_analysis_templates: cat_store,
         observer: config.observer.clone(),
         written_from: Mutex::new(HashMap::new()),
         failures: Mutex::new(HashMap::new()),
@@ -251,6 +294,7 @@ pub async fn run(
     controller
         .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency))
         .owns_stream(rs_stream)
+        .owns_stream(ar_stream)
         .reconcile_on(traffic_triggers)
         .watches_stream(svc_stream, move |svc: Service| {
             // A Service change concerns the Rollouts that name it.
@@ -272,6 +316,10 @@ pub async fn run(
         })
         .await;
     reporter_task.abort();
+    at_task.abort();
+    if let Some(t) = cat_task {
+        t.abort();
+    }
 }
 
 fn references_service(ro: &Rollout, name: &str) -> bool {
@@ -337,6 +385,19 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error>
     } else {
         None
     };
+    let runs_all = ctx.analysis_runs.state();
+    let runs: Vec<&crate::api::AnalysisRun> = runs_all
+        .iter()
+        .filter(|r| {
+            r.namespace().as_deref() == Some(ns.as_str())
+                && r.owner_references()
+                    .iter()
+                    .any(|o| o.controller == Some(true) && Some(&o.uid) == ro.uid().as_ref())
+        })
+        .map(|r| &**r)
+        .collect();
+    let templates_all = ctx.analysis_templates.state();
+    let cluster_templates_all = ctx.cluster_analysis_templates.state();
     let obs = Observed {
         rollout: &ro,
         replica_sets: owned,
@@ -344,6 +405,16 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error>
         adoptable,
         pods: pod_list.as_ref().map(|l| l.iter().collect()),
         traffic_objects,
+        analysis_runs: runs,
+        analysis_templates: templates_all
+            .iter()
+            .filter(|t| t.namespace().as_deref() == Some(ns.as_str()))
+            .map(|t| (t.name_any(), &**t))
+            .collect(),
+        cluster_analysis_templates: cluster_templates_all
+            .iter()
+            .map(|t| (t.name_any(), &**t))
+            .collect(),
     };
 
     // Plan (pure).
@@ -454,6 +525,45 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error>
                         return Ok(Action::requeue(Duration::from_millis(100)));
                     }
                     Err(e) => return Err(e),
+                }
+            }
+            Effect::CreateAnalysisRun(run) => {
+                let api: Api<crate::api::AnalysisRun> = Api::namespaced(ctx.client.clone(), &ns);
+                let post = PostParams {
+                    field_manager: Some(FIELD_MANAGER.into()),
+                    ..Default::default()
+                };
+                ctx.writes.analysis_runs.fetch_add(1, Ordering::Relaxed);
+                match api.create(&post, run).await {
+                    Ok(_) => info!(rollout = %name, run = run.name_any(), "created AnalysisRun"),
+                    // Ours, not yet in the store.
+                    Err(kube::Error::Api(e)) if e.code == 409 => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Effect::TerminateAnalysisRun { name: run } => {
+                let api: Api<crate::api::AnalysisRun> = Api::namespaced(ctx.client.clone(), &ns);
+                ctx.writes.analysis_runs.fetch_add(1, Ordering::Relaxed);
+                match api
+                    .patch(
+                        run,
+                        &pp,
+                        &Patch::Merge(json!({"spec": {"terminate": true}})),
+                    )
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(e)) if e.code == 404 => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Effect::DeleteAnalysisRun { name: run } => {
+                let api: Api<crate::api::AnalysisRun> = Api::namespaced(ctx.client.clone(), &ns);
+                ctx.writes.analysis_runs.fetch_add(1, Ordering::Relaxed);
+                match api.delete(run, &DeleteParams::default()).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(e)) if e.code == 404 => {}
+                    Err(e) => return Err(e.into()),
                 }
             }
             Effect::EvictPod { name: pod } => {

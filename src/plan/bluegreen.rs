@@ -212,15 +212,29 @@ impl<'a> Ctx<'a> {
         bg.auto_promotion_enabled == Some(false) || bg.auto_promotion_seconds.unwrap_or(0) > 0
     }
 
+    /// Going back to a ReplicaSet still up within its scale-down delay (a fast rollback).
+    /// Unlike upstream, a preview ReplicaSet that carries a deadline because its update was
+    /// aborted does not count: retrying it must not skip the pause and the analysis.
+    pub(super) fn rollback_in_scale_down_delay(&self) -> bool {
+        let Some(new) = self.rs.new_rs() else {
+            return false;
+        };
+        let has_deadline = new
+            .annotation(DEFAULT_REPLICASET_SCALE_DOWN_DEADLINE_ANNOTATION_KEY)
+            .is_some();
+        let b = self.old.blue_green.clone().unwrap_or_default();
+        let was_preview = self.bg.is_some()
+            && b.preview_selector.as_deref() == Some(new.hash.as_str())
+            && b.active_selector.as_deref() != Some(new.hash.as_str());
+        has_deadline && !was_preview
+    }
+
     /// Upstream's `isBlueGreenFastTracked`.
     fn fast_tracked(&self) -> bool {
         let Some(new) = self.rs.new_rs() else {
             return false;
         };
-        if new
-            .annotation(DEFAULT_REPLICASET_SCALE_DOWN_DEADLINE_ANNOTATION_KEY)
-            .is_some()
-        {
+        if self.rollback_in_scale_down_delay() {
             return true;
         }
         if self.old.promote_full == Some(true) {
@@ -232,10 +246,15 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// Pre-promotion analysis is not run by this controller yet (refused as InvalidSpec), so
-    /// it is always complete here.
+    /// Upstream's `completedPrePromotionAnalysis`.
     fn completed_pre_promotion_analysis(&self) -> bool {
-        true
+        if self.bgs().pre_promotion_analysis.is_none() {
+            return true;
+        }
+        self.current
+            .pre
+            .as_ref()
+            .is_some_and(|r| super::analysis::phase(r) == crate::api::analysis_phase::SUCCESSFUL)
     }
 
     /// Upstream's `CompletedBlueGreenPause`.
@@ -456,7 +475,15 @@ impl<'a> Ctx<'a> {
         let inconclusive = self
             .old_pause_condition(pause_reason::INCONCLUSIVE_ANALYSIS)
             .is_some();
-        if !inconclusive {
+        // Without a scale-down delay, the previous version stays up until post-promotion
+        // analysis succeeds (it is the rollback target).
+        let waiting_post = self.bgs().post_promotion_analysis.is_some()
+            && self.bgs().scale_down_delay_seconds.is_none()
+            && !self.skip_post_promotion()
+            && self.current.post.as_ref().is_none_or(|r| {
+                super::analysis::phase(r) != crate::api::analysis_phase::SUCCESSFUL
+            });
+        if !inconclusive && !waiting_post {
             let mut others: Vec<usize> = (0..self.rs.all.len())
                 .filter(|i| Some(*i) != self.new_idx() && Some(*i) != self.stable_idx())
                 .collect();
@@ -503,6 +530,21 @@ impl<'a> Ctx<'a> {
         if self.aborted() {
             return None;
         }
+        if self.bgs().post_promotion_analysis.is_some() {
+            if let Some(new) = self.rs.new_rs()
+                && new
+                    .annotation(DEFAULT_REPLICASET_SCALE_DOWN_DEADLINE_ANNOTATION_KEY)
+                    .is_some()
+            {
+                return Some(format!("Rollback to '{}' within scaleDownDelay", new.name));
+            }
+            let ok = self.current.post.as_ref().is_some_and(|r| {
+                super::analysis::phase(r) == crate::api::analysis_phase::SUCCESSFUL
+            });
+            if !ok {
+                return None;
+            }
+        }
         Some("Completed blue-green update".into())
     }
 
@@ -536,6 +578,7 @@ impl<'a> Ctx<'a> {
             ));
         }
         self.old.conditions = start.conditions.clone();
+        self.current = self.current_runs(obs);
         let mut st = self.base_status();
         if self.new_idx().is_some() {
             self.sync_revision(&mut st);
@@ -562,6 +605,9 @@ impl<'a> Ctx<'a> {
             self.reconcile_bg_replica_sets();
             self.reconcile_bg_pause();
             self.reconcile_active_service();
+            if let Err(problem) = self.reconcile_analysis(obs, &mut st) {
+                return self.blocked(problem, "AnalysisRunError");
+            }
         }
         // syncRolloutStatusBlueGreen
         st.stable_rs = self.old.stable_rs.clone();
@@ -575,9 +621,12 @@ impl<'a> Ctx<'a> {
             self.pause.clear = true;
             self.pause.remove_abort = true;
         }
+        let prev = st.blue_green.clone().unwrap_or_default();
         let bgst = crate::api::BlueGreenStatus {
             preview_selector: self.selector(self.preview_service()),
             active_selector: self.selector(self.active_service()),
+            pre_promotion_analysis_run_status: prev.pre_promotion_analysis_run_status,
+            post_promotion_analysis_run_status: prev.post_promotion_analysis_run_status,
             ..Default::default()
         };
         st.blue_green = Some(bgst);

@@ -57,6 +57,8 @@ pub(super) struct Ctx<'a> {
     pub(super) requeue: Option<Duration>,
     /// Service selectors as they will be after this plan's writes (name → hash).
     pub(super) selectors: BTreeMap<String, String>,
+    /// The AnalysisRuns current in this reconcile.
+    pub(super) current: super::analysis::CurrentRuns,
 }
 
 static NO_CANARY: std::sync::LazyLock<CanaryStrategy> =
@@ -118,6 +120,7 @@ pub fn plan(obs: &Observed<'_>, now: Timestamp) -> Plan {
         canary,
         bg,
         selectors,
+        current: Default::default(),
         step_hash: if bg.is_some() {
             String::new()
         } else {
@@ -182,17 +185,8 @@ fn unsupported(ro: &Rollout) -> Option<FieldError> {
             "workloadRef is not supported by this controller yet",
         ));
     }
-    let canary = ro.canary()?;
-    if canary.analysis.is_some() {
-        return Some(FieldError::forbidden(
-            "spec.strategy.canary.analysis",
-            "analysis is not supported by this controller yet",
-        ));
-    }
     for (i, step) in ro.canary_steps().iter().enumerate() {
-        let what = if step.analysis.is_some() {
-            "analysis"
-        } else if step.experiment.is_some() {
+        let what = if step.experiment.is_some() {
             "experiment"
         } else if step.plugin.is_some() {
             "plugin"
@@ -834,6 +828,11 @@ impl<'a> Ctx<'a> {
         if step.set_weight.is_some() || step.set_canary_scale.is_some() {
             return self.at_desired_counts();
         }
+        if step.analysis.is_some() {
+            return self.current.step.as_ref().is_some_and(|r| {
+                super::analysis::phase(r) == crate::api::analysis_phase::SUCCESSFUL
+            });
+        }
         step.set_header_route.is_some() || step.set_mirror_route.is_some()
     }
 
@@ -960,6 +959,7 @@ impl<'a> Ctx<'a> {
             ));
         }
         self.old.conditions = start.conditions.clone();
+        self.current = self.current_runs(obs);
 
         // A scaling event (spec.replicas changed): only resize.
         let ro_replicas = self.replicas();
@@ -998,6 +998,13 @@ impl<'a> Ctx<'a> {
             // The router cannot be driven safely (a missing VirtualService or route...):
             // change nothing and say so.
             return self.traffic_blocked(status, e);
+        }
+        if let Err(problem) = self.reconcile_analysis(obs, &mut status) {
+            return self.blocked(problem, "AnalysisRunError");
+        }
+        if !self.pause.add.is_empty() {
+            // An inconclusive analysis paused the Rollout: nothing else moves now.
+            return self.sync_status(status, false);
         }
         let scaled = self.reconcile_replica_sets();
         if !scaled {
@@ -1123,8 +1130,18 @@ impl<'a> Ctx<'a> {
         _status: RolloutStatus,
         e: Box<crate::traffic::TrafficError>,
     ) -> RolloutStatus {
+        self.blocked(e.to_string(), &e.reason())
+    }
+
+    /// The plan when something the Rollout references cannot be used (a missing VirtualService
+    /// or AnalysisTemplate...): an InvalidSpec condition naming it and a Warning event; no
+    /// writes.
+    pub(super) fn blocked(&mut self, problem: String, event_reason: &str) -> RolloutStatus {
         self.effects.clear();
-        let msg = format!("The Rollout \"{}\" is invalid: {e}", self.ro.name_any());
+        let msg = format!(
+            "The Rollout \"{}\" is invalid: {problem}",
+            self.ro.name_any()
+        );
         let mut status = self.old.clone();
         if cond::get(&status, ctype::INVALID_SPEC).and_then(|c| c.message.as_deref())
             != Some(msg.as_str())
@@ -1140,7 +1157,7 @@ impl<'a> Ctx<'a> {
                     &self.stamp,
                 ),
             );
-            self.events.push(Event::warning(&e.reason(), msg));
+            self.events.push(Event::warning(event_reason, msg));
         }
         self.requeue_in(INVALID_SPEC_REQUEUE);
         status

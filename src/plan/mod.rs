@@ -7,6 +7,7 @@
 //! only memory: running `plan` again on the same observation yields the same plan, and a plan
 //! whose effects are already in place yields no effects and the same status (0 writes).
 
+pub mod analysis;
 pub mod bluegreen;
 pub mod canary;
 pub mod conditions;
@@ -45,6 +46,12 @@ pub struct Observed<'a> {
     /// The traffic router objects the Rollout references ([`crate::traffic::referenced_objects`]),
     /// by key; a missing key means the object does not exist.
     pub traffic_objects: crate::traffic::Objects,
+    /// The AnalysisRuns this Rollout controls.
+    pub analysis_runs: Vec<&'a crate::api::AnalysisRun>,
+    /// AnalysisTemplates of the Rollout's namespace, by name.
+    pub analysis_templates: BTreeMap<String, &'a crate::api::AnalysisTemplate>,
+    /// ClusterAnalysisTemplates, by name.
+    pub cluster_analysis_templates: BTreeMap<String, &'a crate::api::ClusterAnalysisTemplate>,
 }
 
 /// What one reconcile should do.
@@ -77,6 +84,12 @@ pub enum Effect {
     EvictPod { name: String },
     /// Write a traffic router object (VirtualService, DestinationRule, Ingress, HTTPRoute).
     Traffic(crate::traffic::ObjectChange),
+    /// Create an AnalysisRun (an existing one of the same name is ours: not an error).
+    CreateAnalysisRun(Box<crate::api::AnalysisRun>),
+    /// Terminate a running AnalysisRun (`spec.terminate: true`).
+    TerminateAnalysisRun { name: String },
+    /// Delete a finished AnalysisRun (history limits).
+    DeleteAnalysisRun { name: String },
 }
 
 /// The fields of a ReplicaSet the controller changes after creating it.

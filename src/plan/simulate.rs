@@ -22,6 +22,10 @@ pub struct World {
     /// Traffic router objects (empty unless a test adds them); the planner's changes to them
     /// are applied here (merge patches, creates, deletes).
     pub traffic: crate::traffic::Objects,
+    /// AnalysisRuns the planner created (their phase is set by the test or by `plan` users).
+    pub runs: Vec<crate::api::AnalysisRun>,
+    /// AnalysisTemplates of the namespace.
+    pub templates: Vec<crate::api::AnalysisTemplate>,
     created: i64,
 }
 
@@ -65,6 +69,8 @@ impl World {
             events: Vec::new(),
             writes: 0,
             traffic: Default::default(),
+            runs: Vec::new(),
+            templates: Vec::new(),
             created: 0,
         }
     }
@@ -78,6 +84,9 @@ impl World {
             adoptable: None,
             pods: None,
             traffic_objects: self.traffic.clone(),
+            analysis_runs: self.runs.iter().collect(),
+            analysis_templates: self.templates.iter().map(|t| (t.name_any(), t)).collect(),
+            cluster_analysis_templates: Default::default(),
         };
         plan(&obs, self.now)
     }
@@ -185,6 +194,23 @@ impl World {
                 }
                 Effect::EvictPod { .. } => {}
                 Effect::Traffic(change) => apply_traffic(&mut self.traffic, change),
+                Effect::CreateAnalysisRun(run) => {
+                    let mut run = *run;
+                    self.created += 1;
+                    run.metadata.creation_timestamp =
+                        Timestamp::from_second(1_700_000_000 + self.created)
+                            .ok()
+                            .map(Time);
+                    if !self.runs.iter().any(|r| r.name_any() == run.name_any()) {
+                        self.runs.push(run);
+                    }
+                }
+                Effect::TerminateAnalysisRun { name } => {
+                    if let Some(r) = self.runs.iter_mut().find(|r| r.name_any() == name) {
+                        r.spec.terminate = Some(true);
+                    }
+                }
+                Effect::DeleteAnalysisRun { name } => self.runs.retain(|r| r.name_any() != name),
                 Effect::SetRolloutRevision { revision } => {
                     self.ro
                         .metadata
@@ -345,5 +371,110 @@ fn apply_traffic(objects: &mut crate::traffic::Objects, change: crate::traffic::
         ObjectChange::Delete { key } => {
             objects.remove(&key);
         }
+    }
+}
+
+impl World {
+    /// Sets the phase (and message) of the AnalysisRun whose name starts with `prefix`, as the
+    /// AnalysisRun controller would. Returns whether one was found.
+    pub fn set_run_phase(&mut self, prefix: &str, phase: &str, message: &str) -> bool {
+        let Some(r) = self
+            .runs
+            .iter_mut()
+            .rev()
+            .find(|r| r.name_any().starts_with(prefix))
+        else {
+            return false;
+        };
+        let st = r.status.get_or_insert_with(Default::default);
+        st.phase = Some(phase.to_string());
+        st.message = (!message.is_empty()).then(|| message.to_string());
+        true
+    }
+}
+
+impl World {
+    /// Adds a stand-in AnalysisTemplate for every template the Rollout references that the
+    /// world does not have (the offline `plan` assumes analyses pass).
+    pub fn assume_templates(&mut self) {
+        let mut refs: Vec<String> = Vec::new();
+        let mut collect = |a: Option<&crate::api::RolloutAnalysis>| {
+            for t in a.and_then(|a| a.templates.as_ref()).into_iter().flatten() {
+                if t.cluster_scope != Some(true) {
+                    refs.extend(t.template_name.clone());
+                }
+            }
+        };
+        for s in self.ro.canary_steps() {
+            collect(s.analysis.as_ref());
+        }
+        if let Some(c) = self.ro.canary() {
+            collect(c.analysis.as_ref().map(|b| &b.analysis));
+        }
+        if let Some(b) = self.ro.blue_green() {
+            collect(b.pre_promotion_analysis.as_ref());
+            collect(b.post_promotion_analysis.as_ref());
+        }
+        for name in refs {
+            if self.templates.iter().any(|t| t.name_any() == name) {
+                continue;
+            }
+            let t: Result<crate::api::AnalysisTemplate, _> = serde_json::from_value(
+                serde_json::json!({
+                    "apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisTemplate",
+                    "metadata": {"name": name, "namespace": self.ro.namespace().unwrap_or_default()},
+                    "spec": {"metrics": [{"name": "assumed", "provider": {"web": {"url": "http://assumed"}}}]}
+                }),
+            );
+            if let Ok(t) = t {
+                self.templates.push(t);
+            }
+        }
+    }
+
+    /// Completes every unfinished, bounded AnalysisRun as Successful (background runs keep
+    /// going) and returns how long the longest would take: per metric `initialDelay` plus
+    /// `interval × (count - 1)`. `None` when there was nothing to complete.
+    pub fn finish_pending_runs(&mut self) -> Option<i64> {
+        let mut longest: Option<i64> = None;
+        for r in &mut self.runs {
+            let done = r
+                .status
+                .as_ref()
+                .and_then(|s| s.phase.as_deref())
+                .is_some_and(crate::api::analysis_phase::is_completed);
+            let background = r
+                .labels()
+                .get(crate::api::consts::ROLLOUT_TYPE_LABEL)
+                .map(String::as_str)
+                == Some(crate::api::consts::ROLLOUT_TYPE_BACKGROUND_RUN_LABEL);
+            if done || background || r.spec.terminate == Some(true) {
+                continue;
+            }
+            let secs = |d: Option<&String>| {
+                d.and_then(|d| crate::api::parse_go_duration(d))
+                    .map_or(0, |ns| (ns / 1_000_000_000) as i64)
+            };
+            let took = r
+                .spec
+                .metrics
+                .iter()
+                .flatten()
+                .map(|m| {
+                    let count = match &m.count {
+                        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(c)) => {
+                            i64::from(*c)
+                        }
+                        _ => 1,
+                    };
+                    secs(m.initial_delay.as_ref()) + secs(m.interval.as_ref()) * (count - 1).max(0)
+                })
+                .max()
+                .unwrap_or(0);
+            r.status.get_or_insert_with(Default::default).phase =
+                Some(crate::api::analysis_phase::SUCCESSFUL.to_string());
+            longest = Some(longest.map_or(took, |l| l.max(took)));
+        }
+        longest
     }
 }

@@ -745,3 +745,304 @@ fn istio_weight_waits_for_canary_pods() {
     assert_eq!(vs_weights(&w), (0, 100));
     assert_eq!(status_weights(&w), Some((0, 100)));
 }
+
+fn template(name: &str) -> crate::api::AnalysisTemplate {
+    serde_json::from_value(json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisTemplate",
+        "metadata": {"name": name, "namespace": "ns"},
+        "spec": {"metrics": [{"name": "success-rate", "interval": "10s",
+                              "successCondition": "result[0] >= 0.95",
+                              "provider": {"prometheus": {"address": "http://prom", "query": "up"}}}]}
+    }))
+    .unwrap()
+}
+
+fn analysis_rollout(steps: serde_json::Value) -> World {
+    let mut w = World::new(rollout(4, steps));
+    w.templates.push(template("success-rate"));
+    w
+}
+
+fn step_run_name(w: &World) -> String {
+    w.status()
+        .canary
+        .and_then(|c| c.current_step_analysis_run_status)
+        .and_then(|s| s.name)
+        .unwrap_or_default()
+}
+
+#[test]
+fn analysis_step_successful_completes() {
+    let mut w = analysis_rollout(
+        json!([{"setWeight": 50}, {"analysis": {"templates": [{"templateName": "success-rate"}]}}]),
+    );
+    w.settle();
+    assert!(w.runs.is_empty(), "no runs on initial deploy");
+    w.set_image("demo:v2");
+    w.settle();
+    let st = w.status();
+    let hash = st.current_pod_hash.clone().unwrap();
+    assert_eq!(st.current_step_index, Some(1));
+    assert_eq!(step_run_name(&w), format!("demo-{hash}-2-1"));
+    let run = &w.runs[0];
+    assert_eq!(
+        run.labels().get("rollout-type").map(String::as_str),
+        Some("Step")
+    );
+    assert_eq!(
+        run.labels().get("step-index").map(String::as_str),
+        Some("1")
+    );
+    assert_eq!(run.owner_references()[0].kind, "Rollout");
+    assert_eq!(run.spec.metrics.as_ref().unwrap().len(), 1);
+    assert_eq!(
+        st.phase.as_deref(),
+        Some("Progressing"),
+        "waiting on the analysis"
+    );
+    assert!(w.set_run_phase("demo-", "Running", ""));
+    w.settle();
+    assert_eq!(w.status().current_step_index, Some(1));
+    assert!(w.set_run_phase("demo-", "Successful", ""));
+    w.settle();
+    let st = w.status();
+    assert_eq!(st.phase.as_deref(), Some("Healthy"), "{st:#?}");
+    assert!(w.has_event("AnalysisRunSuccessful"));
+}
+
+#[test]
+fn analysis_step_failure_aborts_with_the_runs_message() {
+    let mut w = analysis_rollout(
+        json!([{"setWeight": 50}, {"analysis": {"templates": [{"templateName": "success-rate"}]}}]),
+    );
+    w.settle();
+    w.set_image("demo:v2");
+    w.settle();
+    w.set_run_phase(
+        "demo-",
+        "Failed",
+        "Metric \"success-rate\" assessed Failed due to failed (1) > failureLimit (0)",
+    );
+    w.settle();
+    let st = w.status();
+    assert_eq!(st.abort, Some(true));
+    assert_eq!(st.phase.as_deref(), Some("Degraded"));
+    let msg = st.message.unwrap();
+    assert!(
+        msg.contains(
+            "Rollout aborted update to revision 2: Metric \"success-rate\" assessed Failed"
+        ),
+        "{msg}"
+    );
+    assert_eq!(w.counts(), (0, 4), "stable back to full");
+    assert!(
+        w.events
+            .iter()
+            .any(|e| e.warning && e.reason == "AnalysisRunFailed")
+    );
+}
+
+#[test]
+fn analysis_inconclusive_pauses_and_promote_runs_it_again() {
+    let mut w = analysis_rollout(
+        json!([{"setWeight": 50}, {"analysis": {"templates": [{"templateName": "success-rate"}]}}]),
+    );
+    w.settle();
+    w.set_image("demo:v2");
+    w.settle();
+    let first = step_run_name(&w);
+    w.set_run_phase("demo-", "Inconclusive", "");
+    w.settle();
+    let st = w.status();
+    assert_eq!(st.phase.as_deref(), Some("Paused"));
+    assert_eq!(st.message.as_deref(), Some("InconclusiveAnalysisRun"));
+    w.promote();
+    w.settle();
+    let second = step_run_name(&w);
+    assert_eq!(second, format!("{first}.1"), "a new run for the step");
+    w.set_run_phase(&second, "Successful", "");
+    w.settle();
+    assert_eq!(w.status().phase.as_deref(), Some("Healthy"));
+}
+
+#[test]
+fn missing_analysis_template_is_invalid_spec() {
+    let mut w = World::new(rollout(
+        2,
+        json!([{"setWeight": 50}, {"analysis": {"templates": [{"templateName": "nope"}]}}]),
+    ));
+    w.settle();
+    w.set_image("demo:v2");
+    w.settle();
+    let st = w.status();
+    assert_eq!(st.phase.as_deref(), Some("Degraded"), "{st:#?}");
+    assert!(
+        st.message
+            .unwrap()
+            .contains("AnalysisTemplate 'nope' not found")
+    );
+    assert!(w.runs.is_empty());
+}
+
+#[test]
+fn background_analysis_runs_from_starting_step_and_is_terminated_on_promotion() {
+    let mut w = analysis_rollout(
+        json!([{"setWeight": 25}, {"pause": {}}, {"setWeight": 50}, {"pause": {}}]),
+    );
+    w.ro.spec
+        .strategy
+        .as_mut()
+        .unwrap()
+        .canary
+        .as_mut()
+        .unwrap()
+        .analysis = serde_json::from_value(
+        json!({"templates": [{"templateName": "success-rate"}], "startingStep": 2}),
+    )
+    .unwrap();
+    w.settle();
+    w.set_image("demo:v2");
+    w.settle();
+    assert!(w.runs.is_empty(), "before the starting step");
+    w.promote();
+    w.settle();
+    assert_eq!(w.runs.len(), 1);
+    let run = w.runs[0].name_any();
+    assert_eq!(
+        w.runs[0].labels().get("rollout-type").map(String::as_str),
+        Some("Background")
+    );
+    w.set_run_phase(&run, "Running", "");
+    w.promote();
+    w.settle();
+    assert_eq!(w.status().phase.as_deref(), Some("Healthy"));
+    assert_eq!(
+        w.runs[0].spec.terminate,
+        Some(true),
+        "terminated on full promotion"
+    );
+}
+
+#[test]
+fn background_analysis_failure_aborts_between_steps() {
+    let mut w = analysis_rollout(
+        json!([{"setWeight": 25}, {"pause": {}}, {"setWeight": 50}, {"pause": {}}]),
+    );
+    w.ro.spec
+        .strategy
+        .as_mut()
+        .unwrap()
+        .canary
+        .as_mut()
+        .unwrap()
+        .analysis =
+        serde_json::from_value(json!({"templates": [{"templateName": "success-rate"}]})).unwrap();
+    w.settle();
+    w.set_image("demo:v2");
+    w.settle();
+    assert_eq!(w.runs.len(), 1);
+    w.set_run_phase("demo-", "Error", "Metric \"success-rate\" assessed Error due to consecutiveErrors (5) > consecutiveErrorLimit (4)");
+    w.settle();
+    assert_eq!(w.status().phase.as_deref(), Some("Degraded"));
+    assert_eq!(w.counts(), (0, 4));
+}
+
+#[test]
+fn blue_green_pre_promotion_analysis_gates_the_switch() {
+    let mut ro = blue_green(
+        2,
+        json!({"prePromotionAnalysis": {"templates": [{"templateName": "success-rate"}]}}),
+    );
+    ro.spec.replicas = Some(2);
+    let mut w = World::new(ro);
+    w.templates.push(template("success-rate"));
+    w.settle();
+    let v1 = w.status().stable_rs.unwrap();
+    w.set_image("demo:v2");
+    w.settle();
+    let st = w.status();
+    let pre = st
+        .blue_green
+        .clone()
+        .unwrap()
+        .pre_promotion_analysis_run_status
+        .unwrap()
+        .name
+        .unwrap();
+    assert!(pre.ends_with("-pre"), "{pre}");
+    assert_eq!(
+        svc_hash(&w, "active").as_deref(),
+        Some(v1.as_str()),
+        "no switch before the analysis"
+    );
+    w.set_run_phase(&pre, "Failed", "bad");
+    w.settle();
+    assert_eq!(w.status().phase.as_deref(), Some("Degraded"));
+    assert_eq!(
+        svc_hash(&w, "active").as_deref(),
+        Some(v1.as_str()),
+        "active untouched"
+    );
+    // Retry, and this time it passes.
+    w.ro.status.as_mut().unwrap().abort = Some(false);
+    w.settle();
+    let pre2 = w
+        .status()
+        .blue_green
+        .unwrap()
+        .pre_promotion_analysis_run_status
+        .unwrap()
+        .name
+        .unwrap();
+    assert_ne!(pre, pre2);
+    w.set_run_phase(&pre2, "Successful", "");
+    w.settle();
+    let st = w.status();
+    assert_eq!(svc_hash(&w, "active"), st.current_pod_hash, "{st:#?}");
+    assert_eq!(st.phase.as_deref(), Some("Healthy"));
+}
+
+#[test]
+fn blue_green_post_promotion_failure_rolls_back_to_stable() {
+    let mut w = World::new(blue_green(
+        2,
+        json!({"postPromotionAnalysis": {"templates": [{"templateName": "success-rate"}]}}),
+    ));
+    w.templates.push(template("success-rate"));
+    w.settle();
+    let v1 = w.status().stable_rs.unwrap();
+    w.set_image("demo:v2");
+    w.settle();
+    let st = w.status();
+    let v2 = st.current_pod_hash.clone().unwrap();
+    assert_eq!(
+        svc_hash(&w, "active").as_deref(),
+        Some(v2.as_str()),
+        "switched, then analysed"
+    );
+    assert_eq!(
+        st.stable_rs.as_deref(),
+        Some(v1.as_str()),
+        "not stable until the analysis passes"
+    );
+    assert_eq!(
+        st.message.as_deref(),
+        Some("waiting for analysis to complete")
+    );
+    assert_eq!(w.spec_of(&v1), 2, "the previous version stays up");
+    let post = st
+        .blue_green
+        .unwrap()
+        .post_promotion_analysis_run_status
+        .unwrap()
+        .name
+        .unwrap();
+    w.set_run_phase(&post, "Failed", "error rate too high");
+    w.settle();
+    assert_eq!(w.status().phase.as_deref(), Some("Degraded"));
+    assert_eq!(
+        svc_hash(&w, "active").as_deref(),
+        Some(v1.as_str()),
+        "rolled back"
+    );
+}

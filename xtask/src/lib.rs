@@ -3,4 +3,5 @@
 pub mod cluster;
 pub mod demo;
 pub mod podsim;
+pub mod prometheus;
 pub mod testkit;

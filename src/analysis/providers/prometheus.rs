@@ -110,7 +110,7 @@ impl PrometheusProvider {
     }
 }
 
-/// A result and the measurement value's text.
+/// A parsed query result and the warnings Prometheus returned with it.
 pub type Parsed = (Data, Vec<String>);
 
 #[derive(serde::Deserialize)]
@@ -187,17 +187,19 @@ pub fn data_to_result(data: Data) -> Result<condition::ValueWithText, String> {
 }
 
 /// Evaluates a range query's `start`/`end` expressions (with `now()` fixed at `now`) and its
-/// `step`: (start, end) in Unix seconds and the step in seconds.
+/// `step`: (start, end) in Unix seconds and the step in seconds. The API takes whole seconds:
+/// the start is rounded down and the end up, so the range always covers the instants asked for
+/// (a range ending in the same second as the latest scrape still includes it).
 pub fn range_bounds(
     r: &crate::api::PrometheusRangeQueryArgs,
     now: Timestamp,
 ) -> Result<(i64, i64, f64), String> {
-    let at = |field: &str, e: Option<&str>| -> Result<i64, String> {
+    let at = |field: &str, e: Option<&str>| -> Result<f64, String> {
         let e = e.filter(|s| !s.trim().is_empty()).unwrap_or("now()");
         condition::eval_time(e, now).map_err(|m| format!("rangeQuery.{field}: {m}"))
     };
-    let start = at("start", r.start.as_deref())?;
-    let end = at("end", r.end.as_deref())?;
+    let start = at("start", r.start.as_deref())?.floor() as i64;
+    let end = at("end", r.end.as_deref())?.ceil() as i64;
     let step = r
         .step
         .as_deref()
@@ -345,6 +347,7 @@ mod tests {
     #[test]
     fn range_bounds_use_the_given_now() {
         let now = Timestamp::from_second(1_700_000_000).unwrap();
+        let later = Timestamp::new(1_700_000_000, 500_000_000).unwrap();
         let r = crate::api::PrometheusRangeQueryArgs {
             start: Some("now() - duration(\"5m\")".into()),
             end: Some("now()".into()),
@@ -353,6 +356,11 @@ mod tests {
         assert_eq!(
             range_bounds(&r, now).unwrap(),
             (1_700_000_000 - 300, 1_700_000_000, 60.0)
+        );
+        assert_eq!(
+            range_bounds(&r, later).unwrap(),
+            (1_700_000_000 - 300, 1_700_000_001, 60.0),
+            "start rounded down, end up"
         );
         let bad = crate::api::PrometheusRangeQueryArgs {
             start: Some("now() +".into()),
