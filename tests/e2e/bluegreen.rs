@@ -9,7 +9,7 @@ use rollouts::api::Rollout;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-async fn selector(ns: &TestNs, svc: &str) -> String {
+pub(crate) async fn selector(ns: &TestNs, svc: &str) -> String {
     ns.api::<Service>()
         .get(svc)
         .await
@@ -21,7 +21,7 @@ async fn selector(ns: &TestNs, svc: &str) -> String {
 }
 
 /// The pod-template hashes of the pods behind a Service's endpoints.
-async fn endpoint_hashes(ns: &TestNs, svc: &str) -> Vec<String> {
+pub(crate) async fn endpoint_hashes(ns: &TestNs, svc: &str) -> Vec<String> {
     let ep = ns.api::<Endpoints>().get(svc).await.unwrap();
     let ips: Vec<String> = ep
         .subsets

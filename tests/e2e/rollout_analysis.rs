@@ -436,3 +436,244 @@ spec:
     .await;
     assert_eq!(stable_of(&get_rollout(&ns, "judged").await), v2);
 }
+
+/// A blue-green Rollout with Job-provider smoke tests before and after the switch; `PRE` and
+/// `POST` are the image tags of the Jobs (`ok` succeeds, `fail` fails).
+const BG_ANALYSED: &str = r#"
+apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: pre}
+spec:
+  metrics:
+  - name: pre-smoke
+    provider:
+      job:
+        spec:
+          backoffLimit: 0
+          template:
+            spec:
+              restartPolicy: Never
+              containers: [{name: smoke, image: "smoke:PRE"}]
+---
+apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: post}
+spec:
+  metrics:
+  - name: post-smoke
+    provider:
+      job:
+        spec:
+          backoffLimit: 0
+          template:
+            spec:
+              restartPolicy: Never
+              containers: [{name: smoke, image: "smoke:POST"}]
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: bg}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: bg}}
+  template:
+    metadata: {labels: {app: bg}}
+    spec:
+      containers: [{name: app, image: "app:v1"}]
+  strategy:
+    blueGreen:
+      activeService: bg-active
+      previewService: bg-preview
+      abortScaleDownDelaySeconds: 2
+      scaleDownDelaySeconds: 600
+      prePromotionAnalysis: {templates: [{templateName: pre}]}
+      postPromotionAnalysis: {templates: [{templateName: post}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: bg-active}
+spec:
+  selector: {app: bg}
+  ports: [{port: 80, protocol: TCP}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: bg-preview}
+spec:
+  selector: {app: bg}
+  ports: [{port: 80, protocol: TCP}]
+"#;
+
+fn bg_analysed(pre: &str, post: &str) -> String {
+    BG_ANALYSED.replace("PRE", pre).replace("POST", post)
+}
+
+fn runs_of_type(rs: &[AnalysisRun], kind: &str) -> Vec<String> {
+    rs.iter()
+        .filter(|r| r.labels().get("rollout-type").map(String::as_str) == Some(kind))
+        .map(|r| {
+            r.status
+                .as_ref()
+                .and_then(|s| s.phase.clone())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// Both analyses pass: the switch happens after the pre-promotion run, and the new version
+/// becomes stable only after the post-promotion run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_green_pre_and_post_promotion_analysis_pass() {
+    let (ns, _ctl) = setup("ra-bg-pass").await;
+    let _actl = start_analysis_controller(&ns);
+    ns.apply(&bg_analysed("ok", "ok")).await;
+    let ro = wait_rollout(&ns, "bg", "Healthy", Duration::from_secs(60), is_healthy).await;
+    let v1 = stable_of(&ro);
+    assert!(
+        runs(&ns).await.is_empty(),
+        "no analysis on the first deploy"
+    );
+    set_image(&ns, "bg", "app:v2").await;
+    let ro = wait_rollout(
+        &ns,
+        "bg",
+        "Healthy on v2 after both analyses (v1 kept for its scale-down delay)",
+        Duration::from_secs(120),
+        |ro, _| phase(ro).0 == "Healthy" && stable_of(ro) != v1,
+    )
+    .await;
+    let v2 = stable_of(&ro);
+    assert_eq!(crate::bluegreen::selector(&ns, "bg-active").await, v2);
+    let rs = runs(&ns).await;
+    assert_eq!(runs_of_type(&rs, "PrePromotion"), vec!["Successful"]);
+    assert_eq!(runs_of_type(&rs, "PostPromotion"), vec!["Successful"]);
+    let bg = ro.status.unwrap().blue_green.unwrap_or_default();
+    assert!(bg.pre_promotion_analysis_run_status.is_some());
+    assert!(bg.post_promotion_analysis_run_status.is_some());
+}
+
+/// A failing pre-promotion analysis aborts before the switch: the active Service never leaves
+/// the old version, and the preview is scaled down after the abort delay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_green_pre_promotion_failure_aborts_with_active_untouched() {
+    let (ns, _ctl) = setup("ra-bg-pre").await;
+    let _actl = start_analysis_controller(&ns);
+    ns.apply(&bg_analysed("fail", "ok")).await;
+    let ro = wait_rollout(&ns, "bg", "Healthy", Duration::from_secs(60), is_healthy).await;
+    let v1 = stable_of(&ro);
+    set_image(&ns, "bg", "app:v2").await;
+    // Sample the active Service's selector all along: it must never point at v2.
+    let seen: Arc<std::sync::Mutex<std::collections::BTreeSet<String>>> = Arc::default();
+    let watcher = {
+        let services = ns.api::<k8s_openapi::api::core::v1::Service>();
+        let seen = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                let sel = services
+                    .get("bg-active")
+                    .await
+                    .ok()
+                    .and_then(|s| s.spec?.selector?.get("rollouts-pod-template-hash").cloned())
+                    .unwrap_or_default();
+                seen.lock().unwrap().insert(sel);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let ro = wait_rollout(
+        &ns,
+        "bg",
+        "aborted with the preview scaled down",
+        Duration::from_secs(120),
+        |ro, rss| {
+            let cur = ro
+                .status
+                .as_ref()
+                .and_then(|s| s.current_pod_hash.clone())
+                .unwrap_or_default();
+            phase(ro).0 == "Degraded"
+                && cur != v1
+                && rss
+                    .iter()
+                    .filter(|rs| hash_of(rs) == cur)
+                    .all(|rs| spec_replicas(rs) == 0)
+        },
+    )
+    .await;
+    watcher.abort();
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen, [v1.clone()].into(), "the active Service left v1");
+    assert_eq!(stable_of(&ro), v1);
+    assert_eq!(crate::bluegreen::selector(&ns, "bg-active").await, v1);
+    assert_eq!(
+        crate::bluegreen::endpoint_hashes(&ns, "bg-active").await,
+        vec![v1.clone()]
+    );
+    let rs = runs(&ns).await;
+    assert_eq!(runs_of_type(&rs, "PrePromotion"), vec!["Failed"]);
+    assert!(runs_of_type(&rs, "PostPromotion").is_empty());
+    let msg = phase(&ro).1;
+    assert!(msg.contains("RolloutAborted"), "{msg}");
+}
+
+/// A failing post-promotion analysis rolls back: the active Service returns to the old version
+/// (still up within its scale-down delay), which stays stable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_green_post_promotion_failure_rolls_back() {
+    let (ns, _ctl) = setup("ra-bg-post").await;
+    let _actl = start_analysis_controller(&ns);
+    ns.apply(&bg_analysed("ok", "fail")).await;
+    let ro = wait_rollout(&ns, "bg", "Healthy", Duration::from_secs(60), is_healthy).await;
+    let v1 = stable_of(&ro);
+    set_image(&ns, "bg", "app:v2").await;
+    let ro = wait_rollout(
+        &ns,
+        "bg",
+        "switched to v2, waiting for post-promotion analysis",
+        Duration::from_secs(120),
+        |ro, _| {
+            let b = ro
+                .status
+                .as_ref()
+                .and_then(|s| s.blue_green.clone())
+                .unwrap_or_default();
+            let cur = ro
+                .status
+                .as_ref()
+                .and_then(|s| s.current_pod_hash.clone())
+                .unwrap_or_default();
+            cur != v1 && b.active_selector.as_deref() == Some(cur.as_str())
+        },
+    )
+    .await;
+    let v2 = ro.status.unwrap().current_pod_hash.unwrap();
+    assert_eq!(
+        stable_of(&get_rollout(&ns, "bg").await),
+        v1,
+        "not stable before post"
+    );
+    let ro = wait_rollout(
+        &ns,
+        "bg",
+        "aborted, active back on v1",
+        Duration::from_secs(120),
+        |ro, rss| {
+            phase(ro).0 == "Degraded"
+                && rss
+                    .iter()
+                    .find(|rs| hash_of(rs) == v1)
+                    .is_some_and(|rs| available(rs) == 2)
+        },
+    )
+    .await;
+    assert_eq!(stable_of(&ro), v1);
+    ns.wait_for(
+        "the active Service back on v1",
+        Duration::from_secs(30),
+        || async { Ok((crate::bluegreen::selector(&ns, "bg-active").await == v1).then_some(())) },
+    )
+    .await;
+    let rs = runs(&ns).await;
+    assert_eq!(runs_of_type(&rs, "PostPromotion"), vec!["Failed"]);
+    let _ = v2;
+}
