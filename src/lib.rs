@@ -3,5 +3,6 @@ pub mod analysis;
 pub mod api;
 pub mod cli;
 pub mod controller;
+pub mod ops;
 pub mod plan;
 pub mod traffic;

@@ -1,62 +1,52 @@
-//! The rollouts controller binary.
+//! The rollouts controller binary: `run` (the controllers, metrics, health, leader election)
+//! and `crds`. The flags are [`rollouts::ops::cli::RunArgs`].
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use rollouts::api::crd;
+use rollouts::ops::cli::{Cli, Command, LogFormat, RunArgs};
+use rollouts::ops::{self, Process};
 
-/// A Kubernetes progressive-delivery controller, drop-in compatible with Argo Rollouts.
-#[derive(Debug, Parser)]
-#[command(name = "rollouts-controller", version, about)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub cmd: Command,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Run the controller against the cluster of the current kubeconfig (or in-cluster config).
-    Run(RunArgs),
-    /// Print the CustomResourceDefinitions as one multi-document YAML stream, or write one
-    /// file per kind into a directory.
-    Crds {
-        /// Directory to write `rollout-crd.yaml`, `analysis-template-crd.yaml`, ... into.
-        #[arg(long)]
-        out: Option<PathBuf>,
-    },
-}
-
-/// Flags of `rollouts-controller run` (each with an environment fallback).
-#[derive(Debug, clap::Args)]
-pub struct RunArgs {
-    /// Watch only this namespace (namespaced mode); all namespaces when unset.
-    #[arg(long, env = "ROLLOUTS_NAMESPACE")]
-    pub namespace: Option<String>,
-    /// Only reconcile objects labelled `argo-rollouts.argoproj.io/controller-instance-id`
-    /// with this value (without it: only objects lacking the label).
-    #[arg(long, env = "ROLLOUTS_INSTANCE_ID")]
-    pub instance_id: Option<String>,
-    /// Rollouts reconciled concurrently.
-    #[arg(long, env = "ROLLOUTS_ROLLOUT_CONCURRENCY", default_value_t = 10)]
-    pub rollout_concurrency: u16,
-    /// Log format.
-    #[arg(long, env = "ROLLOUTS_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
-    pub log_format: String,
-    /// Log level (a tracing filter, e.g. `info`, `rollouts=debug`).
-    #[arg(long, env = "ROLLOUTS_LOG_LEVEL", default_value = "info")]
-    pub log_level: String,
-}
-
-fn run(args: RunArgs) -> ExitCode {
+fn init_logging(args: &RunArgs) -> Result<(), String> {
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .map_err(|e| format!("--log-level {:?}: {e}", args.log_level))?;
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if args.log_format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
+    let res = match args.log_format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+    res.map_err(|e| format!("initialising logging: {e}"))
+}
+
+/// SIGTERM (Kubernetes stopping the pod) or Ctrl-C.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn run(args: &RunArgs) -> ExitCode {
+    if let Err(e) = init_logging(args) {
+        eprintln!("rollouts-controller: {e}");
+        return ExitCode::FAILURE;
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -69,31 +59,55 @@ fn run(args: RunArgs) -> ExitCode {
         }
     };
     rt.block_on(async move {
-        let client = match kube::Client::try_default().await {
+        let config = match kube::Config::infer().await {
             Ok(c) => c,
             Err(e) => {
-                eprintln!("rollouts-controller: no usable Kubernetes configuration: {e}");
+                tracing::error!("no usable Kubernetes configuration: {e}");
                 return ExitCode::FAILURE;
             }
         };
-        let config = rollouts::controller::Config {
-            namespace: args.namespace,
-            instance_id: args.instance_id,
-            concurrency: args.rollout_concurrency,
-            observer: None,
+        let opts = match args.options(&config.default_namespace) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!("{e}");
+                return ExitCode::from(2);
+            }
         };
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
+        let process = match Process::bind(opts, config).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!("{e}");
+                return ExitCode::FAILURE;
+            }
         };
-        rollouts::controller::run(client, config, shutdown, Default::default()).await;
-        ExitCode::SUCCESS
+        tracing::info!(
+            metrics = ?process.metrics_addr(),
+            health = ?process.healthz_addr(),
+            leader_election = args.leader_elect,
+            "rollouts-controller {} starting",
+            env!("CARGO_PKG_VERSION")
+        );
+        match process.run(shutdown_signal()).await {
+            Ok(()) => {
+                tracing::info!("stopped");
+                ExitCode::SUCCESS
+            }
+            Err(e @ ops::Error::LostLease(_)) => {
+                tracing::error!("{e}");
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                tracing::error!("{e}");
+                ExitCode::FAILURE
+            }
+        }
     })
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(&args),
         Command::Crds { out: None } => {
             let mut stdout = std::io::stdout().lock();
             match stdout
@@ -128,4 +142,57 @@ fn write_crds(dir: &std::path::Path) -> Result<(), String> {
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_debug_assert() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_flags_and_defaults() {
+        let cli = Cli::try_parse_from(["rollouts-controller", "run"]).unwrap();
+        let Command::Run(args) = cli.cmd else {
+            panic!("not run")
+        };
+        let o = args.options("default").unwrap();
+        assert_eq!((o.qps, o.burst), (40.0, 80));
+        assert_eq!(o.metrics_addr.to_string(), "0.0.0.0:8090");
+        assert_eq!(o.healthz_addr.to_string(), "0.0.0.0:8080");
+        assert!(o.leader_election.is_none());
+        let cli = Cli::try_parse_from([
+            "rollouts-controller",
+            "run",
+            "--leader-elect",
+            "--leader-election-namespace=ops",
+            "--leader-election-lease-duration=3s",
+            "--leader-election-renew-deadline=2s",
+            "--leader-election-retry-period=500ms",
+            "--log-format=json",
+        ])
+        .unwrap();
+        let Command::Run(args) = cli.cmd else {
+            panic!("not run")
+        };
+        let le = args.options("default").unwrap().leader_election.unwrap();
+        assert_eq!(le.namespace, "ops");
+        assert_eq!(le.retry_period, std::time::Duration::from_millis(500));
+        assert!(Cli::try_parse_from(["rollouts-controller", "run", "--log-format=xml"]).is_err());
+        let cli = Cli::try_parse_from([
+            "rollouts-controller",
+            "run",
+            "--leader-elect",
+            "--leader-election-renew-deadline=20s",
+        ])
+        .unwrap();
+        let Command::Run(args) = cli.cmd else {
+            panic!("not run")
+        };
+        assert!(args.options("default").is_err(), "renew deadline > lease");
+    }
 }

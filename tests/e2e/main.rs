@@ -6,5 +6,6 @@ mod canary;
 mod cli;
 mod cluster;
 mod common;
+mod ops;
 mod rollout_analysis;
 mod traffic;

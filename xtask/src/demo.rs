@@ -150,7 +150,17 @@ pub async fn run(root: &Path, kubeconfig: Option<PathBuf>) -> Result<()> {
     say(&format!("running rollouts-controller (namespace {NS})"));
     let _controller = spawn(
         &controller_bin,
-        &["run", "--namespace", NS, "--log-level", "warn"],
+        &[
+            "run",
+            "--namespace",
+            NS,
+            "--log-level",
+            "warn",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--healthz-addr",
+            "127.0.0.1:0",
+        ],
         &kubeconfig,
         false,
     )?;

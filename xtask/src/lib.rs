@@ -4,4 +4,5 @@ pub mod cluster;
 pub mod demo;
 pub mod podsim;
 pub mod prometheus;
+pub mod python;
 pub mod testkit;

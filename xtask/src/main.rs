@@ -272,6 +272,8 @@ fn test(args: Vec<String>) -> Result<()> {
     eprintln!("control plane binaries: {bins:?}");
     // 2. Debian packages the tests use (a real Prometheus for analysis tests).
     ensure_packages(&["prometheus", "openssl"])?;
+    // A real Helm engine for the chart tests (helm-python-sdk).
+    xtask::python::ensure_python_packages().context("Helm for the chart tests")?;
     // 3. Formatting and lints are part of the gate.
     run(Command::new(env!("CARGO"))
         .current_dir(&root)

@@ -1,0 +1,411 @@
+//! `charts/rollouts` rendered and linted with Helm's own engine (helm-python-sdk: Helm's Go
+//! SDK as a shared library), without a cluster. The server-side dry-run of the rendered
+//! manifests and the RBAC test (the controller running as the chart's ServiceAccount) are in
+//! `tests/e2e/ops.rs`.
+
+#[path = "helm/render.rs"]
+mod render;
+
+use clap::Parser;
+use render::{lint, render, root, rules, schema_error};
+use rollouts::ops::cli::{Cli, Command};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+
+fn assert_lint_clean(values: &Value) {
+    let report = lint(values);
+    let errors = report["errors"].as_array().cloned().unwrap_or_default();
+    let serious: Vec<&Value> = report["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        // 1 = info (e.g. "icon is recommended"); 2 = warning, 3 = error.
+        .filter(|m| m["severity"].as_i64().unwrap_or(3) >= 2)
+        .collect();
+    assert!(
+        errors.is_empty() && serious.is_empty(),
+        "helm lint --strict with {values}: {report:#}"
+    );
+    assert_eq!(report["total_charts_linted"], 1);
+}
+
+#[test]
+fn chart_lints_clean_in_strict_mode() {
+    assert_lint_clean(&json!({}));
+    assert_lint_clean(&json!({
+        "namespaced": true,
+        "instanceId": "shard-a",
+        "logFormat": "json",
+        "logLevel": "debug",
+        "metrics": {"serviceMonitor": {"enabled": true, "additionalLabels": {"release": "prom"}}},
+        "prometheusAddress": "http://prometheus.monitoring:9090",
+        "extraArgs": ["--rollout-concurrency=4"],
+        "extraEnv": [{"name": "RUST_BACKTRACE", "value": "1"}],
+    }));
+    assert_lint_clean(&json!({
+        "replicas": 1,
+        "leaderElection": {"enabled": false},
+        "podDisruptionBudget": {"enabled": false},
+        "metrics": {"service": {"enabled": false}},
+        "serviceAccount": {"create": false, "name": "existing"},
+    }));
+}
+
+#[test]
+fn values_schema_rejects_bad_values() {
+    for bad in [
+        json!({"replicas": 0}),
+        json!({"replicas": "two"}),
+        json!({"logFormat": "xml"}),
+        json!({"namespaced": "yes"}),
+        json!({"kubeApi": {"qps": 0}}),
+        json!({"kubeApi": {"burst": 0}}),
+        json!({"leaderElection": {"leaseDuration": "15 seconds"}}),
+        json!({"instanceId": "-bad-"}),
+        json!({"image": {"pullPolicy": "Sometimes"}}),
+        json!({"unknownKey": true}),
+        json!({"metrics": {"port": 70000}}),
+        json!({"podDisruptionBudget": {"apiVersion": "policy/v2"}}),
+    ] {
+        assert!(
+            schema_error(&bad).is_some(),
+            "values.schema.json accepted {bad}"
+        );
+    }
+    for good in [
+        json!({}),
+        json!({"replicas": 3, "logFormat": "json", "kubeApi": {"qps": 12.5, "burst": 20}}),
+        json!({"leaderElection": {"leaseDuration": "1m30s", "retryPeriod": "500ms"}}),
+        json!({"podDisruptionBudget": {"minAvailable": "50%", "apiVersion": "policy/v1beta1"}}),
+    ] {
+        assert_eq!(
+            schema_error(&good),
+            None,
+            "values.schema.json rejected {good}"
+        );
+    }
+}
+
+#[test]
+fn chart_crds_are_the_generated_ones() {
+    let rendered = render("rollouts", "rollouts", &json!({}));
+    let dir = root().join("crds");
+    let mut generated: Vec<String> = std::fs::read_dir(&dir)
+        .expect("reading crds/")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.ends_with(".yaml"))
+        .collect();
+    generated.sort();
+    let shipped: Vec<String> = rendered.crds.keys().cloned().collect();
+    assert_eq!(
+        shipped, generated,
+        "charts/rollouts/crds/ must hold exactly crds/*.yaml (cp crds/*.yaml charts/rollouts/crds/)"
+    );
+    for (name, text) in &rendered.crds {
+        let want = std::fs::read_to_string(dir.join(name)).expect("reading a CRD");
+        assert!(
+            text == &want,
+            "charts/rollouts/crds/{name} differs from crds/{name}: cp crds/*.yaml charts/rollouts/crds/"
+        );
+    }
+}
+
+/// The container's args, parsed by the binary's own command line.
+fn parsed_args(deployment: &Value, namespace: &str) -> rollouts::ops::Options {
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let mut argv = vec!["rollouts-controller".to_string()];
+    for a in container["args"].as_array().into_iter().flatten() {
+        argv.push(
+            a.as_str()
+                .unwrap_or_default()
+                .replace("$(POD_NAMESPACE)", namespace),
+        );
+    }
+    let cli = Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+    let Command::Run(args) = cli.cmd else {
+        panic!("the chart does not run `run`: {argv:?}")
+    };
+    args.options(namespace)
+        .unwrap_or_else(|e| panic!("{argv:?}: {e}"))
+}
+
+#[test]
+fn deployment_is_hardened_elected_and_flags_parse() {
+    let r = render("rel", "ops", &json!({}));
+    let d = r.one("Deployment");
+    assert_eq!(d["metadata"]["namespace"], "ops");
+    assert_eq!(d["spec"]["replicas"], 2);
+    let pod = &d["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    assert_eq!(pod["serviceAccountName"], "rel-rollouts");
+    let c = &pod["containers"][0];
+    let sc = &c["securityContext"];
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+    assert_eq!(sc["runAsNonRoot"], true);
+    assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]));
+    assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault");
+    assert!(sc.get("privileged") != Some(&json!(true)));
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert!(c["resources"]["requests"]["memory"].is_string());
+    assert_eq!(c["image"], "rollouts-controller:0.1.0");
+
+    let o = parsed_args(&d, "ops");
+    let le = o.leader_election.expect("leader election on by default");
+    assert_eq!(le.namespace, "ops");
+    assert_eq!(le.name, "rollouts-controller-lock");
+    assert_eq!(o.namespace, None);
+    assert_eq!((o.qps, o.burst), (40.0, 80));
+    assert_eq!(o.metrics_addr.port(), 8090);
+    assert_eq!(o.healthz_addr.port(), 8080);
+
+    let r = render(
+        "rel",
+        "team-a",
+        &json!({"namespaced": true, "instanceId": "a", "logFormat": "json",
+                "kubeApi": {"qps": 5, "burst": 10}, "leaderElection": {"enabled": false},
+                "replicas": 1}),
+    );
+    let d = r.one("Deployment");
+    let o = parsed_args(&d, "team-a");
+    assert_eq!(o.namespace.as_deref(), Some("team-a"));
+    assert_eq!(o.instance_id.as_deref(), Some("a"));
+    assert_eq!((o.qps, o.burst), (5.0, 10));
+    assert!(o.leader_election.is_none());
+    assert!(r.of_kind("Lease").is_empty());
+}
+
+type Rule = (&'static str, &'static str, &'static [&'static str]);
+
+/// Exactly what the controllers call (see the comments in templates/_helpers.tpl).
+const EXPECTED_RULES: &[Rule] = &[
+    ("argoproj.io", "rollouts", &["list", "watch", "patch"]),
+    ("argoproj.io", "rollouts/status", &["patch"]),
+    ("argoproj.io", "rollouts/finalizers", &["update"]),
+    ("argoproj.io", "analysisruns/finalizers", &["update"]),
+    (
+        "argoproj.io",
+        "analysisruns",
+        &["list", "watch", "create", "patch", "delete"],
+    ),
+    (
+        "argoproj.io",
+        "analysistemplates",
+        &["get", "list", "watch"],
+    ),
+    (
+        "argoproj.io",
+        "clusteranalysistemplates",
+        &["get", "list", "watch"],
+    ),
+    (
+        "apps",
+        "replicasets",
+        &["list", "watch", "create", "patch", "delete"],
+    ),
+    ("", "services", &["list", "watch", "patch"]),
+    ("", "pods", &["list"]),
+    ("", "pods/eviction", &["create"]),
+    ("", "podtemplates", &["create"]),
+    ("", "secrets", &["get"]),
+    (
+        "batch",
+        "jobs",
+        &["get", "list", "watch", "create", "delete"],
+    ),
+    ("events.k8s.io", "events", &["create", "patch"]),
+    (
+        "networking.istio.io",
+        "virtualservices",
+        &["list", "watch", "patch"],
+    ),
+    (
+        "networking.istio.io",
+        "destinationrules",
+        &["list", "watch", "patch"],
+    ),
+    (
+        "networking.k8s.io",
+        "ingresses",
+        &["list", "watch", "create", "patch", "delete"],
+    ),
+    (
+        "gateway.networking.k8s.io",
+        "httproutes",
+        &["list", "watch", "patch"],
+    ),
+];
+
+fn rule_set(role: &Value) -> BTreeSet<(String, String, Vec<String>)> {
+    let rs = rules(role);
+    for (g, res, verbs, names) in &rs {
+        assert!(
+            g != "*" && res != "*" && !verbs.iter().any(|v| v == "*"),
+            "wildcard in {g}/{res} {verbs:?}"
+        );
+        assert!(
+            names.is_empty(),
+            "{res}: unexpected resourceNames {names:?}"
+        );
+    }
+    rs.into_iter()
+        .map(|(g, r, mut v, _)| {
+            v.sort();
+            (g, r, v)
+        })
+        .collect()
+}
+
+fn expected(skip: &[&str]) -> BTreeSet<(String, String, Vec<String>)> {
+    EXPECTED_RULES
+        .iter()
+        .filter(|(_, r, _)| !skip.contains(r))
+        .map(|(g, r, v)| {
+            let mut v: Vec<String> = v.iter().map(|s| s.to_string()).collect();
+            v.sort();
+            (g.to_string(), r.to_string(), v)
+        })
+        .collect()
+}
+
+#[test]
+fn rbac_is_exact_without_wildcards() {
+    let r = render("rollouts", "rollouts", &json!({}));
+    let cr = r.one("ClusterRole");
+    assert_eq!(rule_set(&cr), expected(&[]));
+    let crb = r.one("ClusterRoleBinding");
+    assert_eq!(crb["roleRef"]["name"], cr["metadata"]["name"]);
+    assert_eq!(
+        crb["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "rollouts", "namespace": "rollouts"}])
+    );
+    // Secrets: read one by name, never listed or watched.
+    assert!(
+        rules(&cr)
+            .iter()
+            .filter(|(_, res, _, _)| res == "secrets")
+            .all(|(_, _, v, _)| v == &["get"])
+    );
+    // Leader election: its own Role in the release namespace, on the one Lease.
+    let le: Vec<Value> = r
+        .of_kind("Role")
+        .into_iter()
+        .filter(|ro| {
+            ro["metadata"]["name"]
+                .as_str()
+                .is_some_and(|n| n.ends_with("-leader-election"))
+        })
+        .collect();
+    assert_eq!(le.len(), 1);
+    assert_eq!(le[0]["metadata"]["namespace"], "rollouts");
+    let lease_rules = rules(&le[0]);
+    assert_eq!(
+        lease_rules,
+        vec![
+            (
+                "coordination.k8s.io".to_string(),
+                "leases".to_string(),
+                vec!["create".to_string()],
+                vec![]
+            ),
+            (
+                "coordination.k8s.io".to_string(),
+                "leases".to_string(),
+                vec!["get".to_string(), "update".to_string()],
+                vec!["rollouts-controller-lock".to_string()]
+            ),
+        ]
+    );
+
+    // Namespaced mode: a Role (no cluster-scoped objects at all) without what a Role cannot
+    // grant.
+    let r = render("rollouts", "team-a", &json!({"namespaced": true}));
+    assert!(r.of_kind("ClusterRole").is_empty());
+    assert!(r.of_kind("ClusterRoleBinding").is_empty());
+    let role = r
+        .of_kind("Role")
+        .into_iter()
+        .find(|ro| ro["metadata"]["name"] == "rollouts")
+        .expect("the controller's Role");
+    assert_eq!(role["metadata"]["namespace"], "team-a");
+    assert_eq!(rule_set(&role), expected(&["clusteranalysistemplates"]));
+    for o in r.objects() {
+        assert_eq!(
+            o["metadata"]["namespace"], "team-a",
+            "{} {} is not in the release namespace",
+            o["kind"], o["metadata"]["name"]
+        );
+    }
+}
+
+#[test]
+fn metrics_service_monitor_and_disruption_budget() {
+    let r = render("rollouts", "rollouts", &json!({}));
+    let svc = r.one("Service");
+    assert_eq!(svc["spec"]["ports"][0]["name"], "metrics");
+    assert_eq!(svc["spec"]["ports"][0]["port"], 8090);
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], "metrics");
+    assert!(r.of_kind("ServiceMonitor").is_empty());
+    let pdb = r.one("PodDisruptionBudget");
+    assert_eq!(pdb["apiVersion"], "policy/v1");
+    assert_eq!(pdb["spec"]["minAvailable"], 1);
+    assert_eq!(
+        pdb["spec"]["selector"]["matchLabels"],
+        r.one("Deployment")["spec"]["selector"]["matchLabels"]
+    );
+
+    let r = render(
+        "rollouts",
+        "rollouts",
+        &json!({"metrics": {"serviceMonitor": {"enabled": true, "interval": "15s"}},
+                "podDisruptionBudget": {"apiVersion": "policy/v1beta1"}}),
+    );
+    let sm = r.one("ServiceMonitor");
+    assert_eq!(sm["spec"]["endpoints"][0]["port"], "metrics");
+    assert_eq!(sm["spec"]["endpoints"][0]["interval"], "15s");
+    assert_eq!(
+        sm["spec"]["selector"]["matchLabels"],
+        svc["spec"]["selector"]
+    );
+    assert_eq!(r.one("PodDisruptionBudget")["apiVersion"], "policy/v1beta1");
+}
+
+const INSTALL_HEADER: &str = "\
+# rollouts-controller without Helm: `helm template rollouts charts/rollouts -n rollouts`
+# (default values), generated by tests/helm.rs (ROLLOUTS_UPDATE_INSTALL_MANIFEST=1 cargo test
+# --test helm rewrites it). Install:
+#   kubectl apply --server-side -f crds/
+#   kubectl apply -f examples/install.yaml
+# Set the image (built from the Dockerfile) first: it is `rollouts-controller:<version>`.
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: rollouts
+";
+
+/// The install manifest (`examples/install.yaml`) as the chart renders it now.
+fn install_manifest() -> String {
+    let r = render("rollouts", "rollouts", &json!({}));
+    format!("{INSTALL_HEADER}{}", r.text())
+}
+
+#[test]
+fn install_manifest_is_the_rendered_chart() {
+    let path = root().join("examples/install.yaml");
+    let want = install_manifest();
+    if std::env::var("ROLLOUTS_UPDATE_INSTALL_MANIFEST").as_deref() == Ok("1") {
+        std::fs::write(&path, &want).expect("writing examples/install.yaml");
+    }
+    let have = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        have == want,
+        "examples/install.yaml is not the rendered chart: \
+         ROLLOUTS_UPDATE_INSTALL_MANIFEST=1 cargo test --test helm install_manifest"
+    );
+}
