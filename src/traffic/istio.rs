@@ -214,6 +214,57 @@ fn describe_tcp(t: &TcpRoute) -> String {
     format!("tcp port={}", t.port.unwrap_or(0))
 }
 
+/// The indexes of the TLS or TCP routes (`field`) the Rollout's `refs` (`ref_field`) name: every
+/// route each reference matches; without references, the only route (more than one is ambiguous).
+fn select_by_port<T>(
+    key: &ObjectKey,
+    routes: Option<&Vec<Value>>,
+    refs: &[T],
+    field: &str,
+    ref_field: &str,
+    matches: impl Fn(&Value, &T) -> bool,
+    describe: impl Fn(&T) -> String,
+) -> Result<Vec<usize>, TrafficError> {
+    let mut out = Vec::new();
+    match routes {
+        Some(routes) if !refs.is_empty() => {
+            for t in refs {
+                if !routes.iter().any(|r| matches(r, t)) {
+                    return Err(TrafficError::MissingRoute {
+                        object: key.clone(),
+                        route: describe(t),
+                    });
+                }
+                for (i, r) in routes.iter().enumerate() {
+                    if matches(r, t) && !out.contains(&i) {
+                        out.push(i);
+                    }
+                }
+            }
+        }
+        Some(routes) => {
+            if routes.len() > 1 {
+                return Err(TrafficError::invalid(
+                    format!("{key} spec.{field}"),
+                    format!(
+                        "must have exactly one route when trafficRouting.istio.virtualService.{ref_field} is omitted"
+                    ),
+                ));
+            }
+            out.extend(0..routes.len());
+        }
+        None => {
+            if let Some(t) = refs.first() {
+                return Err(TrafficError::MissingRoute {
+                    object: key.clone(),
+                    route: describe(t),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn string_match(m: &StringMatch) -> Value {
     let mut out = Map::new();
     for (k, v) in [
@@ -357,93 +408,29 @@ impl<'a> Istio<'a> {
         let mut sel = Selection::default();
 
         let tls_refs = spec.tls_routes.as_deref().unwrap_or_default();
-        match tls {
-            Some(routes) if !tls_refs.is_empty() => {
-                for t in tls_refs {
-                    let want_hosts: BTreeSet<String> =
-                        t.sni_hosts.iter().flatten().cloned().collect();
-                    let found: Vec<usize> = routes
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, r)| {
-                            let (port, hosts) = match_ports_hosts(r);
-                            port == Some(t.port.unwrap_or(0)) && hosts == want_hosts
-                        })
-                        .map(|(i, _)| i)
-                        .collect();
-                    if found.is_empty() {
-                        return Err(TrafficError::MissingRoute {
-                            object: key.clone(),
-                            route: describe_tls(t),
-                        });
-                    }
-                    for i in found {
-                        if !sel.tls.contains(&i) {
-                            sel.tls.push(i);
-                        }
-                    }
-                }
-            }
-            Some(routes) => {
-                if routes.len() > 1 {
-                    return Err(TrafficError::invalid(
-                        format!("{key} spec.tls"),
-                        "must have exactly one route when trafficRouting.istio.virtualService.tlsRoutes is omitted",
-                    ));
-                }
-                sel.tls.extend(0..routes.len());
-            }
-            None => {
-                if let Some(t) = tls_refs.first() {
-                    return Err(TrafficError::MissingRoute {
-                        object: key.clone(),
-                        route: describe_tls(t),
-                    });
-                }
-            }
-        }
-
+        sel.tls = select_by_port(
+            key,
+            tls,
+            tls_refs,
+            "tls",
+            "tlsRoutes",
+            |r, t| {
+                let want_hosts: BTreeSet<String> = t.sni_hosts.iter().flatten().cloned().collect();
+                let (port, hosts) = match_ports_hosts(r);
+                port == Some(t.port.unwrap_or(0)) && hosts == want_hosts
+            },
+            describe_tls,
+        )?;
         let tcp_refs = spec.tcp_routes.as_deref().unwrap_or_default();
-        match tcp {
-            Some(routes) if !tcp_refs.is_empty() => {
-                for t in tcp_refs {
-                    let found: Vec<usize> = routes
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, r)| match_ports_hosts(r).0 == Some(t.port.unwrap_or(0)))
-                        .map(|(i, _)| i)
-                        .collect();
-                    if found.is_empty() {
-                        return Err(TrafficError::MissingRoute {
-                            object: key.clone(),
-                            route: describe_tcp(t),
-                        });
-                    }
-                    for i in found {
-                        if !sel.tcp.contains(&i) {
-                            sel.tcp.push(i);
-                        }
-                    }
-                }
-            }
-            Some(routes) => {
-                if routes.len() > 1 {
-                    return Err(TrafficError::invalid(
-                        format!("{key} spec.tcp"),
-                        "must have exactly one route when trafficRouting.istio.virtualService.tcpRoutes is omitted",
-                    ));
-                }
-                sel.tcp.extend(0..routes.len());
-            }
-            None => {
-                if let Some(t) = tcp_refs.first() {
-                    return Err(TrafficError::MissingRoute {
-                        object: key.clone(),
-                        route: describe_tcp(t),
-                    });
-                }
-            }
-        }
+        sel.tcp = select_by_port(
+            key,
+            tcp,
+            tcp_refs,
+            "tcp",
+            "tcpRoutes",
+            |r, t| match_ports_hosts(r).0 == Some(t.port.unwrap_or(0)),
+            describe_tcp,
+        )?;
 
         let names = spec.routes.as_deref().unwrap_or_default();
         match http {

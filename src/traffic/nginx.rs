@@ -5,7 +5,7 @@
 //! `maxTrafficWeight`), plus `additionalIngressAnnotations` (prefixed unless they already are)
 //! and `canaryIngressAnnotations` (as given). Ingresses are `networking.k8s.io/v1`.
 //!
-//! Like upstream, header and mirror routes are not implemented by NGINX (no-ops) and a canary
+//! Like upstream, NGINX has no header or mirror routes (they are no-ops here) and a canary
 //! Ingress that another object controls is never touched (an error when it must be written).
 //! Unlike upstream (which leaves it at weight 0), the canary Ingress is deleted at the end of
 //! an update (`remove_managed_routes` with weight 0) and created again by the next one.
