@@ -86,26 +86,9 @@ impl From<&crate::controller::Config> for Config {
     }
 }
 
-/// Errors: only "could not talk to the world" — analysis outcomes are the run's status.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
-    #[error("encoding an object: {0}")]
-    Serialize(#[from] serde_json::Error),
-}
-
-impl Error {
-    /// A short bounded label for events and metrics.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            Error::Kube(kube::Error::Api(s)) if s.code == 409 => "conflict",
-            Error::Kube(kube::Error::Api(_)) => "api_error",
-            Error::Kube(_) => "transport",
-            Error::Serialize(_) => "serialize",
-        }
-    }
-}
+/// Errors: only "could not talk to the world" (analysis outcomes are the run's status); the
+/// Rollout controller's.
+pub use super::Error;
 
 struct Context {
     client: Client,

@@ -440,20 +440,7 @@ impl<'a> Ctx<'a> {
             drop_deadline.push(s);
         }
         for idx in drop_deadline {
-            let rs = &self.rs.all[idx];
-            if rs.obj.is_some()
-                && rs
-                    .annotation(DEFAULT_REPLICASET_SCALE_DOWN_DEADLINE_ANNOTATION_KEY)
-                    .is_some()
-            {
-                let mut patch = RsPatch::default();
-                patch.annotations.insert(
-                    DEFAULT_REPLICASET_SCALE_DOWN_DEADLINE_ANNOTATION_KEY.into(),
-                    None,
-                );
-                let name = rs.name.clone();
-                self.push_patch(&name, patch);
-            }
+            self.drop_scale_down_deadline(idx);
         }
         // The active ReplicaSet runs at full size.
         let replicas = self.replicas();

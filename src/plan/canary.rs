@@ -441,6 +441,25 @@ impl<'a> Ctx<'a> {
         )
     }
 
+    /// Removes the scale-down deadline annotation from an existing ReplicaSet that has one.
+    pub(super) fn drop_scale_down_deadline(&mut self, idx: usize) {
+        let rs = &self.rs.all[idx];
+        if rs.obj.is_none()
+            || rs
+                .annotation(DEFAULT_REPLICASET_SCALE_DOWN_DEADLINE_ANNOTATION_KEY)
+                .is_none()
+        {
+            return;
+        }
+        let mut patch = RsPatch::default();
+        patch.annotations.insert(
+            DEFAULT_REPLICASET_SCALE_DOWN_DEADLINE_ANNOTATION_KEY.into(),
+            None,
+        );
+        let name = rs.name.clone();
+        self.push_patch(&name, patch);
+    }
+
     pub(super) fn push_patch(&mut self, name: &str, patch: RsPatch) {
         self.effects.push(Effect::PatchReplicaSet {
             name: name.to_string(),
@@ -746,20 +765,7 @@ impl<'a> Ctx<'a> {
             .into_iter()
             .flatten()
         {
-            let rs = &self.rs.all[idx];
-            if rs
-                .annotation(DEFAULT_REPLICASET_SCALE_DOWN_DEADLINE_ANNOTATION_KEY)
-                .is_some()
-                && rs.obj.is_some()
-            {
-                let mut patch = RsPatch::default();
-                patch.annotations.insert(
-                    DEFAULT_REPLICASET_SCALE_DOWN_DEADLINE_ANNOTATION_KEY.into(),
-                    None,
-                );
-                let name = rs.name.clone();
-                self.push_patch(&name, patch);
-            }
+            self.drop_scale_down_deadline(idx);
         }
         let counts = self.desired_counts();
         if let (Some(s), Some(n)) = (self.stable_idx(), self.new_idx())
