@@ -270,19 +270,6 @@ impl Router for GatewayApi {
         Ok(Vec::new())
     }
 
-    /// No routes are ever added, so none are removed.
-    fn remove_managed_routes(
-        &self,
-        _intent: &TrafficIntent<'_>,
-        _objects: &Objects,
-    ) -> Result<Vec<ObjectChange>, TrafficError> {
-        Ok(Vec::new())
-    }
-
-    fn verify_weight(&self, _intent: &TrafficIntent<'_>, _objects: &Objects) -> Option<bool> {
-        None
-    }
-
     /// The weight of the first canary backendRef of each HTTPRoute, if they agree.
     fn current_weight(&self, intent: &TrafficIntent<'_>, objects: &Objects) -> Option<i32> {
         let mut weight = None;

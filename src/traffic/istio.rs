@@ -954,10 +954,6 @@ impl Router for Istio<'_> {
         Ok(out)
     }
 
-    fn verify_weight(&self, _intent: &TrafficIntent<'_>, _objects: &Objects) -> Option<bool> {
-        None
-    }
-
     /// The canary weight of the first weighted route of each VirtualService, if they agree.
     fn current_weight(&self, intent: &TrafficIntent<'_>, objects: &Objects) -> Option<i32> {
         let dr_host = self.dr_host(objects).ok()?;

@@ -203,29 +203,39 @@ pub trait Router {
         intent: &TrafficIntent<'_>,
         objects: &Objects,
     ) -> Result<Vec<ObjectChange>, TrafficError>;
-    /// Writes (or, with an empty match, removes) one header route.
+    /// Writes (or, with an empty match, removes) one header route. By default a router has no
+    /// header routes (upstream's NGINX): no changes.
     fn set_header_route(
         &self,
-        intent: &TrafficIntent<'_>,
-        route: &SetHeaderRoute,
-        objects: &Objects,
-    ) -> Result<Vec<ObjectChange>, TrafficError>;
-    /// Writes (or, with an empty match, removes) one mirror route.
+        _intent: &TrafficIntent<'_>,
+        _route: &SetHeaderRoute,
+        _objects: &Objects,
+    ) -> Result<Vec<ObjectChange>, TrafficError> {
+        Ok(Vec::new())
+    }
+    /// Writes (or, with an empty match, removes) one mirror route. By default a router has no
+    /// mirror routes: no changes.
     fn set_mirror_route(
         &self,
-        intent: &TrafficIntent<'_>,
-        route: &SetMirrorRoute,
-        objects: &Objects,
-    ) -> Result<Vec<ObjectChange>, TrafficError>;
-    /// Removes every route named in `managedRoutes`.
+        _intent: &TrafficIntent<'_>,
+        _route: &SetMirrorRoute,
+        _objects: &Objects,
+    ) -> Result<Vec<ObjectChange>, TrafficError> {
+        Ok(Vec::new())
+    }
+    /// Removes every route named in `managedRoutes`; by default a router adds none.
     fn remove_managed_routes(
         &self,
-        intent: &TrafficIntent<'_>,
-        objects: &Objects,
-    ) -> Result<Vec<ObjectChange>, TrafficError>;
+        _intent: &TrafficIntent<'_>,
+        _objects: &Objects,
+    ) -> Result<Vec<ObjectChange>, TrafficError> {
+        Ok(Vec::new())
+    }
     /// Whether the weight has taken effect, `None` when the router cannot tell (upstream:
-    /// only ALB can).
-    fn verify_weight(&self, intent: &TrafficIntent<'_>, objects: &Objects) -> Option<bool>;
+    /// only ALB can; none of ours).
+    fn verify_weight(&self, _intent: &TrafficIntent<'_>, _objects: &Objects) -> Option<bool> {
+        None
+    }
     /// The canary weight the objects carry now (on the `max_weight` scale), `None` if unknown.
     fn current_weight(&self, intent: &TrafficIntent<'_>, objects: &Objects) -> Option<i32>;
 }

@@ -18,9 +18,7 @@ use serde_json::Value;
 
 use super::json::{get, get_str};
 use super::{ObjectChange, ObjectKey, Objects, Router, TrafficError, TrafficIntent, patch_change};
-use crate::api::{
-    NginxTrafficRouting, Rollout, RolloutTrafficRouting, SetHeaderRoute, SetMirrorRoute,
-};
+use crate::api::{NginxTrafficRouting, Rollout, RolloutTrafficRouting};
 
 /// `apiVersion` of Ingresses.
 pub const API_VERSION: &str = "networking.k8s.io/v1";
@@ -335,39 +333,6 @@ impl Router for Nginx<'_> {
             out.extend(patch_change(&canary_key, cur, &new));
         }
         Ok(out)
-    }
-
-    /// Not implemented by NGINX (as upstream): no changes.
-    fn set_header_route(
-        &self,
-        _intent: &TrafficIntent<'_>,
-        _route: &SetHeaderRoute,
-        _objects: &Objects,
-    ) -> Result<Vec<ObjectChange>, TrafficError> {
-        Ok(Vec::new())
-    }
-
-    /// Not implemented by NGINX (as upstream): no changes.
-    fn set_mirror_route(
-        &self,
-        _intent: &TrafficIntent<'_>,
-        _route: &SetMirrorRoute,
-        _objects: &Objects,
-    ) -> Result<Vec<ObjectChange>, TrafficError> {
-        Ok(Vec::new())
-    }
-
-    /// NGINX has no managed routes; the canary Ingress itself goes in [`Router::set_weight`].
-    fn remove_managed_routes(
-        &self,
-        _intent: &TrafficIntent<'_>,
-        _objects: &Objects,
-    ) -> Result<Vec<ObjectChange>, TrafficError> {
-        Ok(Vec::new())
-    }
-
-    fn verify_weight(&self, _intent: &TrafficIntent<'_>, _objects: &Objects) -> Option<bool> {
-        None
     }
 
     /// The `canary-weight` of the canary Ingresses (0 for a missing one), if they agree.
