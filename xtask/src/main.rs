@@ -287,12 +287,23 @@ fn test(args: Vec<String>) -> Result<()> {
         "warnings",
     ]))?;
     // 4. Every test: unit, pure table tests, compatibility and integration tests against the
-    //    local control plane. In this run, missing prerequisites are failures, never skips.
+    //    local control plane. Missing prerequisites are failures, never skips; the one
+    //    exception is upstream's compatibility corpus beside the checkout, which is not part of
+    //    the repository: its tests print a notice where it is absent (as for users), and must
+    //    all run where it is present.
     let mut cmd = Command::new(env!("CARGO"));
     cmd.current_dir(&root)
         .args(["test", "--workspace", "--all-targets"])
-        .env("ROLLOUTS_REQUIRE_COMPAT", "1")
         .env("KUBEBUILDER_ASSETS", cluster::k8s_cache_dir());
+    let corpus = root.join("../shared/compat/argo-rollouts");
+    if corpus.is_dir() {
+        cmd.env("ROLLOUTS_REQUIRE_COMPAT", "1");
+    } else {
+        eprintln!(
+            "NOTICE: upstream's compatibility corpus is not at {}: the tests that read it are skipped",
+            corpus.display()
+        );
+    }
     cmd.args(&args);
     run(&mut cmd)
 }
