@@ -148,6 +148,8 @@ pub struct Context {
     pub analysis_runs: Store<crate::api::AnalysisRun>,
     pub analysis_templates: Store<crate::api::AnalysisTemplate>,
     pub cluster_analysis_templates: Store<crate::api::ClusterAnalysisTemplate>,
+    /// Whether `cluster_analysis_templates` is fed (cluster-wide mode only).
+    pub cluster_templates_watched: bool,
     pub observer: Option<Arc<dyn Observer>>,
     /// Rollout → the resourceVersion our last write started from (see the module docs).
     written_from: Mutex<HashMap<ObjectRef<Rollout>, (String, Instant)>>,
@@ -287,6 +289,7 @@ pub async fn run(
         analysis_runs: ar_store,
         analysis_templates: at_store,
         cluster_analysis_templates: cat_store,
+        cluster_templates_watched: config.namespace.is_none(),
         observer: config.observer.clone(),
         written_from: Mutex::new(HashMap::new()),
         failures: Mutex::new(HashMap::new()),
@@ -333,7 +336,38 @@ fn is_owned_by(rs: &ReplicaSet, ro: &Rollout) -> bool {
         .any(|o| o.controller == Some(true) && Some(&o.uid) == uid.as_ref())
 }
 
+impl Context {
+    /// Whether every cache a plan reads from has had its first full listing. Until then an
+    /// empty store means "not known yet", not "none": planning from it would, for example,
+    /// create a second ReplicaSet beside one that exists.
+    async fn caches_synced(&self) -> bool {
+        let all = async {
+            let cluster_templates = async {
+                if self.cluster_templates_watched {
+                    self.cluster_analysis_templates.wait_until_ready().await
+                } else {
+                    Ok(())
+                }
+            };
+            let (a, b, c, d, e) = futures::join!(
+                self.replica_sets.wait_until_ready(),
+                self.services.wait_until_ready(),
+                self.analysis_runs.wait_until_ready(),
+                self.analysis_templates.wait_until_ready(),
+                cluster_templates,
+            );
+            a.is_ok() && b.is_ok() && c.is_ok() && d.is_ok() && e.is_ok()
+        };
+        tokio::time::timeout(Duration::from_secs(2), all)
+            .await
+            .unwrap_or(false)
+    }
+}
+
 async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if !ctx.caches_synced().await {
+        return Ok(Action::requeue(Duration::from_millis(500)));
+    }
     let key = ObjectRef::from_obj(&*ro);
     let rv = ro.resource_version().unwrap_or_default();
     {

@@ -752,3 +752,87 @@ async fn adopts_replica_sets_created_by_argo_rollouts() {
     );
     ctl.stop().await;
 }
+
+/// A client whose ReplicaSet LISTs answer late (a slow or overloaded API server), to start a
+/// controller whose Rollout cache fills before its ReplicaSet cache.
+fn client_with_slow_replica_set_lists(config: kube::Config, delay: Duration) -> kube::Client {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    #[derive(Clone)]
+    struct SlowLists<S> {
+        inner: S,
+        delay: Duration,
+    }
+    impl<S, B> tower::Service<http::Request<B>> for SlowLists<S>
+    where
+        S: tower::Service<http::Request<B>>,
+        S::Future: Send + 'static,
+        S::Response: Send + 'static,
+        S::Error: Send + 'static,
+    {
+        type Response = S::Response;
+        type Error = S::Error;
+        type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+            self.inner.poll_ready(cx)
+        }
+        fn call(&mut self, req: http::Request<B>) -> Self::Future {
+            let slow = req.method() == http::Method::GET
+                && req.uri().path().ends_with("/replicasets")
+                && !req.uri().query().unwrap_or("").contains("watch=");
+            let delay = if slow { self.delay } else { Duration::ZERO };
+            let fut = self.inner.call(req);
+            Box::pin(async move {
+                let res = fut.await;
+                tokio::time::sleep(delay).await;
+                res
+            })
+        }
+    }
+    let delay_layer = tower::layer::layer_fn(move |inner| SlowLists { inner, delay });
+    kube::client::ClientBuilder::try_from(config)
+        .expect("a client for the test cluster")
+        .with_layer(&delay_layer)
+        .build()
+}
+
+/// Safety under a slow API server: a controller (e.g. a new leader) that starts while an update
+/// is pending must not plan before it has listed the ReplicaSets. Planning from the empty cache
+/// would take the update for an initial deploy: a second ReplicaSet at full size, skipping
+/// every step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_waits_for_its_replica_set_cache_before_acting() {
+    let (ns, ctl) = setup("canary-slow-cache").await;
+    ns.apply(FAST).await;
+    let ro = wait_rollout(&ns, "fast", "Healthy", Duration::from_secs(60), is_healthy).await;
+    let v1 = ro.status.clone().unwrap().stable_rs.unwrap();
+    ctl.stop().await;
+    set_image(&ns, "fast", "app:v2").await;
+
+    let kc = kube::config::Kubeconfig::read_from(&xtask::testkit::cluster().kubeconfig)
+        .expect("the test kubeconfig");
+    let config =
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await
+            .expect("a config for the test cluster");
+    let slow = client_with_slow_replica_set_lists(config, Duration::from_secs(4));
+    let _ctl = start_controller_with(&ns, slow);
+    let ro = wait_rollout(
+        &ns,
+        "fast",
+        "paused at the first step of the update",
+        Duration::from_secs(60),
+        |ro, rss| phase(ro).0 == "Paused" && counts(ro, rss) == (1, 2, 2),
+    )
+    .await;
+    let st = ro.status.unwrap();
+    assert_eq!(st.stable_rs.as_deref(), Some(v1.as_str()));
+    let completed = event_reasons(&ns, "fast")
+        .await
+        .iter()
+        .filter(|r| *r == "RolloutCompleted")
+        .count();
+    assert_eq!(completed, 1, "the update was taken for an initial deploy");
+}

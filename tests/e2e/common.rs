@@ -56,13 +56,17 @@ impl Drop for Ctl {
 
 /// Starts the controller for `ns`.
 pub fn start_controller(ns: &TestNs) -> Ctl {
+    start_controller_with(ns, ns.client.clone())
+}
+
+/// [`start_controller`] with a client of the test's choosing (e.g. one that injects faults).
+pub fn start_controller_with(ns: &TestNs, client: kube::Client) -> Ctl {
     let writes = Arc::new(WriteCounters::default());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let config = controller::Config {
         namespace: Some(ns.name.clone()),
         ..Default::default()
     };
-    let client = ns.client.clone();
     let w = writes.clone();
     let task = tokio::spawn(async move {
         controller::run(
@@ -197,17 +201,27 @@ pub fn is_healthy(ro: &Rollout, rss: &[ReplicaSet]) -> bool {
         && rss.iter().rev().skip(1).all(|rs| spec_replicas(rs) == 0)
 }
 
-/// Sets the first container's image (what `kubectl argo rollouts set image` does).
+/// Sets the first container's image (what `kubectl argo rollouts set image` does): read,
+/// modify, write with the read resourceVersion, again on a conflict (the controller's status
+/// writes move the resourceVersion too).
 pub async fn set_image(ns: &TestNs, name: &str, image: &str) {
-    let ro = get_rollout(ns, name).await;
-    let mut template = serde_json::to_value(ro.spec.template.clone().unwrap_or_default()).unwrap();
-    template["spec"]["containers"][0]["image"] = json!(image);
-    let patch = json!({"metadata": {"resourceVersion": ro.resource_version()},
-                       "spec": {"template": template}});
-    ns.api::<Rollout>()
-        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .expect("setting the image");
+    for attempt in 1.. {
+        let ro = get_rollout(ns, name).await;
+        let mut template =
+            serde_json::to_value(ro.spec.template.clone().unwrap_or_default()).unwrap();
+        template["spec"]["containers"][0]["image"] = json!(image);
+        let patch = json!({"metadata": {"resourceVersion": ro.resource_version()},
+                           "spec": {"template": template}});
+        match ns
+            .api::<Rollout>()
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => return,
+            Err(kube::Error::Api(e)) if e.code == 409 && attempt < 10 => continue,
+            Err(e) => panic!("setting the image: {e}"),
+        }
+    }
 }
 
 /// A status merge patch, as the upstream CLI and Argo CD write user commands.
