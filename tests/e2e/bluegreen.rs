@@ -6,7 +6,6 @@ use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
 use kube::ResourceExt;
 use kube::api::ListParams;
 use rollouts::api::Rollout;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 pub(crate) async fn selector(ns: &TestNs, svc: &str) -> String {
@@ -75,13 +74,7 @@ fn spec_of(rss: &[k8s_openapi::api::apps::v1::ReplicaSet], hash: &str) -> i32 {
 /// scale-down delay (30 s) before it goes to 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_bluegreen_example_manual_promotion() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/compat/argo-rollouts/examples/rollout-bluegreen.yaml");
-    let Ok(manifest) = std::fs::read_to_string(&path) else {
-        if std::env::var("ROLLOUTS_REQUIRE_COMPAT").as_deref() == Ok("1") {
-            panic!("{} missing", path.display());
-        }
-        eprintln!("compat corpus not found at {}; skipping", path.display());
+    let Some(manifest) = compat_file("examples/rollout-bluegreen.yaml") else {
         return;
     };
     let name = "rollout-bluegreen";

@@ -144,21 +144,6 @@ async fn jobs_succeed_or_fail_by_image_tag() {
     .await;
 }
 
-fn corpus() -> Option<std::path::PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/compat/argo-rollouts");
-    if p.is_dir() {
-        return Some(p);
-    }
-    if std::env::var("ROLLOUTS_REQUIRE_COMPAT").as_deref() == Ok("1") {
-        panic!(
-            "compat corpus not found at {} (required in this run)",
-            p.display()
-        );
-    }
-    eprintln!("compat corpus not found at {}; skipping", p.display());
-    None
-}
-
 fn yaml_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let p = e.path();
@@ -174,7 +159,7 @@ fn yaml_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 /// dry-run against our CRDs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_manifests_pass_server_side_dry_run() {
-    let Some(root) = corpus() else { return };
+    let Some(root) = compat_corpus() else { return };
     crds_installed().await;
     let ns = TestNs::new("compat-dryrun").await;
     let kinds = [

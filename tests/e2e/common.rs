@@ -272,3 +272,34 @@ pub async fn event_reasons(ns: &TestNs, object: &str) -> Vec<String> {
         .filter_map(|e| e.reason)
         .collect()
 }
+
+/// Upstream's compatibility corpus (`../shared/compat/argo-rollouts` beside the checkout; not
+/// part of the repository): `None`, with a notice, where it is absent, unless
+/// `ROLLOUTS_REQUIRE_COMPAT=1` (then absence fails the test).
+pub fn compat_corpus() -> Option<std::path::PathBuf> {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/compat/argo-rollouts");
+    if p.is_dir() {
+        return Some(p);
+    }
+    if std::env::var("ROLLOUTS_REQUIRE_COMPAT").as_deref() == Ok("1") {
+        panic!(
+            "compat corpus not found at {} (required in this run)",
+            p.display()
+        );
+    }
+    eprintln!(
+        "NOTICE: compat corpus not found at {}; skipping",
+        p.display()
+    );
+    None
+}
+
+/// One file of the compatibility corpus (see [`compat_corpus`]); a missing file in a present
+/// corpus fails the test.
+pub fn compat_file(relative: &str) -> Option<String> {
+    let path = compat_corpus()?.join(relative);
+    Some(
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", path.display())),
+    )
+}

@@ -315,13 +315,7 @@ async fn istio_missing_virtual_service_blocks_and_recovers() {
 /// Upstream's e2e manifest `test/e2e/istio/istio-host-split.yaml` runs through an update.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_istio_host_split_example() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/compat/argo-rollouts/test/e2e/istio/istio-host-split.yaml");
-    let Ok(manifest) = std::fs::read_to_string(&path) else {
-        if std::env::var("ROLLOUTS_REQUIRE_COMPAT").as_deref() == Ok("1") {
-            panic!("{} missing", path.display());
-        }
-        eprintln!("compat corpus not found at {}; skipping", path.display());
+    let Some(manifest) = compat_file("test/e2e/istio/istio-host-split.yaml") else {
         return;
     };
     istio_crds().await;
@@ -608,13 +602,7 @@ async fn gateway_api_http_route_weights() {
 /// routes are gone at the end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn istio_header_route_added_changed_removed() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/compat/argo-rollouts/test/e2e/header-routing/istio-hr-host.yaml");
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        if std::env::var("ROLLOUTS_REQUIRE_COMPAT").as_deref() == Ok("1") {
-            panic!("{} missing", path.display());
-        }
-        eprintln!("compat corpus not found at {}; skipping", path.display());
+    let Some(text) = compat_file("test/e2e/header-routing/istio-hr-host.yaml") else {
         return;
     };
     // The Istio Gateway is not part of the test CRDs (and not used by the controller).
@@ -730,13 +718,7 @@ async fn istio_header_route_added_changed_removed() {
 /// the top, one changed then removed, all gone at the end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn istio_mirror_routes_added_changed_removed() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/compat/argo-rollouts/test/e2e/mirror-route/istio-mirror-host.yaml");
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        if std::env::var("ROLLOUTS_REQUIRE_COMPAT").as_deref() == Ok("1") {
-            panic!("{} missing", path.display());
-        }
-        eprintln!("compat corpus not found at {}; skipping", path.display());
+    let Some(text) = compat_file("test/e2e/mirror-route/istio-mirror-host.yaml") else {
         return;
     };
     let manifest: String = text
@@ -831,13 +813,7 @@ async fn istio_mirror_routes_added_changed_removed() {
 /// the pod-template hashes, and the VirtualService weights the subsets.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn istio_subset_split_destination_rule_hashes() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/compat/argo-rollouts/test/e2e/istio/istio-subset-split.yaml");
-    let Ok(manifest) = std::fs::read_to_string(&path) else {
-        if std::env::var("ROLLOUTS_REQUIRE_COMPAT").as_deref() == Ok("1") {
-            panic!("{} missing", path.display());
-        }
-        eprintln!("compat corpus not found at {}; skipping", path.display());
+    let Some(manifest) = compat_file("test/e2e/istio/istio-subset-split.yaml") else {
         return;
     };
     istio_crds().await;
