@@ -3,6 +3,7 @@
 //! the controller's next write. Prints numbers; asserts nothing about time.
 
 use futures::StreamExt;
+use k8s_openapi::api::apps::v1::ReplicaSet;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, ResourceExt};
@@ -100,6 +101,31 @@ async fn wait_status<F: Fn(&Rollout) -> bool>(api: &Api<Rollout>, f: F) -> Insta
     Instant::now()
 }
 
+/// When a ReplicaSet running `image` first has all its replicas available (seen by a watcher).
+async fn wait_rs_available(api: &Api<ReplicaSet>, image: &str) -> Instant {
+    let mut stream = watcher::watcher(api.clone(), watcher::Config::default()).boxed();
+    while let Some(ev) = stream.next().await {
+        if let Ok(Event::Apply(rs) | Event::InitApply(rs)) = ev {
+            let runs_image = rs
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.as_ref())
+                .and_then(|t| t.spec.as_ref())
+                .is_some_and(|p| p.containers[0].image.as_deref() == Some(image));
+            let want = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+            let available = rs
+                .status
+                .as_ref()
+                .and_then(|s| s.available_replicas)
+                .unwrap_or(0);
+            if runs_image && want > 0 && available >= want {
+                return Instant::now();
+            }
+        }
+    }
+    Instant::now()
+}
+
 fn idx(ro: &Rollout) -> Option<i32> {
     ro.status.as_ref().and_then(|s| s.current_step_index)
 }
@@ -137,6 +163,8 @@ async fn cluster_figures() {
         writes.total() - before
     );
 
+    let rs_api: Api<ReplicaSet> = ns.api();
+    let mut available_lat = Vec::new();
     let mut promote_lat = Vec::new();
     let mut deadline_late = Vec::new();
     for round in 0..5 {
@@ -144,6 +172,24 @@ async fn cluster_figures() {
         let ro = api.get("bench").await.unwrap();
         let mut template = serde_json::to_value(ro.spec.template.clone().unwrap()).unwrap();
         template["spec"]["containers"][0]["image"] = json!(image);
+        // Trigger: the canary ReplicaSet became available. Measured: until the controller's
+        // write completing the setWeight step (both seen by watchers started before the update).
+        let available = tokio::spawn({
+            let rs_api = rs_api.clone();
+            let image = image.clone();
+            async move { wait_rs_available(&rs_api, &image).await }
+        });
+        let stepped = tokio::spawn({
+            let api = api.clone();
+            async move {
+                wait_status(&api, |ro| {
+                    idx(ro) == Some(1)
+                        && ro.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Paused")
+                })
+                .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
         api.patch(
             "bench",
             &PatchParams::default(),
@@ -151,11 +197,8 @@ async fn cluster_figures() {
         )
         .await
         .unwrap();
-        wait_status(&api, |ro| {
-            idx(ro) == Some(1)
-                && ro.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Paused")
-        })
-        .await;
+        let (t_available, t_stepped) = (available.await.unwrap(), stepped.await.unwrap());
+        available_lat.push(t_stepped.saturating_duration_since(t_available));
         // Trigger: a user's promote. Measured: until the controller's write moving the step.
         let t0 = Instant::now();
         api.patch_status(
@@ -195,6 +238,12 @@ async fn cluster_figures() {
         .await;
     }
     let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
+    available_lat.sort();
+    println!(
+        "canary ReplicaSet available → controller's write: median {:.0} ms, max {:.0} ms (5 runs)",
+        ms(&available_lat[2]),
+        ms(&available_lat[4])
+    );
     promote_lat.sort();
     println!(
         "promote → controller's write: median {:.0} ms, max {:.0} ms (5 runs)",
