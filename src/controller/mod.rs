@@ -212,7 +212,8 @@ pub async fn run(
     .reflect(ar_writer)
     .touched_objects();
     let (at_store, at_writer) = reflector::store::<crate::api::AnalysisTemplate>();
-    let at_task = tokio::spawn(
+    let tasks = Tasks::default();
+    tasks.spawn(
         decode::tolerant(watcher(
             decode::untyped::<crate::api::AnalysisTemplate>(&client, config.namespace.as_deref()),
             watcher::Config::default(),
@@ -223,8 +224,8 @@ pub async fn run(
     );
     let (cat_store, cat_writer) = reflector::store::<crate::api::ClusterAnalysisTemplate>();
     // Cluster-scoped templates are watched only when the controller is cluster-wide.
-    let cat_task = config.namespace.is_none().then(|| {
-        tokio::spawn(
+    if config.namespace.is_none() {
+        tasks.spawn(
             decode::tolerant(watcher(
                 Api::<kube::api::DynamicObject>::all_with(
                     client.clone(),
@@ -235,8 +236,8 @@ pub async fn run(
             .default_backoff()
             .reflect(cat_writer)
             .for_each(|_| futures::future::ready(())),
-        )
-    });
+        );
+    }
     let (svc_store, svc_writer) = reflector::store();
     let svc_stream = watcher(svc_api, watcher::Config::default())
         .default_backoff()
@@ -250,7 +251,7 @@ pub async fn run(
         .default_backoff()
         .reflect(ro_writer)
         .applied_objects();
-    let reporter_task = tokio::spawn(decode::report(
+    tasks.spawn(decode::report(
         client.clone(),
         Recorder::new(
             client.clone(),
@@ -318,10 +319,37 @@ pub async fn run(
             }
         })
         .await;
-    reporter_task.abort();
-    at_task.abort();
-    if let Some(t) = cat_task {
-        t.abort();
+}
+
+/// Background tasks that end with their owner: dropping the set (when [`run`] returns, or
+/// when its future is dropped, as on a lost Lease) aborts every task still running, so no
+/// watch outlives the controller that started it.
+#[derive(Default)]
+pub(crate) struct Tasks(Mutex<Vec<tokio::task::AbortHandle>>);
+
+impl Tasks {
+    pub(crate) fn spawn<F>(&self, fut: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let handle = tokio::spawn(fut).abort_handle();
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(handle);
+    }
+}
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for h in self
+            .0
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            h.abort();
+        }
     }
 }
 
@@ -709,4 +737,41 @@ fn error_policy(ro: Arc<Rollout>, err: &Error, ctx: Arc<Context>) -> Action {
         o.reconciled(&ro, None, Duration::ZERO, Some(err.reason()));
     }
     Action::requeue(delay)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Tasks;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    /// Sets its flag when dropped: a task's future is dropped when the task is aborted.
+    struct Flag(Arc<AtomicBool>);
+    impl Drop for Flag {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn dropping_tasks_aborts_what_is_still_running() {
+        let ended = Arc::new(AtomicBool::new(false));
+        let tasks = Tasks::default();
+        let flag = Flag(ended.clone());
+        tasks.spawn(async move {
+            let _flag = flag;
+            std::future::pending::<()>().await;
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!ended.load(Ordering::SeqCst), "the task runs while held");
+        drop(tasks);
+        for _ in 0..100 {
+            if ended.load(Ordering::SeqCst) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the task outlived the dropped set");
+    }
 }

@@ -6,7 +6,7 @@
 //! VirtualService edited behind our back is put right, and one created after the Rollout
 //! unblocks it, without polling.
 
-use super::{Error, FIELD_MANAGER};
+use super::{Error, FIELD_MANAGER, Tasks};
 use crate::api::Rollout;
 use crate::traffic::{ObjectChange, ObjectKey, Objects};
 use futures::StreamExt;
@@ -31,6 +31,8 @@ pub struct TrafficStores {
     stores: Mutex<HashMap<KindKey, Store<DynamicObject>>>,
     /// Router object changes, as the keys of the objects that changed.
     changed: mpsc::UnboundedSender<ObjectKey>,
+    /// The watches feeding the stores, aborted when the stores are dropped.
+    watches: Tasks,
 }
 
 fn api_resource(key: &ObjectKey) -> ApiResource {
@@ -57,6 +59,7 @@ impl TrafficStores {
                 namespace,
                 stores: Mutex::new(HashMap::new()),
                 changed: tx,
+                watches: Tasks::default(),
             },
             rx,
         )
@@ -81,7 +84,7 @@ impl TrafficStores {
             .default_backoff()
             .reflect(writer)
             .applied_objects();
-        tokio::spawn(async move {
+        self.watches.spawn(async move {
             futures::pin_mut!(stream);
             while let Some(ev) = stream.next().await {
                 match ev {
