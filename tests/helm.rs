@@ -210,7 +210,7 @@ const EXPECTED_RULES: &[Rule] = &[
         &["list", "watch", "create", "patch", "delete"],
     ),
     ("", "services", &["list", "watch", "patch"]),
-    ("", "pods", &["list"]),
+    ("", "pods", &["list", "patch"]),
     ("", "pods/eviction", &["create"]),
     ("", "podtemplates", &["create"]),
     ("", "secrets", &["get"]),

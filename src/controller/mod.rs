@@ -434,9 +434,10 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error>
     } else {
         Default::default()
     };
-    // Pods are listed only while a restart is due (not cached: most reconciles need none).
+    // Pods are listed only while a restart is due or a ReplicaSet's pods change ephemeral
+    // metadata (not cached: most reconciles need none).
     let now = k8s_openapi::jiff::Timestamp::now();
-    let pod_list = if plan::canary::needs_restart(&ro, now) {
+    let pod_list = if plan::canary::needs_pods(&ro, &owned, adoptable.as_deref(), now) {
         let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
         let selector = plan::replicasets::format_selector(ro.spec.selector.as_ref());
         Some(
@@ -627,6 +628,45 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error>
                     Err(kube::Error::Api(e)) if e.code == 404 => {}
                     Err(e) => return Err(e.into()),
                 }
+            }
+            Effect::EphemeralMetadata {
+                replica_set,
+                template,
+                pods,
+                record,
+            } => {
+                let record_body = record.as_ref().map(|r| {
+                    json!({"metadata": {"annotations": {
+                        crate::api::consts::EPHEMERAL_METADATA_ANNOTATION: r}}})
+                });
+                let mut rs_body = (!template.is_empty())
+                    .then(|| json!({"spec": {"template": {"metadata": template.to_json()}}}));
+                // Without pods to update, the template and the record go in one patch.
+                if pods.is_empty()
+                    && let (Some(body), Some(rec)) = (rs_body.as_mut(), record_body.as_ref())
+                {
+                    body["metadata"] = rec["metadata"].clone();
+                }
+                let record_apart = !(pods.is_empty() && rs_body.is_some());
+                if let Some(body) = rs_body {
+                    ctx.writes.replica_sets.fetch_add(1, Ordering::Relaxed);
+                    rs_api.patch(replica_set, &pp, &Patch::Merge(&body)).await?;
+                }
+                let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+                for (pod, change) in pods {
+                    ctx.writes.pods.fetch_add(1, Ordering::Relaxed);
+                    let body = json!({"metadata": change.to_json()});
+                    match pod_api.patch(pod, &pp, &Patch::Merge(&body)).await {
+                        Ok(_) => {}
+                        Err(kube::Error::Api(e)) if e.code == 404 => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                if let (true, Some(body)) = (record_apart, record_body) {
+                    ctx.writes.replica_sets.fetch_add(1, Ordering::Relaxed);
+                    rs_api.patch(replica_set, &pp, &Patch::Merge(&body)).await?;
+                }
+                info!(rollout = %name, rs = %replica_set, pods = pods.len(), "synced ephemeral metadata");
             }
             Effect::EvictPod { name: pod } => {
                 let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);

@@ -589,6 +589,7 @@ impl<'a> Ctx<'a> {
         };
         if !changed {
             self.restart_pods(obs, &mut st);
+            self.sync_ephemeral_metadata(obs);
             self.reconcile_bg_replica_sets();
             self.reconcile_bg_pause();
             self.reconcile_active_service();

@@ -17,6 +17,7 @@ use crate::api::{
     BlueGreenStatus, BlueGreenStrategy, CanaryStatus, CanaryStep, CanaryStrategy, PauseCondition,
     Rollout, RolloutStatus, pause_reason,
 };
+use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
@@ -93,15 +94,7 @@ pub fn plan(obs: &Observed<'_>, now: Timestamp) -> Plan {
             };
         }
     };
-    let template =
-        serde_json::to_value(ro.spec.template.clone().unwrap_or_default()).unwrap_or_default();
-    let desired_hash = super::hash::pod_template_hash(&template, old.collision_count);
-    let rs = Classified::new(
-        &obs.replica_sets,
-        &desired_hash,
-        obs.adoptable.as_deref(),
-        old.stable_rs.as_deref(),
-    );
+    let (desired_hash, rs) = classify(ro, &obs.replica_sets, obs.adoptable.as_deref());
     let selectors = obs
         .services
         .iter()
@@ -142,6 +135,47 @@ pub fn plan(obs: &Observed<'_>, now: Timestamp) -> Plan {
         c.reconcile(obs)
     };
     c.into_plan(status)
+}
+
+/// Our hash of the Rollout's template, and its ReplicaSets classified (new, stable).
+fn classify<'r>(
+    ro: &Rollout,
+    replica_sets: &[&'r ReplicaSet],
+    adoptable: Option<&str>,
+) -> (String, Classified<'r>) {
+    let status = ro.status.as_ref();
+    let template =
+        serde_json::to_value(ro.spec.template.clone().unwrap_or_default()).unwrap_or_default();
+    let desired_hash =
+        super::hash::pod_template_hash(&template, status.and_then(|s| s.collision_count));
+    let rs = Classified::new(
+        replica_sets,
+        &desired_hash,
+        adoptable,
+        status.and_then(|s| s.stable_rs.as_deref()),
+    );
+    (desired_hash, rs)
+}
+
+/// Whether the controller must list the Rollout's pods for this reconcile: a restart is due,
+/// or a ReplicaSet's pods must be moved to the ephemeral metadata of a new role. Steady
+/// state lists nothing.
+pub fn needs_pods(
+    ro: &Rollout,
+    replica_sets: &[&ReplicaSet],
+    adoptable: Option<&str>,
+    now: Timestamp,
+) -> bool {
+    if needs_restart(ro, now) {
+        return true;
+    }
+    if !super::ephemeral::configured(ro) {
+        return false;
+    }
+    let (_, rs) = classify(ro, replica_sets, adoptable);
+    super::ephemeral::targets(ro, &rs)
+        .iter()
+        .any(|t| super::ephemeral::pods_pending(t, &rs.all[t.idx]))
 }
 
 /// The InvalidSpec plan: set (or refresh) the condition, touch nothing else.
@@ -993,6 +1027,7 @@ impl<'a> Ctx<'a> {
             self.create_new_rs(&mut status);
         }
         self.restart_pods(obs, &mut status);
+        self.sync_ephemeral_metadata(obs);
         let others: Vec<&Rs> = self.rs.others().collect();
         for (name, uid) in rsets::history_cleanup(&others, self.ro.spec.revision_history_limit) {
             self.effects.push(Effect::DeleteReplicaSet { name, uid });

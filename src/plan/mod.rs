@@ -11,6 +11,7 @@ pub mod analysis;
 pub mod bluegreen;
 pub mod canary;
 pub mod conditions;
+pub mod ephemeral;
 pub mod hash;
 pub mod replicas;
 pub mod replicasets;
@@ -90,6 +91,15 @@ pub enum Effect {
     TerminateAnalysisRun { name: String },
     /// Delete a finished AnalysisRun (history limits).
     DeleteAnalysisRun { name: String },
+    /// Bring a ReplicaSet's ephemeral metadata to its role ([`ephemeral`]), in this order:
+    /// its pod template, its pods (in place, by name), then its record annotation
+    /// (`None`: leave it, pods are still to be listed; `Some(None)`: remove it).
+    EphemeralMetadata {
+        replica_set: String,
+        template: ephemeral::MetadataChange,
+        pods: Vec<(String, ephemeral::MetadataChange)>,
+        record: Option<Option<String>>,
+    },
 }
 
 /// The fields of a ReplicaSet the controller changes after creating it.

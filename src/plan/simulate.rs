@@ -11,6 +11,20 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
+/// Applies `Some` sets and `None` removals to a string map.
+fn apply_changes(
+    map: &mut Option<std::collections::BTreeMap<String, String>>,
+    changes: &std::collections::BTreeMap<String, Option<String>>,
+) {
+    let m = map.get_or_insert_with(Default::default);
+    for (k, v) in changes {
+        match v {
+            Some(v) => m.insert(k.clone(), v.clone()),
+            None => m.remove(k),
+        };
+    }
+}
+
 /// The simulated world of one Rollout.
 pub struct World {
     pub ro: Rollout,
@@ -26,6 +40,9 @@ pub struct World {
     pub runs: Vec<crate::api::AnalysisRun>,
     /// AnalysisTemplates of the namespace.
     pub templates: Vec<crate::api::AnalysisTemplate>,
+    /// Pods a test adds (none by default). Shown to the planner only when the controller
+    /// would list them ([`super::canary::needs_pods`]); ephemeral metadata changes apply.
+    pub pods: Vec<k8s_openapi::api::core::v1::Pod>,
     created: i64,
 }
 
@@ -71,18 +88,21 @@ impl World {
             traffic: Default::default(),
             runs: Vec::new(),
             templates: Vec::new(),
+            pods: Vec::new(),
             created: 0,
         }
     }
 
     /// What the planner would do now.
     pub fn plan(&self) -> Plan {
+        let replica_sets: Vec<&ReplicaSet> = self.rss.iter().collect();
+        let list_pods = super::canary::needs_pods(&self.ro, &replica_sets, None, self.now);
         let obs = Observed {
             rollout: &self.ro,
-            replica_sets: self.rss.iter().collect(),
+            replica_sets,
             services: self.services.iter().map(|s| (s.name_any(), s)).collect(),
             adoptable: None,
-            pods: None,
+            pods: list_pods.then(|| self.pods.iter().collect()),
             traffic_objects: self.traffic.clone(),
             analysis_runs: self.runs.iter().collect(),
             analysis_templates: self.templates.iter().map(|t| (t.name_any(), t)).collect(),
@@ -193,6 +213,35 @@ impl World {
                         );
                 }
                 Effect::EvictPod { .. } => {}
+                Effect::EphemeralMetadata {
+                    replica_set,
+                    template,
+                    pods,
+                    record,
+                } => {
+                    for (name, change) in pods {
+                        if let Some(p) = self.pods.iter_mut().find(|p| p.name_any() == name) {
+                            apply_changes(&mut p.metadata.labels, &change.labels);
+                            apply_changes(&mut p.metadata.annotations, &change.annotations);
+                        }
+                    }
+                    let Some(rs) = self.rss.iter_mut().find(|r| r.name_any() == replica_set) else {
+                        continue;
+                    };
+                    let meta = rs
+                        .spec
+                        .get_or_insert_with(Default::default)
+                        .template
+                        .get_or_insert_with(Default::default)
+                        .metadata
+                        .get_or_insert_with(Default::default);
+                    apply_changes(&mut meta.labels, &template.labels);
+                    apply_changes(&mut meta.annotations, &template.annotations);
+                    if let Some(rec) = record {
+                        let key = crate::api::consts::EPHEMERAL_METADATA_ANNOTATION.to_string();
+                        apply_changes(&mut rs.metadata.annotations, &[(key, rec)].into());
+                    }
+                }
                 Effect::Traffic(change) => apply_traffic(&mut self.traffic, change),
                 Effect::CreateAnalysisRun(run) => {
                     let mut run = *run;

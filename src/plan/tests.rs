@@ -1046,3 +1046,247 @@ fn blue_green_post_promotion_failure_rolls_back_to_stable() {
         "rolled back"
     );
 }
+
+/// A running pod of `rs`, labelled from its template.
+fn pod_of(
+    rs: &k8s_openapi::api::apps::v1::ReplicaSet,
+    name: &str,
+) -> k8s_openapi::api::core::v1::Pod {
+    let meta = rs
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .as_ref()
+        .unwrap()
+        .metadata
+        .clone()
+        .unwrap();
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": "ns", "labels": meta.labels,
+                     "annotations": meta.annotations,
+                     "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                                          "name": rs.name_any(), "uid": rs.uid().unwrap(),
+                                          "controller": true}]}
+    }))
+    .unwrap()
+}
+
+fn template_labels(
+    rs: &k8s_openapi::api::apps::v1::ReplicaSet,
+) -> std::collections::BTreeMap<String, String> {
+    let t = rs.spec.as_ref().unwrap().template.as_ref().unwrap();
+    t.metadata
+        .as_ref()
+        .unwrap()
+        .labels
+        .clone()
+        .unwrap_or_default()
+}
+
+fn record_of(rs: &k8s_openapi::api::apps::v1::ReplicaSet) -> Option<String> {
+    rs.annotations()
+        .get("rollout.argoproj.io/ephemeral-metadata")
+        .cloned()
+}
+
+fn labelled(w: &World, pod: &str, key: &str) -> Option<String> {
+    let p = w.pods.iter().find(|p| p.name_any() == pod).unwrap();
+    p.labels().get(key).cloned()
+}
+
+fn metadata_rollout() -> Rollout {
+    let mut ro = rollout(2, json!([{"setWeight": 50}, {"pause": {}}]));
+    let canary = ro.spec.strategy.as_mut().unwrap().canary.as_mut().unwrap();
+    canary.canary_metadata = serde_json::from_value(
+        json!({"labels": {"role": "canary"}, "annotations": {"note": "under test"}}),
+    )
+    .unwrap();
+    canary.stable_metadata = serde_json::from_value(json!({"labels": {"role": "stable"}})).unwrap();
+    ro
+}
+
+#[test]
+fn ephemeral_metadata_follows_the_role_onto_running_pods() {
+    let mut w = World::new(metadata_rollout());
+    w.settle();
+    assert_eq!(
+        template_labels(&w.rss[0]).get("role").map(String::as_str),
+        Some("stable")
+    );
+    assert_eq!(
+        record_of(&w.rss[0]).as_deref(),
+        Some(r#"{"labels":{"role":"stable"}}"#)
+    );
+    let (v1a, v1b) = (pod_of(&w.rss[0], "v1-a"), pod_of(&w.rss[0], "v1-b"));
+    w.pods.extend([v1a, v1b]);
+    // Steady state: nothing to write, and pods need not be listed.
+    assert!(w.plan().effects.is_empty(), "{:?}", w.plan().effects);
+    assert!(!canary::needs_pods(
+        &w.ro,
+        &w.rss.iter().collect::<Vec<_>>(),
+        None,
+        w.now
+    ));
+
+    w.set_image("demo:v2");
+    w.settle();
+    assert_eq!(w.status().phase.as_deref(), Some("Paused"));
+    let canary_rs = w
+        .rss
+        .iter()
+        .find(|r| r.name_any() != w.rss[0].name_any())
+        .unwrap()
+        .clone();
+    assert_eq!(
+        template_labels(&canary_rs).get("role").map(String::as_str),
+        Some("canary")
+    );
+    w.pods.push(pod_of(&canary_rs, "v2-a"));
+    assert_eq!(labelled(&w, "v2-a", "role").as_deref(), Some("canary"));
+
+    // Promoted: the canary's template and its running pod become stable in place.
+    w.ro.status.as_mut().unwrap().promote_full = Some(true);
+    w.settle();
+    assert_eq!(w.status().stable_rs, w.status().current_pod_hash);
+    let now_stable = w
+        .rss
+        .iter()
+        .find(|r| r.name_any() == canary_rs.name_any())
+        .unwrap();
+    assert_eq!(
+        template_labels(now_stable).get("role").map(String::as_str),
+        Some("stable")
+    );
+    let tmeta = now_stable
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .as_ref()
+        .unwrap()
+        .metadata
+        .as_ref()
+        .unwrap();
+    assert!(
+        tmeta
+            .annotations
+            .as_ref()
+            .is_none_or(|a| !a.contains_key("note"))
+    );
+    assert_eq!(
+        record_of(now_stable).as_deref(),
+        Some(r#"{"labels":{"role":"stable"}}"#)
+    );
+    assert_eq!(labelled(&w, "v2-a", "role").as_deref(), Some("stable"));
+    let v2a = w.pods.iter().find(|p| p.name_any() == "v2-a").unwrap();
+    assert!(!v2a.annotations().contains_key("note"));
+    assert_eq!(labelled(&w, "v2-a", "app").as_deref(), Some("demo"));
+    // The old ReplicaSet loses its injected metadata (its template only, as upstream).
+    let old = w
+        .rss
+        .iter()
+        .find(|r| r.name_any() != canary_rs.name_any())
+        .unwrap();
+    assert_eq!(template_labels(old).get("role"), None);
+    assert_eq!(record_of(old), None);
+    assert!(w.plan().effects.is_empty(), "{:?}", w.plan().effects);
+}
+
+#[test]
+fn ephemeral_metadata_interrupted_after_the_template_resumes_with_the_pods() {
+    let mut w = World::new(metadata_rollout());
+    w.settle();
+    w.set_image("demo:v2");
+    w.settle();
+    let canary_rs = w
+        .rss
+        .iter()
+        .find(|r| r.name_any() != w.rss[0].name_any())
+        .unwrap()
+        .clone();
+    w.pods.push(pod_of(&canary_rs, "v2-a"));
+    w.ro.status.as_mut().unwrap().promote_full = Some(true);
+    // Run until the plan moves the canary's metadata, then apply only the template patch
+    // (the controller stopped before the pods and the record).
+    let sync = loop {
+        let plan = w.plan();
+        let found = plan.effects.iter().find_map(|e| match e {
+            Effect::EphemeralMetadata { replica_set, .. }
+                if *replica_set == canary_rs.name_any() =>
+            {
+                Some(e.clone())
+            }
+            _ => None,
+        });
+        if let Some(e) = found {
+            break e;
+        }
+        assert!(w.apply(plan), "no metadata sync planned");
+    };
+    let Effect::EphemeralMetadata {
+        replica_set,
+        template,
+        pods,
+        record,
+    } = sync
+    else {
+        unreachable!()
+    };
+    assert_eq!(pods.len(), 1);
+    assert!(record.is_some());
+    w.apply(Plan {
+        effects: vec![Effect::EphemeralMetadata {
+            replica_set,
+            template,
+            pods: vec![],
+            record: None,
+        }],
+        status: w.status(),
+        ..Plan::default()
+    });
+    // Looking again finds the record old: the pod is updated and the record written.
+    w.settle();
+    assert_eq!(labelled(&w, "v2-a", "role").as_deref(), Some("stable"));
+    let rs = w
+        .rss
+        .iter()
+        .find(|r| r.name_any() == canary_rs.name_any())
+        .unwrap();
+    assert_eq!(
+        record_of(rs).as_deref(),
+        Some(r#"{"labels":{"role":"stable"}}"#)
+    );
+}
+
+#[test]
+fn blue_green_preview_metadata_becomes_active_metadata_on_promotion() {
+    let mut w = World::new(blue_green(
+        2,
+        json!({"autoPromotionEnabled": false,
+               "previewMetadata": {"labels": {"role": "preview"}},
+               "activeMetadata": {"labels": {"role": "active"}}}),
+    ));
+    w.settle();
+    assert_eq!(
+        template_labels(&w.rss[0]).get("role").map(String::as_str),
+        Some("active")
+    );
+    w.set_image("demo:v2");
+    w.settle();
+    let preview = w
+        .rss
+        .iter()
+        .find(|r| r.name_any() != w.rss[0].name_any())
+        .unwrap()
+        .clone();
+    assert_eq!(
+        template_labels(&preview).get("role").map(String::as_str),
+        Some("preview")
+    );
+    w.pods.push(pod_of(&preview, "v2-a"));
+    w.ro.status.as_mut().unwrap().pause_conditions = None;
+    w.settle();
+    assert_eq!(w.status().stable_rs, w.status().current_pod_hash);
+    assert_eq!(labelled(&w, "v2-a", "role").as_deref(), Some("active"));
+}

@@ -836,3 +836,131 @@ async fn controller_waits_for_its_replica_set_cache_before_acting() {
         .count();
     assert_eq!(completed, 1, "the update was taken for an initial deploy");
 }
+
+const LABELLED: &str = r#"
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: labelled}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: labelled}}
+  template:
+    metadata: {labels: {app: labelled}}
+    spec: {containers: [{name: app, image: "argoproj/rollouts-demo:blue"}]}
+  strategy:
+    canary:
+      canaryMetadata:
+        labels: {role: canary}
+        annotations: {note: under-test}
+      stableMetadata:
+        labels: {role: stable}
+      steps: [{setWeight: 50}, {pause: {}}]
+"#;
+
+/// `canaryMetadata`/`stableMetadata`: pods carry their ReplicaSet's role, and a promoted
+/// canary's running pods are relabelled stable in place (same pods, no restart).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ephemeral_metadata_moves_onto_running_pods_on_promotion() {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::ListParams;
+    use std::collections::BTreeMap;
+    let (ns, ctl) = setup("canary-ephemeral").await;
+    let pods_by_hash = || async {
+        let mut out: BTreeMap<String, Vec<Pod>> = BTreeMap::new();
+        for p in ns
+            .api::<Pod>()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+        {
+            if p.metadata.deletion_timestamp.is_none() {
+                let h = p.labels().get("rollouts-pod-template-hash").cloned();
+                out.entry(h.unwrap_or_default()).or_default().push(p);
+            }
+        }
+        out
+    };
+    let role = |p: &Pod| p.labels().get("role").cloned().unwrap_or_default();
+    ns.apply(LABELLED).await;
+    let ro = wait_rollout(
+        &ns,
+        "labelled",
+        "Healthy",
+        Duration::from_secs(60),
+        is_healthy,
+    )
+    .await;
+    let v1 = ro.status.clone().unwrap().stable_rs.unwrap();
+    let pods = pods_by_hash().await;
+    assert_eq!(pods[&v1].len(), 2);
+    assert!(pods[&v1].iter().all(|p| role(p) == "stable"), "{pods:?}");
+
+    set_image(&ns, "labelled", "argoproj/rollouts-demo:yellow").await;
+    let ro = wait_rollout(
+        &ns,
+        "labelled",
+        "paused with 1 canary",
+        Duration::from_secs(60),
+        |ro, rss| phase(ro).0 == "Paused" && counts(ro, rss).1 == 1,
+    )
+    .await;
+    let v2 = ro.status.clone().unwrap().current_pod_hash.unwrap();
+    let pods = pods_by_hash().await;
+    let canary: Vec<&Pod> = pods[&v2].iter().collect();
+    assert_eq!(canary.len(), 1);
+    assert_eq!(role(canary[0]), "canary");
+    assert_eq!(
+        canary[0].annotations().get("note").map(String::as_str),
+        Some("under-test")
+    );
+    assert!(pods[&v1].iter().all(|p| role(p) == "stable"));
+    let canary_uid = canary[0].uid();
+
+    promote(&ns, "labelled").await;
+    wait_rollout(
+        &ns,
+        "labelled",
+        "promoted to Healthy",
+        Duration::from_secs(60),
+        |ro, rss| {
+            is_healthy(ro, rss) && ro.status.as_ref().unwrap().stable_rs.as_deref() == Some(&v2)
+        },
+    )
+    .await;
+    // The relabelling follows the promotion's status write: wait for it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let pods = pods_by_hash().await;
+        let new = pods.get(&v2).cloned().unwrap_or_default();
+        if new.len() == 2 && new.iter().all(|p| role(p) == "stable") {
+            assert!(
+                new.iter().any(|p| p.uid() == canary_uid),
+                "the canary pod was replaced, not relabelled"
+            );
+            assert!(new.iter().all(|p| !p.annotations().contains_key("note")));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pods not relabelled stable: {new:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let ro = get_rollout(&ns, "labelled").await;
+    let rss = replica_sets(&ns, &ro).await;
+    let v2_rs = rss.iter().find(|rs| hash_of(rs) == v2).unwrap();
+    assert_eq!(
+        v2_rs
+            .annotations()
+            .get("rollout.argoproj.io/ephemeral-metadata")
+            .map(String::as_str),
+        Some(r#"{"labels":{"role":"stable"}}"#)
+    );
+    // Steady state again: no writes (and no pod listing) once the record is current.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = ctl.writes.total();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(ctl.writes.total(), before, "writes while nothing changed");
+    ctl.stop().await;
+}

@@ -560,6 +560,8 @@ stringData: {token: s3cr3t}
         ),
         "controller_clientset_k8s_request_total{kind=\"rollouts/status\",verb=\"patch\",status_code=\"200\"}".to_string(),
         "controller_clientset_k8s_request_total{kind=\"replicasets\",verb=\"create\",status_code=\"201\"}".to_string(),
+        // The promoted canary's pods relabelled in place (the example's ephemeral metadata).
+        "controller_clientset_k8s_request_total{kind=\"pods\",verb=\"patch\",status_code=\"200\"}".to_string(),
         "controller_clientset_k8s_request_total{kind=\"jobs\",verb=\"create\",status_code=\"201\"}".to_string(),
         format!("leader_election_master_status{{name=\"{LEASE}\"}} 1"),
     ] {

@@ -71,10 +71,11 @@ Role cannot grant (ClusterAnalysisTemplates).
 - apiGroups: [""]
   resources: [services]
   verbs: [list, watch, patch]
-# Pods are listed only for spec.restartAt, and restarted through the eviction API.
+# Pods are listed only for spec.restartAt (restarted through the eviction API) and while a
+# ReplicaSet's pods take the ephemeral metadata of a new role (patched in place).
 - apiGroups: [""]
   resources: [pods]
-  verbs: [list]
+  verbs: [list, patch]
 - apiGroups: [""]
   resources: [pods/eviction]
   verbs: [create]
