@@ -275,7 +275,11 @@ async fn abort_then_retry() {
         },
     )
     .await;
-    assert_eq!(service_hash(&ns, "fast-stable").await, v2);
+    // The stable Service follows `status.stableRS` on the reconcile after the promotion.
+    ns.wait_for("stable Service on v2", Duration::from_secs(20), || async {
+        Ok((service_hash(&ns, "fast-stable").await == v2).then_some(()))
+    })
+    .await;
 }
 
 /// Going back to the stable template mid-update is a fast rollback: no steps.

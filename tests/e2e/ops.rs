@@ -489,7 +489,13 @@ async fn rbac_cluster_role_drives_canary_and_analysis_as_the_service_account() {
         healthy_on("argoproj/rollouts-demo:yellow"),
     )
     .await;
-    assert_eq!(svc_hash(&ns, "basic-canary-stable").await, canary);
+    // The stable Service follows `status.stableRS` on the reconcile after the promotion.
+    ns.wait_for(
+        "stable Service on the promoted ReplicaSet",
+        Duration::from_secs(20),
+        || async { Ok((svc_hash(&ns, "basic-canary-stable").await == canary).then_some(())) },
+    )
+    .await;
 
     // A Job measurement with a Secret argument, as the AnalysisRun controller runs it.
     ns.apply(
