@@ -212,7 +212,8 @@ const EXPECTED_RULES: &[Rule] = &[
     ("", "services", &["list", "watch", "patch"]),
     ("", "pods", &["list", "patch"]),
     ("", "pods/eviction", &["create"]),
-    ("", "podtemplates", &["create"]),
+    ("", "podtemplates", &["list", "watch", "create"]),
+    ("apps", "deployments", &["list", "watch", "patch"]),
     ("", "secrets", &["get"]),
     (
         "batch",

@@ -401,7 +401,7 @@ pub fn simulate(ro: &Rollout, from_image: Option<&str>) -> Result<Timeline> {
     // Offline, analyses are assumed to pass (after the time their metrics take).
     w.assume_templates();
     if image.is_none() {
-        // Nothing to update; the controller may refuse the Rollout anyway (workloadRef).
+        // Nothing to update: a workloadRef (its Deployment is not known offline) is reported.
         settle(&mut w, None)?;
         return match invalid_message(&w) {
             Some(msg) => {

@@ -122,6 +122,8 @@ pub struct WriteCounters {
     pub pods: AtomicU64,
     pub traffic: AtomicU64,
     pub analysis_runs: AtomicU64,
+    /// Deployments named by `workloadRef` (scale-down).
+    pub workloads: AtomicU64,
 }
 
 impl WriteCounters {
@@ -133,6 +135,7 @@ impl WriteCounters {
             + self.pods.load(Ordering::Relaxed)
             + self.traffic.load(Ordering::Relaxed)
             + self.analysis_runs.load(Ordering::Relaxed)
+            + self.workloads.load(Ordering::Relaxed)
     }
 }
 
@@ -425,7 +428,19 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error>
             Some((n, svc))
         })
         .collect();
-    let adoptable = adopt::find_adoptable(&ctx.client, &ro, &owned).await?;
+    // The object a `workloadRef` names (kept in a lazily started store, like router objects),
+    // and the Rollout resolved with its template for the look-ups below; the planner resolves
+    // it again itself (and reports a missing or unsupported workload).
+    let workload_key = plan::workload::key(&ro).and_then(Result::ok);
+    let workload = match &workload_key {
+        Some(k) => ctx.traffic.observe(std::slice::from_ref(k)).await.remove(k),
+        None => None,
+    };
+    let resolved = plan::workload::resolve(&ro, workload.as_ref())
+        .ok()
+        .map(|(r, _)| r);
+    let effective: &Rollout = resolved.as_ref().unwrap_or(&ro);
+    let adoptable = adopt::find_adoptable(&ctx.client, effective, &owned).await?;
     // Router objects, for traffic-routed canaries.
     let traffic_objects = if ro.canary().is_some_and(|c| c.traffic_routing.is_some()) {
         ctx.traffic
@@ -437,9 +452,9 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error>
     // Pods are listed only while a restart is due or a ReplicaSet's pods change ephemeral
     // metadata (not cached: most reconciles need none).
     let now = k8s_openapi::jiff::Timestamp::now();
-    let pod_list = if plan::canary::needs_pods(&ro, &owned, adoptable.as_deref(), now) {
+    let pod_list = if plan::canary::needs_pods(effective, &owned, adoptable.as_deref(), now) {
         let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-        let selector = plan::replicasets::format_selector(ro.spec.selector.as_ref());
+        let selector = plan::replicasets::format_selector(effective.spec.selector.as_ref());
         Some(
             pods.list(&ListParams::default().labels(&selector))
                 .await?
@@ -478,6 +493,7 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error>
             .iter()
             .map(|t| (t.name_any(), &**t))
             .collect(),
+        workload,
     };
 
     // Plan (pure).
@@ -684,10 +700,25 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error>
                     Err(e) => return Err(e.into()),
                 }
             }
-            Effect::SetRolloutRevision { revision } => {
+            Effect::ScaleWorkload(change) => {
+                ctx.writes.workloads.fetch_add(1, Ordering::Relaxed);
+                match ctx.traffic.apply(change).await {
+                    Ok(()) => {
+                        info!(rollout = %name, workload = %change.key(), "scaled the referenced workload")
+                    }
+                    Err(Error::Kube(kube::Error::Api(e))) if e.code == 409 => {
+                        // The Deployment moved on since we read it: plan again.
+                        return Ok(Action::requeue(Duration::from_millis(100)));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Effect::SetRolloutRevision { .. } | Effect::SetWorkloadGeneration { .. } => {
+                let Some((key, value)) = effect.rollout_annotation() else {
+                    continue;
+                };
                 let body = json!({
-                    "metadata": {"resourceVersion": current_rv,
-                                 "annotations": {crate::api::consts::REVISION_ANNOTATION: revision}},
+                    "metadata": {"resourceVersion": current_rv, "annotations": {key: value}},
                 });
                 ctx.writes.rollouts.fetch_add(1, Ordering::Relaxed);
                 match ro_api.patch(&name, &pp, &Patch::Merge(&body)).await {

@@ -1,6 +1,6 @@
-//! Traffic router objects (VirtualServices, DestinationRules, Ingresses, HTTPRoutes) kept in
-//! reflector stores, started lazily per kind the first time a Rollout references one, and the
-//! writes the planner asks for.
+//! Traffic router objects (VirtualServices, DestinationRules, Ingresses, HTTPRoutes), and the
+//! workloads `workloadRef`s name (Deployments...), kept in reflector stores started lazily per
+//! kind the first time a Rollout references one; and the writes the planner asks for.
 //!
 //! A change to a watched router object re-triggers the Rollouts that reference it, so a
 //! VirtualService edited behind our back is put right, and one created after the Rollout
@@ -165,18 +165,22 @@ impl TrafficStores {
     }
 }
 
-/// The Rollouts (in `rollouts`) that reference a router object.
+/// The Rollouts (in `rollouts`) that reference a router object, or name it in `workloadRef`.
 pub fn rollouts_referencing(rollouts: &Store<Rollout>, key: &ObjectKey) -> Vec<ObjectRef<Rollout>> {
     rollouts
         .state()
         .into_iter()
         .filter(|ro| {
-            crate::traffic::referenced_objects(ro).iter().any(|k| {
-                k.api_version == key.api_version
-                    && k.kind == key.kind
-                    && k.namespace == key.namespace
-                    && k.name == key.name
-            })
+            let workload = crate::plan::workload::key(ro).and_then(Result::ok);
+            crate::traffic::referenced_objects(ro)
+                .iter()
+                .chain(workload.as_ref())
+                .any(|k| {
+                    k.api_version == key.api_version
+                        && k.kind == key.kind
+                        && k.namespace == key.namespace
+                        && k.name == key.name
+                })
         })
         .map(|ro| ObjectRef::from_obj(&*ro))
         .collect()

@@ -65,8 +65,99 @@ pub(super) struct Ctx<'a> {
 static NO_CANARY: std::sync::LazyLock<CanaryStrategy> =
     std::sync::LazyLock::new(CanaryStrategy::default);
 
-/// Plans one reconcile of a canary Rollout (and reports other strategies as unsupported).
+/// Plans one reconcile of a Rollout. One with a `workloadRef` is planned as if the template
+/// of the object it names were inline ([`super::workload`]).
 pub fn plan(obs: &Observed<'_>, now: Timestamp) -> Plan {
+    let ro = obs.rollout;
+    if ro.spec.workload_ref.is_none() || ro.metadata.deletion_timestamp.is_some() {
+        return plan_resolved(obs, now, None);
+    }
+    let old = ro.status.clone().unwrap_or_default();
+    if let Some(err) = validate::validate_rollout_spec(ro, false).first() {
+        return invalid_spec(ro, &old, err, now);
+    }
+    match super::workload::resolve(ro, obs.workload.as_ref()) {
+        Err(err) => invalid_spec(ro, &old, &err, now),
+        Ok((resolved, generation)) => {
+            let inner = Observed {
+                rollout: &resolved,
+                replica_sets: obs.replica_sets.clone(),
+                services: obs.services.clone(),
+                adoptable: obs.adoptable.clone(),
+                pods: obs.pods.clone(),
+                traffic_objects: obs.traffic_objects.clone(),
+                analysis_runs: obs.analysis_runs.clone(),
+                analysis_templates: obs.analysis_templates.clone(),
+                cluster_analysis_templates: obs.cluster_analysis_templates.clone(),
+                workload: None,
+            };
+            let mut plan = plan_resolved(&inner, now, Some(generation));
+            workload_effects(
+                &resolved,
+                &inner,
+                obs.workload.as_ref(),
+                generation,
+                &mut plan,
+            );
+            plan
+        }
+    }
+}
+
+/// What a Rollout with a `workloadRef` writes besides its own plan: the generation it was
+/// planned from (status and annotation), and the Deployment's scale-down.
+fn workload_effects(
+    resolved: &Rollout,
+    obs: &Observed<'_>,
+    workload: Option<&serde_json::Value>,
+    generation: i64,
+    plan: &mut Plan,
+) {
+    let generation = generation.to_string();
+    plan.status.workload_observed_generation = Some(generation.clone());
+    let annotated = resolved
+        .annotations()
+        .get(crate::api::consts::WORKLOAD_GENERATION_ANNOTATION);
+    if annotated != Some(&generation) {
+        plan.effects
+            .insert(0, Effect::SetWorkloadGeneration { generation });
+    }
+    let (_, rs) = classify(resolved, &obs.replica_sets, obs.adoptable.as_deref());
+    let revision = rs.new_rs().map(|r| r.revision);
+    let (Some(target), Some(obj), Some(Ok(key))) = (
+        super::workload::scale_down_target(resolved, revision),
+        workload,
+        super::workload::key(resolved),
+    ) else {
+        return;
+    };
+    let current = obj
+        .pointer("/spec/replicas")
+        .and_then(serde_json::Value::as_i64)
+        .unwrap_or(1);
+    if current != i64::from(target) {
+        let rv = obj.pointer("/metadata/resourceVersion").cloned();
+        plan.effects
+            .push(Effect::ScaleWorkload(crate::traffic::ObjectChange::Patch {
+                key,
+                patch: serde_json::json!({"metadata": {"resourceVersion": rv},
+                                          "spec": {"replicas": target}}),
+            }));
+        plan.events.push(Event::normal(
+            "ScalingDeployment",
+            format!(
+                "Scaled Deployment {} from {current} to {target}",
+                obj.pointer("/metadata/name")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or_default()
+            ),
+        ));
+    }
+}
+
+/// [`plan`] on a Rollout whose template is inline, or was taken from the object of
+/// generation `workload_generation` its `workloadRef` names.
+fn plan_resolved(obs: &Observed<'_>, now: Timestamp, workload_generation: Option<i64>) -> Plan {
     let ro = obs.rollout;
     let old = ro.status.clone().unwrap_or_default();
     if ro.metadata.deletion_timestamp.is_some() {
@@ -75,7 +166,7 @@ pub fn plan(obs: &Observed<'_>, now: Timestamp) -> Plan {
             ..Plan::default()
         };
     }
-    let errors = validate::validate_rollout(ro);
+    let errors = validate::validate_rollout_spec(ro, workload_generation.is_some());
     if let Some(err) = errors.first() {
         return invalid_spec(ro, &old, err, now);
     }
@@ -213,12 +304,6 @@ fn invalid_spec(ro: &Rollout, old: &RolloutStatus, err: &FieldError, now: Timest
 /// Features this controller does not carry out yet: refusing them (InvalidSpec) is safer than
 /// silently skipping them (e.g. promoting without the analysis a user asked for).
 fn unsupported(ro: &Rollout) -> Option<FieldError> {
-    if ro.spec.workload_ref.is_some() {
-        return Some(FieldError::forbidden(
-            "spec.workloadRef",
-            "workloadRef is not supported by this controller yet",
-        ));
-    }
     for (i, step) in ro.canary_steps().iter().enumerate() {
         let what = if step.experiment.is_some() {
             "experiment"

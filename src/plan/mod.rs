@@ -17,6 +17,7 @@ pub mod replicas;
 pub mod replicasets;
 pub mod simulate;
 pub mod validate;
+pub mod workload;
 
 use crate::api::{Rollout, RolloutStatus};
 use k8s_openapi::api::apps::v1::ReplicaSet;
@@ -53,6 +54,8 @@ pub struct Observed<'a> {
     pub analysis_templates: BTreeMap<String, &'a crate::api::AnalysisTemplate>,
     /// ClusterAnalysisTemplates, by name.
     pub cluster_analysis_templates: BTreeMap<String, &'a crate::api::ClusterAnalysisTemplate>,
+    /// The object the Rollout's `spec.workloadRef` names ([`workload::key`]), when it exists.
+    pub workload: Option<serde_json::Value>,
 }
 
 /// What one reconcile should do.
@@ -81,6 +84,13 @@ pub enum Effect {
     SetServiceSelector { service: String, hash: String },
     /// Set the Rollout's `rollout.argoproj.io/revision` annotation.
     SetRolloutRevision { revision: String },
+    /// Set the Rollout's `rollout.argoproj.io/workload-generation` annotation to the
+    /// generation of the object its `workloadRef` names (Argo CD compares it with
+    /// `status.workloadObservedGeneration`).
+    SetWorkloadGeneration { generation: String },
+    /// Scale the Deployment a `workloadRef` names (`scaleDown`): a merge patch of
+    /// `spec.replicas` carrying its resourceVersion.
+    ScaleWorkload(crate::traffic::ObjectChange),
     /// Evict a pod (restart); a PodDisruptionBudget refusal is not an error.
     EvictPod { name: String },
     /// Write a traffic router object (VirtualService, DestinationRule, Ingress, HTTPRoute).
@@ -100,6 +110,22 @@ pub enum Effect {
         pods: Vec<(String, ephemeral::MetadataChange)>,
         record: Option<Option<String>>,
     },
+}
+
+impl Effect {
+    /// The annotation of the Rollout itself this effect sets, if it sets one.
+    pub fn rollout_annotation(&self) -> Option<(&'static str, &str)> {
+        match self {
+            Effect::SetRolloutRevision { revision } => {
+                Some((crate::api::consts::REVISION_ANNOTATION, revision))
+            }
+            Effect::SetWorkloadGeneration { generation } => Some((
+                crate::api::consts::WORKLOAD_GENERATION_ANNOTATION,
+                generation,
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// The fields of a ReplicaSet the controller changes after creating it.

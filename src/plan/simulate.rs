@@ -43,6 +43,8 @@ pub struct World {
     /// Pods a test adds (none by default). Shown to the planner only when the controller
     /// would list them ([`super::canary::needs_pods`]); ephemeral metadata changes apply.
     pub pods: Vec<k8s_openapi::api::core::v1::Pod>,
+    /// The object a `workloadRef` names (none by default).
+    pub workload: Option<serde_json::Value>,
     created: i64,
 }
 
@@ -89,6 +91,7 @@ impl World {
             runs: Vec::new(),
             templates: Vec::new(),
             pods: Vec::new(),
+            workload: None,
             created: 0,
         }
     }
@@ -107,6 +110,7 @@ impl World {
             analysis_runs: self.runs.iter().collect(),
             analysis_templates: self.templates.iter().map(|t| (t.name_any(), t)).collect(),
             cluster_analysis_templates: Default::default(),
+            workload: self.workload.clone(),
         };
         plan(&obs, self.now)
     }
@@ -213,6 +217,24 @@ impl World {
                         );
                 }
                 Effect::EvictPod { .. } => {}
+                Effect::SetWorkloadGeneration { generation } => {
+                    self.ro
+                        .metadata
+                        .annotations
+                        .get_or_insert_with(Default::default)
+                        .insert(
+                            crate::api::consts::WORKLOAD_GENERATION_ANNOTATION.into(),
+                            generation,
+                        );
+                }
+                Effect::ScaleWorkload(crate::traffic::ObjectChange::Patch { patch, .. }) => {
+                    if let (Some(w), Some(r)) =
+                        (self.workload.as_mut(), patch.pointer("/spec/replicas"))
+                    {
+                        w["spec"]["replicas"] = r.clone();
+                    }
+                }
+                Effect::ScaleWorkload(_) => {}
                 Effect::EphemeralMetadata {
                     replica_set,
                     template,

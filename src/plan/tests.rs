@@ -1290,3 +1290,99 @@ fn blue_green_preview_metadata_becomes_active_metadata_on_promotion() {
     assert_eq!(w.status().stable_rs, w.status().current_pod_hash);
     assert_eq!(labelled(&w, "v2-a", "role").as_deref(), Some("active"));
 }
+
+fn workload_world(scale_down: &str) -> World {
+    let mut ro = rollout(4, json!([{"setWeight": 50}, {"pause": {}}]));
+    ro.spec.template = None;
+    ro.spec.selector = None;
+    ro.spec.workload_ref = serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "scaleDown": scale_down}))
+    .unwrap();
+    let mut w = World::new(ro);
+    w.workload = Some(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "ns", "generation": 3, "resourceVersion": "7"},
+        "spec": {"replicas": 4, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "web", "image": "web:v1"}]}}}}));
+    w
+}
+
+fn image_of(rs: &k8s_openapi::api::apps::v1::ReplicaSet) -> String {
+    let t = rs.spec.as_ref().unwrap().template.as_ref().unwrap();
+    t.spec.as_ref().unwrap().containers[0]
+        .image
+        .clone()
+        .unwrap()
+}
+
+#[test]
+fn workload_ref_takes_the_deployments_template_and_scales_it_down_on_success() {
+    let mut w = workload_world("onsuccess");
+    w.settle();
+    let st = w.status();
+    assert_eq!(st.phase.as_deref(), Some("Healthy"), "{st:#?}");
+    assert_eq!(w.rss.len(), 1);
+    assert_eq!(image_of(&w.rss[0]), "web:v1");
+    assert_eq!(st.selector.as_deref(), Some("app=web"));
+    assert_eq!(st.workload_observed_generation.as_deref(), Some("3"));
+    assert_eq!(
+        w.ro.annotations()
+            .get("rollout.argoproj.io/workload-generation")
+            .map(String::as_str),
+        Some("3")
+    );
+    assert_eq!(w.workload.as_ref().unwrap()["spec"]["replicas"], json!(0));
+    assert!(w.has_event("ScalingDeployment"));
+    // An update arrives through the Deployment's template: a canary step, as usual.
+    let dep = w.workload.as_mut().unwrap();
+    dep["spec"]["template"]["spec"]["containers"][0]["image"] = json!("web:v2");
+    dep["metadata"]["generation"] = json!(4);
+    w.settle();
+    let st = w.status();
+    assert_eq!(st.phase.as_deref(), Some("Paused"), "{st:#?}");
+    assert_eq!(st.workload_observed_generation.as_deref(), Some("4"));
+    assert_eq!(w.counts(), (2, 2));
+    assert_eq!(w.workload.as_ref().unwrap()["spec"]["replicas"], json!(0));
+}
+
+#[test]
+fn workload_ref_progressively_hands_replicas_over() {
+    let mut w = workload_world("progressively");
+    let mut seen = Vec::new();
+    for _ in 0..50 {
+        let plan = w.plan();
+        if !w.apply(plan) {
+            break;
+        }
+        seen.push(
+            w.workload.as_ref().unwrap()["spec"]["replicas"]
+                .as_i64()
+                .unwrap(),
+        );
+    }
+    assert_eq!(w.status().phase.as_deref(), Some("Healthy"));
+    assert_eq!(seen.last(), Some(&0), "{seen:?}");
+    assert!(
+        seen.windows(2).all(|p| p[1] <= p[0]),
+        "never scaled back up: {seen:?}"
+    );
+}
+
+#[test]
+fn workload_ref_to_a_missing_deployment_is_invalid_spec_and_touches_nothing() {
+    let mut w = workload_world("onsuccess");
+    w.workload = None;
+    w.settle();
+    assert!(w.rss.is_empty());
+    let st = w.status();
+    assert_eq!(st.phase.as_deref(), Some("Degraded"));
+    assert_eq!(w.condition("InvalidSpec").1, "InvalidSpec");
+    assert!(
+        st.message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("Deployment \"web\" not found"),
+        "{st:#?}"
+    );
+}

@@ -968,3 +968,168 @@ async fn ephemeral_metadata_moves_onto_running_pods_on_promotion() {
     assert_eq!(ctl.writes.total(), before, "writes while nothing changed");
     ctl.stop().await;
 }
+
+const WORKLOAD: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: wl}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: wl}}
+  template:
+    metadata: {labels: {app: wl}}
+    spec: {containers: [{name: app, image: "argoproj/rollouts-demo:blue"}]}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: wl}
+spec:
+  replicas: 3
+  workloadRef: {apiVersion: apps/v1, kind: Deployment, name: wl, scaleDown: progressively}
+  strategy:
+    canary:
+      steps: [{setWeight: 50}, {pause: {}}]
+"#;
+
+/// `workloadRef` (upstream's migration path): the Rollout runs the Deployment's template,
+/// takes over its replicas progressively, and is updated through the Deployment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workload_ref_takes_over_a_deployment_and_follows_its_template() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use kube::api::{Patch, PatchParams};
+    let (ns, _ctl) = setup("canary-workload-ref").await;
+    ns.apply(WORKLOAD).await;
+    let deployments = ns.api::<Deployment>();
+    let dep_replicas = || async {
+        let d = deployments.get("wl").await.unwrap();
+        let spec = d.spec.and_then(|s| s.replicas).unwrap_or(-1);
+        (spec, d.metadata.generation.unwrap_or(0))
+    };
+    // The Deployment's pods are up before the Rollout's take over.
+    let ro = wait_rollout(&ns, "wl", "Healthy", Duration::from_secs(90), is_healthy).await;
+    let st = ro.status.clone().unwrap();
+    let rss = replica_sets(&ns, &ro).await;
+    assert_eq!(rss.len(), 1);
+    let image = |rs: &k8s_openapi::api::apps::v1::ReplicaSet| {
+        rs.spec
+            .as_ref()
+            .unwrap()
+            .template
+            .as_ref()
+            .unwrap()
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers[0]
+            .image
+            .clone()
+            .unwrap()
+    };
+    assert_eq!(image(&rss[0]), "argoproj/rollouts-demo:blue");
+    assert_eq!(st.selector.as_deref(), Some("app=wl"));
+    ns.wait_for(
+        "the Deployment scaled to 0",
+        Duration::from_secs(20),
+        || async { Ok((dep_replicas().await.0 == 0).then_some(())) },
+    )
+    .await;
+    let ro = get_rollout(&ns, "wl").await;
+    let generation = dep_replicas().await.1.to_string();
+    assert_eq!(
+        ro.status
+            .as_ref()
+            .unwrap()
+            .workload_observed_generation
+            .as_deref(),
+        Some(generation.as_str())
+    );
+    assert_eq!(
+        ro.annotations()
+            .get("rollout.argoproj.io/workload-generation"),
+        Some(&generation)
+    );
+
+    // An update is made to the Deployment's template: the Rollout canaries it.
+    deployments
+        .patch(
+            "wl",
+            &PatchParams::default(),
+            &Patch::Merge(
+                &serde_json::json!({"spec": {"template": {"spec": {"containers": [
+                {"name": "app", "image": "argoproj/rollouts-demo:yellow"}]}}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    let ro = wait_rollout(
+        &ns,
+        "wl",
+        "paused on the canary step",
+        Duration::from_secs(60),
+        |ro, rss| phase(ro).0 == "Paused" && rss.len() == 2 && counts(ro, rss).1 >= 1,
+    )
+    .await;
+    let v2 = ro.status.clone().unwrap().current_pod_hash.unwrap();
+    let rss = replica_sets(&ns, &ro).await;
+    let canary = rss.iter().find(|rs| hash_of(rs) == v2).unwrap();
+    assert_eq!(image(canary), "argoproj/rollouts-demo:yellow");
+    let generation = dep_replicas().await.1.to_string();
+    assert_eq!(
+        ro.status
+            .as_ref()
+            .unwrap()
+            .workload_observed_generation
+            .as_deref(),
+        Some(generation.as_str())
+    );
+    assert_eq!(
+        dep_replicas().await.0,
+        0,
+        "the Deployment stays scaled down"
+    );
+    promote(&ns, "wl").await;
+    wait_rollout(
+        &ns,
+        "wl",
+        "Healthy on yellow",
+        Duration::from_secs(60),
+        |ro, rss| {
+            is_healthy(ro, rss)
+                && ro.status.as_ref().unwrap().stable_rs.as_deref() == Some(v2.as_str())
+        },
+    )
+    .await;
+    assert_eq!(dep_replicas().await.0, 0);
+}
+
+/// A `workloadRef` naming no existing Deployment is InvalidSpec (nothing created) until the
+/// Deployment appears, which the controller notices without polling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workload_ref_to_a_missing_deployment_waits_for_it() {
+    let (ns, _ctl) = setup("canary-workload-missing").await;
+    let (deployment, rollout) = WORKLOAD.split_once("---").unwrap();
+    ns.apply(rollout).await;
+    let ro = wait_rollout(
+        &ns,
+        "wl",
+        "InvalidSpec",
+        Duration::from_secs(30),
+        |ro, _| phase(ro).0 == "Degraded",
+    )
+    .await;
+    assert!(
+        phase(&ro).1.contains("Deployment \"wl\" not found"),
+        "{:?}",
+        phase(&ro)
+    );
+    assert!(replica_sets(&ns, &ro).await.is_empty());
+    ns.apply(deployment).await;
+    wait_rollout(
+        &ns,
+        "wl",
+        "Healthy once the Deployment exists",
+        Duration::from_secs(90),
+        is_healthy,
+    )
+    .await;
+}

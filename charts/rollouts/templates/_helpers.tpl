@@ -80,9 +80,14 @@ Role cannot grant (ClusterAnalysisTemplates).
   resources: [pods/eviction]
   verbs: [create]
 # Adoption of upstream's ReplicaSets: a dry-run create gives the server-defaulted template.
+# PodTemplates may also be named by a Rollout's workloadRef (watched once one is).
 - apiGroups: [""]
   resources: [podtemplates]
-  verbs: [create]
+  verbs: [list, watch, create]
+# Deployments named by a workloadRef: their template is watched, and `scaleDown` scales them.
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [list, watch, patch]
 # Analysis arguments from secretKeyRef (read at measurement time, never stored).
 - apiGroups: [""]
   resources: [secrets]
