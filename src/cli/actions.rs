@@ -152,6 +152,71 @@ fn revision(rs: &ReplicaSet) -> Option<i64> {
 /// `undo [--to-revision N]` (0: the previous revision): the ReplicaSet of that revision among
 /// those the Rollout controls, and the patch that puts its template back.
 pub fn undo(ro: &Rollout, replica_sets: &[ReplicaSet], to_revision: i64) -> Result<Undo> {
+    let (revision, template) = revision_template(ro, replica_sets, to_revision)?;
+    let current = serde_json::to_value(ro.spec.template.clone().unwrap_or_default())
+        .unwrap_or_else(|_| json!({}));
+    if same_template(current, &template) {
+        return Ok(Undo::Skip { revision });
+    }
+    Ok(Undo::Patch {
+        revision,
+        op: PatchOp {
+            status: false,
+            kind: PatchKind::Json,
+            body: json!([{"op": "replace", "path": "/spec/template", "value": template}]),
+            fallback: None,
+        },
+    })
+}
+
+/// `undo` of a Rollout with a `workloadRef`: its template lives in the object it names
+/// (`workload`, a Deployment...), so that object gets the revision's template back, at
+/// `pointer`. Returns the revision, and the updated object (`None`: it already matches).
+pub fn undo_workload(
+    ro: &Rollout,
+    replica_sets: &[ReplicaSet],
+    to_revision: i64,
+    workload: &Value,
+    pointer: &str,
+) -> Result<(i64, Option<Value>)> {
+    let (revision, template) = revision_template(ro, replica_sets, to_revision)?;
+    let current = workload
+        .pointer(pointer)
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    if same_template(current, &template) {
+        return Ok((revision, None));
+    }
+    let mut updated = workload.clone();
+    match updated.pointer_mut(pointer) {
+        Some(slot) => *slot = template,
+        None => {
+            return Err(CliError::failed(format!(
+                "the workload of rollout {:?} has no pod template at {pointer}",
+                ro.name_any()
+            )));
+        }
+    }
+    Ok((revision, Some(updated)))
+}
+
+/// Whether `current` already is `template` (upstream's `DeepDerivative`, hash label aside).
+fn same_template(mut current: Value, template: &Value) -> bool {
+    if let Some(labels) = current
+        .pointer_mut("/metadata/labels")
+        .and_then(Value::as_object_mut)
+    {
+        labels.remove(DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY);
+    }
+    derivative(&current, template)
+}
+
+/// The revision `undo` goes back to and its template (without the hash label).
+fn revision_template(
+    ro: &Rollout,
+    replica_sets: &[ReplicaSet],
+    to_revision: i64,
+) -> Result<(i64, Value)> {
     let uid = ro.uid().unwrap_or_default();
     let owned = replica_sets.iter().filter(|rs| {
         rs.owner_references()
@@ -207,26 +272,7 @@ pub fn undo(ro: &Rollout, replica_sets: &[ReplicaSet], to_revision: i64) -> Resu
     {
         labels.remove(DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY);
     }
-    let mut current = serde_json::to_value(ro.spec.template.clone().unwrap_or_default())
-        .unwrap_or_else(|_| json!({}));
-    if let Some(labels) = current
-        .pointer_mut("/metadata/labels")
-        .and_then(Value::as_object_mut)
-    {
-        labels.remove(DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY);
-    }
-    if derivative(&current, &template) {
-        return Ok(Undo::Skip { revision });
-    }
-    Ok(Undo::Patch {
-        revision,
-        op: PatchOp {
-            status: false,
-            kind: PatchKind::Json,
-            body: json!([{"op": "replace", "path": "/spec/template", "value": template}]),
-            fallback: None,
-        },
-    })
+    Ok((revision, template))
 }
 
 /// Go's `apiequality.Semantic.DeepDerivative(a, b)` on JSON: every field `a` sets (non-null,
@@ -256,8 +302,20 @@ pub fn derivative(a: &Value, b: &Value) -> bool {
 /// `set image`: sets `image` on every container named `container` (all for `*`) of the
 /// Rollout's template, in the untyped object. Fails when no container has that name.
 pub fn set_image(ro: &mut Value, container: &str, image: &str) -> Result<()> {
+    set_image_at(ro, "/spec/template", "rollout", container, image)
+}
+
+/// [`set_image`] on any object with a pod template at `template` (a JSON pointer); `what`
+/// names the object's kind in the error.
+pub fn set_image_at(
+    obj: &mut Value,
+    template: &str,
+    what: &str,
+    container: &str,
+    image: &str,
+) -> Result<()> {
     let mut found = false;
-    if let Some(spec) = ro.pointer_mut("/spec/template/spec") {
+    if let Some(spec) = obj.pointer_mut(&format!("{template}/spec")) {
         for list in ["initContainers", "containers", "ephemeralContainers"] {
             for c in spec
                 .get_mut(list)
@@ -273,13 +331,13 @@ pub fn set_image(ro: &mut Value, container: &str, image: &str) -> Result<()> {
         }
     }
     if !found {
-        let name = ro
+        let name = obj
             .pointer("/metadata/name")
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
         return Err(CliError::not_found(format!(
-            "container {container:?} not found in rollout {name:?} (unable to find container named {container:?})"
+            "container {container:?} not found in {what} {name:?} (unable to find container named {container:?})"
         )));
     }
     Ok(())
@@ -398,6 +456,54 @@ mod tests {
                                            "imagePullPolicy": "IfNotPresent"}]}}}
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn undo_of_a_workload_ref_rollout_updates_the_workloads_template() {
+        let mut r = ro(false, json!({}));
+        r.spec.template = None;
+        r.spec.workload_ref = serde_json::from_value(
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}),
+        )
+        .unwrap();
+        let rss = vec![rs("1", "app:v1", "u1"), rs("2", "app:v2", "u1")];
+        let deployment = |image: &str| {
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                   "metadata": {"name": "web", "resourceVersion": "5"},
+                   "spec": {"replicas": 0, "template": {"metadata": {"labels": {"app": "r"}},
+                            "spec": {"containers": [{"name": "app", "image": image,
+                                                     "imagePullPolicy": "IfNotPresent"}]}}}})
+        };
+        let (revision, updated) =
+            undo_workload(&r, &rss, 0, &deployment("app:v2"), "/spec/template").unwrap();
+        assert_eq!(revision, 1);
+        let updated = updated.expect("an update");
+        assert_eq!(
+            updated["spec"]["template"]["spec"]["containers"][0]["image"],
+            "app:v1"
+        );
+        assert_eq!(
+            updated["spec"]["template"]["metadata"]["labels"],
+            json!({"app": "r"})
+        );
+        assert_eq!(updated["metadata"]["resourceVersion"], "5");
+        assert_eq!(updated["spec"]["replicas"], 0);
+        let (_, same) =
+            undo_workload(&r, &rss, 0, &deployment("app:v1"), "/spec/template").unwrap();
+        assert_eq!(same, None);
+        // set image on the workload's template.
+        let mut d = deployment("app:v1");
+        set_image_at(&mut d, "/spec/template", "deployment", "app", "app:v3").unwrap();
+        assert_eq!(
+            d["spec"]["template"]["spec"]["containers"][0]["image"],
+            "app:v3"
+        );
+        let err = set_image_at(&mut d, "/spec/template", "deployment", "nope", "x").unwrap_err();
+        assert!(
+            err.message.contains("in deployment \"web\""),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

@@ -223,6 +223,39 @@ impl Conn {
         }
     }
 
+    /// The object a Rollout's `workloadRef` names, as stored.
+    pub async fn get_workload(&self, key: &crate::traffic::ObjectKey) -> Result<DynamicObject> {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &self.namespace, &key.api_resource());
+        match api.get(&key.name).await {
+            Ok(o) => Ok(o),
+            Err(kube::Error::Api(s)) if s.code == 404 => Err(CliError::not_found(format!(
+                "{} {:?} (the rollout's workloadRef) not found in namespace {:?}",
+                key.kind, key.name, self.namespace
+            ))),
+            Err(e) => Err(self.error(e, &format!("getting {} {:?}", key.kind, key.name))),
+        }
+    }
+
+    /// Replaces the object a `workloadRef` names; `Ok(false)` on a conflict.
+    pub async fn replace_workload(
+        &self,
+        key: &crate::traffic::ObjectKey,
+        obj: &DynamicObject,
+    ) -> Result<bool> {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &self.namespace, &key.api_resource());
+        let pp = PostParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..Default::default()
+        };
+        match api.replace(&key.name, &pp, obj).await {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+            Err(e) => Err(self.error(e, &format!("updating {} {:?}", key.kind, key.name))),
+        }
+    }
+
     /// The namespace's ReplicaSets selected by the Rollout's selector.
     pub async fn replica_sets_of(&self, ro: &Rollout) -> Result<Vec<ReplicaSet>> {
         let api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), &self.namespace);

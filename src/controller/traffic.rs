@@ -11,7 +11,6 @@ use crate::api::Rollout;
 use crate::traffic::{ObjectChange, ObjectKey, Objects};
 use futures::StreamExt;
 use kube::api::{ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
-use kube::core::GroupVersionKind;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
@@ -36,14 +35,7 @@ pub struct TrafficStores {
 }
 
 fn api_resource(key: &ObjectKey) -> ApiResource {
-    let (group, version) = match key.api_version.split_once('/') {
-        Some((g, v)) => (g, v),
-        None => ("", key.api_version.as_str()),
-    };
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk(group, version, &key.kind),
-        &key.plural,
-    )
+    key.api_resource()
 }
 
 impl TrafficStores {

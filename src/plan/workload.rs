@@ -72,6 +72,12 @@ fn kind_of(ro: &Rollout) -> Option<Result<&'static Kind, FieldError>> {
     )
 }
 
+/// Where the pod template is in the object a Rollout's `workloadRef` names (a JSON pointer:
+/// `/spec/template`, or `/template` for a PodTemplate).
+pub fn template_pointer(ro: &Rollout) -> Option<&'static str> {
+    kind_of(ro)?.ok().map(|k| k.template)
+}
+
 /// The object a Rollout's `workloadRef` names (in the Rollout's namespace), or why it cannot
 /// name one. `None` without a `workloadRef`.
 pub fn key(ro: &Rollout) -> Option<Result<ObjectKey, FieldError>> {

@@ -50,6 +50,18 @@ pub struct ObjectKey {
 }
 
 impl ObjectKey {
+    /// The API resource (group, version, kind, plural) of the object, for dynamic clients.
+    pub fn api_resource(&self) -> kube::api::ApiResource {
+        let (group, version) = match self.api_version.split_once('/') {
+            Some((g, v)) => (g, v),
+            None => ("", self.api_version.as_str()),
+        };
+        kube::api::ApiResource::from_gvk_with_plural(
+            &kube::core::GroupVersionKind::gvk(group, version, &self.kind),
+            &self.plural,
+        )
+    }
+
     pub fn new(api_version: &str, kind: &str, plural: &str, namespace: &str, name: &str) -> Self {
         ObjectKey {
             api_version: api_version.to_string(),

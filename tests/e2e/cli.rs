@@ -436,3 +436,109 @@ async fn clear_errors_for_what_is_not_there() {
         "{out}"
     );
 }
+
+const WORKLOAD: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: cli-wl}
+spec:
+  replicas: 0
+  selector: {matchLabels: {app: cli-wl}}
+  template:
+    metadata: {labels: {app: cli-wl}}
+    spec: {containers: [{name: app, image: "argoproj/rollouts-demo:blue"}]}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: cli-wl}
+spec:
+  replicas: 2
+  workloadRef: {apiVersion: apps/v1, kind: Deployment, name: cli-wl}
+  strategy:
+    canary:
+      steps: [{setWeight: 50}, {pause: {}}]
+"#;
+
+/// For a Rollout with a `workloadRef`, `set image` and `undo` change the Deployment's template
+/// (where the Rollout's template comes from), and the controller follows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workload_ref_set_image_and_undo_go_through_the_deployment() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let (ns, _ctl) = setup("cli-workload").await;
+    ns.apply(WORKLOAD).await;
+    wait_rollout(
+        &ns,
+        "cli-wl",
+        "Healthy",
+        Duration::from_secs(60),
+        is_healthy,
+    )
+    .await;
+    let image = || async {
+        let d = ns.api::<Deployment>().get("cli-wl").await.unwrap();
+        d.spec.unwrap().template.spec.unwrap().containers[0]
+            .image
+            .clone()
+            .unwrap()
+    };
+    let out = cli(
+        &ns,
+        &[
+            "set",
+            "image",
+            "cli-wl",
+            "app=argoproj/rollouts-demo:yellow",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{out}");
+    assert!(
+        out.stdout.contains("image updated (Deployment \"cli-wl\")"),
+        "{out}"
+    );
+    assert_eq!(image().await, "argoproj/rollouts-demo:yellow");
+    let paused = |ro: &rollouts::api::Rollout, _: &[k8s_openapi::api::apps::v1::ReplicaSet]| {
+        phase(ro).0 == "Paused"
+    };
+    wait_rollout(
+        &ns,
+        "cli-wl",
+        "paused on yellow",
+        Duration::from_secs(60),
+        paused,
+    )
+    .await;
+    let out = cli(&ns, &["promote", "cli-wl"]).await;
+    assert_eq!(out.code, 0, "{out}");
+    let ro = wait_rollout(
+        &ns,
+        "cli-wl",
+        "Healthy on yellow",
+        Duration::from_secs(60),
+        |ro, rss| is_healthy(ro, rss) && rss.len() == 2,
+    )
+    .await;
+    let yellow = ro.status.unwrap().stable_rs.unwrap();
+    let out = cli(&ns, &["undo", "cli-wl"]).await;
+    assert_eq!(out.code, 0, "{out}");
+    assert!(
+        out.stdout.contains("undo (Deployment \"cli-wl\" updated)"),
+        "{out}"
+    );
+    assert_eq!(image().await, "argoproj/rollouts-demo:blue");
+    // The Rollout goes back to blue (its old ReplicaSet) through the steps.
+    let ro = wait_rollout(
+        &ns,
+        "cli-wl",
+        "paused on blue",
+        Duration::from_secs(60),
+        paused,
+    )
+    .await;
+    let st = ro.status.unwrap();
+    assert_eq!(st.stable_rs.as_deref(), Some(yellow.as_str()));
+    assert_ne!(st.current_pod_hash.as_deref(), Some(yellow.as_str()));
+    let out = cli(&ns, &["undo", "cli-wl", "--to-revision", "3"]).await;
+    assert_eq!(out.code, 0, "{out}");
+    assert!(out.stdout.contains("skipped rollback"), "{out}");
+}
