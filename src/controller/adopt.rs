@@ -100,6 +100,7 @@ pub async fn find_adoptable(
         };
         let mut have = serde_json::to_value(t)?;
         strip_ephemeral(&mut have, rs);
+        crate::plan::affinity::strip_injected(ro, &mut have);
         if canonical_template(&have) == want {
             return Ok(Some(rs.name_any()));
         }

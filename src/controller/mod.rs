@@ -559,13 +559,19 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error>
                 if !patch.annotations.is_empty() {
                     body["metadata"] = json!({"annotations": patch.annotations});
                 }
-                if patch.replicas.is_some() || patch.min_ready_seconds.is_some() {
+                if patch.replicas.is_some()
+                    || patch.min_ready_seconds.is_some()
+                    || patch.affinity.is_some()
+                {
                     let mut spec = serde_json::Map::new();
                     if let Some(r) = patch.replicas {
                         spec.insert("replicas".into(), json!(r));
                     }
                     if let Some(m) = patch.min_ready_seconds {
                         spec.insert("minReadySeconds".into(), json!(m));
+                    }
+                    if let Some(a) = &patch.affinity {
+                        spec.insert("template".into(), json!({"spec": {"affinity": a}}));
                     }
                     body["spec"] = Value::Object(spec);
                 }

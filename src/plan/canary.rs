@@ -703,6 +703,17 @@ impl<'a> Ctx<'a> {
         if rs_min_ready != min_ready {
             patch.min_ready_seconds = Some(min_ready);
         }
+        let rs_affinity = rs
+            .obj
+            .and_then(|o| o.spec.as_ref())
+            .and_then(|s| s.template.as_ref())
+            .and_then(|t| t.spec.as_ref())
+            .and_then(|s| s.affinity.as_ref());
+        if super::affinity::needs_update(self.ro, rs_affinity, &rs.hash)
+            && let Some(affinity) = super::affinity::replica_set_affinity(self.ro, &rs.hash)
+        {
+            patch.affinity = Some(serde_json::to_value(affinity).unwrap_or_default());
+        }
         let name = rs.name.clone();
         let revision_changed = patch
             .annotations

@@ -7,6 +7,7 @@
 //! only memory: running `plan` again on the same observation yields the same plan, and a plan
 //! whose effects are already in place yields no effects and the same status (0 writes).
 
+pub mod affinity;
 pub mod analysis;
 pub mod bluegreen;
 pub mod canary;
@@ -135,6 +136,8 @@ pub struct RsPatch {
     pub min_ready_seconds: Option<i32>,
     /// `Some(v)` sets, `None` removes.
     pub annotations: BTreeMap<String, Option<String>>,
+    /// The pod template's `spec.affinity` (JSON; [`affinity`]: a stale injected term).
+    pub affinity: Option<serde_json::Value>,
 }
 
 impl RsPatch {
@@ -147,6 +150,9 @@ impl RsPatch {
             self.min_ready_seconds = later.min_ready_seconds;
         }
         self.annotations.extend(later.annotations);
+        if later.affinity.is_some() {
+            self.affinity = later.affinity;
+        }
     }
 }
 

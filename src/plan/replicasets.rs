@@ -271,6 +271,9 @@ pub fn new_replica_set(
         template_hash.into(),
     );
     let labels = tmeta.labels.clone();
+    if let Some(affinity) = super::affinity::replica_set_affinity(ro, template_hash) {
+        template.spec.get_or_insert_with(Default::default).affinity = affinity;
+    }
     let mut selector = ro.spec.selector.clone().unwrap_or_default();
     selector
         .match_labels

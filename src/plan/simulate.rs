@@ -173,6 +173,15 @@ impl World {
                     if let Some(r) = patch.replicas {
                         rs.spec.get_or_insert_with(Default::default).replicas = Some(r);
                     }
+                    if let Some(a) = &patch.affinity {
+                        let spec = rs.spec.get_or_insert_with(Default::default);
+                        let pod = spec
+                            .template
+                            .get_or_insert_with(Default::default)
+                            .spec
+                            .get_or_insert_with(Default::default);
+                        pod.affinity = serde_json::from_value(a.clone()).ok();
+                    }
                     let ann = rs.metadata.annotations.get_or_insert_with(Default::default);
                     for (k, v) in patch.annotations {
                         match v {

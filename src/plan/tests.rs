@@ -1386,3 +1386,72 @@ fn workload_ref_to_a_missing_deployment_is_invalid_spec_and_touches_nothing() {
         "{st:#?}"
     );
 }
+
+fn injected_target(rs: &k8s_openapi::api::apps::v1::ReplicaSet) -> Option<String> {
+    let spec = rs.spec.as_ref()?.template.as_ref()?.spec.as_ref()?;
+    let terms = spec
+        .affinity
+        .as_ref()?
+        .pod_anti_affinity
+        .as_ref()?
+        .required_during_scheduling_ignored_during_execution
+        .as_ref()?;
+    let req = &terms
+        .first()?
+        .label_selector
+        .as_ref()?
+        .match_expressions
+        .as_ref()?[0];
+    req.values.as_ref()?.first().cloned()
+}
+
+#[test]
+fn anti_affinity_is_injected_against_the_stable_and_refreshed_on_reuse() {
+    let mut ro = rollout(2, json!([{"setWeight": 50}, {"pause": {}}]));
+    let c = ro.spec.strategy.as_mut().unwrap().canary.as_mut().unwrap();
+    c.anti_affinity =
+        serde_json::from_value(json!({"requiredDuringSchedulingIgnoredDuringExecution": {}}))
+            .unwrap();
+    let mut w = World::new(ro);
+    w.settle();
+    let v1 = w.status().stable_rs.unwrap();
+    assert_eq!(injected_target(&w.rss[0]), None, "no stable yet: no term");
+    let promote_to = |w: &mut World, image: &str| {
+        w.set_image(image);
+        w.settle();
+        w.ro.status.as_mut().unwrap().promote_full = Some(true);
+        w.settle();
+        w.status().stable_rs.unwrap()
+    };
+    let v2 = promote_to(&mut w, "demo:v2");
+    let rs_of = |w: &World, h: &str| {
+        w.rss
+            .iter()
+            .find(|r| {
+                r.labels()
+                    .get(DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY)
+                    .map(String::as_str)
+                    == Some(h)
+            })
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(
+        injected_target(&rs_of(&w, &v2)).as_deref(),
+        Some(v1.as_str())
+    );
+    let v3 = promote_to(&mut w, "demo:v3");
+    assert_eq!(
+        injected_target(&rs_of(&w, &v3)).as_deref(),
+        Some(v2.as_str())
+    );
+    // Back to v2's template: its ReplicaSet is reused, its term now against v3.
+    w.set_image("demo:v2");
+    w.settle();
+    assert_eq!(w.status().current_pod_hash.as_deref(), Some(v2.as_str()));
+    assert_eq!(
+        injected_target(&rs_of(&w, &v2)).as_deref(),
+        Some(v3.as_str())
+    );
+    assert!(w.plan().effects.is_empty(), "{:?}", w.plan().effects);
+}

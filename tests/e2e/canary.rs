@@ -1133,3 +1133,57 @@ async fn workload_ref_to_a_missing_deployment_waits_for_it() {
     )
     .await;
 }
+
+const ANTI: &str = r#"
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: anti}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: anti}}
+  template:
+    metadata: {labels: {app: anti}}
+    spec: {containers: [{name: app, image: "argoproj/rollouts-demo:blue"}]}
+  strategy:
+    canary:
+      antiAffinity:
+        preferredDuringSchedulingIgnoredDuringExecution: {weight: 50}
+      steps: [{setWeight: 50}, {pause: {}}]
+"#;
+
+/// `antiAffinity`: the canary's pods prefer nodes without stable pods (the term reaches the
+/// pods the ReplicaSet creates); the template hash ignores it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anti_affinity_term_reaches_the_canary_pods() {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::ListParams;
+    let (ns, _ctl) = setup("canary-anti-affinity").await;
+    ns.apply(ANTI).await;
+    let ro = wait_rollout(&ns, "anti", "Healthy", Duration::from_secs(60), is_healthy).await;
+    let v1 = ro.status.unwrap().stable_rs.unwrap();
+    set_image(&ns, "anti", "argoproj/rollouts-demo:yellow").await;
+    let ro = wait_rollout(
+        &ns,
+        "anti",
+        "paused with a canary pod",
+        Duration::from_secs(60),
+        |ro, rss| phase(ro).0 == "Paused" && counts(ro, rss).1 == 1,
+    )
+    .await;
+    let v2 = ro.status.unwrap().current_pod_hash.unwrap();
+    let pods = ns
+        .api::<Pod>()
+        .list(&ListParams::default().labels(&format!("rollouts-pod-template-hash={v2}")))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(pods.len(), 1);
+    let affinity = serde_json::to_value(pods[0].spec.as_ref().unwrap().affinity.clone()).unwrap();
+    assert_eq!(
+        affinity["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0],
+        serde_json::json!({"weight": 50, "podAffinityTerm": {
+            "labelSelector": {"matchExpressions": [
+                {"key": "rollouts-pod-template-hash", "operator": "In", "values": [v1]}]},
+            "namespaces": [ns.name.clone()], "topologyKey": "kubernetes.io/hostname"}})
+    );
+}
