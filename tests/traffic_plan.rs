@@ -30,7 +30,6 @@ fn no_traffic_routing_means_nothing_to_do() {
 #[test]
 fn unsupported_routers_are_named() {
     for (tr, router) in [
-        (json!({"alb": {"ingress": "i", "servicePort": 80}}), "alb"),
         (json!({"smi": {}}), "smi"),
         (json!({"ambassador": {"mappings": ["m"]}}), "ambassador"),
         (json!({"appMesh": {}}), "appMesh"),

@@ -20,6 +20,7 @@
 // to the objects they describe, so they are not boxed.
 #![allow(clippy::result_large_err)]
 
+pub mod alb;
 pub mod gatewayapi;
 pub mod istio;
 pub mod json;
@@ -255,6 +256,7 @@ pub trait Router {
 /// The routers this controller implements.
 #[derive(Clone, Debug)]
 pub enum AnyRouter<'a> {
+    Alb(alb::Alb<'a>),
     Istio(Istio<'a>),
     Nginx(Nginx<'a>),
     GatewayApi(GatewayApi),
@@ -263,6 +265,7 @@ pub enum AnyRouter<'a> {
 macro_rules! dispatch {
     ($self:ident, $r:ident => $e:expr) => {
         match $self {
+            AnyRouter::Alb($r) => $e,
             AnyRouter::Istio($r) => $e,
             AnyRouter::Nginx($r) => $e,
             AnyRouter::GatewayApi($r) => $e,
@@ -333,7 +336,6 @@ pub fn routers(ro: &Rollout) -> Result<Vec<AnyRouter<'_>>, TrafficError> {
         return Ok(Vec::new());
     };
     let unsupported = [
-        ("alb", tr.alb.is_some()),
         ("smi", tr.smi.is_some()),
         ("ambassador", tr.ambassador.is_some()),
         ("appMesh", tr.app_mesh.is_some()),
@@ -352,6 +354,9 @@ pub fn routers(ro: &Rollout) -> Result<Vec<AnyRouter<'_>>, TrafficError> {
     }
     if let Some(nginx) = &tr.nginx {
         out.push(AnyRouter::Nginx(Nginx::new(nginx, tr, ro)?));
+    }
+    if let Some(alb) = &tr.alb {
+        out.push(AnyRouter::Alb(alb::Alb::new(alb, ro)?));
     }
     for (name, config) in tr.plugins.iter().flatten() {
         if name == gatewayapi::PLUGIN_NAME {
@@ -382,6 +387,11 @@ pub fn referenced_objects(ro: &Rollout) -> Vec<ObjectKey> {
     }
     if let Some(nginx) = &tr.nginx
         && let Ok(r) = Nginx::new(nginx, tr, ro)
+    {
+        out.extend(r.referenced_objects());
+    }
+    if let Some(alb) = &tr.alb
+        && let Ok(r) = alb::Alb::new(alb, ro)
     {
         out.extend(r.referenced_objects());
     }

@@ -867,3 +867,122 @@ async fn istio_subset_split_destination_rule_hashes() {
     };
     assert_eq!((w("canary"), w("stable")), (Some(10), Some(90)), "{v:#}");
 }
+
+const ALB: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: alb-stable}
+spec:
+  selector: {app: alb}
+  ports: [{name: http, port: 80, protocol: TCP}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: alb-canary}
+spec:
+  selector: {app: alb}
+  ports: [{name: http, port: 80, protocol: TCP}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: alb
+  annotations: {alb.ingress.kubernetes.io/scheme: internet-facing}
+spec:
+  ingressClassName: alb
+  rules:
+  - http:
+      paths:
+      - path: /
+        pathType: Prefix
+        backend: {service: {name: alb-stable, port: {name: use-annotation}}}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: alb}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: alb}}
+  template:
+    metadata: {labels: {app: alb}}
+    spec: {containers: [{name: app, image: "alb:v1"}]}
+  strategy:
+    canary:
+      canaryService: alb-canary
+      stableService: alb-stable
+      trafficRouting:
+        alb: {ingress: alb, servicePort: 80}
+      steps: [{setWeight: 30}, {pause: {}}]
+"#;
+
+/// The canary weight of the ALB forward action on the `alb` Ingress.
+async fn alb_weights(ns: &TestNs) -> Option<(i64, i64)> {
+    use k8s_openapi::api::networking::v1::Ingress;
+    let ing = ns.api::<Ingress>().get("alb").await.ok()?;
+    let a = ing.metadata.annotations?;
+    let action: serde_json::Value =
+        serde_json::from_str(a.get("alb.ingress.kubernetes.io/actions.alb-stable")?).ok()?;
+    let groups = action["ForwardConfig"]["TargetGroups"].as_array()?.clone();
+    let weight = |svc: &str| {
+        groups
+            .iter()
+            .find(|g| g["ServiceName"] == svc)
+            .and_then(|g| g["Weight"].as_i64())
+    };
+    Some((weight("alb-canary")?, weight("alb-stable")?))
+}
+
+/// ALB: the forward-action annotation carries the step's weights, and the Ingress's own
+/// annotations and rules are kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alb_forward_action_weights_per_step() {
+    use k8s_openapi::api::networking::v1::Ingress;
+    let (ns, _ctl) = setup("alb").await;
+    ns.apply(ALB).await;
+    wait_rollout(&ns, "alb", "Healthy", Duration::from_secs(60), is_healthy).await;
+    ns.wait_for("the action at 0/100", Duration::from_secs(20), || async {
+        Ok((alb_weights(&ns).await == Some((0, 100))).then_some(()))
+    })
+    .await;
+    set_image(&ns, "alb", "alb:v2").await;
+    wait_rollout(
+        &ns,
+        "alb",
+        "paused at 30%",
+        Duration::from_secs(60),
+        |ro, _| phase(ro).0 == "Paused",
+    )
+    .await;
+    assert_eq!(alb_weights(&ns).await, Some((30, 70)));
+    let ing = ns.api::<Ingress>().get("alb").await.unwrap();
+    let a = ing.metadata.annotations.clone().unwrap();
+    assert_eq!(
+        a.get("alb.ingress.kubernetes.io/scheme")
+            .map(String::as_str),
+        Some("internet-facing")
+    );
+    assert_eq!(
+        a.get("rollouts.argoproj.io/managed-alb-actions")
+            .map(String::as_str),
+        Some(r#"{"alb":["alb.ingress.kubernetes.io/actions.alb-stable"]}"#)
+    );
+    promote(&ns, "alb").await;
+    wait_rollout(
+        &ns,
+        "alb",
+        "Healthy on v2",
+        Duration::from_secs(60),
+        |ro, _| {
+            phase(ro).0 == "Healthy"
+                && ro.status.as_ref().unwrap().stable_rs
+                    == ro.status.as_ref().unwrap().current_pod_hash
+        },
+    )
+    .await;
+    ns.wait_for(
+        "the action back at 0/100",
+        Duration::from_secs(20),
+        || async { Ok((alb_weights(&ns).await == Some((0, 100))).then_some(())) },
+    )
+    .await;
+}
