@@ -205,6 +205,16 @@ pub fn format_selector(sel: Option<&LabelSelector>) -> String {
         .join(",")
 }
 
+/// The metadata of a ReplicaSet's pod template, created empty where missing.
+pub fn template_metadata_mut(rs: &mut ReplicaSet) -> &mut ObjectMeta {
+    rs.spec
+        .get_or_insert_with(Default::default)
+        .template
+        .get_or_insert_with(Default::default)
+        .metadata
+        .get_or_insert_with(Default::default)
+}
+
 /// Applies ephemeral labels/annotations to a pod template and records them in the
 /// ReplicaSet's `rollout.argoproj.io/ephemeral-metadata` annotation, as upstream does.
 fn apply_ephemeral_metadata(rs: &mut ReplicaSet, md: Option<&PodTemplateMetadata>) {
@@ -214,13 +224,7 @@ fn apply_ephemeral_metadata(rs: &mut ReplicaSet, md: Option<&PodTemplateMetadata
     {
         return;
     }
-    let tpl_meta = rs
-        .spec
-        .get_or_insert_with(Default::default)
-        .template
-        .get_or_insert_with(Default::default)
-        .metadata
-        .get_or_insert_with(Default::default);
+    let tpl_meta = template_metadata_mut(rs);
     for (k, v) in md.labels.iter().flatten() {
         tpl_meta
             .labels

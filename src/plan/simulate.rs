@@ -259,13 +259,7 @@ impl World {
                     let Some(rs) = self.rss.iter_mut().find(|r| r.name_any() == replica_set) else {
                         continue;
                     };
-                    let meta = rs
-                        .spec
-                        .get_or_insert_with(Default::default)
-                        .template
-                        .get_or_insert_with(Default::default)
-                        .metadata
-                        .get_or_insert_with(Default::default);
+                    let meta = super::replicasets::template_metadata_mut(rs);
                     apply_changes(&mut meta.labels, &template.labels);
                     apply_changes(&mut meta.annotations, &template.annotations);
                     if let Some(rec) = record {

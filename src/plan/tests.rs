@@ -1084,6 +1084,30 @@ fn template_labels(
         .unwrap_or_default()
 }
 
+/// The ReplicaSet created after the first one (the update's).
+fn second_rs(w: &World) -> k8s_openapi::api::apps::v1::ReplicaSet {
+    let first = w.rss[0].name_any();
+    w.rss
+        .iter()
+        .find(|r| r.name_any() != first)
+        .unwrap()
+        .clone()
+}
+
+/// The `role` label of a ReplicaSet's pod template.
+fn role_of(rs: &k8s_openapi::api::apps::v1::ReplicaSet) -> Option<&str> {
+    let labels = rs
+        .spec
+        .as_ref()?
+        .template
+        .as_ref()?
+        .metadata
+        .as_ref()?
+        .labels
+        .as_ref()?;
+    labels.get("role").map(String::as_str)
+}
+
 fn record_of(rs: &k8s_openapi::api::apps::v1::ReplicaSet) -> Option<String> {
     rs.annotations()
         .get("rollout.argoproj.io/ephemeral-metadata")
@@ -1132,16 +1156,8 @@ fn ephemeral_metadata_follows_the_role_onto_running_pods() {
     w.set_image("demo:v2");
     w.settle();
     assert_eq!(w.status().phase.as_deref(), Some("Paused"));
-    let canary_rs = w
-        .rss
-        .iter()
-        .find(|r| r.name_any() != w.rss[0].name_any())
-        .unwrap()
-        .clone();
-    assert_eq!(
-        template_labels(&canary_rs).get("role").map(String::as_str),
-        Some("canary")
-    );
+    let canary_rs = second_rs(&w);
+    assert_eq!(role_of(&canary_rs), Some("canary"));
     w.pods.push(pod_of(&canary_rs, "v2-a"));
     assert_eq!(labelled(&w, "v2-a", "role").as_deref(), Some("canary"));
 
@@ -1199,12 +1215,7 @@ fn ephemeral_metadata_interrupted_after_the_template_resumes_with_the_pods() {
     w.settle();
     w.set_image("demo:v2");
     w.settle();
-    let canary_rs = w
-        .rss
-        .iter()
-        .find(|r| r.name_any() != w.rss[0].name_any())
-        .unwrap()
-        .clone();
+    let canary_rs = second_rs(&w);
     w.pods.push(pod_of(&canary_rs, "v2-a"));
     w.ro.status.as_mut().unwrap().promote_full = Some(true);
     // Run until the plan moves the canary's metadata, then apply only the template patch
@@ -1274,16 +1285,8 @@ fn blue_green_preview_metadata_becomes_active_metadata_on_promotion() {
     );
     w.set_image("demo:v2");
     w.settle();
-    let preview = w
-        .rss
-        .iter()
-        .find(|r| r.name_any() != w.rss[0].name_any())
-        .unwrap()
-        .clone();
-    assert_eq!(
-        template_labels(&preview).get("role").map(String::as_str),
-        Some("preview")
-    );
+    let preview = second_rs(&w);
+    assert_eq!(role_of(&preview), Some("preview"));
     w.pods.push(pod_of(&preview, "v2-a"));
     w.ro.status.as_mut().unwrap().pause_conditions = None;
     w.settle();

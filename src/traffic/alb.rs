@@ -224,31 +224,13 @@ impl Router for Alb<'_> {
             .collect()
     }
 
-    fn update_hash(
-        &self,
-        _intent: &TrafficIntent<'_>,
-        _objects: &Objects,
-    ) -> Result<Vec<ObjectChange>, TrafficError> {
-        Ok(Vec::new())
-    }
-
     /// Writes the forward action (and records its key) on each Ingress.
     fn set_weight(
         &self,
         intent: &TrafficIntent<'_>,
         objects: &Objects,
     ) -> Result<Vec<ObjectChange>, TrafficError> {
-        for (svc, what) in [
-            (intent.stable_service, "stableService"),
-            (intent.canary_service, "canaryService"),
-        ] {
-            if svc.is_empty() {
-                return Err(TrafficError::invalid(
-                    format!("spec.strategy.canary.{what}"),
-                    "is required for ALB traffic routing",
-                ));
-            }
-        }
+        super::require_services(intent, "ALB")?;
         let key = self.action_key(intent);
         let value = self.action(intent);
         let mut out = Vec::new();
@@ -302,7 +284,7 @@ impl Router for Alb<'_> {
         route: &SetHeaderRoute,
         _objects: &Objects,
     ) -> Result<Vec<ObjectChange>, TrafficError> {
-        if route.match_.as_ref().is_some_and(|m| !m.is_empty()) {
+        if super::route_wanted(route) {
             return Err(TrafficError::Unsupported {
                 router: "alb setHeaderRoute".into(),
             });
@@ -353,6 +335,11 @@ mod tests {
         .unwrap()
     }
 
+    fn router(ro: &Rollout) -> Alb<'_> {
+        let tr = ro.canary().unwrap().traffic_routing.as_ref().unwrap();
+        Alb::new(tr.alb.as_ref().unwrap(), ro).unwrap()
+    }
+
     fn ingress(service: &str, annotations: Value) -> Value {
         json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
                "metadata": {"name": "ing", "namespace": "ns", "resourceVersion": "9",
@@ -368,18 +355,7 @@ mod tests {
     #[test]
     fn the_forward_action_is_upstreams_annotation() {
         let ro = rollout(json!({"ingress": "ing", "servicePort": 80}));
-        let alb = Alb::new(
-            ro.canary()
-                .unwrap()
-                .traffic_routing
-                .as_ref()
-                .unwrap()
-                .alb
-                .as_ref()
-                .unwrap(),
-            &ro,
-        )
-        .unwrap();
+        let alb = router(&ro);
         let mut intent = TrafficIntent::for_rollout(&ro);
         intent.weight = 10;
         let changes = alb
@@ -415,18 +391,7 @@ mod tests {
                                 "annotationPrefix": "custom.io",
                                 "stickinessConfig": {"enabled": true, "durationSeconds": 300}}),
         );
-        let alb = Alb::new(
-            ro.canary()
-                .unwrap()
-                .traffic_routing
-                .as_ref()
-                .unwrap()
-                .alb
-                .as_ref()
-                .unwrap(),
-            &ro,
-        )
-        .unwrap();
+        let alb = router(&ro);
         let mut intent = TrafficIntent::for_rollout(&ro);
         intent.weight = 100;
         let changes = alb

@@ -158,14 +158,6 @@ impl Router for GatewayApi {
         self.routes.iter().map(|(k, _)| k.clone()).collect()
     }
 
-    fn update_hash(
-        &self,
-        _intent: &TrafficIntent<'_>,
-        _objects: &Objects,
-    ) -> Result<Vec<ObjectChange>, TrafficError> {
-        Ok(Vec::new())
-    }
-
     /// Sets `weight` of every backendRef naming the canary Service to the canary weight and of
     /// every one naming the stable Service to the rest.
     fn set_weight(
@@ -251,7 +243,7 @@ impl Router for GatewayApi {
         route: &SetHeaderRoute,
         _objects: &Objects,
     ) -> Result<Vec<ObjectChange>, TrafficError> {
-        let wanted = route.match_.as_ref().is_some_and(|m| !m.is_empty());
+        let wanted = super::route_wanted(route);
         if wanted && self.routes.iter().any(|(_, h)| *h) {
             return Err(self.unsupported_route("setHeaderRoute"));
         }

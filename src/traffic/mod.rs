@@ -193,6 +193,31 @@ impl TrafficError {
     }
 }
 
+/// Whether a `setHeaderRoute` asks for a route (an empty `match` removes it).
+pub(crate) fn route_wanted(route: &SetHeaderRoute) -> bool {
+    route.match_.as_ref().is_some_and(|m| !m.is_empty())
+}
+
+/// Both Services must be named for a router that splits between them (`router` names it in
+/// the error).
+pub(crate) fn require_services(
+    intent: &TrafficIntent<'_>,
+    router: &str,
+) -> Result<(), TrafficError> {
+    for (svc, what) in [
+        (intent.stable_service, "stableService"),
+        (intent.canary_service, "canaryService"),
+    ] {
+        if svc.is_empty() {
+            return Err(TrafficError::invalid(
+                format!("spec.strategy.canary.{what}"),
+                format!("is required for {router} traffic routing"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The current router objects, by key; a missing key means the object does not exist.
 pub type Objects = BTreeMap<ObjectKey, Value>;
 
@@ -204,12 +229,15 @@ pub trait Router {
     fn name(&self) -> &'static str;
     /// The objects this router reads or writes.
     fn referenced_objects(&self) -> Vec<ObjectKey>;
-    /// Points subsets (or the like) at the canary and stable pod-template hashes.
+    /// Points subsets (or the like) at the canary and stable pod-template hashes. By default
+    /// a router has no subsets: no changes.
     fn update_hash(
         &self,
-        intent: &TrafficIntent<'_>,
-        objects: &Objects,
-    ) -> Result<Vec<ObjectChange>, TrafficError>;
+        _intent: &TrafficIntent<'_>,
+        _objects: &Objects,
+    ) -> Result<Vec<ObjectChange>, TrafficError> {
+        Ok(Vec::new())
+    }
     /// Sets the canary weight (and the stable one to the rest).
     fn set_weight(
         &self,

@@ -118,14 +118,7 @@ impl<'a> Nginx<'a> {
     ) -> Result<Ingress, TrafficError> {
         let stable_svc = intent.stable_service;
         let canary_svc = intent.canary_service;
-        for (svc, what) in [(stable_svc, "stableService"), (canary_svc, "canaryService")] {
-            if svc.is_empty() {
-                return Err(TrafficError::invalid(
-                    format!("spec.strategy.canary.{what}"),
-                    "is required for NGINX traffic routing",
-                ));
-            }
-        }
+        super::require_services(intent, "NGINX")?;
         // Typed from here on; apiVersion/kind are the key's (the typed decoder checks them).
         let mut stable = stable.clone();
         if let Some(m) = stable.as_object_mut() {
@@ -254,14 +247,6 @@ impl Router for Nginx<'_> {
                 ]
             })
             .collect()
-    }
-
-    fn update_hash(
-        &self,
-        _intent: &TrafficIntent<'_>,
-        _objects: &Objects,
-    ) -> Result<Vec<ObjectChange>, TrafficError> {
-        Ok(Vec::new())
     }
 
     /// Creates or updates each canary Ingress (annotations and spec as desired; labels and
