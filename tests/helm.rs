@@ -185,7 +185,11 @@ type Rule = (&'static str, &'static str, &'static [&'static str]);
 
 /// Exactly what the controllers call (see the comments in templates/_helpers.tpl).
 const EXPECTED_RULES: &[Rule] = &[
-    ("argoproj.io", "rollouts", &["list", "watch", "patch"]),
+    (
+        "argoproj.io",
+        "rollouts",
+        &["get", "list", "watch", "patch"],
+    ),
     ("argoproj.io", "rollouts/status", &["patch"]),
     ("argoproj.io", "rollouts/finalizers", &["update"]),
     ("argoproj.io", "analysisruns/finalizers", &["update"]),

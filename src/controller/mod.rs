@@ -17,6 +17,7 @@ pub mod adopt;
 pub mod analysis;
 pub mod decode;
 pub mod diff;
+pub mod janitor;
 pub mod traffic;
 
 use crate::api::Rollout;
@@ -88,7 +89,44 @@ pub trait Observer: Send + Sync {
     );
     /// The Rollout store, once at start: per-Rollout gauges (`rollout_info`, `rollout_phase`)
     /// are best computed from it when scraped, so deleted Rollouts disappear by themselves.
-    fn attach(&self, rollouts: Store<Rollout>);
+    /// `synced` tells when it has listed (never poll the store's own readiness: see [`Synced`]).
+    fn attach(&self, rollouts: Store<Rollout>, synced: Synced);
+}
+
+/// Set once the Rollout cache has had its first full listing.
+///
+/// A kube `Store`'s readiness future wakes only the task that polled it last (kube's
+/// `DelayedInit` keeps one waker), and the kube `Controller` waits on the Rollout store's
+/// readiness before it reconciles anything. Any other poll of that future, even a
+/// `now_or_never` from a `/readyz` probe during the first listing, takes the waker away from
+/// the Controller, which then never starts. So nothing else polls it; they read this flag,
+/// set from the watch stream itself.
+#[derive(Clone, Default)]
+pub struct Synced(Arc<(std::sync::atomic::AtomicBool, tokio::sync::Notify)>);
+
+impl Synced {
+    /// Whether the first listing is in.
+    pub fn is_set(&self) -> bool {
+        self.0.0.load(Ordering::Acquire)
+    }
+
+    /// Records the first listing, waking every waiter.
+    pub fn set(&self) {
+        self.0.0.store(true, Ordering::Release);
+        self.0.1.notify_waiters();
+    }
+
+    /// Waits for [`Synced::set`].
+    pub async fn wait(&self) {
+        loop {
+            // Created before the check: it sees a `set` that happens in between.
+            let notified = self.0.1.notified();
+            if self.is_set() {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 /// Errors: only "could not talk to the world" — domain outcomes are status conditions.
@@ -250,9 +288,18 @@ pub async fn run(
     // Rollouts are watched untyped and decoded one by one (see `decode`).
     let (bad_tx, bad_rx) = tokio::sync::mpsc::unbounded_channel();
     let (ro_reader, ro_writer) = reflector::store::<Rollout>();
+    let ro_synced = Synced::default();
     let ro_stream = decode::typed(watcher(rollouts, wc), bad_tx)
         .default_backoff()
         .reflect(ro_writer)
+        .inspect({
+            let synced = ro_synced.clone();
+            move |ev| {
+                if matches!(ev, Ok(watcher::Event::InitDone)) {
+                    synced.set();
+                }
+            }
+        })
         .applied_objects();
     tasks.spawn(decode::report(
         client.clone(),
@@ -268,10 +315,17 @@ pub async fn run(
     let controller = Controller::for_stream(ro_stream, ro_reader);
     let ro_store = controller.store();
     if let Some(o) = &config.observer {
-        o.attach(ro_store.clone());
+        o.attach(ro_store.clone(), ro_synced.clone());
     }
     let (traffic_stores, traffic_changes) =
         traffic::TrafficStores::new(client.clone(), config.namespace.clone());
+    tasks.spawn(janitor::run(
+        client.clone(),
+        svc_store.clone(),
+        ro_store.clone(),
+        ro_synced,
+        writes.clone(),
+    ));
     let ro_store_for_traffic = ro_store.clone();
     let traffic_triggers = futures::stream::unfold(traffic_changes, |mut rx| async move {
         rx.recv().await.map(|key| (key, rx))

@@ -31,7 +31,6 @@ use crate::analysis::metrics::key_for;
 use crate::api::{AnalysisRun, Rollout, RolloutStatus, analysis_phase};
 use crate::controller::Observer;
 use crate::plan::conditions::reason;
-use futures::FutureExt;
 use kube::ResourceExt;
 use kube::runtime::reflector::Store;
 use prometheus_client::collector::Collector;
@@ -80,7 +79,7 @@ type ErrorCounts = BTreeMap<(String, String, &'static str), u64>;
 /// What the collectors read when scraped.
 #[derive(Default)]
 struct Sources {
-    rollouts: Mutex<Option<Store<Rollout>>>,
+    rollouts: Mutex<Option<(Store<Rollout>, crate::controller::Synced)>>,
     runs: Mutex<Option<Store<AnalysisRun>>>,
     analysis: Mutex<Option<Arc<AnalysisMetrics>>>,
     errors: Mutex<ErrorCounts>,
@@ -191,16 +190,17 @@ impl Metrics {
 
     /// Whether the Rollout store has listed (false before the controller started).
     pub fn rollouts_synced(&self) -> bool {
-        let store = lock(&self.sources.rollouts).clone();
-        store.is_some_and(|s| matches!(s.wait_until_ready().now_or_never(), Some(Ok(()))))
+        lock(&self.sources.rollouts)
+            .as_ref()
+            .is_some_and(|(_, synced)| synced.is_set())
     }
 
     /// Drops the histogram and error series of Rollouts no longer in the store.
     fn prune(&self) {
-        let Some(store) = lock(&self.sources.rollouts).clone() else {
+        let Some((store, synced)) = lock(&self.sources.rollouts).clone() else {
             return;
         };
-        if !matches!(store.wait_until_ready().now_or_never(), Some(Ok(()))) {
+        if !synced.is_set() {
             return;
         }
         let live: BTreeSet<RolloutLabels> = store
@@ -267,8 +267,8 @@ impl Observer for Metrics {
         }
     }
 
-    fn attach(&self, rollouts: Store<Rollout>) {
-        *lock(&self.sources.rollouts) = Some(rollouts);
+    fn attach(&self, rollouts: Store<Rollout>, synced: crate::controller::Synced) {
+        *lock(&self.sources.rollouts) = Some((rollouts, synced));
     }
 }
 
@@ -363,7 +363,7 @@ struct RolloutCollector(Arc<Sources>);
 impl Collector for RolloutCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let store = lock(&self.0.rollouts).clone();
-        let mut rollouts = store.map(|s| s.state()).unwrap_or_default();
+        let mut rollouts = store.map(|(s, _)| s.state()).unwrap_or_default();
         rollouts.sort_by_key(|r| (r.namespace(), r.name_any()));
         let mut info: Vec<(Labels, i64)> = Vec::new();
         let mut phase: Vec<(Labels, i64)> = Vec::new();
@@ -685,7 +685,9 @@ mod tests {
         writer.apply_watcher_event(&kube::runtime::watcher::Event::Init);
         writer.apply_watcher_event(&kube::runtime::watcher::Event::InitApply(a.clone()));
         writer.apply_watcher_event(&kube::runtime::watcher::Event::InitDone);
-        m.attach(reader);
+        let synced = crate::controller::Synced::default();
+        synced.set();
+        m.attach(reader, synced);
         assert!(m.rollouts_synced());
         m.reconciled(&a, None, Duration::from_millis(20), None);
         m.reconciled(&a, None, Duration::ZERO, Some("conflict"));
@@ -714,6 +716,35 @@ mod tests {
         let text = m.encode(true).unwrap();
         assert!(!text.contains("name=\"a\""), "{text}");
         assert!(text.contains("controller_clientset_k8s_request_total"));
+    }
+
+    /// A `/readyz` probe during the first listing must not take the store's readiness waker
+    /// away from the kube Controller (which then would never start reconciling).
+    #[tokio::test]
+    async fn a_probe_during_the_first_listing_does_not_stall_the_controller() {
+        use kube::runtime::watcher::Event;
+        let m = Metrics::new();
+        let (reader, mut writer) = kube::runtime::reflector::store::<Rollout>();
+        let synced = crate::controller::Synced::default();
+        m.attach(reader.clone(), synced.clone());
+        // The Controller's runner waits on the store's readiness.
+        let runner = tokio::spawn({
+            let reader = reader.clone();
+            async move { reader.wait_until_ready().await.is_ok() }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Probes and scrapes while it lists.
+        assert!(!m.rollouts_synced());
+        let _ = m.encode(true).unwrap();
+        writer.apply_watcher_event(&Event::Init);
+        writer.apply_watcher_event(&Event::InitDone);
+        synced.set();
+        let started = tokio::time::timeout(Duration::from_secs(2), runner).await;
+        assert!(
+            matches!(started, Ok(Ok(true))),
+            "the runner was never woken"
+        );
+        assert!(m.rollouts_synced());
     }
 
     #[tokio::test]

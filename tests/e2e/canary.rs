@@ -1187,3 +1187,49 @@ async fn anti_affinity_term_reaches_the_canary_pods() {
             "namespaces": [ns.name.clone()], "topologyKey": "kubernetes.io/hostname"}})
     );
 }
+
+/// Deleting a Rollout releases its Services (hash selector and managed-by annotation
+/// removed), so they select the application's pods again; a Service another controller's
+/// Rollout manages, or one this controller only restarted next to, is left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_rollout_releases_its_services() {
+    use k8s_openapi::api::core::v1::Service;
+    use kube::api::DeleteParams;
+    let (ns, ctl) = setup("canary-release-services").await;
+    ns.apply(FAST).await;
+    let ro = wait_rollout(&ns, "fast", "Healthy", Duration::from_secs(60), is_healthy).await;
+    let v1 = ro.status.unwrap().stable_rs.unwrap();
+    ns.wait_for("both Services on v1", Duration::from_secs(20), || async {
+        let both = service_hash(&ns, "fast-stable").await == v1
+            && service_hash(&ns, "fast-canary").await == v1;
+        Ok(both.then_some(()))
+    })
+    .await;
+    // A controller restarted now must not take its own cold cache for a deletion.
+    ctl.stop().await;
+    let ctl = start_controller(&ns);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(service_hash(&ns, "fast-stable").await, v1);
+    ns.api::<Rollout>()
+        .delete("fast", &DeleteParams::default())
+        .await
+        .unwrap();
+    for name in ["fast-stable", "fast-canary"] {
+        let svc = ns
+            .wait_for("the Service released", Duration::from_secs(30), || async {
+                let svc = ns.api::<Service>().get(name).await?;
+                let released = !svc
+                    .annotations()
+                    .contains_key("argo-rollouts.argoproj.io/managed-by-rollouts");
+                Ok(released.then_some(svc))
+            })
+            .await;
+        let selector = svc.spec.unwrap().selector.unwrap();
+        assert_eq!(
+            selector,
+            [("app".to_string(), "fast".to_string())].into(),
+            "{name}"
+        );
+    }
+    ctl.stop().await;
+}

@@ -38,10 +38,11 @@ The permissions the controllers use, one rule per resource, verbs as used in the
 Role cannot grant (ClusterAnalysisTemplates).
 */}}
 {{- define "rollouts.rules" -}}
-# Rollouts: watched; the revision annotation is merge-patched.
+# Rollouts: watched; the revision annotation is merge-patched; a Rollout gone from the cache
+# is confirmed gone (get) before its Services are released.
 - apiGroups: [argoproj.io]
   resources: [rollouts]
-  verbs: [list, watch, patch]
+  verbs: [get, list, watch, patch]
 # Status is merge-patched with the resourceVersion as precondition.
 - apiGroups: [argoproj.io]
   resources: [rollouts/status]
