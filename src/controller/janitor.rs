@@ -57,20 +57,6 @@ fn rollout_keys(rollouts: &Store<Rollout>) -> BTreeSet<Key> {
         .collect()
 }
 
-/// Waits until a store has listed. A store's readiness wakes only its latest waiter (kube's
-/// `DelayedInit` holds one waker, and reconciles wait on the same store), so it is polled
-/// again every half second.
-async fn wait_ready<K>(store: &Store<K>)
-where
-    K: kube::runtime::reflector::Lookup + Clone + 'static,
-    K::DynamicType: Eq + std::hash::Hash + Clone,
-{
-    while tokio::time::timeout(Duration::from_millis(500), store.wait_until_ready())
-        .await
-        .is_err()
-    {}
-}
-
 /// Releases the Services of the Rollouts that disappear from `rollouts`, until the future is
 /// dropped.
 pub async fn run(
@@ -82,7 +68,7 @@ pub async fn run(
 ) {
     // The Service store is only waited on by reconciles, which poll it again on a timeout;
     // the Rollout store's readiness must not be polled at all ([`Synced`]).
-    wait_ready(&services).await;
+    super::store_ready(&services, None).await;
     rollouts_synced.wait().await;
     let mut known = rollout_keys(&rollouts);
     // At start: Rollouts deleted while no controller ran.

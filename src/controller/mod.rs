@@ -93,6 +93,24 @@ pub trait Observer: Send + Sync {
     fn attach(&self, rollouts: Store<Rollout>, synced: Synced);
 }
 
+/// Whether `store` has listed, waiting at most `limit` (`None`: as long as it takes). A
+/// store's readiness wakes only the task that polled it last (see [`Synced`]), so it is
+/// polled again every 250 ms instead of trusting one wakeup. Not for the Rollout store.
+pub(crate) async fn store_ready<K>(store: &Store<K>, limit: Option<Duration>) -> bool
+where
+    K: kube::runtime::reflector::Lookup + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    let start = Instant::now();
+    loop {
+        match tokio::time::timeout(Duration::from_millis(250), store.wait_until_ready()).await {
+            Ok(res) => return res.is_ok(),
+            Err(_) if limit.is_some_and(|l| start.elapsed() >= l) => return false,
+            Err(_) => {}
+        }
+    }
+}
+
 /// Set once the Rollout cache has had its first full listing.
 ///
 /// A kube `Store`'s readiness future wakes only the task that polled it last (kube's
@@ -426,26 +444,19 @@ impl Context {
     /// empty store means "not known yet", not "none": planning from it would, for example,
     /// create a second ReplicaSet beside one that exists.
     async fn caches_synced(&self) -> bool {
-        let all = async {
-            let cluster_templates = async {
-                if self.cluster_templates_watched {
-                    self.cluster_analysis_templates.wait_until_ready().await
-                } else {
-                    Ok(())
-                }
-            };
-            let (a, b, c, d, e) = futures::join!(
-                self.replica_sets.wait_until_ready(),
-                self.services.wait_until_ready(),
-                self.analysis_runs.wait_until_ready(),
-                self.analysis_templates.wait_until_ready(),
-                cluster_templates,
-            );
-            a.is_ok() && b.is_ok() && c.is_ok() && d.is_ok() && e.is_ok()
+        let limit = Some(Duration::from_secs(2));
+        let cluster_templates = async {
+            !self.cluster_templates_watched
+                || store_ready(&self.cluster_analysis_templates, limit).await
         };
-        tokio::time::timeout(Duration::from_secs(2), all)
-            .await
-            .unwrap_or(false)
+        let (a, b, c, d, e) = futures::join!(
+            store_ready(&self.replica_sets, limit),
+            store_ready(&self.services, limit),
+            store_ready(&self.analysis_runs, limit),
+            store_ready(&self.analysis_templates, limit),
+            cluster_templates,
+        );
+        a && b && c && d && e
     }
 }
 

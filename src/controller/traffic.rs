@@ -101,10 +101,7 @@ impl TrafficStores {
         let mut out = Objects::new();
         for key in keys {
             let store = self.store_for(key);
-            if tokio::time::timeout(Duration::from_secs(5), store.wait_until_ready())
-                .await
-                .is_err()
-            {
+            if !super::store_ready(&store, Some(Duration::from_secs(5))).await {
                 warn!(kind = %key.kind, "no {} listed yet (is its CRD installed?)", key.plural);
             }
             let r = ObjectRef::new_with(&key.name, api_resource(key)).within(&key.namespace);

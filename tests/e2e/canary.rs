@@ -951,16 +951,23 @@ async fn ephemeral_metadata_moves_onto_running_pods_on_promotion() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let ro = get_rollout(&ns, "labelled").await;
-    let rss = replica_sets(&ns, &ro).await;
-    let v2_rs = rss.iter().find(|rs| hash_of(rs) == v2).unwrap();
-    assert_eq!(
-        v2_rs
-            .annotations()
-            .get("rollout.argoproj.io/ephemeral-metadata")
-            .map(String::as_str),
-        Some(r#"{"labels":{"role":"stable"}}"#)
-    );
+    // The record is written last, right after the pods.
+    ns.wait_for(
+        "the ReplicaSet's record",
+        Duration::from_secs(10),
+        || async {
+            let ro = get_rollout(&ns, "labelled").await;
+            let rss = replica_sets(&ns, &ro).await;
+            let v2_rs = rss.iter().find(|rs| hash_of(rs) == v2).cloned();
+            let record = v2_rs.and_then(|rs| {
+                rs.annotations()
+                    .get("rollout.argoproj.io/ephemeral-metadata")
+                    .cloned()
+            });
+            Ok((record.as_deref() == Some(r#"{"labels":{"role":"stable"}}"#)).then_some(()))
+        },
+    )
+    .await;
     // Steady state again: no writes (and no pod listing) once the record is current.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let before = ctl.writes.total();
@@ -1033,21 +1040,29 @@ async fn workload_ref_takes_over_a_deployment_and_follows_its_template() {
         || async { Ok((dep_replicas().await.0 == 0).then_some(())) },
     )
     .await;
-    let ro = get_rollout(&ns, "wl").await;
-    let generation = dep_replicas().await.1.to_string();
-    assert_eq!(
-        ro.status
+    // Scaling the Deployment bumped its generation: the Rollout records the new one (status
+    // and annotation, as Argo CD compares them) on its next reconcile.
+    let observed = |ro: &Rollout| {
+        let st = ro
+            .status
             .as_ref()
-            .unwrap()
-            .workload_observed_generation
-            .as_deref(),
-        Some(generation.as_str())
-    );
-    assert_eq!(
-        ro.annotations()
-            .get("rollout.argoproj.io/workload-generation"),
-        Some(&generation)
-    );
+            .and_then(|s| s.workload_observed_generation.clone());
+        let ann = ro
+            .annotations()
+            .get("rollout.argoproj.io/workload-generation")
+            .cloned();
+        (st, ann)
+    };
+    ns.wait_for(
+        "the workload generation recorded",
+        Duration::from_secs(20),
+        || async {
+            let generation = Some(dep_replicas().await.1.to_string());
+            let ro = get_rollout(&ns, "wl").await;
+            Ok((observed(&ro) == (generation.clone(), generation)).then_some(()))
+        },
+    )
+    .await;
 
     // An update is made to the Deployment's template: the Rollout canaries it.
     deployments
@@ -1073,15 +1088,16 @@ async fn workload_ref_takes_over_a_deployment_and_follows_its_template() {
     let rss = replica_sets(&ns, &ro).await;
     let canary = rss.iter().find(|rs| hash_of(rs) == v2).unwrap();
     assert_eq!(image(canary), "argoproj/rollouts-demo:yellow");
-    let generation = dep_replicas().await.1.to_string();
-    assert_eq!(
-        ro.status
-            .as_ref()
-            .unwrap()
-            .workload_observed_generation
-            .as_deref(),
-        Some(generation.as_str())
-    );
+    ns.wait_for(
+        "the new workload generation recorded",
+        Duration::from_secs(20),
+        || async {
+            let generation = Some(dep_replicas().await.1.to_string());
+            let ro = get_rollout(&ns, "wl").await;
+            Ok((observed(&ro) == (generation.clone(), generation)).then_some(()))
+        },
+    )
+    .await;
     assert_eq!(
         dep_replicas().await.0,
         0,
