@@ -245,6 +245,11 @@ const EXPECTED_RULES: &[Rule] = &[
         "httproutes",
         &["list", "watch", "patch"],
     ),
+    (
+        "traefik.containo.us",
+        "traefikservices",
+        &["list", "watch", "patch"],
+    ),
 ];
 
 fn rule_set(role: &Value) -> BTreeSet<(String, String, Vec<String>)> {

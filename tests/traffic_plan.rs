@@ -33,10 +33,6 @@ fn unsupported_routers_are_named() {
         (json!({"smi": {}}), "smi"),
         (json!({"ambassador": {"mappings": ["m"]}}), "ambassador"),
         (json!({"appMesh": {}}), "appMesh"),
-        (
-            json!({"traefik": {"weightedTraefikServiceName": "t"}}),
-            "traefik",
-        ),
         (json!({"apisix": {"route": {"name": "r"}}}), "apisix"),
         (json!({"nginx": {"stableIngress": "web"}, "smi": {}}), "smi"),
     ] {

@@ -25,6 +25,7 @@ pub mod gatewayapi;
 pub mod istio;
 pub mod json;
 pub mod nginx;
+pub mod traefik;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -288,6 +289,7 @@ pub enum AnyRouter<'a> {
     Istio(Istio<'a>),
     Nginx(Nginx<'a>),
     GatewayApi(GatewayApi),
+    Traefik(traefik::Traefik),
 }
 
 macro_rules! dispatch {
@@ -297,6 +299,7 @@ macro_rules! dispatch {
             AnyRouter::Istio($r) => $e,
             AnyRouter::Nginx($r) => $e,
             AnyRouter::GatewayApi($r) => $e,
+            AnyRouter::Traefik($r) => $e,
         }
     };
 }
@@ -367,7 +370,6 @@ pub fn routers(ro: &Rollout) -> Result<Vec<AnyRouter<'_>>, TrafficError> {
         ("smi", tr.smi.is_some()),
         ("ambassador", tr.ambassador.is_some()),
         ("appMesh", tr.app_mesh.is_some()),
-        ("traefik", tr.traefik.is_some()),
         ("apisix", tr.apisix.is_some()),
     ];
     if let Some((name, _)) = unsupported.iter().find(|(_, set)| *set) {
@@ -385,6 +387,9 @@ pub fn routers(ro: &Rollout) -> Result<Vec<AnyRouter<'_>>, TrafficError> {
     }
     if let Some(alb) = &tr.alb {
         out.push(AnyRouter::Alb(alb::Alb::new(alb, ro)?));
+    }
+    if let Some(t) = &tr.traefik {
+        out.push(AnyRouter::Traefik(traefik::Traefik::new(t, ro)?));
     }
     for (name, config) in tr.plugins.iter().flatten() {
         if name == gatewayapi::PLUGIN_NAME {
@@ -420,6 +425,11 @@ pub fn referenced_objects(ro: &Rollout) -> Vec<ObjectKey> {
     }
     if let Some(alb) = &tr.alb
         && let Ok(r) = alb::Alb::new(alb, ro)
+    {
+        out.extend(r.referenced_objects());
+    }
+    if let Some(t) = &tr.traefik
+        && let Ok(r) = traefik::Traefik::new(t, ro)
     {
         out.extend(r.referenced_objects());
     }

@@ -986,3 +986,102 @@ async fn alb_forward_action_weights_per_step() {
     )
     .await;
 }
+
+const TRAEFIK: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: tr-stable}
+spec:
+  selector: {app: tr}
+  ports: [{name: http, port: 80, protocol: TCP}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: tr-canary}
+spec:
+  selector: {app: tr}
+  ports: [{name: http, port: 80, protocol: TCP}]
+---
+apiVersion: traefik.containo.us/v1alpha1
+kind: TraefikService
+metadata: {name: tr}
+spec:
+  weighted:
+    services:
+    - {name: tr-stable, port: 80, weight: 100}
+    - {name: tr-canary, port: 80, weight: 0}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: tr}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: tr}}
+  template:
+    metadata: {labels: {app: tr}}
+    spec: {containers: [{name: app, image: "tr:v1"}]}
+  strategy:
+    canary:
+      canaryService: tr-canary
+      stableService: tr-stable
+      trafficRouting:
+        traefik: {weightedTraefikServiceName: tr}
+      steps: [{setWeight: 25}, {pause: {}}]
+"#;
+
+/// (canary, stable) weights in the TraefikService.
+async fn traefik_weights(ns: &TestNs) -> Option<(i64, i64)> {
+    let ar = kube::api::ApiResource::from_gvk_with_plural(
+        &kube::core::GroupVersionKind::gvk("traefik.containo.us", "v1alpha1", "TraefikService"),
+        "traefikservices",
+    );
+    let api: kube::Api<kube::api::DynamicObject> =
+        kube::Api::namespaced_with(ns.client.clone(), &ns.name, &ar);
+    let obj = api.get("tr").await.ok()?;
+    let services = obj.data["spec"]["weighted"]["services"].as_array()?.clone();
+    let weight = |name: &str| {
+        services
+            .iter()
+            .find(|s| s["name"] == name)
+            .and_then(|s| s["weight"].as_i64())
+    };
+    Some((weight("tr-canary")?, weight("tr-stable")?))
+}
+
+/// Traefik: the weights of the two Services in the TraefikService follow the steps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traefik_weighted_service_per_step() {
+    istio_crds().await;
+    let (ns, _ctl) = setup("traefik").await;
+    ns.apply(TRAEFIK).await;
+    wait_rollout(&ns, "tr", "Healthy", Duration::from_secs(60), is_healthy).await;
+    set_image(&ns, "tr", "tr:v2").await;
+    wait_rollout(
+        &ns,
+        "tr",
+        "paused at 25%",
+        Duration::from_secs(60),
+        |ro, _| phase(ro).0 == "Paused",
+    )
+    .await;
+    assert_eq!(traefik_weights(&ns).await, Some((25, 75)));
+    promote(&ns, "tr").await;
+    wait_rollout(
+        &ns,
+        "tr",
+        "Healthy on v2",
+        Duration::from_secs(60),
+        |ro, _| {
+            phase(ro).0 == "Healthy"
+                && ro.status.as_ref().unwrap().stable_rs
+                    == ro.status.as_ref().unwrap().current_pod_hash
+        },
+    )
+    .await;
+    ns.wait_for(
+        "the weights back at 0/100",
+        Duration::from_secs(20),
+        || async { Ok((traefik_weights(&ns).await == Some((0, 100))).then_some(())) },
+    )
+    .await;
+}

@@ -110,4 +110,7 @@ Role cannot grant (ClusterAnalysisTemplates).
 - apiGroups: [gateway.networking.k8s.io]
   resources: [httproutes]
   verbs: [list, watch, patch]
+- apiGroups: [traefik.containo.us]
+  resources: [traefikservices]
+  verbs: [list, watch, patch]
 {{- end -}}
