@@ -78,12 +78,19 @@ impl TrafficStores {
             .applied_objects();
         self.watches.spawn(async move {
             futures::pin_mut!(stream);
+            // The last fingerprint passed on, per object: status-only updates (a Deployment's
+            // replica counts, an Ingress's load balancer) concern no Rollout.
+            let mut seen: HashMap<(String, String), u64> = HashMap::new();
             while let Some(ev) = stream.next().await {
                 match ev {
                     Ok(obj) => {
                         let mut k = template.clone();
                         k.namespace = obj.namespace().unwrap_or_default();
                         k.name = obj.name_any();
+                        let fp = fingerprint(&obj);
+                        if seen.insert((k.namespace.clone(), k.name.clone()), fp) == Some(fp) {
+                            continue;
+                        }
                         let _ = tx.send(k);
                     }
                     Err(e) => warn!(kind = %template.kind, "watching traffic router objects: {e}"),
@@ -154,6 +161,18 @@ impl TrafficStores {
     }
 }
 
+/// What of a watched object can concern a Rollout: its identity, its generation (the spec)
+/// and its labels and annotations.
+fn fingerprint(obj: &DynamicObject) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    obj.metadata.uid.hash(&mut h);
+    obj.metadata.generation.hash(&mut h);
+    obj.metadata.labels.hash(&mut h);
+    obj.metadata.annotations.hash(&mut h);
+    h.finish()
+}
+
 /// The Rollouts (in `rollouts`) that reference a router object, or name it in `workloadRef`.
 pub fn rollouts_referencing(rollouts: &Store<Rollout>, key: &ObjectKey) -> Vec<ObjectRef<Rollout>> {
     rollouts
@@ -173,4 +192,37 @@ pub fn rollouts_referencing(rollouts: &Store<Rollout>, key: &ObjectKey) -> Vec<O
         })
         .map(|ro| ObjectRef::from_obj(&*ro))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fingerprint;
+    use kube::api::DynamicObject;
+    use serde_json::json;
+
+    fn obj(v: serde_json::Value) -> DynamicObject {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn status_only_updates_keep_the_fingerprint() {
+        let base = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "d", "uid": "u1", "generation": 2, "resourceVersion": "5",
+                         "annotations": {"a": "1"}},
+            "spec": {"replicas": 3}, "status": {"readyReplicas": 1}});
+        let fp = fingerprint(&obj(base.clone()));
+        let mut status = base.clone();
+        status["status"]["readyReplicas"] = json!(3);
+        status["metadata"]["resourceVersion"] = json!("6");
+        assert_eq!(fingerprint(&obj(status)), fp);
+        for (path, value) in [
+            ("/metadata/generation", json!(3)),
+            ("/metadata/uid", json!("u2")),
+            ("/metadata/annotations/a", json!("2")),
+        ] {
+            let mut changed = base.clone();
+            *changed.pointer_mut(path).unwrap() = value;
+            assert_ne!(fingerprint(&obj(changed)), fp, "{path}");
+        }
+    }
 }
