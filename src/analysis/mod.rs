@@ -1,7 +1,7 @@
 //! The analysis engine: AnalysisRuns measured by metric providers, judged by expressions.
 //!
 //! Layout (everything but [`providers`] is pure: no API client, no clock, no async runtime,
-//! no I/O — `tests/analysis_purity.rs` enforces it):
+//! no I/O — `tests/purity.rs` enforces it):
 //!
 //! - [`core`]: the AnalysisRun state machine, a port of upstream's `analysis/analysis.go`.
 //!   [`core::begin`] decides what to measure now (or that the run is done), the controller

@@ -3,7 +3,7 @@
 //! [`plan_traffic`] returns the writes ([`ObjectChange`]) that bring the objects to the intent.
 //!
 //! Like `src/plan`, nothing here talks to the API server, reads a clock or the environment, or
-//! spawns a task (`tests/traffic_purity.rs` checks it). The controller keeps the objects that
+//! spawns a task (`tests/purity.rs` checks it). The controller keeps the objects that
 //! [`referenced_objects`] names in reflector stores, calls [`plan_traffic`] and carries out the
 //! changes in order.
 //!
