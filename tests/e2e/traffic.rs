@@ -597,20 +597,28 @@ async fn gateway_api_http_route_weights() {
     .await;
 }
 
+/// One of upstream's Istio e2e manifests, less its Istio Gateway (not among the test CRDs, and
+/// not used by the controller); `None` where the corpus is absent.
+fn istio_manifest_without_gateway(relative: &str) -> Option<String> {
+    let text = compat_file(relative)?;
+    Some(
+        text.split("\n---\n")
+            .filter(|d| !d.contains("kind: Gateway"))
+            .collect::<Vec<_>>()
+            .join("\n---\n"),
+    )
+}
+
 /// Upstream's header-routing e2e manifest: a managed header route is added at the top of the
 /// VirtualService, changed by a later step, removed by a step without `match`, and all managed
 /// routes are gone at the end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn istio_header_route_added_changed_removed() {
-    let Some(text) = compat_file("test/e2e/header-routing/istio-hr-host.yaml") else {
+    let Some(manifest) =
+        istio_manifest_without_gateway("test/e2e/header-routing/istio-hr-host.yaml")
+    else {
         return;
     };
-    // The Istio Gateway is not part of the test CRDs (and not used by the controller).
-    let manifest: String = text
-        .split("\n---\n")
-        .filter(|d| !d.contains("kind: Gateway"))
-        .collect::<Vec<_>>()
-        .join("\n---\n");
     istio_crds().await;
     let (ns, _ctl) = setup("istio-header").await;
     ns.apply(&manifest).await;
@@ -718,14 +726,11 @@ async fn istio_header_route_added_changed_removed() {
 /// the top, one changed then removed, all gone at the end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn istio_mirror_routes_added_changed_removed() {
-    let Some(text) = compat_file("test/e2e/mirror-route/istio-mirror-host.yaml") else {
+    let Some(manifest) =
+        istio_manifest_without_gateway("test/e2e/mirror-route/istio-mirror-host.yaml")
+    else {
         return;
     };
-    let manifest: String = text
-        .split("\n---\n")
-        .filter(|d| !d.contains("kind: Gateway"))
-        .collect::<Vec<_>>()
-        .join("\n---\n");
     istio_crds().await;
     let (ns, _ctl) = setup("istio-mirror").await;
     ns.apply(&manifest).await;
