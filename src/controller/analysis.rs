@@ -30,7 +30,7 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions, PropagationPolicy};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event as KEvent, EventType, Recorder, Reporter};
+use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -479,23 +479,7 @@ async fn apply(
             info!(run = %name, phase = r.status.phase.as_deref().unwrap_or(""), "analysis run phase");
         }
     }
-    let reference = run.object_ref(&());
-    for ev in &r.events {
-        let kev = KEvent {
-            type_: if ev.warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: ev.reason.clone(),
-            note: Some(ev.message.chars().take(1000).collect()),
-            action: ev.reason.clone(),
-            secondary: None,
-        };
-        if let Err(e) = ctx.recorder.publish(&kev, &reference).await {
-            warn!(run = %name, "recording event {}: {e}", ev.reason);
-        }
-    }
+    super::publish_events(&ctx.recorder, &run.object_ref(&()), &r.events).await;
     clean_up_jobs(ctx, run, &r).await;
     ctx.failures
         .lock()

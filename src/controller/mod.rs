@@ -396,6 +396,31 @@ pub async fn run(
         .await;
 }
 
+/// Records a plan's events on an object (a failure is logged: events are best effort).
+pub(crate) async fn publish_events(
+    recorder: &Recorder,
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
+    events: &[plan::Event],
+) {
+    for ev in events {
+        let kev = KEvent {
+            type_: if ev.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: ev.reason.clone(),
+            note: Some(ev.message.chars().take(1000).collect()),
+            action: ev.reason.clone(),
+            secondary: None,
+        };
+        if let Err(e) = recorder.publish(&kev, reference).await {
+            let object = reference.name.as_deref().unwrap_or_default();
+            warn!(%object, "recording event {}: {e}", ev.reason);
+        }
+    }
+}
+
 /// Background tasks that end with their owner: dropping the set (when [`run`] returns, or
 /// when its future is dropped, as on a lost Lease) aborts every task still running, so no
 /// watch outlives the controller that started it.
@@ -836,23 +861,7 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error>
             .unwrap()
             .insert(key.clone(), (rv, Instant::now()));
     }
-    let reference = ro.object_ref(&());
-    for ev in &plan.events {
-        let kev = KEvent {
-            type_: if ev.warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: ev.reason.clone(),
-            note: Some(ev.message.chars().take(1000).collect()),
-            action: ev.reason.clone(),
-            secondary: None,
-        };
-        if let Err(e) = ctx.recorder.publish(&kev, &reference).await {
-            warn!(rollout = %name, "recording event {}: {e}", ev.reason);
-        }
-    }
+    publish_events(&ctx.recorder, &ro.object_ref(&()), &plan.events).await;
     ctx.failures.lock().unwrap().remove(&key);
     if let Some(o) = &ctx.observer {
         o.reconciled(&ro, Some(&plan.status), started.elapsed(), None);
