@@ -269,26 +269,39 @@ pub fn needs_pods(
         .any(|t| super::ephemeral::pods_pending(t, &rs.all[t.idx]))
 }
 
+/// Sets the InvalidSpec condition for `problem` (upstream's message). Returns the message
+/// when it is new (for the Warning event), `None` when the condition already says it.
+fn mark_invalid(
+    ro: &Rollout,
+    status: &mut RolloutStatus,
+    problem: impl std::fmt::Display,
+    stamp: &Time,
+) -> Option<String> {
+    let msg = format!("The Rollout \"{}\" is invalid: {problem}", ro.name_any());
+    if cond::get(status, ctype::INVALID_SPEC).and_then(|c| c.message.as_deref()) == Some(&msg) {
+        return None;
+    }
+    cond::remove(status, ctype::INVALID_SPEC);
+    cond::set(
+        status,
+        cond::new_condition(
+            ctype::INVALID_SPEC,
+            "True",
+            reason::INVALID_SPEC,
+            msg.clone(),
+            stamp,
+        ),
+    );
+    Some(msg)
+}
+
 /// The InvalidSpec plan: set (or refresh) the condition, touch nothing else.
 fn invalid_spec(ro: &Rollout, old: &RolloutStatus, err: &FieldError, now: Timestamp) -> Plan {
-    let msg = format!("The Rollout \"{}\" is invalid: {err}", ro.name_any());
     let mut status = old.clone();
-    let prev = cond::get(old, ctype::INVALID_SPEC);
-    let mut events = Vec::new();
-    if prev.and_then(|c| c.message.as_deref()) != Some(msg.as_str()) {
-        cond::remove(&mut status, ctype::INVALID_SPEC);
-        cond::set(
-            &mut status,
-            cond::new_condition(
-                ctype::INVALID_SPEC,
-                "True",
-                reason::INVALID_SPEC,
-                msg.clone(),
-                &stamp(now),
-            ),
-        );
-        events.push(Event::warning(reason::INVALID_SPEC, msg));
-    }
+    let events = mark_invalid(ro, &mut status, err, &stamp(now))
+        .map(|msg| Event::warning(reason::INVALID_SPEC, msg))
+        .into_iter()
+        .collect();
     status.observed_generation = Some(ro.metadata.generation.unwrap_or(0).to_string());
     let (phase, message) = cond::phase(&ro.spec, &status);
     status.phase = Some(phase.into());
@@ -1275,25 +1288,8 @@ impl<'a> Ctx<'a> {
     /// writes.
     pub(super) fn blocked(&mut self, problem: String, event_reason: &str) -> RolloutStatus {
         self.effects.clear();
-        let msg = format!(
-            "The Rollout \"{}\" is invalid: {problem}",
-            self.ro.name_any()
-        );
         let mut status = self.old.clone();
-        if cond::get(&status, ctype::INVALID_SPEC).and_then(|c| c.message.as_deref())
-            != Some(msg.as_str())
-        {
-            cond::remove(&mut status, ctype::INVALID_SPEC);
-            cond::set(
-                &mut status,
-                cond::new_condition(
-                    ctype::INVALID_SPEC,
-                    "True",
-                    reason::INVALID_SPEC,
-                    msg.clone(),
-                    &self.stamp,
-                ),
-            );
+        if let Some(msg) = mark_invalid(self.ro, &mut status, problem, &self.stamp) {
             self.events.push(Event::warning(event_reason, msg));
         }
         self.requeue_in(INVALID_SPEC_REQUEUE);
