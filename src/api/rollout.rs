@@ -328,7 +328,7 @@ pub struct CanaryStrategy {
 #[schemars(extend("required" = ["type", "value"]))]
 pub struct ReplicaProgressThreshold {
     /// Type is used to specify whether the replica progress threshold is a percentage
-    /// (`Percent`) or a number (`Pod`).
+    /// (`Percent`) or a number (`Pods`).
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     pub type_: Option<String>,
     /// Value contains the user-specified value for when Argo Rollouts can promote a canary to
@@ -341,8 +341,9 @@ pub struct ReplicaProgressThreshold {
 pub mod replica_progress_threshold_type {
     /// Value is a percentage of the desired replicas.
     pub const PERCENT: &str = "Percent";
-    /// Value is a pod count.
-    pub const POD: &str = "Pod";
+    /// Value is a pod count (upstream's constant; its docs say `Pod`, and upstream reads any
+    /// type other than `Percent` as a pod count).
+    pub const PODS: &str = "Pods";
 }
 
 /// PingPongSpec holds the ping and pong service names.

@@ -295,7 +295,8 @@ fn current_step(ro: &Rollout) -> Option<(usize, bool)> {
 }
 
 /// Upstream's `GetCurrentSetWeight`: the weight of the last `setWeight` up to the current step
-/// (0 when aborted, 100 when all steps are done or there are none).
+/// (0 when aborted, `maxTrafficWeight` (100 unless set) when all steps are done or there are
+/// none). Like upstream's, it is out of `maxTrafficWeight`, not a percentage.
 pub fn current_set_weight(ro: &Rollout) -> i32 {
     if ro.status.as_ref().and_then(|s| s.abort) == Some(true) {
         return 0;
@@ -306,7 +307,7 @@ pub fn current_set_weight(ro: &Rollout) -> i32 {
             .rev()
             .find_map(|s| s.set_weight)
             .unwrap_or(0),
-        _ => 100,
+        _ => crate::traffic::max_weight(ro),
     }
 }
 
@@ -620,13 +621,14 @@ fn images(replica_sets: &[ReplicaSetInfo]) -> Vec<ImageInfo> {
         .collect()
 }
 
-/// Upstream's actual weight for a canary: 100 when no step is current; for a basic canary, the
-/// canary ReplicaSet's share of the available pods; with traffic routing, the recorded canary
-/// weight (else the set weight).
+/// Upstream's actual weight for a canary, out of `maxTrafficWeight` (100 unless set): the full
+/// weight when no step is current; for a basic canary, the canary ReplicaSet's share of the
+/// available pods; with traffic routing, the recorded canary weight (else the set weight).
 fn actual_weight(ro: &Rollout, replica_sets: &[ReplicaSetInfo], set_weight: i32) -> String {
     let st = ro.status.clone().unwrap_or_default();
+    let max_weight = crate::traffic::max_weight(ro);
     match current_step(ro) {
-        None | Some((_, false)) => "100".into(),
+        None | Some((_, false)) => max_weight.to_string(),
         Some(_) => {
             let available = st.available_replicas.unwrap_or(0);
             if available <= 0 {
@@ -638,7 +640,8 @@ fn actual_weight(ro: &Rollout, replica_sets: &[ReplicaSetInfo], set_weight: i32)
                     .iter()
                     .rfind(|rs| rs.canary)
                     .map_or(0, |rs| rs.available);
-                return (i64::from(canary) * 100 / i64::from(available)).to_string();
+                return (i64::from(canary) * i64::from(max_weight) / i64::from(available))
+                    .to_string();
             }
             st.canary
                 .and_then(|c| c.weights)

@@ -41,7 +41,8 @@ pub struct StepRow {
     /// The step as upstream prints it (`setWeight: 20`, `pause: 10s`, ...), or the stage of
     /// a blue-green update.
     pub step: String,
-    /// The traffic weight set for the canary (basic canary: the share of pods it aims at).
+    /// The traffic weight set for the canary, in percent of `maxTrafficWeight` (basic canary:
+    /// the share of pods it aims at).
     pub weight: i32,
     /// Available pods of the new version (canary, or blue-green preview) while it is not
     /// stable yet, once the step's scaling is done.
@@ -209,7 +210,7 @@ fn is_healthy(w: &World) -> bool {
         && st.stable_rs == st.current_pod_hash
 }
 
-/// The step index, the row's label and the traffic weight of the new version now.
+/// The step index, the row's label and the traffic weight of the new version now (percent).
 fn stage(w: &World) -> (Option<i32>, String, i32) {
     let st = w.status();
     if w.ro.blue_green().is_some() {
@@ -241,7 +242,10 @@ fn stage(w: &World) -> (Option<i32>, String, i32) {
             None => "done: new version is stable".to_string(),
         },
     };
-    (idx, label, current_set_weight(&w.ro))
+    // As a percentage: with `maxTrafficWeight: 1000`, `setWeight: 500` is 50%.
+    let max_weight = i64::from(crate::traffic::max_weight(&w.ro).max(1));
+    let percent = i64::from(current_set_weight(&w.ro)) * 100 / max_weight;
+    (idx, label, i32::try_from(percent).unwrap_or(100))
 }
 
 struct Recorder {

@@ -472,9 +472,10 @@ impl<'a> Ctx<'a> {
     /// The weight the current step asks of the canary (upstream's `GetCanaryReplicasOrWeight`
     /// for a basic canary).
     pub(super) fn canary_scale(&self) -> CanaryScale {
+        let max_weight = self.max_weight();
         let (step, idx) = self.current_step();
         let step_weight = match (step, idx) {
-            (None, _) | (_, None) => 100,
+            (None, _) | (_, None) => max_weight,
             (Some(_), Some(i)) => self.steps()[..=i as usize]
                 .iter()
                 .rev()
@@ -504,7 +505,59 @@ impl<'a> Ctx<'a> {
             abort_scale_down_delay_seconds: self.canary.abort_scale_down_delay_seconds,
             set_canary_scale,
             step_weight,
+            abort_weight: self.dynamic_abort_weight().unwrap_or(0),
+            max_weight,
         })
+    }
+
+    /// `trafficRouting.maxTrafficWeight` (100 unless set; always 100 for a basic canary).
+    pub(super) fn max_weight(&self) -> i32 {
+        if self.traffic_routed() {
+            crate::traffic::max_weight(self.ro)
+        } else {
+            100
+        }
+    }
+
+    /// The weight an aborted Rollout with `dynamicStableScale` has stepped back to (upstream's
+    /// `GetDesiredCanaryWeight`); `None` when that does not apply (not aborted, no dynamic
+    /// stable scale, or no canary or stable ReplicaSet).
+    fn dynamic_abort_weight(&self) -> Option<i32> {
+        if self.old.abort != Some(true)
+            || !self.traffic_routed()
+            || self.canary.dynamic_stable_scale != Some(true)
+        {
+            return None;
+        }
+        let (new, stable) = (self.rs.new_rs()?, self.rs.stable_rs()?);
+        let step_weights: Vec<i32> = self.steps().iter().filter_map(|s| s.set_weight).collect();
+        Some(replicas::dynamic_abort_weight(
+            &replicas::DynamicAbortInput {
+                spec_replicas: self.replicas(),
+                max_weight: self.max_weight(),
+                stable_available: stable.available,
+                canary_available: new.available,
+                explicit_abort_delay: self
+                    .canary
+                    .abort_scale_down_delay_seconds
+                    .is_some_and(|d| d != 0),
+                step_weights: &step_weights,
+            },
+        ))
+    }
+
+    /// The canary strategy's `replicaProgressThreshold`: `type: Percent`, or a pod count for
+    /// any other type (as upstream reads it; its docs say `Pod`, its constant `Pods`).
+    fn progress_threshold(&self) -> Option<replicas::ProgressThreshold> {
+        let t = self.canary.replica_progress_threshold.as_ref()?;
+        let value = t.value.unwrap_or(0);
+        Some(
+            if t.type_.as_deref() == Some(crate::api::replica_progress_threshold_type::PERCENT) {
+                replicas::ProgressThreshold::Percent(value)
+            } else {
+                replicas::ProgressThreshold::Pods(value)
+            },
+        )
     }
 
     /// Whether the canary's traffic is split by a router (not by pod counts).
@@ -528,6 +581,7 @@ impl<'a> Ctx<'a> {
                 &replicas::TrafficRoutedCanaryInput {
                     spec_replicas: self.replicas(),
                     scale: self.canary_scale(),
+                    max_weight: self.max_weight(),
                     dynamic_stable_scale: self.canary.dynamic_stable_scale == Some(true),
                     aborted: self.old.abort == Some(true),
                     min_pods_per_replica_set: self.canary.min_pods_per_replica_set,
@@ -756,13 +810,26 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// Upstream's `reconcileStableAndCanaryService` for a basic canary.
+    /// Upstream's `reconcileStableAndCanaryService`, and the canary Service's return to the
+    /// stable on an abort (`reconcileTrafficRouting`): at once, except with dynamic stable
+    /// scaling, where the canary Service keeps the canary until its traffic weight is back
+    /// at 0. While rolling back to the stable with dynamic stable scaling, the canary Service
+    /// is left alone until the stable is at full size.
     pub(super) fn reconcile_services(&mut self, obs: &Observed<'_>) {
         let stable = self.stable_idx();
         let new = self.new_idx();
         self.ensure_service(obs, self.canary.stable_service.as_deref(), stable);
+        let dynamic = self.traffic_routed() && self.canary.dynamic_stable_scale == Some(true);
         if self.aborted() {
-            self.ensure_service(obs, self.canary.canary_service.as_deref(), stable);
+            let target = if dynamic && self.abort_weight() > 0 {
+                new
+            } else {
+                stable
+            };
+            self.ensure_service(obs, self.canary.canary_service.as_deref(), target);
+            return;
+        }
+        if self.traffic_routed() && self.dynamically_rolling_back_to_stable().is_some() {
             return;
         }
         self.ensure_service(obs, self.canary.canary_service.as_deref(), new);
@@ -995,6 +1062,7 @@ impl<'a> Ctx<'a> {
             stable_created: self.rs.stable_rs().map_or(0, |r| r.status_replicas),
             traffic_routed: self.traffic_routed(),
             dynamic_stable_scale: self.canary.dynamic_stable_scale == Some(true),
+            progress_threshold: self.progress_threshold(),
             others: &others,
         })
     }
@@ -1010,8 +1078,18 @@ impl<'a> Ctx<'a> {
         if self.aborted() {
             return None;
         }
+        // Only while the canary has fewer available pods than the Rollout wants (and below
+        // its replicaProgressThreshold): more (an HPA scaled the Rollout down) promotes, and
+        // the surplus is scaled down afterwards.
         let new = self.rs.new_rs()?;
-        if new.available != self.replicas() {
+        let replicas = self.replicas();
+        if new.available < replicas
+            && !replicas::replica_progress_threshold_met(
+                self.progress_threshold(),
+                Some(new.state()),
+                replicas,
+            )
+        {
             return None;
         }
         if self.old.promote_full == Some(true) {
@@ -1163,35 +1241,36 @@ impl<'a> Ctx<'a> {
         self.sync_status(status, false)
     }
 
-    /// Upstream's desired canary weight (`reconcileTrafficRouting`): 0 when fully promoted or
-    /// aborted (with dynamic stable scaling: what the stable can take), the previous step's
-    /// weight until the canary pods for this step are available, then the step's weight, and
-    /// `maxTrafficWeight` once all steps are done.
+    /// Upstream's desired canary weight (`reconcileTrafficRouting`): 0 when fully promoted, or
+    /// aborted (with dynamic stable scaling: stepping back as the stable can take the traffic,
+    /// [`Self::abort_weight`]); the previous step's weight until the canary pods for this step
+    /// are available, then the step's weight, and `maxTrafficWeight` once all steps are done.
+    /// On a full promotion the weight stays where it is (with dynamic stable scaling: follows
+    /// the canary's available pods).
     fn desired_weight(&self) -> i32 {
-        let max = crate::traffic::max_weight(self.ro);
-        let stable = self.old.stable_rs.as_deref().unwrap_or_default();
-        let fully_promoted =
-            !stable.is_empty() && Some(stable) == self.old.current_pod_hash.as_deref();
+        let max = self.max_weight();
         let (_, idx) = self.current_step();
         let steps = self.steps();
-        let weight = if fully_promoted {
+        let new = self.rs.new_rs();
+        let dynamic = self.canary.dynamic_stable_scale == Some(true);
+        let weight = if self.dynamically_rolling_back_to_stable().is_some() {
+            self.abort_weight()
+        } else if self.fully_promoted() {
             0
         } else if self.aborted() {
-            if self.canary.dynamic_stable_scale == Some(true) {
-                let avail = self.rs.stable_rs().map_or(0, |r| r.available);
-                let mut w = 100 - (100 * avail) / self.replicas().max(1);
-                if let Some(cur) = self.current_weights() {
-                    w = w.min(cur.canary);
-                }
-                w
-            } else {
-                0
-            }
-        } else if self.rs.new_rs().is_none_or(|r| r.available == 0) {
+            self.abort_weight()
+        } else if new.is_none_or(|r| r.available == 0) {
             0
+        } else if self.old.promote_full == Some(true) {
+            if dynamic {
+                let available = new.map_or(0, |r| r.available);
+                ((i64::from(max) * i64::from(available)) / i64::from(self.replicas().max(1))) as i32
+            } else {
+                self.current_weights().map_or(0, |w| w.canary)
+            }
         } else if let Some(i) = idx {
             let i = i.max(0) as usize;
-            if !self.at_desired_counts() && self.old.promote_full != Some(true) {
+            if !self.at_desired_counts() {
                 steps[..i.min(steps.len())]
                     .iter()
                     .rev()
@@ -1212,6 +1291,97 @@ impl<'a> Ctx<'a> {
         weight.clamp(0, max)
     }
 
+    /// Upstream's `checkReplicasAvailable` for the stable ReplicaSet and its share
+    /// `stable_weight` of the traffic: it has the available pods that share needs (rounded
+    /// down), or meets the `replicaProgressThreshold` for them. Without a stable ReplicaSet
+    /// (the first deploy) there is nothing to protect, and the weights are recorded at once
+    /// (upstream records none until the first deploy completes).
+    fn stable_can_take(&self, stable_weight: i32) -> bool {
+        let Some(stable) = self.rs.stable_rs() else {
+            return true;
+        };
+        let needed = (i64::from(stable_weight.max(0)) * i64::from(self.replicas()))
+            / i64::from(self.max_weight().max(1));
+        let needed = i32::try_from(needed).unwrap_or(i32::MAX);
+        stable.available >= needed
+            || replicas::replica_progress_threshold_met(
+                self.progress_threshold(),
+                Some(stable.state()),
+                needed,
+            )
+    }
+
+    /// `status.stableRS` is the current pod hash.
+    fn fully_promoted(&self) -> bool {
+        let stable = self.old.stable_rs.as_deref().unwrap_or_default();
+        !stable.is_empty() && Some(stable) == self.old.current_pod_hash.as_deref()
+    }
+
+    /// Upstream's `IsDynamicallyRollingBackToStable`: with dynamic stable scaling, the template
+    /// went back to the stable's while traffic still went to another canary (the hash recorded
+    /// in `status.canary.weights`), and the stable is not back at full size: traffic returns
+    /// as an abort's would. Returns that previous canary's hash.
+    fn dynamically_rolling_back_to_stable(&self) -> Option<String> {
+        if !self.fully_promoted() || self.canary.dynamic_stable_scale != Some(true) {
+            return None;
+        }
+        let previous = self
+            .old
+            .canary
+            .as_ref()?
+            .weights
+            .as_ref()?
+            .canary
+            .as_ref()?
+            .pod_template_hash
+            .clone()
+            .unwrap_or_default();
+        let desired = self.rs.new_rs()?;
+        (previous != desired.hash && desired.available < self.replicas()).then_some(previous)
+    }
+
+    /// Upstream's `GetDesiredCanaryWeight`: on an abort with dynamic stable scaling, the step
+    /// weight walked back to; otherwise the current `setWeight` (0 once aborted, the full
+    /// weight once all steps are done).
+    fn desired_canary_weight(&self) -> i32 {
+        if let Some(w) = self.dynamic_abort_weight() {
+            return w;
+        }
+        if self.old.abort == Some(true) {
+            return 0;
+        }
+        match self.current_step() {
+            (Some(_), Some(i)) => self.steps()[..=i as usize]
+                .iter()
+                .rev()
+                .find_map(|s| s.set_weight)
+                .unwrap_or(0),
+            _ => self.max_weight(),
+        }
+    }
+
+    /// Upstream's `calculateDesiredWeightOnAbortOrStableRollback`: 0 at once without dynamic
+    /// stable scaling; with it, the canary's weight goes down only as far as the stable's
+    /// available pods can take ([`replicas::abort_traffic_weight`]).
+    fn abort_weight(&self) -> i32 {
+        let Some(stable) = self.rs.stable_rs().filter(|_| self.rs.new_rs().is_some()) else {
+            return 0;
+        };
+        // As upstream, an unset `spec.replicas` counts as 0 here.
+        if self.canary.dynamic_stable_scale != Some(true)
+            || self.ro.spec.replicas.is_none_or(|r| r == 0)
+        {
+            return 0;
+        }
+        replicas::abort_traffic_weight(&replicas::AbortTrafficInput {
+            spec_replicas: self.replicas(),
+            max_weight: self.max_weight(),
+            stable_available: stable.available,
+            desired_canary_weight: self.desired_canary_weight(),
+            current_canary_weight: self.current_weights().map(|w| w.canary),
+        })
+    }
+
     /// Drives the traffic routers toward the desired weight, hashes and routes, and records
     /// `status.canary.weights`.
     fn reconcile_traffic(
@@ -1220,16 +1390,32 @@ impl<'a> Ctx<'a> {
         status: &mut RolloutStatus,
     ) -> Result<(), Box<crate::traffic::TrafficError>> {
         let weight = self.desired_weight();
-        let new_hash = self.rs.new_rs().map(|r| r.hash.clone());
+        // Rolling back to the stable with dynamic stable scaling: the previous canary keeps its
+        // share of the traffic while the stable scales back up (upstream issue 3020).
+        let rolling_back = self.dynamically_rolling_back_to_stable();
+        let new_hash = rolling_back
+            .clone()
+            .or_else(|| self.rs.new_rs().map(|r| r.hash.clone()));
         let stable_hash = self.rs.stable_rs().map(|r| r.hash.clone());
-        let stable = self.old.stable_rs.as_deref().unwrap_or_default();
-        let fully_promoted =
-            !stable.is_empty() && Some(stable) == self.old.current_pod_hash.as_deref();
+        let fully_promoted = self.fully_promoted() && rolling_back.is_none();
+        if !self.stable_can_take(self.max_weight() - weight) {
+            // Upstream's `checkReplicasAvailable`: the stable cannot carry its share of the new
+            // weight yet; leave the routers and the recorded weights as they are.
+            let old_weights = self.old.canary.as_ref().and_then(|c| c.weights.clone());
+            status.canary.get_or_insert_with(Default::default).weights = old_weights;
+            return Ok(());
+        }
         let mut intent = crate::traffic::TrafficIntent::for_rollout(self.ro);
         intent.canary_hash = new_hash.as_deref();
         intent.stable_hash = stable_hash.as_deref();
         intent.weight = weight;
-        intent.remove_managed_routes = fully_promoted || self.aborted();
+        // Managed routes go when the update ends (promoted, aborted, promoted fully) or when the
+        // canary has no available pod (a V2 given up for a V3 must not keep its routes).
+        intent.remove_managed_routes = fully_promoted
+            || (rolling_back.is_none()
+                && (self.aborted()
+                    || self.rs.new_rs().is_none_or(|r| r.available == 0)
+                    || self.old.promote_full == Some(true)));
         if let (false, (_, Some(i))) = (intent.remove_managed_routes, self.current_step()) {
             let (headers, mirrors) = crate::traffic::routes_at_step(self.ro, i.max(0) as usize);
             intent.header_routes = headers;

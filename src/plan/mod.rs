@@ -208,4 +208,6 @@ pub fn plan(obs: &Observed<'_>, now: Timestamp) -> Plan {
 }
 
 #[cfg(test)]
+mod parity_tests;
+#[cfg(test)]
 mod tests;

@@ -1,5 +1,8 @@
 //! Canary replica arithmetic, after Argo Rollouts (`utils/replicaset/canary.go` and the
-//! fencepost helpers of `utils/replicaset/replicaset.go`).
+//! fencepost helpers of `utils/replicaset/replicaset.go`, as of upstream 9f8d111, v1.10):
+//! weights out of `maxTrafficWeight`, `minPodsPerReplicaSet` capped at the Rollout's
+//! replicas, the step-by-step abort of `dynamicStableScale` and `replicaProgressThreshold`.
+//! The tests port upstream's tables case by case.
 //!
 //! Everything here is a pure function of plain numbers: the caller resolves the Rollout
 //! object (current step, pod hashes, ReplicaSet identities) into the small input types
@@ -17,8 +20,11 @@
 //!   a max surge of, say, `200%` is legal (max unavailable is capped at the Rollout's
 //!   replicas anyway);
 //! * a basic canary's weight is clamped to `0..=100`; a traffic-routed canary's weight only
-//!   to `>= 0`, because `setCanaryScale.weight` may exceed 100 to over-provision canaries;
-//! * observed traffic weights are clamped to `0..=100`;
+//!   to `>= 0`, because `setCanaryScale.weight` may exceed the maximum to over-provision
+//!   canaries;
+//! * traffic-routed weights are out of `trafficRouting.maxTrafficWeight` (100 unless set; a
+//!   basic canary's are always out of 100), and observed traffic weights are clamped to
+//!   `0..=maxTrafficWeight`;
 //! * arithmetic is done in 64 (or 128) bits, so there is no overflow, and results are
 //!   saturated into `0..=i32::MAX`.
 //!
@@ -429,22 +435,151 @@ pub fn replicas_for_scale_down(rs: Option<RsState>, ignore_availability: bool) -
     saturate(scale_down_basis(rs.map(Rs::from), ignore_availability))
 }
 
-/// The canary pods needed to carry `weight` percent of `replicas`, rounded up.
+/// The pods needed to carry `weight` out of `max_weight` (`maxTrafficWeight`, 100 unless set)
+/// of `replicas`, rounded up (upstream's `trafficWeightToReplicas`).
 ///
-/// `weight` may exceed 100; a negative weight counts as 0.
+/// `weight` may exceed `max_weight`; a negative weight counts as 0, and a `max_weight` below
+/// 1 (which validation refuses) as 1.
 #[must_use]
-pub fn traffic_weight_to_replicas(replicas: i32, weight: i32) -> i32 {
+pub fn traffic_weight_to_replicas(replicas: i32, weight: i32, max_weight: i32) -> i32 {
     saturate(weight_to_replicas(
         non_negative(replicas),
         non_negative(weight),
+        i64::from(max_weight.max(1)),
     ))
 }
 
 /// Raises a non-zero `count` to `min_pods_per_replica_set` when that is set
-/// (`minPodsPerReplicaSet`, which only applies with traffic routing). Zero stays zero.
+/// (`minPodsPerReplicaSet`, which only applies with traffic routing), the minimum itself
+/// capped at the Rollout's `spec_replicas` (upstream's fix for issue 4566: a minimum above
+/// the Rollout's size would keep the new ReplicaSet larger than the Rollout, so it could
+/// never become stable). Zero stays zero.
 #[must_use]
-pub fn apply_min_pods_per_replica_set(count: i32, min_pods_per_replica_set: Option<i32>) -> i32 {
-    saturate(with_min_pods(non_negative(count), min_pods_per_replica_set))
+pub fn apply_min_pods_per_replica_set(
+    count: i32,
+    min_pods_per_replica_set: Option<i32>,
+    spec_replicas: i32,
+) -> i32 {
+    saturate(with_min_pods(
+        non_negative(count),
+        min_pods_per_replica_set,
+        non_negative(spec_replicas),
+    ))
+}
+
+/// What [`dynamic_abort_weight`] needs: an aborted, traffic-routed Rollout with
+/// `dynamicStableScale` and both a canary and a stable ReplicaSet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DynamicAbortInput<'a> {
+    /// The Rollout's `spec.replicas`.
+    pub spec_replicas: i32,
+    /// `trafficRouting.maxTrafficWeight` (100 unless set).
+    pub max_weight: i32,
+    /// The stable ReplicaSet's available pods.
+    pub stable_available: i32,
+    /// The canary ReplicaSet's available pods.
+    pub canary_available: i32,
+    /// Whether `abortScaleDownDelaySeconds` is set explicitly to a positive delay: the canary
+    /// then stays at full size until its deadline, so its size must not hold the weight up.
+    pub explicit_abort_delay: bool,
+    /// The weights of the Rollout's `setWeight` steps, in step order.
+    pub step_weights: &'a [i32],
+}
+
+/// The canary weight an aborted Rollout with `dynamicStableScale` steps back to (upstream's
+/// `GetDesiredCanaryWeight`, v1.9): instead of dropping to 0 at once, which would scale the
+/// stable to full size while the canary is still up (16 pods for a 10-replica Rollout aborted
+/// at 60%), the weight walks the `setWeight` steps backwards. The canary's current share is
+/// what the stable cannot serve yet (`spec_replicas - stable_available`), or its available
+/// pods if more (unless an explicit abort delay keeps it up regardless); the result is the
+/// largest step weight whose pods are fewer than that, or 0.
+#[must_use]
+pub fn dynamic_abort_weight(input: &DynamicAbortInput<'_>) -> i32 {
+    let spec = non_negative(input.spec_replicas);
+    let max_weight = i64::from(input.max_weight.max(1));
+    let expected = spec - i64::from(input.stable_available);
+    let canary = if input.explicit_abort_delay {
+        expected
+    } else {
+        expected.max(i64::from(input.canary_available))
+    };
+    input
+        .step_weights
+        .iter()
+        .rev()
+        .copied()
+        .find(|&w| weight_to_replicas(spec, non_negative(w), max_weight) < canary)
+        .unwrap_or(0)
+}
+
+/// What [`abort_traffic_weight`] needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AbortTrafficInput {
+    /// The Rollout's `spec.replicas` (above 0).
+    pub spec_replicas: i32,
+    /// `trafficRouting.maxTrafficWeight` (100 unless set).
+    pub max_weight: i32,
+    /// The stable ReplicaSet's available pods.
+    pub stable_available: i32,
+    /// The canary weight the Rollout wants ([`dynamic_abort_weight`] on an abort).
+    pub desired_canary_weight: i32,
+    /// The canary weight recorded in `status.canary.weights`, if any.
+    pub current_canary_weight: Option<i32>,
+}
+
+/// The canary's traffic weight during an abort (or a rollback to the stable) with dynamic
+/// stable scaling (upstream's `calculateDesiredWeightOnAbortOrStableRollback`): traffic moves
+/// to the stable only as fast as the stable's available pods can take it, and never goes back
+/// up because the stable's availability flaps.
+#[must_use]
+pub fn abort_traffic_weight(input: &AbortTrafficInput) -> i32 {
+    let spec = non_negative(input.spec_replicas).max(1);
+    let max_weight = i64::from(input.max_weight.max(1));
+    let stable_share = (max_weight * non_negative(input.stable_available)) / spec;
+    let expected = (max_weight - stable_share).max(0);
+    let desired = i64::from(input.desired_canary_weight);
+    let weight = match input.current_canary_weight.map(i64::from) {
+        None => expected.max(desired),
+        Some(current) if desired <= 0 => expected.min(current),
+        // The stable is still scaling up: keep the canary's weight.
+        Some(current) if stable_share < max_weight - desired => current,
+        Some(current) => desired.min(current),
+    };
+    saturate(weight)
+}
+
+/// `replicaProgressThreshold` (upstream v1.9): how many of a step's canary pods must be
+/// available before the step counts as done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ProgressThreshold {
+    /// `type: Percent`: this percentage of the pods the step wants.
+    Percent(i32),
+    /// `type: Pods` (upstream reads any type but `Percent` so): at least this many available
+    /// pods, whatever the step wants (as upstream's: a step wanting fewer pods than this never
+    /// completes).
+    Pods(i32),
+}
+
+/// Upstream's `ReplicaProgressThresholdMet`: without a threshold (or with a negative value) a
+/// ReplicaSet must want exactly `desired` pods and have them all available. A `Percent`
+/// threshold is met once `available / desired` reaches it (always, when no pods are desired);
+/// a `Pods` threshold once that many pods are available. A missing ReplicaSet meets nothing.
+#[must_use]
+pub fn replica_progress_threshold_met(
+    threshold: Option<ProgressThreshold>,
+    rs: Option<RsState>,
+    desired: i32,
+) -> bool {
+    let Some(rs) = rs else { return false };
+    match threshold {
+        Some(ProgressThreshold::Percent(value)) if value >= 0 => {
+            // available / desired * 100 >= value, exactly (upstream compares floats with an
+            // epsilon to the same effect).
+            desired == 0 || i64::from(rs.available) * 100 >= i64::from(value) * i64::from(desired)
+        }
+        Some(ProgressThreshold::Pods(value)) if value >= 0 => rs.available >= value,
+        _ => rs.replicas == desired && rs.available == desired,
+    }
 }
 
 /// How many canary pods the current step asks for.
@@ -468,7 +603,7 @@ pub struct SetCanaryScale {
 }
 
 /// What [`canary_scale`] needs to know of a Rollout, resolved by the caller.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CanaryScaleInput {
     /// `status.promoteFull`.
     pub promote_full: bool,
@@ -484,19 +619,42 @@ pub struct CanaryScaleInput {
     /// The `setCanaryScale` of the latest step at or before the current one that has
     /// one; `None` if there is none or all steps are done.
     pub set_canary_scale: Option<SetCanaryScale>,
-    /// The weight of the latest `setWeight` step at or before the current one: 100 when
-    /// all steps are done or there are none, 0 when no earlier step sets a weight.
+    /// The weight of the latest `setWeight` step at or before the current one:
+    /// `max_weight` when all steps are done or there are none, 0 when no earlier step sets a
+    /// weight.
     pub step_weight: i32,
+    /// The weight when aborted: 0, or with `dynamicStableScale` the step the abort has walked
+    /// back to ([`dynamic_abort_weight`]).
+    pub abort_weight: i32,
+    /// `trafficRouting.maxTrafficWeight` (100 unless set): the full weight.
+    pub max_weight: i32,
 }
 
-/// The canary scale the Rollout is at: 100% when promoting fully or when there is no
-/// distinct stable; otherwise the step's `setCanaryScale` if it applies (traffic routing
-/// only, not overridden by `matchTrafficWeight`, and when aborted only with
-/// `abortScaleDownDelaySeconds: 0`); otherwise the step weight, or 0 when aborted.
+impl Default for CanaryScaleInput {
+    fn default() -> Self {
+        CanaryScaleInput {
+            promote_full: false,
+            stable_is_current: false,
+            aborted: false,
+            traffic_routed: false,
+            abort_scale_down_delay_seconds: None,
+            set_canary_scale: None,
+            step_weight: 0,
+            abort_weight: 0,
+            max_weight: 100,
+        }
+    }
+}
+
+/// The canary scale the Rollout is at (upstream's `GetCanaryReplicasOrWeight`): the full
+/// weight when promoting fully or when there is no distinct stable; otherwise the step's
+/// `setCanaryScale` if it applies (traffic routing only, not overridden by
+/// `matchTrafficWeight`, and when aborted only with `abortScaleDownDelaySeconds: 0`);
+/// otherwise the step weight, or the abort weight when aborted.
 #[must_use]
 pub fn canary_scale(input: &CanaryScaleInput) -> CanaryScale {
     if input.promote_full || input.stable_is_current {
-        return CanaryScale::Weight(100);
+        return CanaryScale::Weight(input.max_weight);
     }
     let set_canary_scale_applies =
         input.traffic_routed && (!input.aborted || input.abort_scale_down_delay_seconds == Some(0));
@@ -511,10 +669,14 @@ pub fn canary_scale(input: &CanaryScaleInput) -> CanaryScale {
             return CanaryScale::Weight(weight);
         }
     }
-    CanaryScale::Weight(if input.aborted { 0 } else { input.step_weight })
+    CanaryScale::Weight(if input.aborted {
+        input.abort_weight
+    } else {
+        input.step_weight
+    })
 }
 
-/// Traffic weights, in percent, as currently set on the traffic router.
+/// Traffic weights (out of `maxTrafficWeight`) as currently set on the traffic router.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct TrafficWeights {
     /// Weight routed to the canary.
@@ -530,6 +692,8 @@ pub struct TrafficRoutedCanaryInput {
     pub spec_replicas: i32,
     /// The canary scale the Rollout is at (see [`canary_scale`]).
     pub scale: CanaryScale,
+    /// `trafficRouting.maxTrafficWeight` (100 unless set): weights are out of it.
+    pub max_weight: i32,
     /// The canary strategy's `dynamicStableScale`.
     pub dynamic_stable_scale: bool,
     /// `status.abort`.
@@ -541,24 +705,26 @@ pub struct TrafficRoutedCanaryInput {
 }
 
 /// The replica counts for a canary whose traffic is split by a traffic router rather
-/// than by pod counts.
+/// than by pod counts (upstream's `CalculateReplicaCountsForTrafficRoutedCanary`).
 ///
-/// The canary gets the explicit count, or the weight of `spec_replicas` rounded up and
-/// raised to `minPodsPerReplicaSet`. Without `dynamicStableScale` the stable stays at
-/// `spec_replicas`. With it, the stable gets the larger of what the remaining weight and
-/// the stable's current traffic weight need, so it only shrinks once traffic has left it;
-/// and when aborting, the canary likewise keeps what its current traffic weight needs.
-/// Both counts are then raised to `minPodsPerReplicaSet` unless zero.
+/// The canary gets the explicit count, or its weight's share (out of `max_weight`) of
+/// `spec_replicas` rounded up and raised to `minPodsPerReplicaSet`. Without
+/// `dynamicStableScale` the stable stays at `spec_replicas`. With it, the stable gets the
+/// larger of what the remaining weight and the stable's current traffic weight need, so it
+/// only shrinks once traffic has left it; and when aborting, the canary likewise keeps what
+/// its current traffic weight needs. Both counts are then raised to `minPodsPerReplicaSet`
+/// unless zero. The minimum is capped at `spec_replicas`.
 #[must_use]
 pub fn traffic_routed_canary_replica_counts(input: &TrafficRoutedCanaryInput) -> ReplicaCounts {
     let spec = non_negative(input.spec_replicas);
+    let max_weight = i64::from(input.max_weight.max(1));
     let min_pods = input.min_pods_per_replica_set;
     let (mut canary, desired_weight) = match input.scale {
         CanaryScale::Replicas(replicas) => (non_negative(replicas), 0),
         CanaryScale::Weight(weight) => {
             let weight = non_negative(weight);
             (
-                with_min_pods(weight_to_replicas(spec, weight), min_pods),
+                with_min_pods(weight_to_replicas(spec, weight, max_weight), min_pods, spec),
                 weight,
             )
         }
@@ -567,17 +733,19 @@ pub fn traffic_routed_canary_replica_counts(input: &TrafficRoutedCanaryInput) ->
         return counts(canary, spec);
     }
 
-    let mut stable = weight_to_replicas(spec, (100 - desired_weight).max(0));
+    let mut stable = weight_to_replicas(spec, (max_weight - desired_weight).max(0), max_weight);
     if let Some(weights) = input.current_weights {
-        let routed = |weight: i32| weight_to_replicas(spec, i64::from(weight.clamp(0, 100)));
+        let routed = |weight: i32| {
+            weight_to_replicas(spec, i64::from(weight).clamp(0, max_weight), max_weight)
+        };
         stable = stable.max(routed(weights.stable));
         if input.aborted {
             canary = canary.max(routed(weights.canary));
         }
     }
     counts(
-        with_min_pods(canary, min_pods),
-        with_min_pods(stable, min_pods),
+        with_min_pods(canary, min_pods, spec),
+        with_min_pods(stable, min_pods, spec),
     )
 }
 
@@ -597,22 +765,23 @@ pub struct DesiredCountsCheck<'a> {
     pub traffic_routed: bool,
     /// The canary strategy's `dynamicStableScale`.
     pub dynamic_stable_scale: bool,
+    /// The canary strategy's `replicaProgressThreshold`.
+    pub progress_threshold: Option<ProgressThreshold>,
     /// Every other ReplicaSet of the Rollout (older revisions).
     pub others: &'a [RsState],
 }
 
-/// Whether the ReplicaSets have reached the step's desired counts: the canary wants and
-/// has exactly its count available; the stable wants and has created exactly its count
-/// (its availability is not required, and it is not checked at all with traffic routing
-/// and dynamic stable scaling); and, for a basic canary, which splits traffic by pods,
-/// no older ReplicaSet has available pods.
+/// Whether the ReplicaSets have reached the step's desired counts (upstream's
+/// `AtDesiredReplicaCountsForCanary`): the canary meets its `replicaProgressThreshold`
+/// (without one: wants and has exactly its count available, see
+/// [`replica_progress_threshold_met`]); the stable wants and has created exactly its count
+/// (its availability is not required, and it is not checked at all with traffic routing and
+/// dynamic stable scaling); and, for a basic canary, which splits traffic by pods, no older
+/// ReplicaSet has available pods.
 #[must_use]
 pub fn at_desired_replica_counts(check: &DesiredCountsCheck<'_>) -> bool {
     let desired = check.desired;
-    let canary_done = check
-        .canary
-        .is_some_and(|rs| rs.replicas == desired.canary && rs.available == desired.canary);
-    if !canary_done {
+    if !replica_progress_threshold_met(check.progress_threshold, check.canary, desired.canary) {
         return false;
     }
     if !(check.traffic_routed && check.dynamic_stable_scale) {
@@ -801,14 +970,19 @@ fn keep_within_limits(
     (drain_count, adjust_count)
 }
 
-/// `ceil(replicas * weight / 100)` for non-negative inputs.
-fn weight_to_replicas(replicas: i64, weight: i64) -> i64 {
-    ceil_div_100(replicas * weight)
+/// `ceil(replicas * weight / max_weight)` for non-negative inputs and `max_weight >= 1`.
+fn weight_to_replicas(replicas: i64, weight: i64, max_weight: i64) -> i64 {
+    let weighted = i128::from(replicas) * i128::from(weight);
+    let max_weight = i128::from(max_weight);
+    let ceil = weighted / max_weight + i128::from(weighted % max_weight != 0);
+    i64::try_from(ceil).unwrap_or(i64::MAX)
 }
 
-fn with_min_pods(count: i64, min_pods: Option<i32>) -> i64 {
+/// Upstream's `CheckMinPodsPerReplicaSet`: a non-zero count raised to the minimum, the minimum
+/// capped at the Rollout's replicas.
+fn with_min_pods(count: i64, min_pods: Option<i32>, spec: i64) -> i64 {
     match min_pods {
-        Some(min) if count != 0 => count.max(i64::from(min)),
+        Some(min) if count != 0 => count.max(i64::from(min).min(spec)),
         _ => count,
     }
 }
@@ -898,11 +1072,13 @@ mod tests {
             abort_scale_down_delay_seconds: case.abort_scale_down_delay_seconds,
             set_canary_scale: case.set_canary_scale,
             step_weight: case.set_weight,
+            ..CanaryScaleInput::default()
         });
         if case.traffic_routing {
             traffic_routed_canary_replica_counts(&TrafficRoutedCanaryInput {
                 spec_replicas: case.rollout_spec_replicas,
                 scale,
+                max_weight: 100,
                 dynamic_stable_scale: false,
                 aborted: case.status_abort,
                 min_pods_per_replica_set: case.min_pods_per_replica_set,
@@ -1052,7 +1228,7 @@ mod tests {
                 ..CASE
             },
             CanaryCase {
-                name: "Do not scale newRS down to zero on non-zero weight",
+                name: "Do not scale canaryRS down to zero on non-zero weight",
                 rollout_spec_replicas: 1,
                 set_weight: 20,
                 max_surge: int(1),
@@ -1074,7 +1250,40 @@ mod tests {
                 ..CASE
             },
             CanaryCase {
-                name: "Scale up Stable before newRS",
+                name: "Scale canaryRS to zero on <50 weight without surge",
+                rollout_spec_replicas: 1,
+                set_weight: 49,
+                max_surge: int(0),
+                max_unavailable: int(1),
+                stable: rs(1, 1),
+                canary: rs(0, 0),
+                expected: stable_canary(1, 0),
+                ..CASE
+            },
+            CanaryCase {
+                name: "Scale stableRS down to zero on >=50 weight without surge",
+                rollout_spec_replicas: 1,
+                set_weight: 51,
+                max_surge: int(0),
+                max_unavailable: int(1),
+                stable: rs(1, 1),
+                canary: rs(0, 0),
+                expected: stable_canary(0, 0),
+                ..CASE
+            },
+            CanaryCase {
+                name: "Scale canaryRS to one on >=50 weight without surge and stable replicas",
+                rollout_spec_replicas: 1,
+                set_weight: 51,
+                max_surge: int(0),
+                max_unavailable: int(1),
+                stable: rs(0, 0),
+                canary: rs(0, 0),
+                expected: stable_canary(0, 1),
+                ..CASE
+            },
+            CanaryCase {
+                name: "Scale up Stable before canaryRS",
                 rollout_spec_replicas: 10,
                 set_weight: 30,
                 max_surge: int(1),
@@ -1086,7 +1295,7 @@ mod tests {
                 ..CASE
             },
             CanaryCase {
-                name: "Scale down newRS and stable",
+                name: "Scale down canaryRS and stable",
                 rollout_spec_replicas: 10,
                 set_weight: 30,
                 max_surge: int(0),
@@ -1108,7 +1317,7 @@ mod tests {
                 ..CASE
             },
             CanaryCase {
-                name: "Do not scale down newRS or stable when older RS count >= scaleDownCount",
+                name: "Do not scale down canaryRS or stable when older RS count >= scaleDownCount",
                 rollout_spec_replicas: 10,
                 set_weight: 30,
                 max_surge: int(0),
@@ -1334,13 +1543,25 @@ mod tests {
                 expected: stable_canary(10, 2),
                 ..CASE
             },
+            CanaryCase {
+                name: "Cap MinPodsPerReplicaSet when it exceeds rollout replicas with trafficRouting",
+                rollout_spec_replicas: 1,
+                set_weight: 100,
+                promote_full: true,
+                stable: rs(1, 1),
+                canary: rs(0, 0),
+                traffic_routing: true,
+                min_pods_per_replica_set: Some(2),
+                expected: stable_canary(1, 1),
+                ..CASE
+            },
         ]
     }
 
     #[test]
     fn calculate_replica_counts_for_canary() {
         let cases = canary_cases();
-        assert_eq!(cases.len(), 36);
+        assert_eq!(cases.len(), 40, "upstream's table at 9f8d111 has 40 cases");
         let mut failures = Vec::new();
         for case in &cases {
             let got = run_canary_case(case);
@@ -1461,6 +1682,7 @@ mod tests {
         let got = traffic_routed_canary_replica_counts(&TrafficRoutedCanaryInput {
             spec_replicas: 10,
             scale: CanaryScale::Weight(10),
+            max_weight: 100,
             dynamic_stable_scale: false,
             aborted: false,
             min_pods_per_replica_set: None,
@@ -1475,56 +1697,474 @@ mod tests {
         );
     }
 
+    /// Upstream's `GetCanaryReplicasOrWeight` + `CalculateReplicaCountsForTrafficRoutedCanary`
+    /// for a Rollout at step 0 of `steps` (all `setWeight`), as its tests build them.
+    struct RoutedCase<'a> {
+        spec_replicas: i32,
+        steps: &'a [i32],
+        aborted: bool,
+        dynamic_stable_scale: bool,
+        abort_scale_down_delay_seconds: Option<i32>,
+        canary: Option<RsState>,
+        stable: Option<RsState>,
+        weights: Option<TrafficWeights>,
+    }
+
+    fn routed(case: &RoutedCase<'_>) -> ReplicaCounts {
+        let abort_weight = match (
+            case.aborted && case.dynamic_stable_scale,
+            case.canary,
+            case.stable,
+        ) {
+            (true, Some(canary), Some(stable)) => dynamic_abort_weight(&DynamicAbortInput {
+                spec_replicas: case.spec_replicas,
+                max_weight: 100,
+                stable_available: stable.available,
+                canary_available: canary.available,
+                explicit_abort_delay: case.abort_scale_down_delay_seconds.is_some_and(|d| d != 0),
+                step_weights: case.steps,
+            }),
+            _ => 0,
+        };
+        let scale = canary_scale(&CanaryScaleInput {
+            aborted: case.aborted,
+            traffic_routed: true,
+            abort_scale_down_delay_seconds: case.abort_scale_down_delay_seconds,
+            step_weight: case.steps.first().copied().unwrap_or(100),
+            abort_weight,
+            ..CanaryScaleInput::default()
+        });
+        traffic_routed_canary_replica_counts(&TrafficRoutedCanaryInput {
+            spec_replicas: case.spec_replicas,
+            scale,
+            max_weight: 100,
+            dynamic_stable_scale: case.dynamic_stable_scale,
+            aborted: case.aborted,
+            min_pods_per_replica_set: None,
+            current_weights: case.weights,
+        })
+    }
+
     #[test]
     fn calculate_replica_counts_for_canary_traffic_routing_dynamic_scale() {
-        let dynamic = |set_weight: i32, aborted: bool, canary: i32, stable: i32| {
-            let scale = canary_scale(&CanaryScaleInput {
+        // Upstream's table (its `rolloutMaxReplicas` is the first step's setWeight; `steps` are
+        // appended after it; the canary's available pods equal its replicas).
+        #[allow(clippy::type_complexity)]
+        let cases: [(
+            &str,
+            i32,
+            i32,
+            bool,
+            &[i32],
+            i32,
+            i32,
+            i32,
+            i32,
+            i32,
+            i32,
+            i32,
+        ); 8] = [
+            // name, replicas, setWeight, abort, extra steps, canary weight, stable weight,
+            // canary replicas, stable replicas, stable available, want canary, want stable
+            (
+                "Should scale stable replica up depending on next expected canary downscale step, if abort is true",
+                10,
+                20,
+                true,
+                &[60],
+                60,
+                40,
+                6,
+                4,
+                4,
+                6,
+                8,
+            ),
+            (
+                "Should scale stable replica up depending on available canary replicas, if actual number of canaries is less than expected and abort is true",
+                10,
+                20,
+                true,
+                &[60],
+                60,
+                40,
+                1,
+                4,
+                4,
+                6,
+                8,
+            ),
+            (
+                "Should scale stable replica up depending on available stable replicas, if abort is true",
+                10,
+                20,
+                true,
+                &[60],
+                60,
+                40,
+                2,
+                8,
+                4,
+                6,
+                8,
+            ),
+            (
+                "Should scale stable up as if canaries are scaled down to 0 if stable and canary replicas not passed, and abort is true",
+                10,
+                20,
+                true,
+                &[60],
+                60,
+                40,
+                0,
+                0,
+                0,
+                6,
+                10,
+            ),
+            (
+                "Should scale down stable",
+                10,
+                10,
+                false,
+                &[],
+                10,
+                90,
+                0,
+                0,
+                0,
+                1,
+                9,
+            ),
+            (
+                "Should take max of desired canary (20) > actual (10)",
+                10,
+                20,
+                false,
+                &[],
+                10,
+                90,
+                0,
+                0,
+                0,
+                2,
+                9,
+            ),
+            (
+                "Should leave canary scaled up if there is still traffic to it on abort",
+                10,
+                20,
+                true,
+                &[],
+                20,
+                80,
+                0,
+                0,
+                0,
+                2,
+                10,
+            ),
+            (
+                "Should reduce canary when there is less traffic to it on abort",
+                10,
+                20,
+                true,
+                &[],
+                10,
+                90,
+                0,
+                0,
+                0,
+                1,
+                10,
+            ),
+        ];
+        for (name, replicas, set_weight, aborted, extra, cw, sw, cr, sr, sa, want_c, want_s) in
+            cases
+        {
+            let mut steps = vec![set_weight];
+            steps.extend_from_slice(extra);
+            let got = routed(&RoutedCase {
+                spec_replicas: replicas,
+                steps: &steps,
                 aborted,
-                traffic_routed: true,
-                step_weight: set_weight,
-                ..CanaryScaleInput::default()
-            });
-            traffic_routed_canary_replica_counts(&TrafficRoutedCanaryInput {
-                spec_replicas: 10,
-                scale,
                 dynamic_stable_scale: true,
-                aborted,
-                min_pods_per_replica_set: None,
-                current_weights: Some(TrafficWeights { canary, stable }),
+                abort_scale_down_delay_seconds: None,
+                canary: (cr > 0).then_some(rs(cr, cr)),
+                stable: (sr > 0).then_some(rs(sr, sa)),
+                weights: Some(TrafficWeights {
+                    canary: cw,
+                    stable: sw,
+                }),
+            });
+            assert_eq!(
+                got,
+                ReplicaCounts {
+                    canary: want_c,
+                    stable: want_s
+                },
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn get_desired_canary_weight_on_abort_with_scale_down_delay() {
+        // Upstream's TestGetDesiredCanaryWeightOnAbortWithScaleDownDelay (issue 4898): steps
+        // 10 and 50, 10 replicas, a canary of 5 available pods.
+        let weight = |delay: Option<i32>, stable_available: i32| {
+            dynamic_abort_weight(&DynamicAbortInput {
+                spec_replicas: 10,
+                max_weight: 100,
+                stable_available,
+                canary_available: 5,
+                explicit_abort_delay: delay.is_some_and(|d| d != 0),
+                step_weights: &[10, 50],
             })
         };
-        // verify we scale down stable
         assert_eq!(
-            dynamic(10, false, 10, 90),
-            ReplicaCounts {
-                canary: 1,
-                stable: 9
-            }
+            weight(None, 9),
+            10,
+            "no explicit delay: weight is held up by canary size (progressive drain unchanged)"
         );
-        // verify we take max of desired canary (20) > actual (10)
         assert_eq!(
-            dynamic(20, false, 10, 90),
-            ReplicaCounts {
-                canary: 2,
-                stable: 9
-            }
+            weight(Some(30), 5),
+            10,
+            "explicit delay: weight steps down gradually while stable is scaling up"
         );
-        // verify when we abort, we leave canary scaled up if there is still traffic to it
         assert_eq!(
-            dynamic(20, true, 20, 80),
-            ReplicaCounts {
-                canary: 2,
-                stable: 10
-            }
+            weight(Some(30), 9),
+            0,
+            "explicit delay: weight reaches zero once stable nearly covers spec.Replicas (deadlock case)"
         );
-        // verify when we abort, we reduce canary when there is less traffic to it
         assert_eq!(
-            dynamic(20, true, 10, 90),
-            ReplicaCounts {
-                canary: 1,
-                stable: 10
-            }
+            weight(Some(0), 9),
+            10,
+            "explicit zero delay (leave canary up indefinitely): weight is held up by canary size"
         );
+        // stable scales to spec.Replicas once weight reaches zero
+        let got = routed(&RoutedCase {
+            spec_replicas: 10,
+            steps: &[10, 50],
+            aborted: true,
+            dynamic_stable_scale: true,
+            abort_scale_down_delay_seconds: Some(30),
+            canary: Some(rs(5, 5)),
+            stable: Some(rs(9, 9)),
+            weights: Some(TrafficWeights {
+                canary: 10,
+                stable: 90,
+            }),
+        });
+        assert_eq!(got.stable, 10);
+    }
+
+    #[test]
+    fn abort_traffic_weight_follows_the_stable() {
+        // Upstream's trafficrouting_test.go cases for calculateDesiredWeightOnAbortOrStableRollback
+        // (5 replicas): (desired from the walk-back, stable available, current canary weight, want).
+        let cases = [
+            // TestDynamicScalingDontIncreaseWeightWhenAborted: stable 4 of 5, weight 0 stays 0.
+            ("dont increase weight when aborted", 0, 4, Some(0), 0),
+            // TestDynamicScalingDecreaseWeightAccordingToStepWeightsAvailabilityWhenAborted
+            (
+                "decrease to the previous step's weight",
+                50,
+                3,
+                Some(100),
+                50,
+            ),
+            // TestDynamicScalingDecreaseWeightAccordingToStableAvailabilityWhenAborted
+            (
+                "decrease as the stable becomes available",
+                0,
+                1,
+                Some(100),
+                80,
+            ),
+            // TestDynamicScalingDecreaseWeightAccordingToStableAvailabilityWhenAbortedAndResetService
+            ("reach 0 once the stable is full", 0, 5, Some(20), 0),
+            (
+                "no recorded weight: the larger of what the stable lacks and the step",
+                50,
+                3,
+                None,
+                50,
+            ),
+            (
+                "the stable is still scaling up: keep the weight",
+                50,
+                2,
+                Some(60),
+                60,
+            ),
+        ];
+        for (name, desired, stable_available, current, want) in cases {
+            let got = abort_traffic_weight(&AbortTrafficInput {
+                spec_replicas: 5,
+                max_weight: 100,
+                stable_available,
+                desired_canary_weight: desired,
+                current_canary_weight: current,
+            });
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn dynamic_abort_walks_the_steps_back_with_max_traffic_weight() {
+        // 10 replicas aborted at 600 of 1000 with steps 200, 400, 600: the canary's 6 pods step
+        // back to 400 (4 pods) while the stable has 4 available, then further.
+        let walk = |stable_available: i32, canary_available: i32| {
+            dynamic_abort_weight(&DynamicAbortInput {
+                spec_replicas: 10,
+                max_weight: 1000,
+                stable_available,
+                canary_available,
+                explicit_abort_delay: false,
+                step_weights: &[200, 400, 600],
+            })
+        };
+        assert_eq!(walk(4, 6), 400);
+        assert_eq!(walk(6, 4), 200);
+        assert_eq!(walk(8, 2), 0);
+        assert_eq!(walk(10, 0), 0);
+    }
+
+    #[test]
+    fn all_desired_are_available() {
+        // Upstream's TestAllDesiredAreAvailable (a nil spec.replicas is 1).
+        let cases = [
+            ("all desired pods are available", Some(rs(10, 10)), 10, true),
+            (
+                "not all desired pods are available",
+                Some(rs(10, 9)),
+                10,
+                false,
+            ),
+            ("ReplicaSet is nil", None, 10, false),
+            (
+                "spec.replicas nil (1) and desired != 1",
+                Some(rs(1, 10)),
+                10,
+                false,
+            ),
+            (
+                "spec.replicas nil (1) and desired is 1",
+                Some(rs(1, 1)),
+                1,
+                true,
+            ),
+        ];
+        for (name, state, desired, want) in cases {
+            assert_eq!(
+                replica_progress_threshold_met(None, state, desired),
+                want,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn all_replica_progress_threshold_met() {
+        // Upstream's TestAllReplicaProgressThresholdMet (unset spec.replicas read as 0 here,
+        // as Go's zero value in its table).
+        let cases = [
+            (
+                "percentage: 90% availability passes",
+                Some(ProgressThreshold::Percent(90)),
+                Some(rs(0, 9)),
+                10,
+                true,
+            ),
+            (
+                "pods: 9 available passes",
+                Some(ProgressThreshold::Pods(9)),
+                Some(rs(0, 9)),
+                10,
+                true,
+            ),
+            (
+                "percentage: under 90% fails",
+                Some(ProgressThreshold::Percent(90)),
+                Some(rs(0, 8)),
+                10,
+                false,
+            ),
+            (
+                "pods: under 8 fails",
+                Some(ProgressThreshold::Pods(8)),
+                Some(rs(0, 7)),
+                10,
+                false,
+            ),
+            (
+                "a negative threshold means 100%",
+                Some(ProgressThreshold::Pods(-100)),
+                Some(rs(10, 10)),
+                10,
+                true,
+            ),
+            (
+                "no threshold means 100% of a ReplicaSet wanting them",
+                None,
+                Some(rs(5, 10)),
+                10,
+                false,
+            ),
+            (
+                "a nil ReplicaSet never meets it",
+                Some(ProgressThreshold::Pods(5)),
+                None,
+                10,
+                false,
+            ),
+            (
+                "percentages well above the threshold pass",
+                Some(ProgressThreshold::Percent(100)),
+                Some(rs(0, 100)),
+                10,
+                true,
+            ),
+            (
+                "0 desired meets a percentage",
+                Some(ProgressThreshold::Percent(90)),
+                Some(rs(0, 0)),
+                0,
+                true,
+            ),
+        ];
+        for (name, threshold, state, desired, want) in cases {
+            assert_eq!(
+                replica_progress_threshold_met(threshold, state, desired),
+                want,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn at_desired_counts_honours_the_progress_threshold() {
+        // A traffic-routed canary wanting 10 pods with 8 available: done at 80%, not at 90%.
+        let check = |threshold| {
+            at_desired_replica_counts(&DesiredCountsCheck {
+                desired: ReplicaCounts {
+                    canary: 10,
+                    stable: 10,
+                },
+                canary: Some(rs(10, 8)),
+                stable: Some(rs(10, 10)),
+                stable_created: 10,
+                traffic_routed: true,
+                dynamic_stable_scale: false,
+                progress_threshold: threshold,
+                others: &[],
+            })
+        };
+        assert!(check(Some(ProgressThreshold::Percent(80))));
+        assert!(!check(Some(ProgressThreshold::Percent(90))));
+        assert!(check(Some(ProgressThreshold::Pods(8))));
+        assert!(!check(None));
     }
 
     #[test]
@@ -1558,12 +2198,53 @@ mod tests {
 
     #[test]
     fn traffic_weight_to_replicas_rounds_up() {
-        assert_eq!(traffic_weight_to_replicas(10, 0), 0);
-        assert_eq!(traffic_weight_to_replicas(10, 20), 2);
-        assert_eq!(traffic_weight_to_replicas(10, 25), 3);
-        assert_eq!(traffic_weight_to_replicas(10, 33), 4);
-        assert_eq!(traffic_weight_to_replicas(10, 99), 10);
-        assert_eq!(traffic_weight_to_replicas(10, 100), 10);
+        assert_eq!(traffic_weight_to_replicas(10, 0, 100), 0);
+        assert_eq!(traffic_weight_to_replicas(10, 20, 100), 2);
+        assert_eq!(traffic_weight_to_replicas(10, 25, 100), 3);
+        assert_eq!(traffic_weight_to_replicas(10, 33, 100), 4);
+        assert_eq!(traffic_weight_to_replicas(10, 99, 100), 10);
+        assert_eq!(traffic_weight_to_replicas(10, 100, 100), 10);
+        assert_eq!(traffic_weight_to_replicas(23, 100_000_000, 100_000_000), 23);
+        // maxTrafficWeight 1000: 500 is half.
+        assert_eq!(traffic_weight_to_replicas(10, 500, 1000), 5);
+        assert_eq!(traffic_weight_to_replicas(10, 1, 1000), 1);
+    }
+
+    #[test]
+    fn max_traffic_weight_sizes_the_canary() {
+        // NGINX with maxTrafficWeight 1000, 10 replicas, setWeight 500: 5 canary pods (not 50).
+        let scale = canary_scale(&CanaryScaleInput {
+            traffic_routed: true,
+            step_weight: 500,
+            max_weight: 1000,
+            ..CanaryScaleInput::default()
+        });
+        let got = traffic_routed_canary_replica_counts(&TrafficRoutedCanaryInput {
+            spec_replicas: 10,
+            scale,
+            max_weight: 1000,
+            dynamic_stable_scale: true,
+            aborted: false,
+            min_pods_per_replica_set: None,
+            current_weights: Some(TrafficWeights {
+                canary: 500,
+                stable: 500,
+            }),
+        });
+        assert_eq!(
+            got,
+            ReplicaCounts {
+                canary: 5,
+                stable: 5
+            }
+        );
+        // Promoted fully, the canary takes the full weight: all pods.
+        let full = canary_scale(&CanaryScaleInput {
+            promote_full: true,
+            max_weight: 1000,
+            ..CanaryScaleInput::default()
+        });
+        assert_eq!(full, CanaryScale::Weight(1000));
     }
 
     #[test]
@@ -1705,6 +2386,7 @@ mod tests {
                 stable_created,
                 traffic_routed: false,
                 dynamic_stable_scale: false,
+                progress_threshold: None,
                 others: &[],
             });
             assert_eq!(got, want, "{name} (desired {desired:?})");
@@ -1853,6 +2535,7 @@ mod tests {
         let got = traffic_routed_canary_replica_counts(&TrafficRoutedCanaryInput {
             spec_replicas: 4,
             scale: CanaryScale::Weight(200),
+            max_weight: 100,
             dynamic_stable_scale: true,
             aborted: false,
             min_pods_per_replica_set: None,
@@ -1865,9 +2548,12 @@ mod tests {
                 stable: 0
             }
         );
-        assert_eq!(apply_min_pods_per_replica_set(0, Some(3)), 0);
-        assert_eq!(apply_min_pods_per_replica_set(1, Some(3)), 3);
-        assert_eq!(apply_min_pods_per_replica_set(5, None), 5);
+        assert_eq!(apply_min_pods_per_replica_set(0, Some(3), 10), 0);
+        assert_eq!(apply_min_pods_per_replica_set(1, Some(3), 10), 3);
+        assert_eq!(apply_min_pods_per_replica_set(5, None, 10), 5);
+        // The minimum never exceeds the Rollout's replicas (upstream #4570).
+        assert_eq!(apply_min_pods_per_replica_set(1, Some(3), 2), 2);
+        assert_eq!(apply_min_pods_per_replica_set(1, Some(3), -1), 1);
     }
 
     /// A small deterministic generator, so the sweep needs no dependencies.
@@ -1942,6 +2628,7 @@ mod tests {
             let routed = traffic_routed_canary_replica_counts(&TrafficRoutedCanaryInput {
                 spec_replicas: rng.pick(),
                 scale,
+                max_weight: rng.pick(),
                 dynamic_stable_scale: rng.coin(),
                 aborted: rng.coin(),
                 min_pods_per_replica_set: if rng.coin() { Some(rng.pick()) } else { None },
@@ -1967,8 +2654,31 @@ mod tests {
                 stable_created: rng.pick(),
                 traffic_routed: rng.coin(),
                 dynamic_stable_scale: rng.coin(),
+                progress_threshold: match rng.pick() % 3 {
+                    0 => None,
+                    1 => Some(ProgressThreshold::Percent(rng.pick())),
+                    _ => Some(ProgressThreshold::Pods(rng.pick())),
+                },
                 others: &others,
             });
+            let steps = [rng.pick(), rng.pick(), rng.pick()];
+            let w = dynamic_abort_weight(&DynamicAbortInput {
+                spec_replicas: rng.pick(),
+                max_weight: rng.pick(),
+                stable_available: rng.pick(),
+                canary_available: rng.pick(),
+                explicit_abort_delay: rng.coin(),
+                step_weights: &steps,
+            });
+            assert!(w == 0 || steps.contains(&w));
+            let _ = abort_traffic_weight(&AbortTrafficInput {
+                spec_replicas: rng.pick(),
+                max_weight: rng.pick(),
+                stable_available: rng.pick(),
+                desired_canary_weight: rng.pick(),
+                current_canary_weight: rng.coin().then(|| rng.pick()),
+            });
+            let _ = traffic_weight_to_replicas(rng.pick(), rng.pick(), rng.pick());
         }
     }
 

@@ -322,6 +322,24 @@ impl World {
             .unwrap_or_else(|| panic!("no fixpoint after 100 rounds: status {:#?}", self.ro.status))
     }
 
+    /// Caps the available pods of the ReplicaSet with pod-template hash `hash` at `most` (some
+    /// of its pods never become available).
+    pub fn cap_available(&mut self, hash: &str, most: i32) {
+        for rs in &mut self.rss {
+            let is = rs
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY))
+                .is_some_and(|h| h == hash);
+            if let (true, Some(st)) = (is, rs.status.as_mut()) {
+                for n in [&mut st.available_replicas, &mut st.ready_replicas] {
+                    *n = Some(n.unwrap_or(0).min(most));
+                }
+            }
+        }
+    }
+
     /// The Rollout's status (default when unset).
     pub fn status(&self) -> RolloutStatus {
         self.ro.status.clone().unwrap_or_default()
