@@ -197,6 +197,26 @@ pub fn service_names(ro: &Rollout) -> Vec<String> {
     out
 }
 
+/// The Services a Rollout's spec names, as upstream's `GetRolloutServiceKeys` lists them: active
+/// and preview for blue-green, else canary, stable, ping and pong. A Service it manages that
+/// is not among them is released ([`crate::controller`]'s janitor).
+pub fn referenced_services(ro: &Rollout) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(b) = ro.blue_green() {
+        out.extend(b.active_service.clone());
+        out.extend(b.preview_service.clone());
+    } else if let Some(c) = ro.canary() {
+        out.extend(c.canary_service.clone());
+        out.extend(c.stable_service.clone());
+        if let Some(pp) = &c.ping_pong {
+            out.extend(pp.ping_service.clone());
+            out.extend(pp.pong_service.clone());
+        }
+    }
+    out.retain(|s| !s.is_empty());
+    out
+}
+
 /// `now` truncated to whole seconds, as Kubernetes stores times.
 pub fn stamp(now: Timestamp) -> Time {
     Time(Timestamp::from_second(now.as_second()).unwrap_or(now))
