@@ -68,8 +68,21 @@ fn references(rollouts: &Store<Rollout>) -> References {
         .collect()
 }
 
+/// The Services each Rollout manages (by their managed-by annotation), by Rollout.
+fn managed_index(services: &Store<Service>) -> References {
+    let mut out = References::new();
+    for svc in services.state() {
+        if let Some(owner) = managed_by(&svc) {
+            out.entry((svc.namespace().unwrap_or_default(), owner.to_string()))
+                .or_default()
+                .insert(svc.name_any());
+        }
+    }
+    out
+}
+
 /// What to release: the Services of a Rollout that is gone (`None`), or the named Services a
-/// Rollout stopped naming.
+/// Rollout does not name.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Pending(BTreeMap<Key, Option<BTreeSet<String>>>);
 
@@ -84,17 +97,21 @@ impl Pending {
         }
     }
 
-    /// Compares two sweeps' references: Rollouts that disappeared, and Services a Rollout
-    /// named before but not now.
-    fn diff(&mut self, before: &References, now: &References) {
-        for (key, named) in before {
-            match now.get(key) {
-                None => self.gone(key.clone()),
-                Some(still) => {
-                    let dropped: Vec<String> = named.difference(still).cloned().collect();
-                    if !dropped.is_empty() {
-                        self.dropped(key.clone(), dropped);
-                    }
+    /// Rollouts that were in the cache `before` and are not `now`.
+    fn deleted(&mut self, before: &References, now: &References) {
+        for key in before.keys().filter(|k| !now.contains_key(*k)) {
+            self.gone(key.clone());
+        }
+    }
+
+    /// Services a cached Rollout manages but does not name (in memory; confirmed by a GET
+    /// before anything is written).
+    fn unnamed(&mut self, managed: &References, named: &References) {
+        for (key, services) in managed {
+            if let Some(named) = named.get(key) {
+                let dropped: Vec<String> = services.difference(named).cloned().collect();
+                if !dropped.is_empty() {
+                    self.dropped(key.clone(), dropped);
                 }
             }
         }
@@ -115,24 +132,17 @@ pub async fn run(
     super::store_ready(&services, None).await;
     rollouts_synced.wait().await;
     let mut known = references(&rollouts);
-    // At start: Rollouts deleted, or Services dropped from a spec, while no controller ran.
+    // At start: Rollouts deleted while no controller ran.
     let mut pending = Pending::default();
-    for svc in services.state() {
-        let Some(owner) = managed_by(&svc) else {
-            continue;
-        };
-        let key = (svc.namespace().unwrap_or_default(), owner.to_string());
-        match known.get(&key) {
-            None => pending.gone(key),
-            Some(named) if !named.contains(&svc.name_any()) => {
-                pending.dropped(key, [svc.name_any()]);
-            }
-            Some(_) => {}
+    for key in managed_index(&services).into_keys() {
+        if !known.contains_key(&key) {
+            pending.gone(key);
         }
     }
     loop {
         let now = references(&rollouts);
-        pending.diff(&known, &now);
+        pending.deleted(&known, &now);
+        pending.unnamed(&managed_index(&services), &now);
         known = now;
         let mut done = Vec::new();
         for (key, which) in &pending.0 {
@@ -278,12 +288,22 @@ mod tests {
             ("same", &["y"]),
             ("new", &["z"]),
         ]);
+        // What the Services' annotations say (another shard's Rollout "other" is not cached).
+        let managed = refs(&[
+            ("switched", &["active", "preview"]),
+            ("gone", &["x"]),
+            ("same", &["y"]),
+            ("new", &["old-z", "z"]),
+            ("other", &["o"]),
+        ]);
         let mut pending = Pending::default();
-        pending.diff(&before, &now);
+        pending.deleted(&before, &now);
+        pending.unnamed(&managed, &now);
         assert_eq!(
             pending.0,
             [
                 (key("gone"), None),
+                (key("new"), Some(["old-z".to_string()].into())),
                 (key("switched"), Some(["preview".to_string()].into())),
             ]
             .into()

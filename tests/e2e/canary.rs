@@ -1249,3 +1249,85 @@ async fn deleting_a_rollout_releases_its_services() {
     }
     ctl.stop().await;
 }
+
+/// A Service the Rollout stops naming is released (upstream's Service controller): a renamed
+/// `canaryService` gives the old Service back its plain selector at once, and a Service dropped
+/// from the spec while no controller runs is released when the next one starts. The Services
+/// the Rollout still names keep their hash.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_dropped_from_the_spec_are_released() {
+    use k8s_openapi::api::core::v1::Service;
+    use kube::api::{Patch, PatchParams};
+    let (ns, ctl) = setup("canary-dropped-services").await;
+    ns.apply(FAST).await;
+    ns.apply(
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {name: fast-canary-2}
+spec:
+  selector: {app: fast}
+  ports: [{port: 80, protocol: TCP}]
+"#,
+    )
+    .await;
+    let ro = wait_rollout(&ns, "fast", "Healthy", Duration::from_secs(60), is_healthy).await;
+    let v1 = ro.status.unwrap().stable_rs.unwrap();
+    ns.wait_for("both Services on v1", Duration::from_secs(20), || async {
+        let both = service_hash(&ns, "fast-stable").await == v1
+            && service_hash(&ns, "fast-canary").await == v1;
+        Ok(both.then_some(()))
+    })
+    .await;
+    let released = |name: &'static str| {
+        let ns = &ns;
+        async move {
+            ns.wait_for(
+                &format!("{name} released"),
+                Duration::from_secs(30),
+                || async {
+                    let svc = ns.api::<Service>().get(name).await?;
+                    let managed = svc
+                        .annotations()
+                        .contains_key("argo-rollouts.argoproj.io/managed-by-rollouts");
+                    let selector = svc.spec.unwrap().selector.unwrap_or_default();
+                    let plain = selector == [("app".to_string(), "fast".to_string())].into();
+                    Ok((!managed && plain).then_some(()))
+                },
+            )
+            .await
+        }
+    };
+    let set_strategy = |patch: serde_json::Value| {
+        let ns = &ns;
+        async move {
+            ns.api::<Rollout>()
+                .patch(
+                    "fast",
+                    &PatchParams::default(),
+                    &Patch::Merge(&serde_json::json!({"spec": {"strategy": {"canary": patch}}})),
+                )
+                .await
+                .expect("patching the strategy");
+        }
+    };
+    // Renamed while the controller runs.
+    set_strategy(serde_json::json!({"canaryService": "fast-canary-2"})).await;
+    released("fast-canary").await;
+    ns.wait_for(
+        "the new canary Service adopted",
+        Duration::from_secs(30),
+        || async { Ok((service_hash(&ns, "fast-canary-2").await == v1).then_some(())) },
+    )
+    .await;
+    assert_eq!(service_hash(&ns, "fast-stable").await, v1);
+
+    // Dropped while no controller runs: released by the next one, at start.
+    ctl.stop().await;
+    set_strategy(serde_json::json!({"canaryService": null})).await;
+    let ctl = start_controller(&ns);
+    released("fast-canary-2").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(service_hash(&ns, "fast-stable").await, v1, "still named");
+    ctl.stop().await;
+}

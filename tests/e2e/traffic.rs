@@ -495,6 +495,76 @@ async fn nginx_canary_ingress_weight_and_cleanup() {
     .await;
 }
 
+/// NGINX with `maxTrafficWeight: 1000` (upstream v1.9 arithmetic): `setWeight: 500` is half the
+/// traffic, so 10 replicas put 5 pods on the canary (not 50), the canary Ingress carries 500 out
+/// of a total of 1000, and the recorded weights add up to 1000.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_max_traffic_weight_sizes_the_canary() {
+    use k8s_openapi::api::networking::v1::Ingress;
+    let manifest = NGINX
+        .replace("replicas: 2", "replicas: 10")
+        .replace(
+            "        nginx: {stableIngress: web}",
+            "        maxTrafficWeight: 1000\n        nginx: {stableIngress: web}",
+        )
+        .replace("      - setWeight: 30", "      - setWeight: 500");
+    assert!(manifest.contains("maxTrafficWeight: 1000") && manifest.contains("setWeight: 500"));
+    let (ns, _ctl) = setup("nginx-max").await;
+    ns.apply(&manifest).await;
+    wait_rollout(&ns, "web", "Healthy", Duration::from_secs(90), is_healthy).await;
+    set_image(&ns, "web", "web:v2").await;
+    let ro = wait_rollout(
+        &ns,
+        "web",
+        "paused at 500 of 1000 with 5 canary pods",
+        Duration::from_secs(90),
+        |ro, rss| {
+            let new = ro.status.as_ref().and_then(|s| s.current_pod_hash.clone());
+            phase(ro).0 == "Paused"
+                && rss
+                    .iter()
+                    .find(|rs| Some(hash_of(rs)) == new)
+                    .is_some_and(|rs| spec_replicas(rs) == 5 && available(rs) == 5)
+        },
+    )
+    .await;
+    let rss = replica_sets(&ns, &ro).await;
+    let counts: Vec<i32> = rss.iter().map(spec_replicas).collect();
+    assert_eq!(
+        counts,
+        vec![10, 5],
+        "stable stays at 10, canary 500/1000 of 10"
+    );
+    let weights = ro.status.clone().unwrap().canary.unwrap().weights.unwrap();
+    assert_eq!(weights.canary.unwrap().weight, Some(500));
+    assert_eq!(weights.stable.unwrap().weight, Some(500));
+    let canary = ns
+        .wait_for(
+            "the canary Ingress at 500 of 1000",
+            Duration::from_secs(30),
+            || async {
+                let ing = ns.api::<Ingress>().get_opt("web-web-canary").await?;
+                Ok(ing.filter(|i| {
+                    let a = i.metadata.annotations.clone().unwrap_or_default();
+                    let get = |k: &str| a.get(k).map(String::as_str);
+                    get("nginx.ingress.kubernetes.io/canary-weight") == Some("500")
+                        && get("nginx.ingress.kubernetes.io/canary-weight-total") == Some("1000")
+                }))
+            },
+        )
+        .await;
+    assert!(canary.metadata.annotations.is_some());
+    promote(&ns, "web").await;
+    wait_rollout(
+        &ns,
+        "web",
+        "Healthy on v2",
+        Duration::from_secs(90),
+        is_healthy,
+    )
+    .await;
+}
+
 const GATEWAY: &str = r#"
 apiVersion: v1
 kind: Service
