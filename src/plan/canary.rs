@@ -315,9 +315,34 @@ fn invalid_spec(ro: &Rollout, old: &RolloutStatus, err: &FieldError, now: Timest
 }
 
 /// Features this controller does not carry out yet: refusing them (InvalidSpec) is safer than
-/// silently skipping them (e.g. promoting without the analysis a user asked for).
+/// silently skipping them (e.g. promoting without the analysis a user asked for). The list of
+/// every spec field and what the controller does with it is `tests/field_audit.rs`.
 fn unsupported(ro: &Rollout) -> Option<FieldError> {
+    if ro.canary().is_some_and(|c| c.ping_pong.is_some()) {
+        // Ping-pong swaps the roles of two Services at each promotion instead of moving the
+        // stable Service's selector; not built.
+        return Some(FieldError::forbidden(
+            "spec.strategy.canary.pingPong",
+            "ping-pong Services are not supported by this controller yet",
+        ));
+    }
+    let alb = ro
+        .canary()
+        .and_then(|c| c.traffic_routing.as_ref())
+        .is_some_and(|tr| tr.alb.is_some());
     for (i, step) in ro.canary_steps().iter().enumerate() {
+        if alb
+            && step
+                .set_header_route
+                .as_ref()
+                .is_some_and(crate::traffic::route_wanted)
+        {
+            // Refused up front rather than when the update reaches the step.
+            return Some(FieldError::forbidden(
+                format!("spec.strategy.canary.steps[{i}].setHeaderRoute"),
+                "header routes with ALB are not supported by this controller yet",
+            ));
+        }
         let what = if step.experiment.is_some() {
             "experiment"
         } else if step.plugin.is_some() {

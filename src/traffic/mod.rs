@@ -195,7 +195,7 @@ impl TrafficError {
 }
 
 /// Whether a `setHeaderRoute` asks for a route (an empty `match` removes it).
-pub(crate) fn route_wanted(route: &SetHeaderRoute) -> bool {
+pub fn route_wanted(route: &SetHeaderRoute) -> bool {
     route.match_.as_ref().is_some_and(|m| !m.is_empty())
 }
 
