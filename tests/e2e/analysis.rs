@@ -39,14 +39,23 @@ impl Drop for AnalysisCtl {
 }
 
 pub(crate) fn start_analysis_controller(ns: &TestNs) -> AnalysisCtl {
+    start_analysis_controller_with(ns, |_| {})
+}
+
+/// [`start_analysis_controller`] with settings changed by `tweak`.
+pub(crate) fn start_analysis_controller_with(
+    ns: &TestNs,
+    tweak: impl FnOnce(&mut actl::Config),
+) -> AnalysisCtl {
     let metrics = Arc::new(AnalysisMetrics::new());
-    let config = actl::Config {
+    let mut config = actl::Config {
         namespace: Some(ns.name.clone()),
         analysis_concurrency: 8,
         prometheus_address: None,
         metrics: metrics.clone(),
         ..Default::default()
     };
+    tweak(&mut config);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let client = ns.client.clone();
     let task = tokio::spawn(async move {

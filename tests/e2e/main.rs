@@ -6,6 +6,9 @@ mod canary;
 mod cli;
 mod cluster;
 mod common;
+#[path = "../fake_http/mod.rs"]
+mod fake_http;
 mod ops;
+mod provider_analysis;
 mod rollout_analysis;
 mod traffic;
