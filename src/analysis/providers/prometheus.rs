@@ -8,6 +8,9 @@
 //! series, as upstream), and the flattened list of every sample for a range query. The
 //! measurement's value is the number, or `[v1,v2,...]`. Prometheus warnings go to the
 //! measurement's `warnings` metadata.
+//!
+//! [`PrometheusProvider::measure_at`] takes the measurement the controller would have taken at
+//! a past instant (the query evaluated with `time=`), for the backtest.
 
 use super::Provider;
 use super::http::{self, error_chain};
