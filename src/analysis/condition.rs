@@ -171,9 +171,59 @@ fn one_line_parse_error(text: &str) -> String {
     }
 }
 
+/// Expands the closure member shorthand of expr (`{asFloat(.value) > 1}` is
+/// `{asFloat(#.value) > 1}`; upstream's SkyWalking documentation uses it), which the `expr-lang`
+/// crate does not parse: a `.` followed by a name, outside string literals, and not after a
+/// name, a number, `)`, `]`, `}`, `.`, `?` or `#`, becomes `#.`.
+pub fn expand_member_shorthand(src: &str) -> std::borrow::Cow<'_, str> {
+    if !src.contains('.') {
+        return std::borrow::Cow::Borrowed(src);
+    }
+    let chars: Vec<char> = src.chars().collect();
+    let mut out = String::with_capacity(src.len() + 4);
+    let mut quote: Option<char> = None;
+    let mut changed = false;
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if let Some(q) = quote {
+            out.push(c);
+            if c == '\\' && q != '`' {
+                if let Some(n) = chars.get(i + 1) {
+                    out.push(*n);
+                    i += 1;
+                }
+            } else if c == q {
+                quote = None;
+            }
+            i += 1;
+            continue;
+        }
+        if matches!(c, '"' | '\'' | '`') {
+            quote = Some(c);
+        } else if c == '.' {
+            let prev = if i == 0 { ' ' } else { chars[i - 1] };
+            let next = chars.get(i + 1).copied().unwrap_or(' ');
+            let after_operand =
+                prev.is_alphanumeric() || matches!(prev, '_' | ')' | ']' | '}' | '.' | '?' | '#');
+            if !after_operand && (next.is_alphabetic() || next == '_') {
+                out.push('#');
+                changed = true;
+            }
+        }
+        out.push(c);
+        i += 1;
+    }
+    if changed {
+        std::borrow::Cow::Owned(out)
+    } else {
+        std::borrow::Cow::Borrowed(src)
+    }
+}
+
 /// Parses `condition` without evaluating it (for validation).
 pub fn check_syntax(condition: &str) -> Result<(), ConditionError> {
-    expr::compile(condition)
+    expr::compile(&expand_member_shorthand(condition))
         .map(|_| ())
         .map_err(|e| ConditionError::Parse {
             expr: condition.to_string(),
@@ -183,7 +233,7 @@ pub fn check_syntax(condition: &str) -> Result<(), ConditionError> {
 
 /// Evaluates one condition with `result` bound to `result`.
 pub fn eval_condition(result: &Value, condition: &str) -> Result<bool, ConditionError> {
-    let program = match expr::compile(condition) {
+    let program = match expr::compile(&expand_member_shorthand(condition)) {
         Ok(p) => p,
         Err(e) => {
             return Err(ConditionError::Parse {
@@ -414,6 +464,28 @@ mod tests {
             )
             .unwrap()
         );
+    }
+
+    #[test]
+    fn closure_member_shorthand() {
+        assert_eq!(
+            expand_member_shorthand("all(result.a.values, {asFloat(.value) >= 9900})"),
+            "all(result.a.values, {asFloat(#.value) >= 9900})"
+        );
+        for same in [
+            "result.a > 0.5 && .5 < 1",
+            "#.value > 1",
+            "result?.a == 'x.y'",
+            "1..3",
+            "result[0].b",
+            "f().b",
+            "\".a\" == 'b .c'",
+        ] {
+            assert_eq!(expand_member_shorthand(same), same);
+        }
+        let v = json_to_value(&serde_json::json!({"xs": [{"value": "9950"}, {"value": 9990}]}));
+        assert!(eval_condition(&v, "all(result.xs, {asFloat(.value) >= 9900})").unwrap());
+        assert!(eval_condition(&v, "any(result.xs, { .value == '9950' })").unwrap());
     }
 
     #[test]

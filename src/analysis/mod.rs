@@ -17,9 +17,11 @@
 //!   [`build::resolve_rollout_args`]).
 //! - [`metrics`]: [`metrics::AnalysisMetrics`], the latest measurement of every metric as a
 //!   gauge (bounded labels: namespace, rollout, template, metric).
-//! - [`providers`]: Prometheus, Web and Job behind the [`providers::Provider`] trait (I/O).
+//! - [`providers`]: Prometheus, Web, Job, Datadog, New Relic, CloudWatch, Graphite, InfluxDB,
+//!   Wavefront, Kayenta and SkyWalking behind the [`providers::Provider`] trait (I/O).
 //!
-//! The controller is [`crate::controller::analysis`].
+//! The controller is [`crate::controller::analysis`]; `kubectl-rollouts analysis backtest`
+//! ([`crate::cli::backtest`]) runs the same core over past Prometheus data.
 
 pub mod args;
 pub mod build;

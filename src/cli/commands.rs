@@ -1,13 +1,15 @@
 //! The commands: read, call the pure parts, write, print.
 
 use super::actions::{self, Undo};
+use super::backtest::{self as bt, TemplateSet};
 use super::cluster::{Conn, Target, connect};
 use super::error::{CliError, Result};
 use super::info::{ListLine, RolloutInfo, rollout_phase};
 use super::render::{self, Style};
 use super::timeline::{self, Outcome};
 use super::{
-    Cli, Command, GetWhat, ListWhat, Output, PlanOutput, RetryWhat, SetWhat, out, parse_duration,
+    AnalysisWhat, Cli, Command, GetWhat, ListWhat, Output, PlanOutput, RetryWhat, SetWhat, out,
+    parse_duration,
 };
 use crate::api::Rollout;
 use k8s_openapi::api::apps::v1::ReplicaSet;
@@ -34,6 +36,38 @@ pub fn run(cli: Cli) -> Result<()> {
             svg,
             output,
         } => plan(&file, from_image.as_deref(), svg.as_deref(), output),
+        Command::Analysis {
+            what:
+                AnalysisWhat::Backtest {
+                    file,
+                    template,
+                    cluster_template,
+                    args,
+                    from,
+                    to,
+                    prometheus_address,
+                    svg,
+                    output,
+                },
+        } => {
+            let req = BacktestArgs {
+                file,
+                template,
+                cluster_template,
+                args,
+                from,
+                to,
+                prometheus_address,
+                svg,
+                output,
+            };
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .map_err(|e| CliError::failed(format!("starting the async runtime: {e}")))?;
+            rt.block_on(backtest(target, req))
+        }
         Command::Version { short } => {
             let v = env!("CARGO_PKG_VERSION");
             if short {
@@ -154,6 +188,104 @@ fn plan(
             t.name
         ))),
     }
+}
+
+/// `analysis backtest`'s flags.
+struct BacktestArgs {
+    file: Option<std::path::PathBuf>,
+    template: Option<String>,
+    cluster_template: Option<String>,
+    args: Vec<String>,
+    from: String,
+    to: Option<String>,
+    prometheus_address: Option<String>,
+    svg: Option<std::path::PathBuf>,
+    output: PlanOutput,
+}
+
+/// The templates of the cluster: the namespace's AnalysisTemplates and, when readable, the
+/// ClusterAnalysisTemplates.
+async fn cluster_templates(target: &Target) -> Result<TemplateSet> {
+    use crate::api::{AnalysisTemplate, ClusterAnalysisTemplate};
+    let conn = connect(target).await?;
+    let ns: Api<AnalysisTemplate> = Api::namespaced(conn.client.clone(), &conn.namespace);
+    let mut set = TemplateSet::default();
+    let list = ns.list(&ListParams::default()).await.map_err(|e| {
+        CliError::unreachable(format!(
+            "listing AnalysisTemplates in namespace {:?}: {e}",
+            conn.namespace
+        ))
+    })?;
+    for t in list.items {
+        set.namespaced.insert(t.name_any(), t.spec);
+    }
+    let cluster: Api<ClusterAnalysisTemplate> = Api::all(conn.client.clone());
+    if let Ok(list) = cluster.list(&ListParams::default()).await {
+        for t in list.items {
+            set.cluster
+                .insert(t.metadata.name.clone().unwrap_or_default(), t.spec);
+        }
+    }
+    Ok(set)
+}
+
+async fn backtest(target: Target, a: BacktestArgs) -> Result<()> {
+    let now = Timestamp::now();
+    let from = bt::parse_time("--from", &a.from, now)?;
+    let to = match &a.to {
+        Some(t) => bt::parse_time("--to", t, now)?,
+        None => now,
+    };
+    let args = a
+        .args
+        .iter()
+        .map(|s| bt::parse_arg(s))
+        .collect::<Result<Vec<_>>>()?;
+    let set = match &a.file {
+        Some(f) => {
+            let (text, name) = read_input(f)?;
+            TemplateSet::from_manifest(&text, &name)?
+        }
+        None => {
+            if a.template.is_none() && a.cluster_template.is_none() {
+                return Err(CliError::usage(
+                    "give the template: -f FILE, --template NAME or --cluster-template NAME",
+                ));
+            }
+            cluster_templates(&target).await?
+        }
+    };
+    let root = match (&a.template, &a.cluster_template) {
+        (_, Some(c)) => set.root(Some(c), true)?,
+        (t, None) => set.root(t.as_deref(), false)?,
+    };
+    let mut run = bt::analysis_run(&set, &root, &args)?;
+    if let Some(addr) = &a.prometheus_address {
+        bt::override_address(&mut run, addr);
+    }
+    let default_address = std::env::var(crate::analysis::providers::prometheus::ADDRESS_ENV)
+        .ok()
+        .filter(|s| !s.is_empty());
+    let result = bt::backtest(&run, from, to, default_address.as_deref()).await?;
+    match a.output {
+        PlanOutput::Text => out(&bt::render(&result)),
+        PlanOutput::Json => out(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&result).unwrap_or_default()
+        )),
+    }
+    if let Some(path) = &a.svg {
+        std::fs::write(path, bt::svg(&result)).map_err(|e| {
+            CliError::failed(format!("writing the chart to {:?}: {e}", path.display()))
+        })?;
+    }
+    if result.failed() {
+        return Err(CliError::failed(format!(
+            "the analysis would have ended {}",
+            result.phase
+        )));
+    }
+    Ok(())
 }
 
 /// Checks the arguments a cluster command parses itself, before connecting (usage errors win
@@ -369,6 +501,7 @@ async fn cluster_command(target: Target, command: Command) -> Result<()> {
         }
         Command::Lint { .. }
         | Command::Plan { .. }
+        | Command::Analysis { .. }
         | Command::Version { .. }
         | Command::Completion { .. } => Ok(()),
     }

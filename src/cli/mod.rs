@@ -16,12 +16,13 @@
 //! - `get rollout` has `-o json|yaml` (the view's data); there is no `get experiment`.
 //! - `lint` prints field paths and reports unknown fields and features the controller does
 //!   not carry out yet; a file without a Rollout is an error.
-//! - `plan` is new. Not offered: `create`, `dashboard`, `terminate`, `abort`/`retry` of
+//! - `plan` and `analysis backtest` (see [`backtest`]) are new. Not offered: `create`, `dashboard`, `terminate`, `abort`/`retry` of
 //!   experiments, `set image` of experiments, the deprecated `promote --skip-*` and
 //!   `resume`.
 //! - The writes themselves are upstream's; see [`actions`].
 
 pub mod actions;
+pub mod backtest;
 pub mod cluster;
 mod commands;
 pub mod error;
@@ -199,6 +200,11 @@ pub enum Command {
         #[arg(short = 'o', long, value_enum, default_value_t = PlanOutput::Text)]
         output: PlanOutput,
     },
+    /// Analysis tools: `analysis backtest`.
+    Analysis {
+        #[command(subcommand)]
+        what: AnalysisWhat,
+    },
     /// Print the version.
     Version {
         /// Only the version number.
@@ -209,6 +215,52 @@ pub enum Command {
     Completion {
         /// The shell.
         shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AnalysisWhat {
+    /// Replay an AnalysisTemplate over a past window of Prometheus data.
+    ///
+    /// Builds the AnalysisRun the controller would create from the template and its
+    /// arguments, then runs the controller's own analysis code over the window: each metric
+    /// is measured at the times a live run would have measured it (its interval, the retry
+    /// delay after an error, initial delays), by evaluating its query as of that time, and
+    /// judged by the same conditions and limits. Prints every measurement and the verdict
+    /// the run would have reached, and when. Only Prometheus metrics can be replayed.
+    /// Exits 1 when the verdict is Failed, Error or Inconclusive.
+    Backtest {
+        /// A manifest with the AnalysisTemplate (and the templates it includes). Without it,
+        /// the template is read from the cluster.
+        #[arg(short = 'f', long = "filename", value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// The AnalysisTemplate (needed when the file holds several, or from the cluster).
+        #[arg(long, value_name = "NAME", conflicts_with = "cluster_template")]
+        template: Option<String>,
+        /// A ClusterAnalysisTemplate instead.
+        #[arg(long, value_name = "NAME")]
+        cluster_template: Option<String>,
+        /// A template argument (repeatable).
+        #[arg(long = "arg", value_name = "NAME=VALUE")]
+        args: Vec<String>,
+        /// Start of the window: a time (2024-05-01T10:00:00Z), Unix seconds, or a duration
+        /// ago (2h).
+        #[arg(long, value_name = "TIME")]
+        from: String,
+        /// End of the window (default: now).
+        #[arg(long, value_name = "TIME")]
+        to: Option<String>,
+        /// Query this Prometheus instead of the metrics' own addresses (e.g. through
+        /// `kubectl port-forward`); default for metrics without an address:
+        /// `ARGO_ROLLOUTS_PROMETHEUS_ADDRESS`.
+        #[arg(long, value_name = "URL")]
+        prometheus_address: Option<String>,
+        /// Also draw the values against the conditions as an SVG chart to this file.
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value_t = PlanOutput::Text)]
+        output: PlanOutput,
     },
 }
 

@@ -16,17 +16,20 @@
 //!
 //! Then the reconcile asks to be called again at the exact instant the next measurement is due
 //! (or the TTL expires). In-flight Job measurements are resumed by the Jobs' watch events.
-//! Secrets (`valueFrom.secretKeyRef` arguments) are read at measurement time, used only in
-//! memory, and redacted (`*****`) from anything written.
+//! Secrets (`valueFrom.secretKeyRef` arguments, and the providers' credentials) are read by
+//! GET at measurement time, each at most once per reconcile, used only in memory; argument
+//! values are redacted (`*****`) from anything written.
 
 use crate::analysis::core::{self, Begin, Outcome, Reconciled, Task, TaskKind};
-use crate::analysis::providers::{self, ProviderEnv};
+use crate::analysis::providers::secrets::{
+    self as provider_secrets, KubeSecrets, SecretError, SecretSource,
+};
+use crate::analysis::providers::{self, ProviderContext, ProviderEnv, Vars};
 use crate::analysis::{AnalysisMetrics, JOB_NAME_KEY, JOB_RUN_UID_LABEL, args};
 use crate::api::{AnalysisRun, Measurement, analysis_phase};
 use crate::controller::{FIELD_MANAGER, diff};
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions, PropagationPolicy};
 use kube::runtime::controller::{Action, Controller};
@@ -58,6 +61,11 @@ pub struct Config {
     pub prometheus_address: Option<String>,
     /// Where measurements are exported as gauges.
     pub metrics: Arc<AnalysisMetrics>,
+    /// Environment variables of the providers (`DD_*`, `AWS_*`, `POD_NAMESPACE`).
+    pub provider_vars: Vars,
+    /// Where provider Secrets (`datadog`, `newrelic`, ...) are read; `None`: the controller's
+    /// namespace (`POD_NAMESPACE`, else the service account's, else `argo-rollouts`).
+    pub controller_namespace: Option<String>,
 }
 
 impl Default for Config {
@@ -71,6 +79,8 @@ impl Default for Config {
                 .ok()
                 .filter(|a| !a.is_empty()),
             metrics: Arc::new(AnalysisMetrics::new()),
+            provider_vars: Vars::Process,
+            controller_namespace: None,
         }
     }
 }
@@ -146,6 +156,16 @@ pub async fn run(
             client: client.clone(),
             jobs: job_store,
             prometheus_address: config.prometheus_address.clone(),
+            context: {
+                let mut pc = ProviderContext::new(
+                    Arc::new(KubeSecrets::new(client.clone())),
+                    config.provider_vars.clone(),
+                );
+                if let Some(ns) = config.controller_namespace.clone() {
+                    pc.controller_namespace = ns;
+                }
+                pc
+            },
         },
         permits: Arc::new(Semaphore::new(config.analysis_concurrency.max(1))),
         metrics: config.metrics.clone(),
@@ -169,22 +189,21 @@ pub async fn run(
 }
 
 /// A secret argument that cannot be read.
-enum SecretError {
+enum ArgSecretError {
     /// Missing secret or key: the run ends in Error.
     Fatal(String),
     /// The API could not be reached: retry.
     Transient(kube::Error),
 }
 
-/// Reads the `secretKeyRef` arguments: argument name → value.
+/// Reads the `secretKeyRef` arguments through `secrets` (the reconcile's cache): argument
+/// name → value.
 async fn read_secrets(
-    client: &Client,
+    secrets: &dyn SecretSource,
     run: &AnalysisRun,
-) -> Result<BTreeMap<String, String>, SecretError> {
+) -> Result<BTreeMap<String, String>, ArgSecretError> {
     let ns = run.namespace().unwrap_or_default();
-    let api: Api<Secret> = Api::namespaced(client.clone(), &ns);
     let mut out = BTreeMap::new();
-    let mut cache: HashMap<String, Secret> = HashMap::new();
     for a in run.spec.args.iter().flatten() {
         let Some(r) = a
             .value_from
@@ -195,40 +214,23 @@ async fn read_secrets(
         };
         let name = r.name.clone().unwrap_or_default();
         let key = r.key.clone().unwrap_or_default();
-        let secret = match cache.get(&name) {
-            Some(s) => s.clone(),
-            None => match api.get(&name).await {
-                Ok(s) => {
-                    cache.insert(name.clone(), s.clone());
-                    s
-                }
-                Err(kube::Error::Api(e)) if e.code == 404 => {
-                    return Err(SecretError::Fatal(format!("secrets \"{name}\" not found")));
-                }
-                Err(kube::Error::Api(e)) if e.code == 403 => {
-                    return Err(SecretError::Fatal(format!(
-                        "reading secret \"{name}\": {}",
-                        e.message
-                    )));
-                }
-                Err(e) => return Err(SecretError::Transient(e)),
-            },
+        let data = match secrets.get(&ns, &name).await {
+            Ok(d) => d,
+            Err(SecretError::NotFound { .. }) => {
+                return Err(ArgSecretError::Fatal(format!(
+                    "secrets \"{name}\" not found"
+                )));
+            }
+            Err(e @ SecretError::Forbidden { .. }) => {
+                return Err(ArgSecretError::Fatal(e.to_string()));
+            }
+            Err(SecretError::Unreachable { source, .. }) => {
+                return Err(ArgSecretError::Transient(source));
+            }
         };
-        let value = secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(&key))
-            .map(|b| String::from_utf8_lossy(&b.0).into_owned())
-            .or_else(|| {
-                secret
-                    .string_data
-                    .as_ref()
-                    .and_then(|d| d.get(&key))
-                    .cloned()
-            })
-            .ok_or_else(|| {
-                SecretError::Fatal(format!("key '{key}' does not exist in secret '{name}'"))
-            })?;
+        let value = provider_secrets::text(&data, &key).ok_or_else(|| {
+            ArgSecretError::Fatal(format!("key '{key}' does not exist in secret '{name}'"))
+        })?;
         out.insert(a.name.clone().unwrap_or_default(), value);
     }
     Ok(out)
@@ -251,6 +253,7 @@ fn redact_measurement(mut m: Measurement, secrets: &[String]) -> Measurement {
 /// Carries out one task with its provider, within the provider's deadline and a permit.
 async fn measure(
     ctx: &Context,
+    env: &ProviderEnv,
     run: &AnalysisRun,
     task: Task,
     secrets: &BTreeMap<String, String>,
@@ -269,9 +272,9 @@ async fn measure(
         Ok(m) => m,
         Err(e) => return fail(task, format!("Unable to resolve metric arguments: {e}")),
     };
-    let provider = match providers::new_provider(&metric, &ctx.env) {
+    let provider = match providers::new_provider(&metric, env) {
         Ok(p) => p,
-        Err(e) => return fail(task, e),
+        Err(e) => return fail(task, e.to_string()),
     };
     let metadata = provider.metadata(&metric).map(|mut md| {
         for v in md.values_mut() {
@@ -330,14 +333,19 @@ async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Action, E
     let reconciled = match core::begin(&run, now) {
         Begin::Done(r) => r,
         Begin::Measure { prepared, tasks } => {
+            // Secrets are read by GET, each at most once per reconcile, only when a
+            // measurement needs them.
+            let source = Arc::new(KubeSecrets::new(ctx.client.clone()));
+            let mut env = ctx.env.clone();
+            env.context.secrets = source.clone();
             let secrets = if tasks.is_empty() {
                 Ok(BTreeMap::new())
             } else {
-                read_secrets(&ctx.client, &run).await
+                read_secrets(source.as_ref(), &run).await
             };
             match secrets {
-                Err(SecretError::Transient(e)) => return Err(e.into()),
-                Err(SecretError::Fatal(msg)) => core::fail_run(
+                Err(ArgSecretError::Transient(e)) => return Err(e.into()),
+                Err(ArgSecretError::Fatal(msg)) => core::fail_run(
                     &run,
                     &format!("Unable to resolve metric arguments: {msg}"),
                     now,
@@ -348,7 +356,7 @@ async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Action, E
                     let outcomes = futures::future::join_all(
                         tasks
                             .into_iter()
-                            .map(|t| measure(&ctx, &run, t, &secrets, &values)),
+                            .map(|t| measure(&ctx, &env, &run, t, &secrets, &values)),
                     )
                     .await;
                     for o in &outcomes {

@@ -39,14 +39,23 @@ impl Drop for AnalysisCtl {
 }
 
 pub(crate) fn start_analysis_controller(ns: &TestNs) -> AnalysisCtl {
+    start_analysis_controller_with(ns, |_| {})
+}
+
+/// [`start_analysis_controller`] with settings changed by `tweak`.
+pub(crate) fn start_analysis_controller_with(
+    ns: &TestNs,
+    tweak: impl FnOnce(&mut actl::Config),
+) -> AnalysisCtl {
     let metrics = Arc::new(AnalysisMetrics::new());
-    let config = actl::Config {
+    let mut config = actl::Config {
         namespace: Some(ns.name.clone()),
         analysis_concurrency: 8,
         prometheus_address: None,
         metrics: metrics.clone(),
         ..Default::default()
     };
+    tweak(&mut config);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let client = ns.client.clone();
     let task = tokio::spawn(async move {
@@ -717,7 +726,8 @@ async fn hanging_server() -> u16 {
 }
 
 /// Specs that cannot run end in Error with a message naming the cause: an unsupported
-/// provider, an unresolved argument, an invalid expression, a missing secret. A provider that
+/// provider (a plugin), provider credentials that cannot be found, an unresolved argument, an
+/// invalid expression, a missing secret. A provider that
 /// never answers times out without holding up the other runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_runs_end_in_error_with_the_cause() {
@@ -735,6 +745,18 @@ async fn invalid_runs_end_in_error_with_the_cause() {
         timeoutSeconds: 8
 "#
         ),
+    ))
+    .await;
+    ns.apply(&run_yaml(
+        "plugin",
+        r#"  metrics:
+  - name: p
+    consecutiveErrorLimit: 0
+    provider:
+      plugin:
+        argoproj-labs/sample-prometheus:
+          query: up
+"#,
     ))
     .await;
     ns.apply(&run_yaml(
@@ -788,8 +810,12 @@ async fn invalid_runs_end_in_error_with_the_cause() {
     .await;
     let cases = [
         (
+            "plugin",
+            "provider plugin argoproj-labs/sample-prometheus is not supported by this controller",
+        ),
+        (
             "datadog",
-            "provider datadog is not supported by this controller",
+            "failed to find the credentials for datadog metrics provider",
         ),
         (
             "unresolved",

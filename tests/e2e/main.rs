@@ -1,11 +1,15 @@
 //! Integration tests against a real API server: one local control plane per test run (started
 //! on first use by `xtask::testkit`), one namespace and one in-process controller per test.
 mod analysis;
+mod backtest;
 mod bluegreen;
 mod canary;
 mod cli;
 mod cluster;
 mod common;
+#[path = "../fake_http/mod.rs"]
+mod fake_http;
 mod ops;
+mod provider_analysis;
 mod rollout_analysis;
 mod traffic;

@@ -1,4 +1,6 @@
-//! HTTP plumbing shared by the Prometheus and Web providers: clients, headers, authentication.
+//! HTTP plumbing shared by the providers: clients, headers, authentication, and [`send`],
+//! which carries out a [`Request`] a provider built (purely) and hands back the status and
+//! body for it to parse (purely).
 
 use crate::api::{Authentication, WebMetricHeader};
 use base64::Engine;
@@ -121,4 +123,154 @@ pub async fn authorization(
 /// Whether `s` is an absolute URL with a host.
 pub fn is_url(s: &str) -> bool {
     reqwest::Url::parse(s).is_ok_and(|u| u.has_host() && !u.scheme().is_empty())
+}
+
+/// A request a provider built: sent by [`send`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    pub method: reqwest::Method,
+    /// The full URL, query string included.
+    pub url: String,
+    /// Header names and values, in order. Credentials among them are never logged.
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+}
+
+impl Request {
+    /// A GET of `url`.
+    pub fn get(url: impl Into<String>) -> Self {
+        Request {
+            method: reqwest::Method::GET,
+            url: url.into(),
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+
+    /// A POST of `body` with `content_type`.
+    pub fn post(url: impl Into<String>, content_type: &str, body: Vec<u8>) -> Self {
+        Request {
+            method: reqwest::Method::POST,
+            url: url.into(),
+            headers: vec![("Content-Type".into(), content_type.into())],
+            body: Some(body),
+        }
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// The value of header `name` (case-insensitive).
+    pub fn header_value(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What came back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub body: String,
+}
+
+impl Response {
+    /// Whether the status is 2xx.
+    pub fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The start of the body, on one line, for an error message (bounded).
+    pub fn snippet(&self) -> String {
+        snippet(&self.body)
+    }
+
+    /// An error for a non-2xx answer from `provider`.
+    pub fn status_error(&self, provider: &'static str) -> super::ProviderError {
+        super::ProviderError::Status {
+            provider,
+            status: self.status,
+            body: self.snippet(),
+        }
+    }
+}
+
+/// The first 300 characters of `text`, whitespace folded.
+pub fn snippet(text: &str) -> String {
+    let folded = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if folded.chars().count() > 300 {
+        format!("{}...", folded.chars().take(300).collect::<String>())
+    } else {
+        folded
+    }
+}
+
+const SENSITIVE: &[&str] = &[
+    "authorization",
+    "api-key",
+    "dd-api-key",
+    "dd-application-key",
+    "x-amz-security-token",
+];
+
+/// Sends `req` with a whole-request `timeout` (TLS verified). A transport failure is an error;
+/// any HTTP status is a [`Response`] for the provider to judge.
+pub async fn send(req: &Request, timeout: Duration) -> Result<Response, super::ProviderError> {
+    let transport = |message: String| super::ProviderError::Transport {
+        url: req.url.clone(),
+        message,
+    };
+    let hc = client(false, timeout, HeaderMap::new()).map_err(transport)?;
+    let mut b = hc.request(req.method.clone(), &req.url);
+    for (k, v) in &req.headers {
+        let name = HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| transport(format!("invalid header name {k:?}")))?;
+        let mut value = HeaderValue::from_str(v)
+            .map_err(|_| transport(format!("invalid value for header {k:?}")))?;
+        if SENSITIVE.contains(&k.to_ascii_lowercase().as_str()) {
+            value.set_sensitive(true);
+        }
+        b = b.header(name, value);
+    }
+    if let Some(body) = &req.body {
+        b = b.body(body.clone());
+    }
+    let resp = b.send().await.map_err(|e| transport(error_chain(&e)))?;
+    let status = resp.status().as_u16();
+    let body = resp
+        .text()
+        .await
+        .map_err(|e| transport(format!("reading the response: {}", error_chain(&e))))?;
+    Ok(Response { status, body })
+}
+
+/// Percent-encodes `s` for a URL query or form (RFC 3986 unreserved characters kept, as Go's
+/// `url.QueryEscape` but with `%20` for a space).
+pub fn encode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, QUERY).to_string()
+}
+
+const QUERY: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// `k=v&k=v`, each part encoded with [`encode`].
+pub fn query_string<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    pairs
+        .into_iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// `base` without a trailing `/`, then `path`.
+pub fn join(base: &str, path: &str) -> String {
+    format!("{}{}", base.trim_end_matches('/'), path)
 }

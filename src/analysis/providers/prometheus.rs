@@ -8,6 +8,9 @@
 //! series, as upstream), and the flattened list of every sample for a range query. The
 //! measurement's value is the number, or `[v1,v2,...]`. Prometheus warnings go to the
 //! measurement's `warnings` metadata.
+//!
+//! [`PrometheusProvider::measure_at`] takes the measurement the controller would have taken at
+//! a past instant (the query evaluated with `time=`), for the backtest.
 
 use super::Provider;
 use super::http::{self, error_chain};
@@ -61,9 +64,12 @@ impl PrometheusProvider {
         })
     }
 
+    /// Queries Prometheus as of `now`; with `past`, an instant query is evaluated at `now`
+    /// (`time=`) instead of Prometheus's present (a range query is always relative to `now`).
     async fn measure(
         &self,
         now: Timestamp,
+        past: bool,
     ) -> Result<(String, condition::ValueWithText, Vec<String>), String> {
         let query = self.spec.query.clone().unwrap_or_default();
         if query.trim().is_empty() {
@@ -86,6 +92,9 @@ impl PrometheusProvider {
             }
             None => {
                 let mut b = client.query(&query);
+                if past {
+                    b = b.at(now.as_second());
+                }
                 if let Some(a) = auth {
                     b = b.header(reqwest::header::AUTHORIZATION, a);
                 }
@@ -235,40 +244,51 @@ impl Provider for PrometheusProvider {
     }
 
     fn run<'a>(&'a self, _run: &'a AnalysisRun, metric: &'a Metric) -> BoxFuture<'a, Measurement> {
-        Box::pin(async move {
-            let now = Timestamp::now();
-            let started = Measurement {
-                started_at: Some(stamp(now)),
-                ..Default::default()
-            };
-            match self.measure(now).await {
-                Err(e) => crate::analysis::core::error_measurement(started, e, Timestamp::now()),
-                Ok((_, v, warnings)) => {
-                    let (p, note) = condition::judge(
-                        &v.value,
-                        metric.success_condition.as_deref(),
-                        metric.failure_condition.as_deref(),
-                    );
-                    let mut m = started;
-                    m.value = Some(v.text);
-                    m.phase = Some(p.to_string());
-                    m.message = note;
-                    m.finished_at = Some(stamp(Timestamp::now()));
-                    if !warnings.is_empty() {
-                        let joined = warnings
-                            .iter()
-                            .map(|w| format!("\"{w}\""))
-                            .collect::<Vec<_>>()
-                            .join(", ");
-                        m.metadata = Some(BTreeMap::from([("warnings".to_string(), joined)]));
-                    }
-                    debug_assert!(analysis_phase::is_completed(
-                        m.phase.as_deref().unwrap_or("")
-                    ));
-                    m
+        Box::pin(async move { self.take(metric, Timestamp::now(), false).await })
+    }
+}
+
+impl PrometheusProvider {
+    /// The measurement the controller would have taken at `at`, a past instant: the query is
+    /// evaluated at `at` (a range query relative to it), judged by the same conditions, and
+    /// the measurement is stamped `at` (`kubectl-rollouts analysis backtest`).
+    pub async fn measure_at(&self, metric: &Metric, at: Timestamp) -> Measurement {
+        self.take(metric, at, true).await
+    }
+
+    async fn take(&self, metric: &Metric, now: Timestamp, past: bool) -> Measurement {
+        let clock = || if past { now } else { Timestamp::now() };
+        let started = Measurement {
+            started_at: Some(stamp(now)),
+            ..Default::default()
+        };
+        match self.measure(now, past).await {
+            Err(e) => crate::analysis::core::error_measurement(started, e, clock()),
+            Ok((_, v, warnings)) => {
+                let (p, note) = condition::judge(
+                    &v.value,
+                    metric.success_condition.as_deref(),
+                    metric.failure_condition.as_deref(),
+                );
+                let mut m = started;
+                m.value = Some(v.text);
+                m.phase = Some(p.to_string());
+                m.message = note;
+                m.finished_at = Some(stamp(clock()));
+                if !warnings.is_empty() {
+                    let joined = warnings
+                        .iter()
+                        .map(|w| format!("\"{w}\""))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    m.metadata = Some(BTreeMap::from([("warnings".to_string(), joined)]));
                 }
+                debug_assert!(analysis_phase::is_completed(
+                    m.phase.as_deref().unwrap_or("")
+                ));
+                m
             }
-        })
+        }
     }
 }
 
