@@ -20,8 +20,8 @@
 //! - [`providers`]: Prometheus, Web, Job, Datadog, New Relic, CloudWatch, Graphite, InfluxDB,
 //!   Wavefront, Kayenta and SkyWalking behind the [`providers::Provider`] trait (I/O).
 //!
-//! The controller is [`crate::controller::analysis`]; `kubectl-rollouts analysis backtest`
-//! ([`crate::cli::backtest`]) runs the same core over past Prometheus data.
+//! The controller is `controller::analysis`; `kubectl-rollouts analysis backtest` runs the
+//! same core over past Prometheus data.
 
 pub mod args;
 pub mod build;

@@ -199,7 +199,7 @@ pub fn service_names(ro: &Rollout) -> Vec<String> {
 
 /// The Services a Rollout's spec names, as upstream's `GetRolloutServiceKeys` lists them: active
 /// and preview for blue-green, else canary, stable, ping and pong. A Service it manages that
-/// is not among them is released ([`crate::controller`]'s janitor).
+/// is not among them is released (the controller's Service janitor).
 pub fn referenced_services(ro: &Rollout) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(b) = ro.blue_green() {
