@@ -1,8 +1,12 @@
 //! rollouts: a Kubernetes progressive-delivery controller, drop-in compatible with Argo Rollouts.
+//!
+//! The pure core (API types, validation, the planner, traffic builders, analysis judgement)
+//! is the `rollouts-core` crate, re-exported here under the same paths ([`api`], [`plan`],
+//! [`traffic`], and the judgement inside [`analysis`]). This crate adds what talks to the
+//! world: the controller, the CLI, the metric providers and operations.
 pub mod analysis;
-pub mod api;
 pub mod cli;
 pub mod controller;
 pub mod ops;
-pub mod plan;
-pub mod traffic;
+
+pub use rollouts_core::{api, plan, traffic};

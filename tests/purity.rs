@@ -1,103 +1,78 @@
-//! The pure parts of the controller: `src/plan`, `src/traffic` and the analysis core
-//! (`src/analysis/*.rs`, everything but `providers/`). No API client, no async runtime, no
-//! clock, no I/O, no environment: they are given `now`, the observed objects and the
-//! measurements. This test reads their sources and fails on any use of those.
+//! The pure core (`crates/rollouts-core`: API types, validation, the planner, traffic builders,
+//! analysis judgement) has no API client, no async runtime and no HTTP: the compiler enforces
+//! it, because none is among the crate's dependencies. This test keeps it so, by reading the
+//! crate's normal dependency tree (`cargo tree -p rollouts-core -e normal`). The standard
+//! library's clock, environment, files, network and threads are kept out by clippy
+//! (`crates/rollouts-core/clippy.toml`, `disallowed-methods`).
 
-use std::path::Path;
+use std::process::Command;
 
+/// Crates that would let the core reach the world, and why each is refused.
 const FORBIDDEN: &[(&str, &str)] = &[
-    ("kube::Api", "an API client"),
-    ("kube::Client", "an API client"),
-    ("kube::runtime", "the controller runtime"),
-    ("tokio", "the async runtime"),
-    ("async fn", "async code"),
-    (".await", "async code"),
-    ("Timestamp::now", "the clock"),
-    ("Utc::now", "the clock"),
-    ("SystemTime", "the clock"),
-    ("Instant::now", "the clock"),
-    ("std::thread", "threads"),
-    ("std::fs", "file I/O"),
-    ("std::net", "network I/O"),
-    ("std::env", "the environment"),
+    (
+        "kube",
+        "the kube client (kube-core and kube-derive are data-only)",
+    ),
+    ("kube-client", "an API client"),
+    ("kube-runtime", "the controller runtime"),
+    ("tokio", "an async runtime"),
+    ("async-std", "an async runtime"),
+    ("futures", "async code"),
+    ("mio", "network I/O"),
+    ("hyper", "HTTP"),
     ("reqwest", "HTTP"),
-    ("prometheus_http_query", "HTTP"),
+    ("tower", "services and I/O"),
+    ("prometheus-http-query", "HTTP"),
+    ("rustls", "TLS"),
 ];
 
-/// The forbidden uses in the `.rs` files of `src/<dir>` (into its subfolders when `recurse`),
-/// test modules and `tests.rs` files aside; and how many files were read.
-fn violations(dir: &str, recurse: bool) -> (Vec<String>, usize) {
-    fn scan(dir: &Path, recurse: bool, bad: &mut Vec<String>, files: &mut usize) {
-        let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                if recurse {
-                    scan(&p, recurse, bad, files);
-                }
-                continue;
-            }
-            if p.extension().is_none_or(|x| x != "rs")
-                || p.file_name().is_some_and(|n| n == "tests.rs")
-            {
-                continue;
-            }
-            *files += 1;
-            let text = std::fs::read_to_string(&p).expect("read");
-            // Test modules may use whatever they like.
-            let code = text.split("#[cfg(test)]").next().unwrap_or_default();
-            for (i, line) in code.lines().enumerate() {
-                if line.trim_start().starts_with("//") {
-                    continue;
-                }
-                for (pat, what) in FORBIDDEN {
-                    if line.contains(pat) {
-                        bad.push(format!(
-                            "{}:{}: uses {what} (`{pat}`): {}",
-                            p.display(),
-                            i + 1,
-                            line.trim()
-                        ));
-                    }
-                }
-            }
-        }
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src").join(dir);
-    let (mut bad, mut files) = (Vec::new(), 0);
-    scan(&root, recurse, &mut bad, &mut files);
-    (bad, files)
-}
-
-#[test]
-fn plan_module_is_pure() {
-    let (bad, _) = violations("plan", true);
+fn core_dependencies() -> Vec<String> {
+    let out = Command::new(env!("CARGO"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "tree",
+            "-p",
+            "rollouts-core",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "--format",
+            "{p}",
+        ])
+        .output()
+        .expect("running cargo tree");
     assert!(
-        bad.is_empty(),
-        "src/plan must stay pure:\n{}",
-        bad.join("\n")
+        out.status.success(),
+        "cargo tree failed: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
 }
 
 #[test]
-fn traffic_module_is_pure() {
-    let (bad, files) = violations("traffic", true);
-    assert!(files >= 5, "only {files} source files found");
+fn the_core_crate_depends_on_data_only() {
+    let deps = core_dependencies();
     assert!(
-        bad.is_empty(),
-        "src/traffic must stay pure:\n{}",
-        bad.join("\n")
+        deps.iter().any(|d| d == "rollouts-core") && deps.iter().any(|d| d == "k8s-openapi"),
+        "unexpected cargo tree output: {deps:?}"
     );
-}
-
-#[test]
-fn analysis_core_is_pure() {
-    // Providers (a subfolder) do I/O by design.
-    let (bad, checked) = violations("analysis", false);
-    assert!(checked >= 6, "expected the analysis core's files");
+    let bad: Vec<String> = deps
+        .iter()
+        .filter_map(|d| {
+            FORBIDDEN
+                .iter()
+                .find(|(name, _)| d == name)
+                .map(|(name, why)| format!("{name}: {why}"))
+        })
+        .collect();
     assert!(
         bad.is_empty(),
-        "src/analysis must stay pure:\n{}",
+        "rollouts-core must stay pure; its dependency tree has:\n{}",
         bad.join("\n")
     );
 }

@@ -1,20 +1,9 @@
 //! The analysis engine: AnalysisRuns measured by metric providers, judged by expressions.
 //!
-//! Layout (everything but [`providers`] is pure: no API client, no clock, no async runtime,
-//! no I/O — `tests/purity.rs` enforces it):
+//! The judgement is pure and lives in the core crate (`rollouts_core::analysis`, re-exported
+//! here: [`core`], [`condition`], [`args`], [`build`]). This crate adds what does I/O or keeps
+//! state:
 //!
-//! - [`core`]: the AnalysisRun state machine, a port of upstream's `analysis/analysis.go`.
-//!   [`core::begin`] decides what to measure now (or that the run is done), the controller
-//!   takes the measurements, [`core::finish`] folds them into the status: metric and run
-//!   phases, `runSummary`/`dryRunSummary`, measurement retention, events and the exact
-//!   instant of the next reconcile.
-//! - [`condition`]: `successCondition`/`failureCondition` in the expr language (the
-//!   `expr-lang` crate, plus upstream's helpers `asInt`, `asFloat`, `isNaN`, `isInf`, `isNil`,
-//!   `default`).
-//! - [`args`]: `{{args.name}}` substitution and argument merging.
-//! - [`build`]: the public API the Rollout side uses to create AnalysisRuns from templates
-//!   ([`build::build_analysis_run`], [`build::resolve_templates`],
-//!   [`build::resolve_rollout_args`]).
 //! - [`metrics`]: [`metrics::AnalysisMetrics`], the latest measurement of every metric as a
 //!   gauge (bounded labels: namespace, rollout, template, metric).
 //! - [`providers`]: Prometheus, Web, Job, Datadog, New Relic, CloudWatch, Graphite, InfluxDB,
@@ -23,31 +12,9 @@
 //! The controller is `controller::analysis`; `kubectl-rollouts analysis backtest` runs the
 //! same core over past Prometheus data.
 
-pub mod args;
-pub mod build;
-pub mod condition;
-pub mod core;
+pub use rollouts_core::analysis::*;
+
 pub mod metrics;
 pub mod providers;
 
-pub use build::{
-    BuildError, BuildRequest, ResolvedTemplate, build_analysis_run, resolve_rollout_args,
-    resolve_templates,
-};
 pub use metrics::AnalysisMetrics;
-
-/// Annotation [`build::build_analysis_run`] puts on a run: a JSON object mapping each metric
-/// name to the template it came from. Used only to label exported gauges.
-pub const METRIC_TEMPLATES_ANNOTATION: &str = "analysis.rollouts.io/metric-templates";
-
-/// Job label holding the owning AnalysisRun's uid (upstream's key).
-pub const JOB_RUN_UID_LABEL: &str = "analysisrun.argoproj.io/uid";
-/// Job annotation holding the owning AnalysisRun's name (upstream's key).
-pub const JOB_RUN_NAME_ANNOTATION: &str = "analysisrun.argoproj.io/name";
-/// Job annotation holding the metric name (upstream's key).
-pub const JOB_METRIC_NAME_ANNOTATION: &str = "analysisrun.argoproj.io/metric-name";
-/// Measurement metadata key holding the Job name (upstream's key).
-pub const JOB_NAME_KEY: &str = "job-name";
-
-#[cfg(test)]
-mod tests;

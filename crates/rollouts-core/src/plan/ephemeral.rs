@@ -13,7 +13,7 @@ use crate::api::consts::EPHEMERAL_METADATA_ANNOTATION;
 use crate::api::{PodTemplateMetadata, Rollout};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
-use kube::ResourceExt;
+use kube_core::ResourceExt;
 use std::collections::BTreeMap;
 
 /// Changes to an object's labels and annotations: `Some(v)` sets, `None` removes.

@@ -4,7 +4,7 @@
 use super::simulate::{World, rollout};
 use super::*;
 use crate::api::consts::DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY;
-use kube::ResourceExt;
+use kube_core::ResourceExt;
 use serde_json::json;
 
 fn seeds() -> serde_json::Value {

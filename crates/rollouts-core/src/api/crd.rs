@@ -8,7 +8,7 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, CustomResourceSubresources,
 };
-use kube::core::crd::v1::CustomResourceExt;
+use kube_core::crd::v1::CustomResourceExt;
 use serde_json::{Map, Value, json};
 
 use super::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate, Experiment, Rollout};

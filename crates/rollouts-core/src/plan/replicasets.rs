@@ -10,7 +10,7 @@ use crate::api::{PodTemplateMetadata, Rollout};
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::jiff::Timestamp;
-use kube::ResourceExt;
+use kube_core::ResourceExt;
 use std::collections::BTreeMap;
 
 /// Our annotation recording the canonical template hash ([`super::hash::pod_template_hash`])

@@ -53,13 +53,13 @@ pub struct ObjectKey {
 
 impl ObjectKey {
     /// The API resource (group, version, kind, plural) of the object, for dynamic clients.
-    pub fn api_resource(&self) -> kube::api::ApiResource {
+    pub fn api_resource(&self) -> kube_core::dynamic::ApiResource {
         let (group, version) = match self.api_version.split_once('/') {
             Some((g, v)) => (g, v),
             None => ("", self.api_version.as_str()),
         };
-        kube::api::ApiResource::from_gvk_with_plural(
-            &kube::core::GroupVersionKind::gvk(group, version, &self.kind),
+        kube_core::dynamic::ApiResource::from_gvk_with_plural(
+            &kube_core::GroupVersionKind::gvk(group, version, &self.kind),
             &self.plural,
         )
     }

@@ -9,7 +9,7 @@ use crate::api::{Rollout, RolloutStatus};
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::ResourceExt;
+use kube_core::ResourceExt;
 
 /// Applies `Some` sets and `None` removals to a string map.
 fn apply_changes(
@@ -73,7 +73,7 @@ impl World {
         let services = super::service_names(&ro)
             .into_iter()
             .map(|name| Service {
-                metadata: kube::api::ObjectMeta {
+                metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
                     name: Some(name),
                     ..Default::default()
                 },

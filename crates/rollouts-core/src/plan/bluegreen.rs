@@ -625,7 +625,7 @@ impl<'a> Ctx<'a> {
             let current = st.current_pod_hash.clone().unwrap_or_default();
             if st.stable_rs.as_deref() != Some(current.as_str()) {
                 st.stable_rs = Some(current.clone());
-                let revision = rsets::revision_of(kube::ResourceExt::annotations(self.ro));
+                let revision = rsets::revision_of(kube_core::ResourceExt::annotations(self.ro));
                 let revision = self.planned_revision().unwrap_or(revision);
                 self.events.push(Event::normal(
                     reason::ROLLOUT_COMPLETED,

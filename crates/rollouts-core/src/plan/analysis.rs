@@ -15,7 +15,7 @@ use crate::api::consts::{
 use crate::api::{
     AnalysisRun, RolloutAnalysis, RolloutAnalysisRunStatus, RolloutStatus, pause_reason,
 };
-use kube::ResourceExt;
+use kube_core::ResourceExt;
 use std::collections::BTreeMap;
 
 /// The runs the status names as current.

@@ -8,10 +8,10 @@ use k8s_openapi::api::batch::v1::JobSpec;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::CustomResource;
-use kube::core::crd::v1::CustomResourceExt;
-use kube::core::object::HasSpec;
-use kube::core::{ClusterResourceScope, Resource};
+use kube_core::crd::v1::CustomResourceExt;
+use kube_core::object::HasSpec;
+use kube_core::{ClusterResourceScope, Resource};
+use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -139,6 +139,7 @@ pub struct MeasurementRetention {
 /// ClusterAnalysisTemplate)
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
+    crates(kube_core = "::kube_core"),
     group = "argoproj.io",
     version = "v1alpha1",
     kind = "AnalysisTemplate",
@@ -276,8 +277,8 @@ impl CustomResourceExt for ClusterAnalysisTemplate {
         "clusteranalysistemplates.argoproj.io"
     }
 
-    fn api_resource() -> kube::core::dynamic::ApiResource {
-        kube::core::dynamic::ApiResource::erase::<Self>(&())
+    fn api_resource() -> kube_core::dynamic::ApiResource {
+        kube_core::dynamic::ApiResource::erase::<Self>(&())
     }
 
     fn shortnames() -> &'static [&'static str] {
@@ -846,6 +847,7 @@ pub struct SkyWalkingMetric {
 /// AnalysisRunSpec is the spec for an AnalysisRun resource
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
+    crates(kube_core = "::kube_core"),
     group = "argoproj.io",
     version = "v1alpha1",
     kind = "AnalysisRun",
