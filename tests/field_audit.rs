@@ -702,7 +702,7 @@ fn every_spec_field_is_acted_on_or_refused() {
     assert!(
         neither.is_empty(),
         "spec fields the controller neither acts on nor refuses (implement them, or refuse \
-         them with InvalidSpec in plan::canary::unsupported, and list them in \
+         them with InvalidSpec in plan::entry::unsupported, and list them in \
          tests/field_audit.rs):\n{}",
         neither.join("\n")
     );

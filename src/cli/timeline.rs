@@ -238,7 +238,7 @@ fn stage(w: &World) -> (Option<i32>, String, i32) {
     let label = match idx {
         None => "rolling update (no steps)".to_string(),
         Some(i) => match w.ro.canary_steps().get(i.max(0) as usize) {
-            Some(s) => crate::plan::canary::step_string(s),
+            Some(s) => crate::plan::step_string(s),
             None => "done: new version is stable".to_string(),
         },
     };

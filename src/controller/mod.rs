@@ -542,7 +542,7 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error>
     // Pods are listed only while a restart is due or a ReplicaSet's pods change ephemeral
     // metadata (not cached: most reconciles need none).
     let now = k8s_openapi::jiff::Timestamp::now();
-    let pod_list = if plan::canary::needs_pods(effective, &owned, adoptable.as_deref(), now) {
+    let pod_list = if plan::needs_pods(effective, &owned, adoptable.as_deref(), now) {
         let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
         let selector = plan::replicasets::format_selector(effective.spec.selector.as_ref());
         Some(

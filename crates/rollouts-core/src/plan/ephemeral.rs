@@ -9,6 +9,8 @@
 //! pods are listed only while a record is out of date, never in steady state.
 
 use super::replicasets::{Classified, Rs};
+use super::view::View;
+use super::writes::Writes;
 use crate::api::consts::EPHEMERAL_METADATA_ANNOTATION;
 use crate::api::{PodTemplateMetadata, Rollout};
 use k8s_openapi::api::apps::v1::ReplicaSet;
@@ -111,7 +113,7 @@ pub fn sync(
 }
 
 /// One ReplicaSet's role for ephemeral metadata.
-pub(super) struct Target<'r> {
+pub struct Target<'r> {
     /// Index into [`Classified::all`].
     pub idx: usize,
     pub desired: Option<&'r PodTemplateMetadata>,
@@ -121,7 +123,7 @@ pub(super) struct Target<'r> {
 }
 
 /// Whether the strategy configures ephemeral metadata at all (most Rollouts do not).
-pub(super) fn configured(ro: &Rollout) -> bool {
+pub fn configured(ro: &Rollout) -> bool {
     metadata(ro).is_some()
 }
 
@@ -140,7 +142,7 @@ fn metadata(ro: &Rollout) -> Option<(Option<&PodTemplateMetadata>, Option<&PodTe
 /// canary (preview) metadata and the stable one the stable (active) metadata; once fully
 /// rolled out the new one is the stable. The rest carry none. Nothing at all when the
 /// strategy configures no ephemeral metadata (as upstream).
-pub(super) fn targets<'r>(ro: &'r Rollout, rs: &Classified<'_>) -> Vec<Target<'r>> {
+pub fn targets<'r>(ro: &'r Rollout, rs: &Classified<'_>) -> Vec<Target<'r>> {
     let Some((new_md, stable_md)) = metadata(ro) else {
         return Vec::new();
     };
@@ -169,19 +171,19 @@ pub(super) fn targets<'r>(ro: &'r Rollout, rs: &Classified<'_>) -> Vec<Target<'r
 }
 
 /// Whether the record of this target's ReplicaSet is out of date with pods to update.
-pub(super) fn pods_pending(t: &Target<'_>, rs: &Rs<'_>) -> bool {
+pub fn pods_pending(t: &Target<'_>, rs: &Rs<'_>) -> bool {
     let Some(obj) = rs.obj else { return false };
     t.pods && rs.spec_replicas > 0 && !in_record(obj, t.desired)
 }
 
 /// Whether a ReplicaSet's record says its pods carry `desired`.
-pub(super) fn in_record(rs: &ReplicaSet, desired: Option<&PodTemplateMetadata>) -> bool {
+pub fn in_record(rs: &ReplicaSet, desired: Option<&PodTemplateMetadata>) -> bool {
     let rec = recorded(rs);
     normalized(rec.as_ref()) == normalized(desired)
 }
 
 /// The pods of a ReplicaSet (controller owner reference to its uid) not being deleted.
-pub(super) fn owned_pods<'p>(pods: &[&'p Pod], rs: &ReplicaSet) -> Vec<&'p Pod> {
+pub fn owned_pods<'p>(pods: &[&'p Pod], rs: &ReplicaSet) -> Vec<&'p Pod> {
     let Some(uid) = rs.uid() else {
         return Vec::new();
     };
@@ -196,66 +198,64 @@ pub(super) fn owned_pods<'p>(pods: &[&'p Pod], rs: &ReplicaSet) -> Vec<&'p Pod> 
         .collect()
 }
 
-impl super::canary::Ctx<'_> {
-    /// Upstream's `reconcileEphemeralMetadata`, as effects. A ReplicaSet whose pods need
-    /// updating but whose pods were not listed gets its template only; its record stays old,
-    /// so the pods are handled once they are listed ([`super::canary::needs_pods`]).
-    pub(super) fn sync_ephemeral_metadata(&mut self, obs: &super::Observed<'_>) {
-        let mut effects = Vec::new();
-        for t in targets(self.ro, &self.rs) {
-            let rs = &self.rs.all[t.idx];
-            let Some(obj) = rs.obj else { continue };
-            let existing = recorded(obj);
-            let protected = obj
-                .spec
-                .as_ref()
-                .and_then(|s| s.selector.match_labels.clone())
-                .unwrap_or_default();
-            let tmeta = obj
-                .spec
-                .as_ref()
-                .and_then(|s| s.template.as_ref())
-                .and_then(|t| t.metadata.as_ref());
-            let template = sync(
-                tmeta.and_then(|m| m.labels.as_ref()),
-                tmeta.and_then(|m| m.annotations.as_ref()),
-                existing.as_ref(),
-                t.desired,
-                &protected,
-            );
-            let up_to_date = in_record(obj, t.desired);
-            let mut pods = Vec::new();
-            let mut record = (!up_to_date).then(|| super::ephemeral::record(t.desired));
-            if pods_pending(&t, rs) {
-                match obs.pods.as_deref() {
-                    Some(listed) => {
-                        for pod in owned_pods(listed, obj) {
-                            let change = sync(
-                                pod.metadata.labels.as_ref(),
-                                pod.metadata.annotations.as_ref(),
-                                existing.as_ref(),
-                                t.desired,
-                                &protected,
-                            );
-                            if !change.is_empty() {
-                                pods.push((pod.name_any(), change));
-                            }
+/// Upstream's `reconcileEphemeralMetadata`, as effects. A ReplicaSet whose pods need
+/// updating but whose pods were not listed gets its template only; its record stays old,
+/// so the pods are handled once they are listed ([`super::needs_pods`]).
+pub fn sync_ephemeral_metadata(v: &View<'_>, w: &mut Writes, obs: &super::Observed<'_>) {
+    let mut effects = Vec::new();
+    for t in targets(v.ro, &v.rs) {
+        let rs = &v.rs.all[t.idx];
+        let Some(obj) = rs.obj else { continue };
+        let existing = recorded(obj);
+        let protected = obj
+            .spec
+            .as_ref()
+            .and_then(|s| s.selector.match_labels.clone())
+            .unwrap_or_default();
+        let tmeta = obj
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.as_ref())
+            .and_then(|t| t.metadata.as_ref());
+        let template = sync(
+            tmeta.and_then(|m| m.labels.as_ref()),
+            tmeta.and_then(|m| m.annotations.as_ref()),
+            existing.as_ref(),
+            t.desired,
+            &protected,
+        );
+        let up_to_date = in_record(obj, t.desired);
+        let mut pods = Vec::new();
+        let mut record = (!up_to_date).then(|| record(t.desired));
+        if pods_pending(&t, rs) {
+            match obs.pods.as_deref() {
+                Some(listed) => {
+                    for pod in owned_pods(listed, obj) {
+                        let change = sync(
+                            pod.metadata.labels.as_ref(),
+                            pod.metadata.annotations.as_ref(),
+                            existing.as_ref(),
+                            t.desired,
+                            &protected,
+                        );
+                        if !change.is_empty() {
+                            pods.push((pod.name_any(), change));
                         }
                     }
-                    None => record = None,
                 }
-            }
-            if !template.is_empty() || !pods.is_empty() || record.is_some() {
-                effects.push(super::Effect::EphemeralMetadata {
-                    replica_set: rs.name.clone(),
-                    template,
-                    pods,
-                    record,
-                });
+                None => record = None,
             }
         }
-        self.effects.extend(effects);
+        if !template.is_empty() || !pods.is_empty() || record.is_some() {
+            effects.push(super::Effect::EphemeralMetadata {
+                replica_set: rs.name.clone(),
+                template,
+                pods,
+                record,
+            });
+        }
     }
+    w.effects.extend(effects);
 }
 
 #[cfg(test)]

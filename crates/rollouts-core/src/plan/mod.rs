@@ -1,24 +1,55 @@
 //! The pure heart of the controller: `plan(&Observed, now) -> Plan`.
 //!
-//! Nothing in here talks to the API server, reads a clock or spawns a task (clippy's
-//! `disallowed-methods`/`disallowed-types` in `clippy.toml` enforce it for this module). The
-//! controller observes the world from its reflector stores, calls [`plan`], then carries out the
-//! [`Plan`]: the effects in order, then the status, then the events. The Rollout's status is the
-//! only memory: running `plan` again on the same observation yields the same plan, and a plan
-//! whose effects are already in place yields no effects and the same status (0 writes).
+//! Nothing in here talks to the API server, reads a clock or spawns a task: this is the
+//! `rollouts-core` crate, whose dependencies are data-only (see `crates/rollouts-core/clippy.toml`
+//! and `tests/purity.rs`). The controller observes the world from its reflector stores, calls
+//! [`plan`], then carries out the [`Plan`]: the effects in order, then the status, then the
+//! events. The Rollout's status is the only memory: running `plan` again on the same
+//! observation yields the same plan, and a plan whose effects are already in place yields no
+//! effects and the same status (0 writes).
+//!
+//! The layers go one way:
+//!
+//! 1. [`entry`]: a Rollout being deleted is left alone, a `workloadRef` is resolved, and the
+//!    validation gate ([`validate`]) turns an invalid spec into an InvalidSpec condition.
+//! 2. [`view`]: a read-only [`view::View`] of the observation, computed once: the strategy, the
+//!    previous status, the ReplicaSets classified, the current AnalysisRuns. [`targets`]
+//!    derives what the current step asks for (counts, weights) from it.
+//! 3. [`gate`]: what holds the Rollout, as a typed [`Wait`] ("why is my rollout waiting?").
+//! 4. The strategies, [`canary`] and [`bluegreen`], with what they share ([`rollout_rs`],
+//!    [`analysis`], [`ephemeral`], [`restart`]): they read the view and append to one
+//!    [`writes::Writes`] accumulator.
+//! 5. [`status`]: conditions, pause and abort bookkeeping, phase, events, and the [`Plan`].
+//!
+//! The arithmetic ([`replicas`]), the ReplicaSet objects ([`replicasets`]), hashes, conditions,
+//! anti-affinity and workload references are plain functions the layers call. [`simulate`] is
+//! an in-memory world the tests and `kubectl-rollouts plan` run plans in.
 
 pub mod affinity;
 pub mod analysis;
 pub mod bluegreen;
 pub mod canary;
 pub mod conditions;
+pub mod entry;
 pub mod ephemeral;
+pub mod gate;
 pub mod hash;
 pub mod replicas;
 pub mod replicasets;
+pub mod restart;
+pub mod rollout_rs;
 pub mod simulate;
+pub mod status;
+pub mod targets;
 pub mod validate;
+pub mod view;
+pub mod wait;
 pub mod workload;
+pub mod writes;
+
+pub use entry::{needs_pods, plan};
+pub use view::step_string;
+pub use wait::Wait;
 
 use crate::api::{Rollout, RolloutStatus};
 use k8s_openapi::api::apps::v1::ReplicaSet;
@@ -44,7 +75,7 @@ pub struct Observed<'a> {
     /// creating a duplicate.
     pub adoptable: Option<String>,
     /// The pods of the Rollout's ReplicaSets, listed only while a `spec.restartAt` restart is
-    /// due ([`canary::needs_restart`]); `None` otherwise.
+    /// due ([`restart::needs_restart`]); `None` otherwise.
     pub pods: Option<Vec<&'a Pod>>,
     /// The traffic router objects the Rollout references ([`crate::traffic::referenced_objects`]),
     /// by key; a missing key means the object does not exist.
@@ -70,6 +101,8 @@ pub struct Plan {
     pub events: Vec<Event>,
     /// When to look again even if nothing changes (pause deadlines, progress deadlines...).
     pub requeue_after: Option<Duration>,
+    /// Why the Rollout is not advancing, when it is not (`None`: healthy, or progressing).
+    pub wait: Option<Wait>,
 }
 
 /// One write.
@@ -220,11 +253,6 @@ pub fn referenced_services(ro: &Rollout) -> Vec<String> {
 /// `now` truncated to whole seconds, as Kubernetes stores times.
 pub fn stamp(now: Timestamp) -> Time {
     Time(Timestamp::from_second(now.as_second()).unwrap_or(now))
-}
-
-/// Plans one reconcile of a Rollout.
-pub fn plan(obs: &Observed<'_>, now: Timestamp) -> Plan {
-    canary::plan(obs, now)
 }
 
 #[cfg(test)]

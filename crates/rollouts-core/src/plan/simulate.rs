@@ -99,7 +99,7 @@ impl World {
     /// What the planner would do now.
     pub fn plan(&self) -> Plan {
         let replica_sets: Vec<&ReplicaSet> = self.rss.iter().collect();
-        let list_pods = super::canary::needs_pods(&self.ro, &replica_sets, None, self.now);
+        let list_pods = super::needs_pods(&self.ro, &replica_sets, None, self.now);
         let obs = Observed {
             rollout: &self.ro,
             replica_sets,

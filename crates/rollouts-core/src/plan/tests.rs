@@ -349,7 +349,7 @@ fn invalid_spec_writes_only_the_condition() {
             .any(|e| e.warning && e.reason == "InvalidSpec")
     );
     let p = w.plan();
-    assert_eq!(p.requeue_after, Some(canary::INVALID_SPEC_REQUEUE));
+    assert_eq!(p.requeue_after, Some(status::INVALID_SPEC_REQUEUE));
 }
 
 #[test]
@@ -1146,7 +1146,7 @@ fn ephemeral_metadata_follows_the_role_onto_running_pods() {
     w.pods.extend([v1a, v1b]);
     // Steady state: nothing to write, and pods need not be listed.
     assert!(w.plan().effects.is_empty(), "{:?}", w.plan().effects);
-    assert!(!canary::needs_pods(
+    assert!(!needs_pods(
         &w.ro,
         &w.rss.iter().collect::<Vec<_>>(),
         None,
