@@ -4,7 +4,8 @@
 //!
 //! Layout: [`info`] and [`render`] turn objects into text (pure, snapshot-tested),
 //! [`actions`] turns objects into the patches upstream writes (pure), [`timeline`] and
-//! [`lint`] work on manifests without a cluster, [`cluster`] and [`watch`] do the I/O.
+//! [`lint`] work on manifests without a cluster, [`cluster`] and [`watch`] do the I/O,
+//! and [`verbs`] runs each user command (read, patch).
 //!
 //! # Differences from upstream's plugin
 //!
@@ -30,6 +31,7 @@ pub mod info;
 pub mod lint;
 pub mod render;
 pub mod timeline;
+pub mod verbs;
 mod watch;
 
 use clap::{ArgAction, Args, CommandFactory, Parser, Subcommand, ValueEnum};
