@@ -755,7 +755,7 @@ pub fn svg(t: &Timeline) -> String {
     }
     let _ = writeln!(
         out,
-        "<path class=\"weight\" d=\"{}\" fill=\"none\" stroke=\"#1f5fbf\" stroke-width=\"2\"/>",
+        "<path class=\"weight\" d=\"{}\" fill=\"none\" stroke=\"#1f5fbf\" stroke-width=\"5\" stroke-opacity=\"0.35\"/>",
         weight_path.trim_end()
     );
     let _ = writeln!(
@@ -771,7 +771,7 @@ pub fn svg(t: &Timeline) -> String {
     let ly = H - 12.0;
     let _ = writeln!(
         out,
-        "<g font-size=\"11\"><line x1=\"{LEFT}\" y1=\"{ly}\" x2=\"{}\" y2=\"{ly}\" stroke=\"#1f5fbf\" stroke-width=\"2\"/>\
+        "<g font-size=\"11\"><line x1=\"{LEFT}\" y1=\"{ly}\" x2=\"{}\" y2=\"{ly}\" stroke=\"#1f5fbf\" stroke-width=\"5\" stroke-opacity=\"0.35\"/>\
          <text x=\"{}\" y=\"{}\">weight %</text>\
          <line x1=\"{}\" y1=\"{ly}\" x2=\"{}\" y2=\"{ly}\" stroke=\"#e69500\" stroke-width=\"2\" stroke-dasharray=\"6 3\"/>\
          <text x=\"{}\" y=\"{}\">new version pods</text>\
