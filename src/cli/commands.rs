@@ -300,6 +300,7 @@ fn check_arguments(command: &Command) -> Result<()> {
                 container_image, ..
             },
         } => actions::parse_container_image(container_image).map(drop),
+        Command::Dashboard(opts) => super::dashboard::check(opts),
         _ => Ok(()),
     }
 }
@@ -412,6 +413,7 @@ async fn cluster_command(target: Target, command: Command) -> Result<()> {
             ));
             Ok(())
         }
+        Command::Dashboard(opts) => super::dashboard::run(conn, opts).await,
         Command::Lint { .. }
         | Command::Plan { .. }
         | Command::Analysis { .. }
