@@ -467,8 +467,8 @@ async fn dashboard_http_api_and_its_safety_checks() {
         get_rollout(&ns, "web").await.status.and_then(|s| s.abort),
         Some(true)
     );
-    ro.stop();
-    d.stop();
+    ro.stop().await;
+    d.stop().await;
 }
 
 /// A kube client for the test cluster that impersonates `user`.
@@ -575,7 +575,7 @@ async fn dashboard_shows_rbac_refusals_in_words() {
     );
     let (ph, _, step) = phase(&get_rollout(&ns, "web").await);
     assert_eq!((ph.as_str(), step), ("Paused", Some(1)));
-    d.stop();
+    d.stop().await;
 }
 
 fn step_now(page: &str) -> String {
@@ -666,6 +666,12 @@ async fn dashboard_in_a_browser_promote_and_abort_the_seed_canary() {
 
     // Promote, after confirming: the page follows without a reload.
     let _: bool = eval(&page, "(window.__sameDocument = true)").await;
+    let promote_button: bool = eval(
+        &page,
+        "(window.__promote = document.querySelector('#act-promote'), !window.__promote.disabled)",
+    )
+    .await;
+    assert!(promote_button, "Promote is enabled at an indefinite pause");
     click(&page, "#act-promote").await;
     wait_js(
         &page,
@@ -689,12 +695,23 @@ async fn dashboard_in_a_browser_promote_and_abort_the_seed_canary() {
         "promote clicked -> next step shown: {} ms (a figure, not an assertion)",
         clicked.elapsed().as_millis()
     );
-    let same: bool = eval(&page, "window.__sameDocument === true").await;
-    assert!(same, "the page was reloaded");
+    let same: bool = eval(
+        &page,
+        "window.__sameDocument === true && window.__promote === document.querySelector('#act-promote')",
+    )
+    .await;
+    assert!(same, "the page was reloaded, or its buttons redrawn");
     let ro = get_rollout(&ns, "canary-demo").await;
     assert!(phase(&ro).2 >= Some(2), "{:?}", phase(&ro));
 
     // Abort: Degraded, and the stable revision serves.
+    wait_js(
+        &page,
+        "Abort enabled",
+        "document.querySelector('#act-abort').disabled === false",
+        Duration::from_secs(10),
+    )
+    .await;
     click(&page, "#act-abort").await;
     wait_js(
         &page,
@@ -729,8 +746,43 @@ async fn dashboard_in_a_browser_promote_and_abort_the_seed_canary() {
             .and_then(|s| s.abort),
         Some(true)
     );
+
+    // Retry: back to the new version, from the first step (paused at 2/8 again).
+    wait_js(
+        &page,
+        "Retry enabled",
+        "document.querySelector('#act-retry').disabled === false",
+        Duration::from_secs(10),
+    )
+    .await;
+    click(&page, "#act-retry").await;
+    wait_js(
+        &page,
+        "the confirmation",
+        "document.querySelector('#confirm').open",
+        Duration::from_secs(5),
+    )
+    .await;
+    click(&page, "#confirm-ok").await;
+    wait_js(
+        &page,
+        "paused at step 2 again",
+        &format!(
+            "document.querySelector('#status')?.textContent.includes('Paused') && {}",
+            step_now("=== 2")
+        ),
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_ne!(
+        get_rollout(&ns, "canary-demo")
+            .await
+            .status
+            .and_then(|s| s.abort),
+        Some(true)
+    );
     chrome.close().await;
-    d.stop();
+    d.stop().await;
 }
 
 /// A web metric the test serves, measured 4 times by the real AnalysisRun controller.
@@ -898,8 +950,8 @@ async fn dashboard_analysis_chart_and_read_only_in_a_browser() {
     screenshot(&page, "rollout-read-only").await;
     assert!(get_rollout(&ns, "analysed").await.spec.restart_at.is_none());
     chrome.close().await;
-    ro.stop();
-    d.stop();
+    ro.stop().await;
+    d.stop().await;
 }
 
 fn many(i: usize) -> Rollout {
@@ -1035,8 +1087,115 @@ async fn dashboard_500_rollouts_first_render_and_deltas() {
     )
     .await;
     assert!(kept, "the page reloaded or redrew rows that did not change");
+
+    // Filter by name, then by status.
+    let visible =
+        "[...document.querySelectorAll('#rollouts-body tr')].filter(tr => !tr.hidden).length";
+    page.find_element("#filter")
+        .await
+        .expect("the filter")
+        .click()
+        .await
+        .expect("focusing the filter")
+        .type_str("app-01")
+        .await
+        .expect("typing");
+    wait_js(
+        &page,
+        "app-010 to app-019",
+        &format!("{visible} === 10"),
+        Duration::from_secs(10),
+    )
+    .await;
+    let _: bool = eval(
+        &page,
+        "(() => { const f = document.querySelector('#filter'); f.value = ''; f.dispatchEvent(new Event('input')); return true; })()",
+    )
+    .await;
+    click(&page, "#chip-Degraded").await;
+    wait_js(
+        &page,
+        "only the Degraded one",
+        &format!(
+            "{visible} === 1 && document.querySelector(\"tr[data-key$='/app-250']\").hidden === false"
+        ),
+        Duration::from_secs(10),
+    )
+    .await;
+    click(&page, "#chip-Degraded").await;
+    wait_js(
+        &page,
+        "every row again",
+        &format!("{visible} === 499"),
+        Duration::from_secs(10),
+    )
+    .await;
+
+    // The namespace switcher: another namespace (none of its own rollouts), and back.
+    let _: bool = eval(
+        &page,
+        "(() => { const s = document.querySelector('#ns'); s.value = 'default'; s.dispatchEvent(new Event('change')); return true; })()",
+    )
+    .await;
+    wait_js(
+        &page,
+        "namespace default, without rollouts",
+        "!document.querySelector('#empty').hidden && document.querySelector('#empty').textContent.includes('default') && location.hash === '#/ns/default'",
+        Duration::from_secs(30),
+    )
+    .await;
+    let back: bool = eval(
+        &page,
+        &format!("(location.hash = '#/ns/{}', true)", ns.name),
+    )
+    .await;
+    assert!(back);
+    wait_js(
+        &page,
+        "the 499 rows again",
+        "document.querySelectorAll('#rollouts-body tr').length === 499",
+        Duration::from_secs(30),
+    )
+    .await;
+
+    // A dropped connection: the page says so, reconnects to the dashboard started again on
+    // the same address, and goes on with the live list.
+    let addr = d.addr;
+    d.stop().await;
+    wait_js(
+        &page,
+        "the connection lost",
+        "document.querySelector('#live').classList.contains('off')",
+        Duration::from_secs(30),
+    )
+    .await;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .expect("the same address again");
+    let d = dashboard::start(
+        ns.client.clone(),
+        Config {
+            namespace: ns.name.clone(),
+            all_namespaces: false,
+            read_only: true,
+            root_path: "rollouts".into(),
+            server: String::new(),
+        },
+        listener,
+    )
+    .expect("starting the dashboard again");
+    set_phase(&ns, "app-300", "Degraded").await;
+    wait_js(
+        &page,
+        "reconnected, with app-300 Degraded",
+        "document.querySelector('#live').classList.contains('on') && document.querySelector(\"tr[data-key$='/app-300']\").dataset.status === 'Degraded'",
+        Duration::from_secs(60),
+    )
+    .await;
+    let same: bool = eval(&page, "window.__sameDocument === true").await;
+    assert!(same, "the page was reloaded");
     chrome.close().await;
-    d.stop();
+    d.stop().await;
 }
 
 /// The command: prints its URL with the token, and serves the page there.
@@ -1209,5 +1368,5 @@ async fn dashboard_as_the_charts_service_account() {
     .await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.json()["message"], "rollout 'web' undo");
-    d.stop();
+    d.stop().await;
 }

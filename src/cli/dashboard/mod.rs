@@ -86,6 +86,7 @@ pub struct Running {
     /// The action token of this start.
     pub token: String,
     pub read_only: bool,
+    stop: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -99,9 +100,17 @@ impl Running {
         }
     }
 
-    /// Stops serving (open event streams end).
-    pub fn stop(self) {
-        self.task.abort();
+    /// Stops serving: the event streams end, then the connections close (after 5 s at
+    /// most).
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let mut task = self.task;
+        if tokio::time::timeout(std::time::Duration::from_secs(5), &mut task)
+            .await
+            .is_err()
+        {
+            task.abort();
+        }
     }
 
     /// Serves until the process is stopped.
@@ -162,6 +171,8 @@ pub fn start(client: Client, config: Config, listener: tokio::net::TcpListener) 
         .map_err(|e| CliError::failed(format!("the dashboard's listener: {e}")))?;
     let prefix = prefix(&config.root_path)?;
     let token = new_token()?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut shutdown = stopped.clone();
     let app = Arc::new(server::App {
         hub: hub::Hub::new(client.clone(), config.all_namespaces),
         client,
@@ -171,12 +182,16 @@ pub fn start(client: Client, config: Config, listener: tokio::net::TcpListener) 
         read_only: config.read_only,
         prefix: prefix.clone(),
         allowed_hosts: allowed_hosts(addr),
+        stop: stopped,
     });
     // Start watching the first namespace now: the first page is shown sooner.
     let _ = app.hub.set_for(&config.namespace);
     let router = server::router(app.clone());
     let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
+        let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
+            let _ = shutdown.wait_for(|s| *s).await;
+        });
+        if let Err(e) = serve.await {
             eprintln!("error: the dashboard stopped serving: {e}");
         }
         drop(app);
@@ -191,6 +206,7 @@ pub fn start(client: Client, config: Config, listener: tokio::net::TcpListener) 
         url: format!("http://{host}{prefix}/"),
         token,
         read_only: config.read_only,
+        stop,
         task,
     })
 }

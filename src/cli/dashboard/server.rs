@@ -61,6 +61,21 @@ pub struct App {
     pub prefix: String,
     /// `Host` values accepted (`None`: any; when bound to a non-loopback address).
     pub allowed_hosts: Option<Vec<String>>,
+    /// Becomes true when the dashboard stops: the event streams end.
+    pub stop: tokio::sync::watch::Receiver<bool>,
+}
+
+impl App {
+    /// Runs an event stream's producer until it ends, or the dashboard stops.
+    fn spawn_stream(&self, producer: impl std::future::Future<Output = ()> + Send + 'static) {
+        let mut stop = self.stop.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = producer => {}
+                _ = stop.wait_for(|s| *s) => {}
+            }
+        });
+    }
 }
 
 type Shared = Arc<App>;
@@ -327,7 +342,7 @@ async fn stream_list(State(app): State<Shared>, Query(q): Query<NsQuery>) -> Res
     };
     let set = app.hub.set_for(ns.as_deref().unwrap_or_default());
     let (tx, rx) = mpsc::channel::<Event>(64);
-    tokio::spawn(async move {
+    app.spawn_stream(async move {
         let mut changes = set.subscribe();
         // The page reconnects after 2 s when the stream drops.
         let _ = tx
@@ -416,7 +431,7 @@ async fn stream_rollout(
     let set = app.hub.set_for(&ns);
     let key: Key = (ns, name);
     let (tx, rx) = mpsc::channel::<Event>(16);
-    tokio::spawn(async move {
+    app.spawn_stream(async move {
         let mut changes = set.subscribe();
         let _ = tx
             .send(

@@ -645,32 +645,73 @@
         v.waiting.until ? h('span', { class: 'until', id: 'why-until', 'data-until': v.waiting.until }) : null));
   }
 
-  function renderView(v) {
+  // The rollout view is a skeleton of slots built once per rollout; each update redraws only
+  // the slots whose data changed, and the action buttons stay in place (only enabled or
+  // disabled), so that nothing moves under a person's pointer.
+  function skeleton(ns, name) {
     const ro = state.info.readOnly;
-    const [ns, name] = state.key;
-    const open = [...document.querySelectorAll('main details[open]')].map((d) => d.id).filter(Boolean);
-    const focused = document.activeElement && document.activeElement.id;
-    const e = v.enabled;
+    const slot = (id) => h('div', { class: 'slot', id });
     const buttons = ro ? null : h('div', { class: 'actions', role: 'group', 'aria-label': 'Actions' },
-      actionButton(ns, name, 'promote', e.promote, 'nothing to promote: not paused, no update in flight'),
-      actionButton(ns, name, 'promote-full', e.promoteFull, 'no update in flight'),
-      actionButton(ns, name, 'abort', e.abort, 'nothing to abort'),
-      actionButton(ns, name, 'retry', e.retry, 'only an aborted rollout is retried'),
-      actionButton(ns, name, 'pause', e.pause, 'already paused, or complete'),
-      actionButton(ns, name, 'restart', e.restart, ''));
+      ['promote', 'promote-full', 'abort', 'retry', 'pause', 'restart'].map((a) => actionButton(ns, name, a, false, '')));
     fill($('#main'),
       h('div', { class: 'head' },
         h('div', {},
-          h('h1', {}, h('span', { id: 'rollout-name', text: v.name }), h('span', { id: 'status' }, statusBadge(v.status, v.message))),
-          v.message ? h('p', { class: 'message', id: 'message', text: v.message }) : null),
+          h('h1', {}, h('span', { id: 'rollout-name', text: name }), h('span', { id: 'status' })),
+          h('p', { class: 'message', id: 'message' })),
         buttons),
-      whyPanel(v),
-      h('div', { class: 'grid' }, summary(v), containersPanel(v, ro)),
+      slot('why-slot'),
+      h('div', { class: 'grid' }, slot('summary-slot'), slot('containers-slot')),
       h('div', { class: 'two' },
-        h('div', { class: 'stack' }, revisionsPanel(v, ro), analysisPanel(v), planPanel(v), conditionsPanel(v)),
-        stepsPanel(v)));
-    for (const id of open) { const d = document.getElementById(id); if (d) d.open = true; }
+        h('div', { class: 'stack' }, slot('revisions-slot'), slot('analysis-slot'), slot('plan-slot'), slot('conditions-slot')),
+        slot('steps-slot')));
+    state.drawn = new Map();
+  }
+
+  const WHY_NOT = {
+    promote: 'nothing to promote: not paused, no update in flight',
+    'promote-full': 'no update in flight',
+    abort: 'nothing to abort',
+    retry: 'only an aborted rollout is retried',
+    pause: 'already paused, or complete',
+    restart: '',
+  };
+
+  function redraw(id, data, draw) {
+    const json = JSON.stringify(data);
+    if (state.drawn.get(id) === json) return;
+    state.drawn.set(id, json);
+    const el = document.getElementById(id);
+    const open = [...el.querySelectorAll('details[open]')].map((d) => d.id).filter(Boolean);
+    const focused = el.contains(document.activeElement) ? document.activeElement.id : null;
+    fill(el, draw());
+    for (const d of open) { const x = document.getElementById(d); if (x) x.open = true; }
     if (focused) { const f = document.getElementById(focused); if (f && !f.disabled) f.focus(); }
+  }
+
+  function renderView(v) {
+    const ro = state.info.readOnly;
+    if (!document.getElementById('steps-slot')) skeleton(state.key[0], state.key[1]);
+    fill($('#status'), statusBadge(v.status, v.message));
+    const msg = $('#message');
+    msg.textContent = v.message || '';
+    msg.hidden = !v.message;
+    if (!ro) {
+      const e = v.enabled;
+      const on = { promote: e.promote, 'promote-full': e.promoteFull, abort: e.abort, retry: e.retry, pause: e.pause, restart: e.restart };
+      for (const [a, enabled] of Object.entries(on)) {
+        const b = document.getElementById(`act-${a}`);
+        b.disabled = !enabled;
+        if (enabled) b.removeAttribute('title'); else b.title = WHY_NOT[a];
+      }
+    }
+    redraw('why-slot', [v.waiting, v.status], () => whyPanel(v));
+    redraw('summary-slot', [v.strategy, v.step, v.setWeight, v.actualWeight, v.desired, v.updated, v.ready, v.available, v.revision, v.images, v.created], () => summary(v));
+    redraw('containers-slot', v.containers, () => containersPanel(v, ro));
+    redraw('revisions-slot', v.revisions, () => revisionsPanel(v, ro));
+    redraw('analysis-slot', v.analysisRuns, () => analysisPanel(v));
+    redraw('plan-slot', v.plan, () => planPanel(v));
+    redraw('conditions-slot', v.conditions, () => conditionsPanel(v));
+    redraw('steps-slot', [v.steps, v.strategy], () => stepsPanel(v));
     tick();
   }
 
