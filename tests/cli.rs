@@ -335,6 +335,9 @@ fn plan_writes_an_svg_chart() {
     let _ = std::fs::remove_file(&svg);
     assert!(chart.starts_with("<svg"));
     assert!(chart.contains("setWeight: 20") && chart.contains("weight %"));
+    // Pods by version, and the indefinite pause drawn as a band of its own.
+    assert!(chart.contains("new version pods") && chart.contains("old version pods"));
+    assert!(chart.contains("waits for promote"), "{chart}");
     let r = run(&["plan", "-f", file.to_str().unwrap(), "-o", "json"]);
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["totalSeconds"], 30);
@@ -418,6 +421,36 @@ fn usage_errors_are_exit_2() {
         "{}",
         r.stderr
     );
+}
+
+#[test]
+fn dashboard_flags() {
+    let r = run(&["dashboard", "--help"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for s in [
+        "--port",
+        "-p",
+        "[default: 3100]",
+        "--address",
+        "[default: 127.0.0.1]",
+        "--root-path",
+        "[default: rollouts]",
+        "--read-only",
+        "--all-namespaces",
+        "-A",
+    ] {
+        assert!(
+            r.stdout.contains(s),
+            "dashboard --help lacks {s}: {}",
+            r.stdout
+        );
+    }
+    // Bad flags are usage errors, before any connection is tried.
+    let r = run(&["dashboard", "--root-path", "../etc"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--root-path"), "{}", r.stderr);
+    let r = run(&["dashboard", "--address", "localhost"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
 }
 
 #[test]

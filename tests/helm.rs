@@ -419,3 +419,169 @@ fn install_manifest_is_the_rendered_chart() {
          ROLLOUTS_UPDATE_INSTALL_MANIFEST=1 cargo test --test helm install_manifest"
     );
 }
+
+/// The dashboard's objects of a rendering (named `<fullname>-dashboard`).
+fn dashboard_objects(r: &render::Rendered) -> Vec<Value> {
+    r.objects()
+        .into_iter()
+        .filter(|o| {
+            o["metadata"]["name"]
+                .as_str()
+                .is_some_and(|n| n.ends_with("-dashboard"))
+        })
+        .collect()
+}
+
+fn dashboard_one(r: &render::Rendered, kind: &str) -> Value {
+    let all: Vec<Value> = dashboard_objects(r)
+        .into_iter()
+        .filter(|o| o["kind"] == kind)
+        .collect();
+    assert_eq!(all.len(), 1, "expected one dashboard {kind}");
+    all.into_iter().next().unwrap_or_default()
+}
+
+/// The dashboard container's command line, parsed by `kubectl-rollouts` itself.
+fn dashboard_cli(
+    d: &Value,
+    namespace: &str,
+) -> (rollouts::cli::Cli, rollouts::cli::dashboard::Options) {
+    let container = &d["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(
+        container["command"],
+        json!(["/usr/local/bin/kubectl-rollouts"])
+    );
+    let mut argv = vec!["kubectl-rollouts".to_string()];
+    for a in container["args"].as_array().into_iter().flatten() {
+        argv.push(
+            a.as_str()
+                .unwrap_or_default()
+                .replace("$(POD_NAMESPACE)", namespace),
+        );
+    }
+    let cli = <rollouts::cli::Cli as Parser>::try_parse_from(&argv)
+        .unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+    let rollouts::cli::Command::Dashboard(opts) = &cli.command else {
+        panic!("the dashboard does not run `dashboard`: {argv:?}")
+    };
+    let opts = opts.clone();
+    (cli, opts)
+}
+
+#[test]
+fn dashboard_is_off_by_default_then_read_only_behind_a_cluster_ip_service() {
+    let r = render("rollouts", "rollouts", &json!({}));
+    assert!(dashboard_objects(&r).is_empty(), "off by default");
+    assert_lint_clean(&json!({"dashboard": {"enabled": true}}));
+    assert_lint_clean(
+        &json!({"dashboard": {"enabled": true, "readOnly": false}, "namespaced": true}),
+    );
+
+    let r = render(
+        "rollouts",
+        "rollouts",
+        &json!({"dashboard": {"enabled": true}}),
+    );
+    let svc = dashboard_one(&r, "Service");
+    assert_eq!(svc["spec"]["type"], "ClusterIP");
+    assert_eq!(svc["spec"]["ports"][0]["port"], 80);
+    let d = dashboard_one(&r, "Deployment");
+    let (_, opts) = dashboard_cli(&d, "rollouts");
+    assert!(opts.read_only, "read-only by default");
+    assert!(opts.all_namespaces);
+    assert_eq!(opts.port, 3100);
+    assert_eq!(opts.root_path, "rollouts");
+    assert_eq!(opts.address.to_string(), "0.0.0.0");
+    let pod = &d["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], "rollouts-dashboard");
+    assert_eq!(
+        pod["containers"][0]["securityContext"]["readOnlyRootFilesystem"],
+        true
+    );
+    assert_eq!(
+        pod["containers"][0]["readinessProbe"]["httpGet"]["path"],
+        "/rollouts/api/v1/info"
+    );
+    // Selects its own pods only, not the controller's.
+    assert_eq!(
+        svc["spec"]["selector"]["app.kubernetes.io/name"],
+        "rollouts-dashboard"
+    );
+    // Read-only: reads only, no Secrets, nothing written.
+    let cr = dashboard_one(&r, "ClusterRole");
+    let rules = rule_set(&cr);
+    let verbs = |res: &str| -> Vec<String> {
+        rules
+            .iter()
+            .filter(|(_, r, _)| r == res)
+            .flat_map(|(_, _, v)| v.clone())
+            .collect()
+    };
+    assert_eq!(verbs("rollouts"), ["get", "list", "watch"]);
+    assert_eq!(verbs("pods"), ["list", "watch"]);
+    assert!(verbs("rollouts/status").is_empty());
+    assert!(verbs("secrets").is_empty());
+    for (_, _, v) in &rules {
+        assert!(
+            v.iter()
+                .all(|v| ["get", "list", "watch"].contains(&v.as_str())),
+            "a read-only dashboard writes nothing: {rules:?}"
+        );
+    }
+    let crb = dashboard_one(&r, "ClusterRoleBinding");
+    assert_eq!(
+        crb["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "rollouts-dashboard", "namespace": "rollouts"}])
+    );
+
+    // Actions on, namespaced: a Role in the release namespace, and what the actions write.
+    let r = render(
+        "rel",
+        "team",
+        &json!({"namespaced": true, "dashboard": {"enabled": true, "readOnly": false, "rootPath": "/"}}),
+    );
+    let d = dashboard_one(&r, "Deployment");
+    let (cli, opts) = dashboard_cli(&d, "team");
+    assert!(!opts.read_only && !opts.all_namespaces);
+    assert_eq!(cli.global.namespace.as_deref(), Some("team"));
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]["path"],
+        "/api/v1/info"
+    );
+    assert!(
+        dashboard_objects(&r)
+            .iter()
+            .all(|o| o["kind"] != "ClusterRole")
+    );
+    let role = dashboard_one(&r, "Role");
+    assert_eq!(role["metadata"]["namespace"], "team");
+    let rules = rule_set(&role);
+    assert!(rules.contains(&(
+        "argoproj.io".into(),
+        "rollouts/status".into(),
+        vec!["patch".into()]
+    )));
+    assert!(rules.contains(&(
+        "argoproj.io".into(),
+        "rollouts".into(),
+        vec![
+            "get".into(),
+            "list".into(),
+            "patch".into(),
+            "update".into(),
+            "watch".into()
+        ]
+    )));
+
+    for bad in [
+        json!({"dashboard": {"port": 0}}),
+        json!({"dashboard": {"readOnly": "yes"}}),
+        json!({"dashboard": {"rootPath": "a b"}}),
+        json!({"dashboard": {"service": {"type": "LoadBalancer"}}}),
+    ] {
+        assert!(
+            schema_error(&bad).is_some(),
+            "values.schema.json accepted {bad}"
+        );
+    }
+}

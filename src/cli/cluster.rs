@@ -118,7 +118,11 @@ fn is_missing_resource_type(s: &kube::core::Status) -> bool {
 impl Conn {
     /// A kube error as one line: `doing` says what was attempted.
     pub fn error(&self, e: kube::Error, doing: &str) -> CliError {
-        match &e {
+        let status = match &e {
+            kube::Error::Api(s) => Some(s.code),
+            _ => None,
+        };
+        let err = match &e {
             kube::Error::Api(s) if s.code == 401 || s.code == 403 => CliError::failed(format!(
                 "{doing}: not allowed by the API server at {}: {}",
                 self.server, s.message
@@ -137,6 +141,10 @@ impl Conn {
                 chain(&e)
             )),
             _ => CliError::failed(format!("{doing}: {}", chain(&e))),
+        };
+        match status {
+            Some(s) => err.with_status(s),
+            None => err,
         }
     }
 

@@ -1,12 +1,13 @@
 //! The commands: read, call the pure parts, write, print.
 
-use super::actions::{self, Undo};
+use super::actions;
 use super::backtest::{self as bt, TemplateSet};
 use super::cluster::{Conn, Target, connect};
 use super::error::{CliError, Result};
 use super::info::{ListLine, RolloutInfo, rollout_phase};
 use super::render::{self, Style};
 use super::timeline::{self, Outcome};
+use super::verbs;
 use super::{
     AnalysisWhat, Cli, Command, GetWhat, ListWhat, Output, PlanOutput, RetryWhat, SetWhat, out,
     parse_duration,
@@ -299,6 +300,7 @@ fn check_arguments(command: &Command) -> Result<()> {
                 container_image, ..
             },
         } => actions::parse_container_image(container_image).map(drop),
+        Command::Dashboard(opts) => super::dashboard::check(opts),
         _ => Ok(()),
     }
 }
@@ -355,21 +357,12 @@ async fn cluster_command(target: Target, command: Command) -> Result<()> {
             Ok(())
         }
         Command::Promote { name, full } => {
-            let ro = conn.get_rollout(&name).await?;
-            for op in actions::promote(&ro, full) {
-                conn.patch(&name, &op).await?;
-            }
-            if full {
-                out(&format!("rollout '{name}' fully promoted\n"));
-            } else {
-                out(&format!("rollout '{name}' promoted\n"));
-            }
+            out(&format!("{}\n", verbs::promote(&conn, &name, full).await?));
             Ok(())
         }
         Command::Abort { names } => {
             for name in names {
-                conn.patch(&name, &actions::abort()).await?;
-                out(&format!("rollout '{name}' aborted\n"));
+                out(&format!("{}\n", verbs::abort(&conn, &name).await?));
             }
             Ok(())
         }
@@ -377,15 +370,13 @@ async fn cluster_command(target: Target, command: Command) -> Result<()> {
             what: RetryWhat::Rollout { names },
         } => {
             for name in names {
-                conn.patch(&name, &actions::retry()).await?;
-                out(&format!("rollout '{name}' retried\n"));
+                out(&format!("{}\n", verbs::retry(&conn, &name).await?));
             }
             Ok(())
         }
         Command::Pause { names } => {
             for name in names {
-                conn.patch(&name, &actions::pause()).await?;
-                out(&format!("rollout '{name}' paused\n"));
+                out(&format!("{}\n", verbs::pause(&conn, &name).await?));
             }
             Ok(())
         }
@@ -394,60 +385,18 @@ async fn cluster_command(target: Target, command: Command) -> Result<()> {
                 Some(d) => parse_duration("--in", d)?,
                 None => std::time::Duration::ZERO,
             };
-            conn.get_rollout(&name).await?;
-            let at = Timestamp::now()
-                .checked_add(k8s_openapi::jiff::SignedDuration::try_from(delay).unwrap_or_default())
-                .unwrap_or_else(|_| Timestamp::now());
-            conn.patch(&name, &actions::restart(at)).await?;
+            let in_text = in_.as_deref().unwrap_or("0s");
             out(&format!(
-                "rollout '{name}' restarts in {}\n",
-                in_.as_deref().unwrap_or("0s")
+                "{}\n",
+                verbs::restart(&conn, &name, delay, in_text).await?
             ));
             Ok(())
         }
         Command::Undo { name, to_revision } => {
-            let ro = conn.get_rollout(&name).await?;
-            let rss = conn.replica_sets_of(&ro).await?;
-            if let Some((key, pointer)) = workload_of(&ro)? {
-                // The template lives in the workload: it gets the revision's back.
-                for _ in 0..5 {
-                    let obj = conn.get_workload(&key).await?;
-                    let value = to_value(&obj, &key.name)?;
-                    match actions::undo_workload(&ro, &rss, to_revision, &value, pointer)? {
-                        (revision, None) => {
-                            out(&format!(
-                                "skipped rollback (current template already matches revision {revision})\n"
-                            ));
-                            return Ok(());
-                        }
-                        (_, Some(updated)) => {
-                            if conn
-                                .replace_workload(&key, &from_value(updated, &key.name)?)
-                                .await?
-                            {
-                                out(&format!(
-                                    "rollout '{name}' undo ({} {:?} updated)\n",
-                                    key.kind, key.name
-                                ));
-                                return Ok(());
-                            }
-                        }
-                    }
-                }
-                return Err(CliError::failed(format!(
-                    "{} {:?} kept changing: undo gave up after 5 conflicts",
-                    key.kind, key.name
-                )));
-            }
-            match actions::undo(&ro, &rss, to_revision)? {
-                Undo::Skip { revision } => out(&format!(
-                    "skipped rollback (current template already matches revision {revision})\n"
-                )),
-                Undo::Patch { op, .. } => {
-                    conn.patch(&name, &op).await?;
-                    out(&format!("rollout '{name}' undo\n"));
-                }
-            }
+            out(&format!(
+                "{}\n",
+                verbs::undo(&conn, &name, to_revision).await?
+            ));
             Ok(())
         }
         Command::Set {
@@ -458,47 +407,13 @@ async fn cluster_command(target: Target, command: Command) -> Result<()> {
                 },
         } => {
             let (container, image) = actions::parse_container_image(&container_image)?;
-            let stored = to_value(&conn.get_rollout_object(&name).await?, &name)?;
-            if let Some((key, pointer)) = workload_of_value(&stored)? {
-                // The template lives in the workload: its image is the one to set.
-                for _ in 0..5 {
-                    let obj = conn.get_workload(&key).await?;
-                    let mut value = to_value(&obj, &key.name)?;
-                    let what = key.kind.to_lowercase();
-                    actions::set_image_at(&mut value, pointer, &what, &container, &image)?;
-                    if conn
-                        .replace_workload(&key, &from_value(value, &key.name)?)
-                        .await?
-                    {
-                        out(&format!(
-                            "rollout \"{name}\" image updated ({} {:?})\n",
-                            key.kind, key.name
-                        ));
-                        return Ok(());
-                    }
-                }
-                return Err(CliError::failed(format!(
-                    "{} {:?} kept changing: set image gave up after 5 conflicts",
-                    key.kind, key.name
-                )));
-            }
-            for _ in 0..5 {
-                let obj = conn.get_rollout_object(&name).await?;
-                let mut value = serde_json::to_value(&obj)
-                    .map_err(|e| CliError::failed(format!("reading rollout {name:?}: {e}")))?;
-                actions::set_image(&mut value, &container, &image)?;
-                let obj = serde_json::from_value(value)
-                    .map_err(|e| CliError::failed(format!("updating rollout {name:?}: {e}")))?;
-                if conn.replace_rollout_object(&obj).await? {
-                    out(&format!("rollout \"{name}\" image updated\n"));
-                    return Ok(());
-                }
-            }
-            Err(CliError::failed(format!(
-                "updating rollout {name:?} in namespace {:?}: it kept changing under us (5 conflicts)",
-                conn.namespace
-            )))
+            out(&format!(
+                "{}\n",
+                verbs::set_image(&conn, &name, &container, &image).await?
+            ));
+            Ok(())
         }
+        Command::Dashboard(opts) => super::dashboard::run(conn, opts).await,
         Command::Lint { .. }
         | Command::Plan { .. }
         | Command::Analysis { .. }
@@ -609,44 +524,4 @@ async fn list(conn: &Conn, all_namespaces: bool, watch: bool, name: Option<&str>
         return super::watch::list(conn, all_namespaces, name, lines).await;
     }
     Ok(())
-}
-
-/// The object a Rollout's `workloadRef` names and where its pod template is, if it has one.
-fn workload_of(ro: &Rollout) -> Result<Option<(crate::traffic::ObjectKey, &'static str)>> {
-    let Some(key) = crate::plan::workload::key(ro) else {
-        return Ok(None);
-    };
-    let key = key.map_err(|e| {
-        CliError::failed(format!(
-            "rollout {:?}: {e}",
-            ro.metadata.name.as_deref().unwrap_or_default()
-        ))
-    })?;
-    let pointer = crate::plan::workload::template_pointer(ro).unwrap_or("/spec/template");
-    Ok(Some((key, pointer)))
-}
-
-/// [`workload_of`] on a Rollout as stored (only its name, namespace and `workloadRef` read).
-fn workload_of_value(
-    ro: &serde_json::Value,
-) -> Result<Option<(crate::traffic::ObjectKey, &'static str)>> {
-    let Some(workload_ref) = ro.pointer("/spec/workloadRef").filter(|v| !v.is_null()) else {
-        return Ok(None);
-    };
-    let minimal = serde_json::json!({
-        "metadata": {"name": ro.pointer("/metadata/name"),
-                     "namespace": ro.pointer("/metadata/namespace")},
-        "spec": {"workloadRef": workload_ref},
-    });
-    let ro: Rollout = serde_json::from_value(minimal)
-        .map_err(|e| CliError::failed(format!("reading the rollout's workloadRef: {e}")))?;
-    workload_of(&ro)
-}
-
-fn to_value(obj: &kube::api::DynamicObject, name: &str) -> Result<serde_json::Value> {
-    serde_json::to_value(obj).map_err(|e| CliError::failed(format!("reading {name:?}: {e}")))
-}
-
-fn from_value(value: serde_json::Value, name: &str) -> Result<kube::api::DynamicObject> {
-    serde_json::from_value(value).map_err(|e| CliError::failed(format!("updating {name:?}: {e}")))
 }

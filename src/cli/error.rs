@@ -37,6 +37,9 @@ Exit codes:
 pub struct CliError {
     pub code: u8,
     pub message: String,
+    /// The API server's HTTP status when it refused the request (403, 404, 409...): the
+    /// dashboard answers with it.
+    pub http_status: Option<u16>,
 }
 
 impl CliError {
@@ -44,7 +47,13 @@ impl CliError {
         CliError {
             code,
             message: message.into(),
+            http_status: None,
         }
+    }
+    /// The same error, marked with the API server's HTTP status.
+    pub fn with_status(mut self, status: u16) -> CliError {
+        self.http_status = Some(status);
+        self
     }
     pub fn failed(message: impl Into<String>) -> CliError {
         CliError::new(exit::FAILED, message)

@@ -4,7 +4,9 @@
 //!
 //! Layout: [`info`] and [`render`] turn objects into text (pure, snapshot-tested),
 //! [`actions`] turns objects into the patches upstream writes (pure), [`timeline`] and
-//! [`lint`] work on manifests without a cluster, [`cluster`] and [`watch`] do the I/O.
+//! [`lint`] work on manifests without a cluster, [`cluster`] and [`watch`] do the I/O,
+//! [`verbs`] runs each user command (read, patch) for the CLI and the dashboard alike, and
+//! [`dashboard`] serves the web UI.
 //!
 //! # Differences from upstream's plugin
 //!
@@ -16,20 +18,24 @@
 //! - `get rollout` has `-o json|yaml` (the view's data); there is no `get experiment`.
 //! - `lint` prints field paths and reports unknown fields and features the controller does
 //!   not carry out yet; a file without a Rollout is an error.
-//! - `plan` and `analysis backtest` (see [`backtest`]) are new. Not offered: `create`, `dashboard`, `terminate`, `abort`/`retry` of
-//!   experiments, `set image` of experiments, the deprecated `promote --skip-*` and
-//!   `resume`.
+//! - `plan` and `analysis backtest` (see [`backtest`]) are new. Not offered: `create`,
+//!   `terminate`, `abort`/`retry` of experiments, `set image` of experiments, the deprecated
+//!   `promote --skip-*` and `resume`.
+//! - `dashboard` ([`dashboard`]) listens on 127.0.0.1 and needs a per-start token for
+//!   actions (upstream's has no authentication); `--read-only`, `--address`, `-A` are new.
 //! - The writes themselves are upstream's; see [`actions`].
 
 pub mod actions;
 pub mod backtest;
 pub mod cluster;
 mod commands;
+pub mod dashboard;
 pub mod error;
 pub mod info;
 pub mod lint;
 pub mod render;
 pub mod timeline;
+pub mod verbs;
 mod watch;
 
 use clap::{ArgAction, Args, CommandFactory, Parser, Subcommand, ValueEnum};
@@ -205,6 +211,12 @@ pub enum Command {
         #[command(subcommand)]
         what: AnalysisWhat,
     },
+    /// Serve a live web dashboard of the rollouts (http://127.0.0.1:3100/rollouts/).
+    ///
+    /// Reads and acts with your kubeconfig identity, so RBAC applies as for the other
+    /// commands. Actions need the token printed in the URL at start; `--read-only` offers
+    /// none. Stops on Ctrl-C.
+    Dashboard(dashboard::Options),
     /// Print the version.
     Version {
         /// Only the version number.

@@ -49,6 +49,11 @@ pub struct StepRow {
     pub canary: i32,
     /// Available stable pods once the step's scaling is done.
     pub stable: i32,
+    /// Available pods of the new version (the update's target), whatever their role: the
+    /// canary's while it is one, then the stable's once it is promoted.
+    pub new_pods: i32,
+    /// Available pods of the other (old) versions.
+    pub old_pods: i32,
     /// Most pods that exist at once during the step (the surge).
     pub peak_pods: i32,
     /// Fewest available pods during the step.
@@ -65,6 +70,9 @@ pub struct Sample {
     pub weight: i32,
     pub canary: i32,
     pub stable: i32,
+    /// Available pods of the new version and of the old ones (see [`StepRow`]).
+    pub new_pods: i32,
+    pub old_pods: i32,
 }
 
 /// How the simulation ended.
@@ -161,8 +169,18 @@ pub fn duration_text(secs: i64) -> String {
     }
 }
 
-/// (canary available, stable available, pods, available pods) of the world now.
-fn observe(w: &World) -> (i32, i32, i32, i32) {
+/// Available pods of the world now, by role and by version.
+struct Observed {
+    canary: i32,
+    stable: i32,
+    new_pods: i32,
+    old_pods: i32,
+    pods: i32,
+    available: i32,
+}
+
+/// What [`Observed`] counts.
+fn observe(w: &World) -> Observed {
     let st = w.status();
     let hash = |rs: &k8s_openapi::api::apps::v1::ReplicaSet| {
         rs.labels()
@@ -178,23 +196,30 @@ fn observe(w: &World) -> (i32, i32, i32, i32) {
     };
     let current = st.current_pod_hash.clone().unwrap_or_default();
     let stable = st.stable_rs.clone().unwrap_or_default();
-    let mut canary_pods = 0;
-    let mut stable_pods = 0;
+    let mut o = Observed {
+        canary: 0,
+        stable: 0,
+        new_pods: 0,
+        old_pods: 0,
+        pods: 0,
+        available: 0,
+    };
     for rs in &w.rss {
         let h = hash(rs);
         if h == stable {
-            stable_pods += avail(rs);
+            o.stable += avail(rs);
         } else if h == current {
-            canary_pods += avail(rs);
+            o.canary += avail(rs);
         }
+        if h == current {
+            o.new_pods += avail(rs);
+        } else {
+            o.old_pods += avail(rs);
+        }
+        o.pods += rs.status.as_ref().map_or(0, |s| s.replicas);
+        o.available += avail(rs);
     }
-    let pods = w
-        .rss
-        .iter()
-        .map(|rs| rs.status.as_ref().map_or(0, |s| s.replicas))
-        .sum();
-    let available = w.rss.iter().map(avail).sum();
-    (canary_pods, stable_pods, pods, available)
+    o
 }
 
 fn invalid_message(w: &World) -> Option<String> {
@@ -258,7 +283,7 @@ impl Recorder {
     fn record(&mut self, w: &World) {
         let at = w.now.as_second() - self.t0;
         let (idx, step, weight) = stage(w);
-        let (canary, stable, pods, available) = observe(w);
+        let o = observe(w);
         let new_row = self
             .rows
             .last()
@@ -268,26 +293,32 @@ impl Recorder {
                 index: idx,
                 step,
                 weight,
-                canary,
-                stable,
-                peak_pods: pods,
-                min_available: available,
+                canary: o.canary,
+                stable: o.stable,
+                new_pods: o.new_pods,
+                old_pods: o.old_pods,
+                peak_pods: o.pods,
+                min_available: o.available,
                 at,
                 wait: Wait::None,
             });
         }
         if let Some(row) = self.rows.last_mut() {
             row.weight = weight;
-            row.canary = canary;
-            row.stable = stable;
-            row.peak_pods = row.peak_pods.max(pods);
-            row.min_available = row.min_available.min(available);
+            row.canary = o.canary;
+            row.stable = o.stable;
+            row.new_pods = o.new_pods;
+            row.old_pods = o.old_pods;
+            row.peak_pods = row.peak_pods.max(o.pods);
+            row.min_available = row.min_available.min(o.available);
         }
         let sample = Sample {
             at,
             weight,
-            canary,
-            stable,
+            canary: o.canary,
+            stable: o.stable,
+            new_pods: o.new_pods,
+            old_pods: o.old_pods,
         };
         if self.samples.last() != Some(&sample) {
             self.samples.push(sample);
@@ -300,15 +331,17 @@ impl Recorder {
     fn paused_row(&mut self, w: &World) {
         let at = w.now.as_second() - self.t0;
         let (idx, _, weight) = stage(w);
-        let (canary, stable, pods, available) = observe(w);
+        let o = observe(w);
         self.rows.push(StepRow {
             index: idx,
             step: "manually paused (spec.paused)".into(),
             weight,
-            canary,
-            stable,
-            peak_pods: pods,
-            min_available: available,
+            canary: o.canary,
+            stable: o.stable,
+            new_pods: o.new_pods,
+            old_pods: o.old_pods,
+            peak_pods: o.pods,
+            min_available: o.available,
             at,
             wait: Wait::Promote,
         });
@@ -613,8 +646,10 @@ pub fn render(t: &Timeline) -> String {
     out
 }
 
-/// The timeline as an SVG chart: weight (%) and canary/stable pods over time. Steps that take
-/// no time get a fixed width so that each is visible.
+/// The timeline as an SVG chart: the weight (%) and the available pods of each version (old,
+/// new) over time. The new version's pods stay up when it becomes the stable one. Steps that
+/// take no time get a minimum width so that each is visible; an indefinite pause gets a wider,
+/// hatched band marked "waits for promote" (its real length is the person's).
 pub fn svg(t: &Timeline) -> String {
     const W: f64 = 800.0;
     const H: f64 = 440.0;
@@ -627,63 +662,29 @@ pub fn svg(t: &Timeline) -> String {
     let max_pods = t
         .rows
         .iter()
-        .map(|r| r.peak_pods.max(r.canary + r.stable))
+        .map(|r| r.peak_pods.max(r.new_pods + r.old_pods))
         .max()
         .unwrap_or(t.replicas)
         .max(1);
-    // Segments: each row spans [start, end) on a synthetic axis: its real duration, with a
-    // minimum so that instant steps show.
-    let real: Vec<i64> = t
-        .rows
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let next = t.rows.get(i + 1).map_or(t.total_seconds, |n| n.at);
-            (next - r.at).max(0)
-        })
-        .collect();
-    let total_real: i64 = real.iter().sum();
-    let n = t.rows.len().max(1) as f64;
-    let min_w = plot_w * 0.4 / n;
-    let flexible = (plot_w - min_w * n).max(0.0);
-    let widths: Vec<f64> = real
-        .iter()
-        .map(|r| {
-            if total_real > 0 {
-                min_w + flexible * (*r as f64) / (total_real as f64)
-            } else {
-                plot_w / n
-            }
-        })
-        .collect();
+    let widths = segment_widths(t, plot_w);
     let y_weight = |w: i32| TOP + plot_h - plot_h * f64::from(w.clamp(0, 100)) / 100.0;
     let y_pods = |p: i32| TOP + plot_h - plot_h * f64::from(p.max(0)) / f64::from(max_pods);
     let mut weight_path = String::new();
-    let mut canary_path = String::new();
-    let mut stable_path = String::new();
+    let mut new_path = String::new();
+    let mut old_path = String::new();
+    let mut bands = String::new();
     let mut ticks = String::new();
     let mut x = LEFT;
     for (i, r) in t.rows.iter().enumerate() {
         let x2 = x + widths[i];
         let cmd = if i == 0 { "M" } else { "L" };
-        let _ = write!(
-            weight_path,
-            "{cmd}{x:.1},{:.1} L{x2:.1},{:.1} ",
-            y_weight(r.weight),
-            y_weight(r.weight)
-        );
-        let _ = write!(
-            canary_path,
-            "{cmd}{x:.1},{:.1} L{x2:.1},{:.1} ",
-            y_pods(r.canary),
-            y_pods(r.canary)
-        );
-        let _ = write!(
-            stable_path,
-            "{cmd}{x:.1},{:.1} L{x2:.1},{:.1} ",
-            y_pods(r.stable),
-            y_pods(r.stable)
-        );
+        for (path, y) in [
+            (&mut weight_path, y_weight(r.weight)),
+            (&mut new_path, y_pods(r.new_pods)),
+            (&mut old_path, y_pods(r.old_pods)),
+        ] {
+            let _ = write!(path, "{cmd}{x:.1},{y:.1} L{x2:.1},{y:.1} ");
+        }
         let _ = write!(
             ticks,
             "<line x1=\"{x:.1}\" y1=\"{TOP}\" x2=\"{x:.1}\" y2=\"{:.1}\" stroke=\"#ddd\"/>",
@@ -705,10 +706,12 @@ pub fn svg(t: &Timeline) -> String {
         }
         if r.wait == Wait::Promote {
             let _ = write!(
-                ticks,
-                "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"9\" text-anchor=\"middle\" fill=\"#b00\">promote</text>",
-                x2,
-                TOP - 4.0
+                bands,
+                "<g class=\"waits-for-promote\"><rect x=\"{x:.1}\" y=\"{TOP}\" width=\"{:.1}\" height=\"{plot_h}\" fill=\"url(#plan-hatch)\"/>\
+                 <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"middle\" fill=\"#8a4b00\">waits for promote</text></g>",
+                widths[i],
+                x + widths[i] / 2.0,
+                TOP - 6.0
             );
         }
         x = x2;
@@ -718,6 +721,8 @@ pub fn svg(t: &Timeline) -> String {
         out,
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" viewBox=\"0 0 {W} {H}\" font-family=\"sans-serif\">\n\
          <title>{} update timeline</title>\n\
+         <defs><pattern id=\"plan-hatch\" width=\"8\" height=\"8\" patternUnits=\"userSpaceOnUse\" patternTransform=\"rotate(45)\">\
+         <rect width=\"8\" height=\"8\" fill=\"#fff4e5\"/><line x1=\"0\" y1=\"0\" x2=\"0\" y2=\"8\" stroke=\"#f0c58a\" stroke-width=\"3\"/></pattern></defs>\n\
          <rect width=\"{W}\" height=\"{H}\" fill=\"white\"/>\n\
          <text x=\"{LEFT}\" y=\"20\" font-size=\"14\">{}: {} -&gt; {} (minimum {})</text>\n",
         xml_escape(&t.name),
@@ -726,6 +731,7 @@ pub fn svg(t: &Timeline) -> String {
         xml_escape(&t.to_image),
         duration_text(t.total_seconds)
     );
+    let _ = writeln!(out, "{bands}");
     let _ = writeln!(out, "{ticks}");
     let _ = writeln!(
         out,
@@ -749,28 +755,28 @@ pub fn svg(t: &Timeline) -> String {
     }
     let _ = writeln!(
         out,
-        "<path d=\"{}\" fill=\"none\" stroke=\"#1f5fbf\" stroke-width=\"2\"/>",
+        "<path class=\"weight\" d=\"{}\" fill=\"none\" stroke=\"#1f5fbf\" stroke-width=\"5\" stroke-opacity=\"0.35\"/>",
         weight_path.trim_end()
     );
     let _ = writeln!(
         out,
-        "<path d=\"{}\" fill=\"none\" stroke=\"#e69500\" stroke-width=\"2\" stroke-dasharray=\"6 3\"/>",
-        canary_path.trim_end()
+        "<path class=\"old-pods\" d=\"{}\" fill=\"none\" stroke=\"#2a9d2a\" stroke-width=\"2\" stroke-dasharray=\"2 3\"/>",
+        old_path.trim_end()
     );
     let _ = writeln!(
         out,
-        "<path d=\"{}\" fill=\"none\" stroke=\"#2a9d2a\" stroke-width=\"2\" stroke-dasharray=\"2 3\"/>",
-        stable_path.trim_end()
+        "<path class=\"new-pods\" d=\"{}\" fill=\"none\" stroke=\"#e69500\" stroke-width=\"2\" stroke-dasharray=\"6 3\"/>",
+        new_path.trim_end()
     );
     let ly = H - 12.0;
     let _ = writeln!(
         out,
-        "<g font-size=\"11\"><line x1=\"{LEFT}\" y1=\"{ly}\" x2=\"{}\" y2=\"{ly}\" stroke=\"#1f5fbf\" stroke-width=\"2\"/>\
+        "<g font-size=\"11\"><line x1=\"{LEFT}\" y1=\"{ly}\" x2=\"{}\" y2=\"{ly}\" stroke=\"#1f5fbf\" stroke-width=\"5\" stroke-opacity=\"0.35\"/>\
          <text x=\"{}\" y=\"{}\">weight %</text>\
          <line x1=\"{}\" y1=\"{ly}\" x2=\"{}\" y2=\"{ly}\" stroke=\"#e69500\" stroke-width=\"2\" stroke-dasharray=\"6 3\"/>\
          <text x=\"{}\" y=\"{}\">new version pods</text>\
          <line x1=\"{}\" y1=\"{ly}\" x2=\"{}\" y2=\"{ly}\" stroke=\"#2a9d2a\" stroke-width=\"2\" stroke-dasharray=\"2 3\"/>\
-         <text x=\"{}\" y=\"{}\">stable pods</text></g>",
+         <text x=\"{}\" y=\"{}\">old version pods</text></g>",
         LEFT + 24.0,
         LEFT + 28.0,
         ly + 4.0,
@@ -778,13 +784,52 @@ pub fn svg(t: &Timeline) -> String {
         LEFT + 134.0,
         LEFT + 138.0,
         ly + 4.0,
-        LEFT + 240.0,
-        LEFT + 264.0,
-        LEFT + 268.0,
+        LEFT + 250.0,
+        LEFT + 274.0,
+        LEFT + 278.0,
         ly + 4.0
     );
     out.push_str("</svg>\n");
     out
+}
+
+/// The width of each row's segment on the chart: an indefinite pause a fixed, visible share;
+/// the others a minimum plus a share of the rest in proportion to their real duration.
+fn segment_widths(t: &Timeline, plot_w: f64) -> Vec<f64> {
+    let real: Vec<i64> = t
+        .rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let next = t.rows.get(i + 1).map_or(t.total_seconds, |n| n.at);
+            (next - r.at).max(0)
+        })
+        .collect();
+    let n = t.rows.len().max(1) as f64;
+    let promotes = t.rows.iter().filter(|r| r.wait == Wait::Promote).count() as f64;
+    let min_w = plot_w * 0.4 / n;
+    // A pause for a person: a sixth of the chart (less when there are many).
+    let promote_w = (plot_w / 6.0)
+        .min(plot_w * 0.5 / promotes.max(1.0))
+        .max(min_w);
+    let fixed = promote_w * promotes + min_w * (n - promotes);
+    let flexible = (plot_w - fixed).max(0.0);
+    let timed: Vec<bool> = t.rows.iter().map(|r| r.wait != Wait::Promote).collect();
+    let total_real: i64 = real
+        .iter()
+        .zip(&timed)
+        .filter(|(_, t)| **t)
+        .map(|(r, _)| *r)
+        .sum();
+    let others = (n - promotes).max(1.0);
+    real.iter()
+        .zip(&timed)
+        .map(|(r, timed)| match (*timed, total_real > 0) {
+            (false, _) => promote_w,
+            (true, true) => min_w + flexible * (*r as f64) / (total_real as f64),
+            (true, false) => min_w + flexible / others,
+        })
+        .collect()
 }
 
 fn xml_escape(s: &str) -> String {
@@ -859,8 +904,36 @@ mod tests {
             text.contains("Minimum duration: 30s, plus 1 manual promotion"),
             "{text}"
         );
+        // By version: the new version's 5 pods stay up once they are the stable ones.
+        let last = t.rows.last().unwrap();
+        assert_eq!((last.new_pods, last.old_pods), (5, 0));
+        assert_eq!((t.rows[0].new_pods, t.rows[0].old_pods), (1, 4));
         let svg = svg(&t);
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert_eq!(svg.matches("waits for promote").count(), 1, "{svg}");
+        assert!(svg.contains("old version pods"), "{svg}");
+        // The indefinite pause gets a sixth of the plot (670 px wide); instant steps less.
+        let widths = segment_widths(&t, 670.0);
+        assert!((widths[1] - 670.0 / 6.0).abs() < 0.01, "{widths:?}");
+        assert!(widths[0] < widths[1] && widths[2] < widths[1], "{widths:?}");
+        assert!(
+            (widths.iter().sum::<f64>() - 670.0).abs() < 0.01,
+            "{widths:?}"
+        );
+        // The new version's pod line ends at the top (5 pods), not at 0.
+        let new_path = svg
+            .lines()
+            .find(|l| l.contains("class=\"new-pods\""))
+            .unwrap();
+        let d = new_path
+            .split("d=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        let end_y: f64 = d.rsplit(',').next().unwrap().parse().unwrap();
+        assert!((end_y - 40.0).abs() < 0.01, "{new_path}");
     }
 
     #[test]

@@ -3,10 +3,12 @@
 mod analysis;
 mod backtest;
 mod bluegreen;
+mod browser;
 mod canary;
 mod cli;
 mod cluster;
 mod common;
+mod dashboard;
 #[path = "../fake_http/mod.rs"]
 mod fake_http;
 mod ops;

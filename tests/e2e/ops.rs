@@ -5,7 +5,7 @@
 //! loss); `/metrics`, `/healthz`, `/readyz`; and the examples of `examples/`.
 
 #[path = "../helm/render.rs"]
-mod render;
+pub(crate) mod render;
 
 use crate::common::*;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -396,7 +396,9 @@ async fn chart_manifests_pass_server_side_dry_run() {
         json!({"podDisruptionBudget": {"apiVersion": pdb_api}}),
         json!({"podDisruptionBudget": {"apiVersion": pdb_api}, "namespaced": true,
                "instanceId": "a", "logFormat": "json",
-               "metrics": {"serviceMonitor": {"enabled": true}}}),
+               "metrics": {"serviceMonitor": {"enabled": true}},
+               "dashboard": {"enabled": true, "readOnly": false}}),
+        json!({"podDisruptionBudget": {"apiVersion": pdb_api}, "dashboard": {"enabled": true}}),
     ] {
         let r = render::render("dry", &ns.name, &values);
         let crd_texts: Vec<&String> = r.crds.values().collect();

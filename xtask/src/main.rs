@@ -270,8 +270,9 @@ fn test(args: Vec<String>) -> Result<()> {
     // 1. The control plane's binaries (built from Debian's sources once per machine).
     let bins = Binaries::ensure().context("the local control plane cannot be set up")?;
     eprintln!("control plane binaries: {bins:?}");
-    // 2. Debian packages the tests use (a real Prometheus for analysis tests).
-    ensure_packages(&["prometheus", "openssl"])?;
+    // 2. Debian packages the tests use: a real Prometheus for the analysis tests, a real
+    //    Chromium (headless) for the dashboard's browser tests.
+    ensure_packages(&["prometheus", "openssl", "chromium"])?;
     // A real Helm engine for the chart tests (helm-python-sdk).
     xtask::python::ensure_python_packages().context("Helm for the chart tests")?;
     // 3. Formatting and lints are part of the gate.

@@ -114,3 +114,16 @@ Role cannot grant (ClusterAnalysisTemplates).
   resources: [traefikservices]
   verbs: [list, watch, patch]
 {{- end -}}
+
+{{- define "rollouts.dashboardSelectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}-dashboard
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "rollouts.dashboardLabels" -}}
+{{ include "rollouts.dashboardSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: dashboard
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
