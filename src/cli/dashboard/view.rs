@@ -225,11 +225,11 @@ fn step_title(s: &CanaryStep) -> String {
         return format!("Plugin {}", p.name.clone().unwrap_or_default());
     }
     match step_kind(s) {
-        "setCanaryScale" => format!("Canary scale: {}", crate::plan::canary::step_string(s)),
+        "setCanaryScale" => format!("Canary scale: {}", crate::plan::step_string(s)),
         "setHeaderRoute" => "Header route".into(),
         "setMirrorRoute" => "Mirror route".into(),
         "experiment" => "Experiment".into(),
-        _ => crate::plan::canary::step_string(s),
+        _ => crate::plan::step_string(s),
     }
 }
 
@@ -255,7 +255,7 @@ pub fn steps(ro: &Rollout) -> Vec<StepView> {
                 number,
                 kind: step_kind(s).into(),
                 title: step_title(s),
-                code: crate::plan::canary::step_string(s),
+                code: crate::plan::step_string(s),
                 state: state.into(),
             }
         })
