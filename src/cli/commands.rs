@@ -323,7 +323,12 @@ async fn cluster_command(target: Target, command: Command) -> Result<()> {
             if watch {
                 return super::watch::get(&conn, &name, model, style, output).await;
             }
-            print_info(&RolloutInfo::new(&model), style, output);
+            let mut info = RolloutInfo::new(&model);
+            let now = k8s_openapi::jiff::Timestamp::now();
+            info.waiting = super::waiting::waiting(&conn, &model, now)
+                .await
+                .map(|w| w.describe(now));
+            print_info(&info, style, output);
             Ok(())
         }
         Command::List {

@@ -84,6 +84,10 @@ pub struct RolloutInfo {
     pub available: i32,
     pub replica_sets: Vec<ReplicaSetInfo>,
     pub analysis_runs: Vec<AnalysisRunInfo>,
+    /// Why it is not advancing, as the controller would plan it now (`get` fills it in; see
+    /// `cli::waiting`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
 }
 
 /// An image and the stacks running it.
@@ -689,6 +693,7 @@ impl RolloutInfo {
             ready: st.ready_replicas.unwrap_or(0),
             available: st.available_replicas.unwrap_or(0),
             analysis_runs: analysis_run_infos(model),
+            waiting: None,
             replica_sets,
         }
     }

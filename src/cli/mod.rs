@@ -36,6 +36,7 @@ pub mod lint;
 pub mod render;
 pub mod timeline;
 pub mod verbs;
+pub mod waiting;
 mod watch;
 
 use clap::{ArgAction, Args, CommandFactory, Parser, Subcommand, ValueEnum};

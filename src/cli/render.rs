@@ -192,6 +192,9 @@ pub fn rollout(info: &RolloutInfo, now: Timestamp, style: Style) -> String {
     if !info.message.is_empty() {
         field("Message:", &info.message);
     }
+    if let Some(waiting) = &info.waiting {
+        field("Waiting:", waiting);
+    }
     field("Strategy:", &info.strategy);
     if info.strategy == "Canary" {
         field("  Step:", info.step.as_deref().unwrap_or_default());

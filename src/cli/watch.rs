@@ -124,6 +124,10 @@ pub async fn get(
         }
     };
     let mut last = RolloutInfo::new(&first);
+    let now = Timestamp::now();
+    last.waiting = super::waiting::waiting(conn, &first, now)
+        .await
+        .map(|w| w.describe(now));
     draw(&last);
     let mut last_draw = Instant::now();
     let mut dirty = false;
@@ -160,7 +164,11 @@ pub async fn get(
                     pods: owned(&pod_store),
                     analysis_runs: ar_store.as_ref().map(owned).unwrap_or_default(),
                 };
-                let info = RolloutInfo::new(&model);
+                let mut info = RolloutInfo::new(&model);
+                let now = Timestamp::now();
+                info.waiting = super::waiting::waiting(conn, &model, now)
+                    .await
+                    .map(|w| w.describe(now));
                 if info != last || refresh {
                     draw(&info);
                     last = info;

@@ -542,3 +542,66 @@ async fn workload_ref_set_image_and_undo_go_through_the_deployment() {
     assert_eq!(out.code, 0, "{out}");
     assert!(out.stdout.contains("skipped rollback"), "{out}");
 }
+
+/// `get rollout` says why the Rollout is waiting, from the planner's own gate: a canary step
+/// whose pods do not come up, an indefinite pause, the user's pause, an abort.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_says_why_the_rollout_is_waiting() {
+    let (ns, _ctl) = setup("cli-waiting").await;
+    ns.apply(MANIFEST).await;
+    let out = cli(&ns, &["status", NAME, "--timeout", "60s"]).await;
+    assert_eq!(out.code, 0, "initial deploy: {out}");
+    let out = cli(&ns, &["get", "rollout", NAME]).await;
+    assert!(!out.stdout.contains("Waiting:"), "healthy: {out}");
+
+    // A canary whose pods never become ready holds the 20% step.
+    let out = cli(
+        &ns,
+        &["set", "image", NAME, "cli-demo=argoproj/rollouts-demo:bad"],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{out}");
+    wait_get(
+        &ns,
+        &["Waiting:         canary 0/1 available".to_string()],
+        Duration::from_secs(60),
+    )
+    .await;
+
+    // A good image reaches the indefinite pause.
+    let out = cli(
+        &ns,
+        &[
+            "set",
+            "image",
+            NAME,
+            "cli-demo=argoproj/rollouts-demo:yellow",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{out}");
+    wait_get(
+        &ns,
+        &["Waiting:         paused, waits for promote".to_string()],
+        Duration::from_secs(60),
+    )
+    .await;
+
+    // The user's pause, then an abort.
+    let out = cli(&ns, &["pause", NAME]).await;
+    assert_eq!(out.code, 0, "{out}");
+    wait_get(
+        &ns,
+        &["Waiting:         paused by the user (spec.paused)".to_string()],
+        Duration::from_secs(60),
+    )
+    .await;
+    let out = cli(&ns, &["abort", NAME]).await;
+    assert_eq!(out.code, 0, "{out}");
+    wait_get(
+        &ns,
+        &["Waiting:         aborted, waits for retry or a new update".to_string()],
+        Duration::from_secs(60),
+    )
+    .await;
+}

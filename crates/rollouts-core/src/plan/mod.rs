@@ -259,3 +259,5 @@ pub fn stamp(now: Timestamp) -> Time {
 mod parity_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod wait_tests;
