@@ -116,6 +116,14 @@ fn is_missing_resource_type(s: &kube::core::Status) -> bool {
 }
 
 impl Conn {
+    /// The error of a Degraded rollout (`status`).
+    pub fn degraded(&self, name: &str, message: &str) -> CliError {
+        CliError::failed(format!(
+            "rollout {name:?} in namespace {:?} is Degraded: {message}",
+            self.namespace
+        ))
+    }
+
     /// A kube error as one line: `doing` says what was attempted.
     pub fn error(&self, e: kube::Error, doing: &str) -> CliError {
         let status = match &e {

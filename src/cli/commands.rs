@@ -9,7 +9,7 @@ use super::render::{self, Style};
 use super::timeline::{self, Outcome};
 use super::verbs;
 use super::{
-    AnalysisWhat, Cli, Command, GetWhat, ListWhat, Output, PlanOutput, RetryWhat, SetWhat, out,
+    AnalysisWhat, Cli, Command, GetWhat, ListWhat, PlanOutput, RetryWhat, SetWhat, out,
     parse_duration,
 };
 use crate::api::Rollout;
@@ -328,7 +328,7 @@ async fn cluster_command(target: Target, command: Command) -> Result<()> {
             info.waiting = super::waiting::waiting(&conn, &model, now)
                 .await
                 .map(|w| w.describe(now));
-            print_info(&info, style, output);
+            super::print_info(&info, style, output);
             Ok(())
         }
         Command::List {
@@ -357,7 +357,7 @@ async fn cluster_command(target: Target, command: Command) -> Result<()> {
                 out(&format!("{phase} - {message}\n"));
             }
             if phase == "Degraded" {
-                return Err(degraded(&conn, &name, &message));
+                return Err(conn.degraded(&name, &message));
             }
             Ok(())
         }
@@ -427,26 +427,6 @@ async fn cluster_command(target: Target, command: Command) -> Result<()> {
     }
 }
 
-/// The error of a Degraded rollout (`status`).
-pub fn degraded(conn: &Conn, name: &str, message: &str) -> CliError {
-    CliError::failed(format!(
-        "rollout {name:?} in namespace {:?} is Degraded: {message}",
-        conn.namespace
-    ))
-}
-
-/// Prints `get rollout`'s view (or its JSON/YAML form) once.
-pub fn print_info(info: &RolloutInfo, style: Style, output: Option<Output>) {
-    match output {
-        None => out(&render::rollout(info, Timestamp::now(), style)),
-        Some(Output::Json) => out(&format!(
-            "{}\n",
-            serde_json::to_string_pretty(info).unwrap_or_default()
-        )),
-        Some(Output::Yaml) => out(&serde_yaml::to_string(info).unwrap_or_default()),
-    }
-}
-
 /// The Rollouts and ReplicaSets of the namespace (or all).
 pub async fn list_objects(
     conn: &Conn,
@@ -486,27 +466,9 @@ pub async fn list_objects(
     Ok((ros, all_rss))
 }
 
-/// `list rollouts` lines.
-pub fn list_lines(ros: &[Rollout], rss: &[ReplicaSet]) -> Vec<ListLine> {
-    let mut lines: Vec<ListLine> = ros
-        .iter()
-        .map(|ro| {
-            let ns = ro.namespace();
-            let own: Vec<ReplicaSet> = rss
-                .iter()
-                .filter(|rs| rs.namespace() == ns)
-                .cloned()
-                .collect();
-            ListLine::new(ro, &own)
-        })
-        .collect();
-    lines.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-    lines
-}
-
 async fn list(conn: &Conn, all_namespaces: bool, watch: bool, name: Option<&str>) -> Result<()> {
     let (ros, rss) = list_objects(conn, all_namespaces, name).await?;
-    let lines = list_lines(&ros, &rss);
+    let lines = ListLine::for_rollouts(&ros, &rss);
     if lines.is_empty() && !watch {
         if !all_namespaces {
             let namespaces: Api<Namespace> = Api::all(conn.client.clone());

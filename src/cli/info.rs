@@ -306,11 +306,7 @@ pub fn current_set_weight(ro: &Rollout) -> i32 {
         return 0;
     }
     match current_step(ro) {
-        Some((idx, true)) => ro.canary_steps()[..=idx]
-            .iter()
-            .rev()
-            .find_map(|s| s.set_weight)
-            .unwrap_or(0),
+        Some((idx, true)) => crate::api::last_set_weight(ro.canary_steps(), idx),
         _ => crate::traffic::max_weight(ro),
     }
 }
@@ -711,6 +707,25 @@ impl RolloutInfo {
 }
 
 impl ListLine {
+    /// `list rollouts` lines: one per Rollout, from the ReplicaSets of its namespace, sorted
+    /// by namespace and name.
+    pub fn for_rollouts(ros: &[Rollout], rss: &[ReplicaSet]) -> Vec<ListLine> {
+        let mut lines: Vec<ListLine> = ros
+            .iter()
+            .map(|ro| {
+                let ns = ro.namespace();
+                let own: Vec<ReplicaSet> = rss
+                    .iter()
+                    .filter(|rs| rs.namespace() == ns)
+                    .cloned()
+                    .collect();
+                ListLine::new(ro, &own)
+            })
+            .collect();
+        lines.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        lines
+    }
+
     /// A `list rollouts` line; `replica_sets` are the namespace's (for the actual weight).
     pub fn new(ro: &Rollout, replica_sets: &[ReplicaSet]) -> ListLine {
         let st = ro.status.clone().unwrap_or_default();

@@ -336,6 +336,22 @@ pub enum SetWhat {
     },
 }
 
+/// Prints `get rollout`'s view (or its JSON/YAML form) once.
+pub(crate) fn print_info(info: &info::RolloutInfo, style: render::Style, output: Option<Output>) {
+    match output {
+        None => out(&render::rollout(
+            info,
+            k8s_openapi::jiff::Timestamp::now(),
+            style,
+        )),
+        Some(Output::Json) => out(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(info).unwrap_or_default()
+        )),
+        Some(Output::Yaml) => out(&serde_yaml::to_string(info).unwrap_or_default()),
+    }
+}
+
 /// Writes to standard output. When the reader has gone (`... --watch | head`), exits at once
 /// with the status a process killed by SIGPIPE has (141), as upstream's Go binary does.
 pub(crate) fn out(text: &str) {

@@ -2,7 +2,6 @@
 //! from the caches and redrawn when it changes (in place on a terminal).
 
 use super::cluster::{Conn, selector_params};
-use super::commands::{degraded, list_lines, print_info};
 use super::error::{CliError, Result};
 use super::info::{ListLine, Model, RolloutInfo, rollout_phase};
 use super::render::{self, Style};
@@ -114,7 +113,7 @@ pub async fn get(
             out(CLEAR);
             out(&render::rollout(info, Timestamp::now(), style));
         } else if output.is_some() {
-            print_info(info, style, output);
+            super::print_info(info, style, output);
             if output == Some(Output::Yaml) {
                 out("---\n");
             }
@@ -203,7 +202,7 @@ pub async fn status(
     out(&format!("{line}\n"));
     match phase.as_str() {
         "Healthy" => return Ok(()),
-        "Degraded" => return Err(degraded(conn, name, &message)),
+        "Degraded" => return Err(conn.degraded(name, &message)),
         _ => {}
     }
     let mut last_line = line;
@@ -223,7 +222,7 @@ pub async fn status(
                     }
                     match phase.as_str() {
                         "Healthy" => return Ok(()),
-                        "Degraded" => return Err(degraded(conn, name, &message)),
+                        "Degraded" => return Err(conn.degraded(name, &message)),
                         _ => {}
                     }
                 }
@@ -299,7 +298,7 @@ pub async fn list(
                     continue;
                 }
                 dirty = false;
-                let lines = list_lines(&owned(&ro_store), &owned(&rs_store));
+                let lines = ListLine::for_rollouts(&owned(&ro_store), &owned(&rs_store));
                 let mut changed = Vec::new();
                 for l in lines {
                     let key = (l.namespace.clone(), l.name.clone());
