@@ -77,7 +77,7 @@ impl PatchOp {
 pub fn promote(ro: &Rollout, full: bool) -> Vec<PatchOp> {
     let st = ro.status.clone().unwrap_or_default();
     if full {
-        if st.current_pod_hash != st.stable_rs {
+        if !st.is_fully_promoted() {
             return vec![PatchOp {
                 fallback: None,
                 ..PatchOp::status(json!({"status": {"promoteFull": true}}))

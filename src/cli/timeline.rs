@@ -12,7 +12,7 @@ use super::info::current_set_weight;
 use crate::api::consts::DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY;
 use crate::api::rollout_condition_type as ctype;
 use crate::api::{Rollout, rollout_phase};
-use crate::plan::replicas::{self, IntOrPercent};
+use crate::plan::replicas::{self, IntOrPercent, int_or_percent};
 use crate::plan::simulate::World;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
@@ -149,13 +149,6 @@ fn first_image(ro: &Rollout) -> Option<String> {
         .filter(|i| !i.is_empty())
 }
 
-fn int_or_percent(v: Option<&IntOrString>) -> Option<IntOrPercent> {
-    match v? {
-        IntOrString::Int(i) => Some(IntOrPercent::Int(*i)),
-        IntOrString::String(s) => s.parse().ok(),
-    }
-}
-
 /// `secs` as a Go duration prints (`0s`, `45s`, `1m30s`, `2h0m5s`).
 pub fn duration_text(secs: i64) -> String {
     if secs <= 0 {
@@ -230,9 +223,7 @@ fn invalid_message(w: &World) -> Option<String> {
 
 fn is_healthy(w: &World) -> bool {
     let st = w.status();
-    st.phase.as_deref() == Some(rollout_phase::HEALTHY)
-        && st.stable_rs.is_some()
-        && st.stable_rs == st.current_pod_hash
+    st.phase.as_deref() == Some(rollout_phase::HEALTHY) && st.stable_is_current()
 }
 
 /// The step index, the row's label and the traffic weight of the new version now (percent).

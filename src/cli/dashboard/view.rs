@@ -622,7 +622,7 @@ fn containers(model: &Model) -> Vec<ContainerView> {
 fn enabled(ro: &Rollout, row: &ListRow) -> Enabled {
     let st = ro.status.clone().unwrap_or_default();
     let aborted = st.abort == Some(true);
-    let updating = st.current_pod_hash.is_some() && st.current_pod_hash != st.stable_rs;
+    let updating = st.updating();
     let paused =
         st.pause_conditions.as_ref().is_some_and(|p| !p.is_empty()) || ro.spec.paused == Some(true);
     Enabled {
@@ -642,7 +642,7 @@ pub fn pending_plan(model: &Model) -> Option<PlanView> {
     let ro = &model.rollout;
     let st = ro.status.clone().unwrap_or_default();
     let stable = st.stable_rs.clone()?;
-    let pending = st.current_pod_hash.as_deref() != Some(stable.as_str())
+    let pending = !st.is_fully_promoted()
         || ro
             .metadata
             .generation

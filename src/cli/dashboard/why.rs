@@ -168,7 +168,7 @@ pub fn waiting(ro: &Rollout, info: &RolloutInfo) -> Option<Waiting> {
             ));
         }
     }
-    let updating = st.current_pod_hash.is_some() && st.current_pod_hash != st.stable_rs;
+    let updating = st.updating();
     let new_rs = info
         .replica_sets
         .iter()

@@ -1167,6 +1167,36 @@ pub struct RolloutStatus {
     pub duration: Option<RolloutDuration>,
 }
 
+impl RolloutStatus {
+    /// Upstream's `IsFullyPromoted`: `stableRS` is `currentPodHash` (two unset fields count as
+    /// equal, as Go's empty strings do).
+    pub fn is_fully_promoted(&self) -> bool {
+        self.stable_rs == self.current_pod_hash
+    }
+
+    /// A stable ReplicaSet is recorded and it is the current pod template's: the stricter form
+    /// of [`RolloutStatus::is_fully_promoted`] for code that must not treat "nothing yet" as
+    /// "done".
+    pub fn stable_is_current(&self) -> bool {
+        self.stable_rs.as_deref().is_some_and(|s| !s.is_empty())
+            && self.stable_rs == self.current_pod_hash
+    }
+
+    /// An update is in flight: a current pod hash that is not the stable one.
+    pub fn updating(&self) -> bool {
+        self.current_pod_hash.is_some() && !self.is_fully_promoted()
+    }
+}
+
+/// The weight of the last `setWeight` step among `steps[..=index]`, or 0.
+pub fn last_set_weight(steps: &[CanaryStep], index: usize) -> i32 {
+    steps[..(index + 1).min(steps.len())]
+        .iter()
+        .rev()
+        .find_map(|s| s.set_weight)
+        .unwrap_or(0)
+}
+
 /// `status.phase` values of a Rollout.
 pub mod rollout_phase {
     /// The rollout is healthy.

@@ -44,6 +44,7 @@
 //!   `minPodsPerReplicaSet`; here the stable's weight stops at 0, so its count is 0.
 //! * Upstream multiplies in `int32` and may wrap; here nothing overflows.
 
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use std::error::Error;
 use std::fmt;
 use std::num::ParseIntError;
@@ -51,6 +52,15 @@ use std::str::FromStr;
 
 /// Replica count a Rollout has when `spec.replicas` is unset.
 pub const DEFAULT_REPLICAS: i32 = 1;
+
+/// An int-or-string field as [`IntOrPercent`] (`None` when unset or unparsable; validation
+/// reports the latter).
+pub fn int_or_percent(v: Option<&IntOrString>) -> Option<IntOrPercent> {
+    match v? {
+        IntOrString::Int(i) => Some(IntOrPercent::Int(*i)),
+        IntOrString::String(s) => s.parse().ok(),
+    }
+}
 
 /// A Kubernetes int-or-string quantity such as `maxSurge: 3` or `maxSurge: "25%"`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

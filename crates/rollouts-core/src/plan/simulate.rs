@@ -16,6 +16,9 @@ fn apply_changes(
     map: &mut Option<std::collections::BTreeMap<String, String>>,
     changes: &std::collections::BTreeMap<String, Option<String>>,
 ) {
+    if changes.is_empty() {
+        return;
+    }
     let m = map.get_or_insert_with(Default::default);
     for (k, v) in changes {
         match v {
@@ -172,6 +175,11 @@ impl World {
                         .unwrap_or(0);
                     if let Some(r) = patch.replicas {
                         rs.spec.get_or_insert_with(Default::default).replicas = Some(r);
+                    }
+                    if let Some(m) = patch.min_ready_seconds {
+                        rs.spec
+                            .get_or_insert_with(Default::default)
+                            .min_ready_seconds = Some(m);
                     }
                     if let Some(a) = &patch.affinity {
                         let spec = rs.spec.get_or_insert_with(Default::default);

@@ -131,8 +131,8 @@ pub fn healthy(v: &View<'_>, st: &RolloutStatus) -> bool {
         Some(i) if step_count > 0 => i == step_count,
         _ => true,
     };
-    let stable = st.stable_rs.as_deref().unwrap_or_default();
-    let current_is_stable = !stable.is_empty() && Some(stable) == st.current_pod_hash.as_deref();
+    let _stable = st.stable_rs.as_deref().unwrap_or_default();
+    let current_is_stable = st.stable_is_current();
     let completed_strategy = match v.bg {
         Some(bg) => {
             let b = st.blue_green.clone().unwrap_or_default();
@@ -286,7 +286,7 @@ pub fn calculate_conditions(v: &View<'_>, w: &mut Writes, st: &mut RolloutStatus
                 Some(n) => format!("ReplicaSet \"{n}\" is progressing."),
                 None => format!("Rollout \"{}\" is progressing.", v.ro.name_any()),
             };
-            let reason = if st.stable_rs == st.current_pod_hash && became_unhealthy {
+            let reason = if st.is_fully_promoted() && became_unhealthy {
                 msg = reason::NOT_AVAILABLE_MESSAGE.to_string();
                 reason::REPLICA_SET_NOT_AVAILABLE
             } else {
@@ -346,8 +346,7 @@ pub fn calculate_conditions(v: &View<'_>, w: &mut Writes, st: &mut RolloutStatus
         }
         None => cond::remove(st, ctype::REPLICA_FAILURE),
     }
-    let stable = st.stable_rs.as_deref().unwrap_or_default();
-    if !stable.is_empty() && Some(stable) == st.current_pod_hash.as_deref() {
+    if st.stable_is_current() {
         cond::set(
             st,
             cond::new_condition(

@@ -3,11 +3,12 @@
 //! traffic weights of an abort or a rollback with dynamic stable scaling. The arithmetic itself
 //! is [`super::replicas`]; this module resolves the Rollout into its inputs.
 
+use super::replicas::int_or_percent;
 use super::replicas::{
     self, BasicCanaryInput, CanaryScale, CanaryScaleInput, ReplicaCounts, StableRs,
 };
 use super::replicasets::Rs;
-use super::view::{View, int_or_percent};
+use super::view::View;
 
 /// The scale the current step asks of the canary (upstream's `GetCanaryReplicasOrWeight`).
 pub fn canary_scale(v: &View<'_>) -> CanaryScale {
@@ -33,7 +34,7 @@ pub fn canary_scale(v: &View<'_>) -> CanaryScale {
     let stable = v.old.stable_rs.as_deref().unwrap_or_default();
     replicas::canary_scale(&CanaryScaleInput {
         promote_full: v.old.promote_full == Some(true),
-        stable_is_current: stable.is_empty() || Some(stable) == v.old.current_pod_hash.as_deref(),
+        stable_is_current: stable.is_empty() || v.old.stable_is_current(),
         aborted: v.old.abort == Some(true),
         traffic_routed: v.traffic_routed(),
         abort_scale_down_delay_seconds: v.canary.abort_scale_down_delay_seconds,

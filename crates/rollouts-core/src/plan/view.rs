@@ -9,7 +9,7 @@
 //! sees the ReplicaSet it has just created.
 
 use super::conditions;
-use super::replicas::{self, IntOrPercent};
+use super::replicas::{self, int_or_percent};
 use super::replicasets::{Classified, Rs};
 use super::{Observed, stamp};
 use crate::api::consts::{DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY, EXPERIMENT_NAME_ANNOTATION_KEY};
@@ -169,12 +169,7 @@ impl<'a> View<'a> {
 
     /// The weight of the last `setWeight` step up to `index` (inclusive), or 0.
     pub fn set_weight_up_to(&self, index: usize) -> i32 {
-        let steps = self.steps();
-        steps[..(index + 1).min(steps.len())]
-            .iter()
-            .rev()
-            .find_map(|s| s.set_weight)
-            .unwrap_or(0)
+        crate::api::last_set_weight(self.steps(), index)
     }
 
     /// The observed pause condition of this reason.
@@ -224,8 +219,7 @@ impl<'a> View<'a> {
 
     /// `status.stableRS` is the current pod hash: the update is done (or there is none).
     pub fn fully_promoted(&self) -> bool {
-        let stable = self.old.stable_rs.as_deref().unwrap_or_default();
-        !stable.is_empty() && Some(stable) == self.old.current_pod_hash.as_deref()
+        self.old.stable_is_current()
     }
 
     /// Upstream's `checkPodSpecChange || checkStepHashChange`.
@@ -493,15 +487,6 @@ fn current_runs(status: &RolloutStatus, runs: &[&AnalysisRun]) -> CurrentRuns {
         background: find(c.current_background_analysis_run_status.as_ref()),
         pre: find(b.pre_promotion_analysis_run_status.as_ref()),
         post: find(b.post_promotion_analysis_run_status.as_ref()),
-    }
-}
-
-/// An int-or-string field as [`IntOrPercent`] (`None` when unset or unparsable; validation
-/// reports the latter).
-pub fn int_or_percent(v: Option<&IntOrString>) -> Option<IntOrPercent> {
-    match v? {
-        IntOrString::Int(i) => Some(IntOrPercent::Int(*i)),
-        IntOrString::String(s) => s.parse().ok(),
     }
 }
 

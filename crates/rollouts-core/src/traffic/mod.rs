@@ -2,14 +2,16 @@
 //! ([`TrafficIntent`]) and the router objects as they are (JSON, keyed by [`ObjectKey`]),
 //! [`plan_traffic`] returns the writes ([`ObjectChange`]) that bring the objects to the intent.
 //!
-//! Like `src/plan`, nothing here talks to the API server, reads a clock or the environment, or
-//! spawns a task (`tests/purity.rs` checks it). The controller keeps the objects that
+//! Like [`crate::plan`], nothing here talks to the API server, reads a clock or the
+//! environment, or spawns a task (the crate's dependencies cannot; `tests/purity.rs` checks
+//! its dependency tree). The controller keeps the objects that
 //! [`referenced_objects`] names in reflector stores, calls [`plan_traffic`] and carries out the
 //! changes in order.
 //!
 //! Routers are a closed set ([`AnyRouter`]): Istio (VirtualService / DestinationRule), NGINX
-//! (canary Ingress) and the Gateway API (HTTPRoute, configured under the upstream plugin key
-//! `argoproj-labs/gatewayAPI`). Every other router is reported as
+//! (canary Ingress), the Gateway API (HTTPRoute, configured under the upstream plugin key
+//! `argoproj-labs/gatewayAPI`), AWS ALB (the Ingress action annotation) and Traefik
+//! (TraefikService weights). Every other router is reported as
 //! [`TrafficError::Unsupported`]. Each implements [`Router`], upstream's verbs as pure
 //! functions; [`plan_traffic`] threads the objects through them in upstream's order (managed
 //! routes, hashes, weights) and folds the results into at most one change per object, which is

@@ -212,7 +212,7 @@ fn sync_status(
     }
     if w.aborted(v) {
         if step_count > 0 {
-            st.current_step_index = Some(if st.stable_rs == st.current_pod_hash {
+            st.current_step_index = Some(if st.is_fully_promoted() {
                 step_count
             } else {
                 0
