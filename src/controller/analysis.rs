@@ -487,7 +487,7 @@ async fn apply(
             info!(run = %name, phase = r.status.phase.as_deref().unwrap_or(""), "analysis run phase");
         }
     }
-    super::publish_events(&ctx.recorder, &run.object_ref(&()), &r.events).await;
+    super::report::publish_events(&ctx.recorder, &run.object_ref(&()), &r.events).await;
     clean_up_jobs(ctx, run, &r).await;
     ctx.failures
         .lock()

@@ -1,5 +1,6 @@
-//! The controller: observe (reflector stores) → [`crate::plan::plan`] (pure) → actuate
-//! (idempotent writes, one field manager) → report (status subresource, events).
+//! The controller: [`observe`] (reflector stores) → [`crate::plan::plan`] (pure) →
+//! [`actuate`] (idempotent writes, one field manager) → [`report`] (status subresource,
+//! events, why the Rollout waits). Each reconcile runs in a span naming the Rollout.
 //!
 //! Reads come from reflector stores only. Writes:
 //! - ReplicaSets are created, merge-patched (replicas, annotations) and deleted;
@@ -13,25 +14,30 @@
 //! moved past it, reconciles of that Rollout wait (the watch event of our own write triggers the
 //! next one). This is what keeps a stale read from undoing the step we just took.
 
+pub mod actuate;
 pub mod adopt;
 pub mod analysis;
 pub mod decode;
 pub mod diff;
 pub mod janitor;
+mod observe;
+pub mod report;
 pub mod traffic;
 
+use actuate::Sent;
+
 use crate::api::Rollout;
-use crate::plan::{self, Effect, Observed};
+use crate::plan::{self, Effect};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::{Pod, Service};
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event as KEvent, EventType, Recorder, Reporter};
+use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -79,11 +85,13 @@ impl std::fmt::Debug for Config {
 /// Hooks for metrics, told about every reconcile of a Rollout.
 pub trait Observer: Send + Sync {
     /// A reconcile finished: `rollout` as reconciled, `status` the status the plan wanted
-    /// (`None` when the reconcile failed), `error` the bounded reason of a failure.
+    /// and `wait` why it waits (both `None` when the reconcile failed), `error` the bounded
+    /// reason of a failure.
     fn reconciled(
         &self,
         rollout: &Rollout,
         status: Option<&crate::api::RolloutStatus>,
+        wait: Option<&crate::plan::Wait>,
         elapsed: Duration,
         error: Option<&'static str>,
     );
@@ -214,6 +222,8 @@ pub struct Context {
     written_from: Mutex<HashMap<ObjectRef<Rollout>, (String, Instant)>>,
     /// Rollout → consecutive failures (for backoff).
     failures: Mutex<HashMap<ObjectRef<Rollout>, u32>>,
+    /// Rollout → why it waited at its last reconcile (logged when it changes).
+    waits: Mutex<HashMap<ObjectRef<Rollout>, String>>,
 }
 
 fn label_selector(instance_id: &Option<String>) -> String {
@@ -369,6 +379,7 @@ pub async fn run(
         observer: config.observer.clone(),
         written_from: Mutex::new(HashMap::new()),
         failures: Mutex::new(HashMap::new()),
+        waits: Mutex::new(HashMap::new()),
     });
     controller
         .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency))
@@ -394,31 +405,6 @@ pub async fn run(
             }
         })
         .await;
-}
-
-/// Records a plan's events on an object (a failure is logged: events are best effort).
-pub(crate) async fn publish_events(
-    recorder: &Recorder,
-    reference: &k8s_openapi::api::core::v1::ObjectReference,
-    events: &[plan::Event],
-) {
-    for ev in events {
-        let kev = KEvent {
-            type_: if ev.warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: ev.reason.clone(),
-            note: Some(ev.message.chars().take(1000).collect()),
-            action: ev.reason.clone(),
-            secondary: None,
-        };
-        if let Err(e) = recorder.publish(&kev, reference).await {
-            let object = reference.name.as_deref().unwrap_or_default();
-            warn!(%object, "recording event {}: {e}", ev.reason);
-        }
-    }
 }
 
 /// Background tasks that end with their owner: dropping the set (when [`run`] returns, or
@@ -457,13 +443,6 @@ fn references_service(ro: &Rollout, name: &str) -> bool {
     plan::service_names(ro).iter().any(|s| s == name)
 }
 
-fn is_owned_by(rs: &ReplicaSet, ro: &Rollout) -> bool {
-    let uid = ro.uid();
-    rs.owner_references()
-        .iter()
-        .any(|o| o.controller == Some(true) && Some(&o.uid) == uid.as_ref())
-}
-
 impl Context {
     /// Whether every cache a plan reads from has had its first full listing. Until then an
     /// empty store means "not known yet", not "none": planning from it would, for example,
@@ -485,6 +464,8 @@ impl Context {
     }
 }
 
+/// One reconcile: observe → plan → actuate → report, in the Rollout's own span.
+#[tracing::instrument(skip_all, fields(namespace = ro.namespace().unwrap_or_default(), name = ro.name_any()))]
 async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error> {
     if !ctx.caches_synced().await {
         return Ok(Action::requeue(Duration::from_millis(500)));
@@ -501,359 +482,50 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error>
             written.remove(&key);
         }
     }
-    let ns = ro.namespace().unwrap_or_default();
     let started = Instant::now();
-
-    // Observe (stores only).
-    let rs_all = ctx.replica_sets.state();
-    let owned: Vec<&ReplicaSet> = rs_all
-        .iter()
-        .filter(|rs| rs.namespace().as_deref() == Some(ns.as_str()) && is_owned_by(rs, &ro))
-        .map(|rs| &**rs)
-        .collect();
-    let svcs: Vec<(String, Arc<Service>)> = plan::service_names(&ro)
-        .into_iter()
-        .filter_map(|n| {
-            let svc = ctx.services.get(&ObjectRef::new(&n).within(&ns))?;
-            Some((n, svc))
-        })
-        .collect();
-    // The object a `workloadRef` names (kept in a lazily started store, like router objects),
-    // and the Rollout resolved with its template for the look-ups below; the planner resolves
-    // it again itself (and reports a missing or unsupported workload).
-    let workload_key = plan::workload::key(&ro).and_then(Result::ok);
-    let workload = match &workload_key {
-        Some(k) => ctx.traffic.observe(std::slice::from_ref(k)).await.remove(k),
-        None => None,
-    };
-    let resolved = plan::workload::resolve(&ro, workload.as_ref())
-        .ok()
-        .map(|(r, _)| r);
-    let effective: &Rollout = resolved.as_ref().unwrap_or(&ro);
-    let adoptable = adopt::find_adoptable(&ctx.client, effective, &owned).await?;
-    // Router objects, for traffic-routed canaries.
-    let traffic_objects = if ro.canary().is_some_and(|c| c.traffic_routing.is_some()) {
-        ctx.traffic
-            .observe(&crate::traffic::referenced_objects(&ro))
-            .await
-    } else {
-        Default::default()
-    };
-    // Pods are listed only while a restart is due or a ReplicaSet's pods change ephemeral
-    // metadata (not cached: most reconciles need none).
     let now = k8s_openapi::jiff::Timestamp::now();
-    let pod_list = if plan::needs_pods(effective, &owned, adoptable.as_deref(), now) {
-        let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-        let selector = plan::replicasets::format_selector(effective.spec.selector.as_ref());
-        Some(
-            pods.list(&ListParams::default().labels(&selector))
-                .await?
-                .items,
-        )
-    } else {
-        None
-    };
-    let runs_all = ctx.analysis_runs.state();
-    let runs: Vec<&crate::api::AnalysisRun> = runs_all
-        .iter()
-        .filter(|r| {
-            r.namespace().as_deref() == Some(ns.as_str())
-                && r.owner_references()
-                    .iter()
-                    .any(|o| o.controller == Some(true) && Some(&o.uid) == ro.uid().as_ref())
-        })
-        .map(|r| &**r)
-        .collect();
-    let templates_all = ctx.analysis_templates.state();
-    let cluster_templates_all = ctx.cluster_analysis_templates.state();
-    let obs = Observed {
-        rollout: &ro,
-        replica_sets: owned,
-        services: svcs.iter().map(|(n, s)| (n.clone(), &**s)).collect(),
-        adoptable,
-        pods: pod_list.as_ref().map(|l| l.iter().collect()),
-        traffic_objects,
-        analysis_runs: runs,
-        analysis_templates: templates_all
-            .iter()
-            .filter(|t| t.namespace().as_deref() == Some(ns.as_str()))
-            .map(|t| (t.name_any(), &**t))
-            .collect(),
-        cluster_analysis_templates: cluster_templates_all
-            .iter()
-            .map(|t| (t.name_any(), &**t))
-            .collect(),
-        workload,
-    };
+    let mut observation = observe::observe(&ctx, ro.clone(), now).await?;
+    let plan = plan::plan(&observation.observed(), now);
+    drop(observation);
+    report::wait_changed(&ctx, &ro, plan.wait.as_ref());
 
-    // Plan (pure).
-    let plan = plan::plan(&obs, now);
-
-    // Actuate.
+    // Actuate: every effect's requests, in order.
+    let ns = ro.namespace().unwrap_or_default();
+    let name = ro.name_any();
     let mut current_rv = rv.clone();
     let mut wrote_rollout = false;
-    let name = ro.name_any();
-    let rs_api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &ns);
-    let svc_api: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
-    let ro_api: Api<Rollout> = Api::namespaced(ctx.client.clone(), &ns);
-    let pp = PatchParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..Default::default()
-    };
     for effect in &plan.effects {
-        match effect {
-            Effect::CreateReplicaSet(rs) => {
-                let post = PostParams {
-                    field_manager: Some(FIELD_MANAGER.into()),
-                    ..Default::default()
-                };
-                ctx.writes.replica_sets.fetch_add(1, Ordering::Relaxed);
-                match rs_api.create(&post, rs).await {
-                    Ok(_) => info!(rollout = %name, rs = rs.name_any(), "created ReplicaSet"),
-                    Err(kube::Error::Api(e)) if e.code == 409 => {
-                        // Exists: ours (a stale store) is fine; anything else is a collision.
-                        let existing = ctx
-                            .replica_sets
-                            .get(&ObjectRef::new(&rs.name_any()).within(&ns));
-                        let ours = existing.as_deref().is_some_and(|e| is_owned_by(e, &ro));
-                        if !ours {
-                            let count = ro
-                                .status
-                                .as_ref()
-                                .and_then(|s| s.collision_count)
-                                .unwrap_or(0)
-                                + 1;
-                            warn!(rollout = %name, "pod template hash collision: collisionCount {count}");
-                            let patch = json!({"metadata": {"resourceVersion": current_rv},
-                                               "status": {"collisionCount": count}});
-                            ctx.writes.status.fetch_add(1, Ordering::Relaxed);
-                            ro_api
-                                .patch_status(&name, &pp, &Patch::Merge(&patch))
-                                .await?;
-                            ctx.written_from
-                                .lock()
-                                .unwrap()
-                                .insert(key.clone(), (rv.clone(), Instant::now()));
-                            return Ok(Action::await_change());
-                        }
-                        return Ok(Action::requeue(Duration::from_millis(200)));
-                    }
-                    Err(e) => return Err(e.into()),
+        for req in actuate::requests(effect, &name, &current_rv) {
+            match actuate::send(&ctx, &ns, &req).await? {
+                Sent::Done => {}
+                Sent::RolloutWritten(new_rv) => {
+                    current_rv = new_rv;
+                    wrote_rollout = true;
                 }
-            }
-            Effect::PatchReplicaSet {
-                name: rs_name,
-                patch,
-            } => {
-                let mut body = json!({});
-                if !patch.annotations.is_empty() {
-                    body["metadata"] = json!({"annotations": patch.annotations});
+                Sent::Stale => {
+                    // The object moved on since it was read: plan again (at once for the
+                    // Rollout itself, whose watch event is already on its way).
+                    let delay = match req {
+                        actuate::Request::Patch { .. } => Duration::ZERO,
+                        _ => Duration::from_millis(100),
+                    };
+                    return Ok(Action::requeue(delay));
                 }
-                if patch.replicas.is_some()
-                    || patch.min_ready_seconds.is_some()
-                    || patch.affinity.is_some()
-                {
-                    let mut spec = serde_json::Map::new();
-                    if let Some(r) = patch.replicas {
-                        spec.insert("replicas".into(), json!(r));
-                    }
-                    if let Some(m) = patch.min_ready_seconds {
-                        spec.insert("minReadySeconds".into(), json!(m));
-                    }
-                    if let Some(a) = &patch.affinity {
-                        spec.insert("template".into(), json!({"spec": {"affinity": a}}));
-                    }
-                    body["spec"] = Value::Object(spec);
-                }
-                ctx.writes.replica_sets.fetch_add(1, Ordering::Relaxed);
-                rs_api.patch(rs_name, &pp, &Patch::Merge(&body)).await?;
-            }
-            Effect::DeleteReplicaSet { name: rs_name, uid } => {
-                let dp = DeleteParams {
-                    preconditions: Some(Preconditions {
-                        uid: uid.clone(),
-                        resource_version: None,
-                    }),
-                    ..Default::default()
-                };
-                ctx.writes.replica_sets.fetch_add(1, Ordering::Relaxed);
-                match rs_api.delete(rs_name, &dp).await {
-                    Ok(_) => {}
-                    Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            Effect::SetServiceSelector { service, hash } => {
-                let body = json!({
-                    "metadata": {"annotations": {crate::api::consts::MANAGED_BY_ROLLOUTS_KEY: name}},
-                    "spec": {"selector": {crate::api::consts::DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY: hash}},
-                });
-                ctx.writes.services.fetch_add(1, Ordering::Relaxed);
-                svc_api.patch(service, &pp, &Patch::Merge(&body)).await?;
-            }
-            Effect::Traffic(change) => {
-                ctx.writes.traffic.fetch_add(1, Ordering::Relaxed);
-                match ctx.traffic.apply(change).await {
-                    Ok(()) => {}
-                    Err(Error::Kube(kube::Error::Api(e))) if e.code == 409 => {
-                        // The router object moved on since we read it: plan again.
-                        return Ok(Action::requeue(Duration::from_millis(100)));
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-            Effect::CreateAnalysisRun(run) => {
-                let api: Api<crate::api::AnalysisRun> = Api::namespaced(ctx.client.clone(), &ns);
-                let post = PostParams {
-                    field_manager: Some(FIELD_MANAGER.into()),
-                    ..Default::default()
-                };
-                ctx.writes.analysis_runs.fetch_add(1, Ordering::Relaxed);
-                match api.create(&post, run).await {
-                    Ok(_) => info!(rollout = %name, run = run.name_any(), "created AnalysisRun"),
-                    // Ours, not yet in the store.
-                    Err(kube::Error::Api(e)) if e.code == 409 => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            Effect::TerminateAnalysisRun { name: run } => {
-                let api: Api<crate::api::AnalysisRun> = Api::namespaced(ctx.client.clone(), &ns);
-                ctx.writes.analysis_runs.fetch_add(1, Ordering::Relaxed);
-                match api
-                    .patch(
-                        run,
-                        &pp,
-                        &Patch::Merge(json!({"spec": {"terminate": true}})),
-                    )
-                    .await
-                {
-                    Ok(_) => {}
-                    Err(kube::Error::Api(e)) if e.code == 404 => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            Effect::DeleteAnalysisRun { name: run } => {
-                let api: Api<crate::api::AnalysisRun> = Api::namespaced(ctx.client.clone(), &ns);
-                ctx.writes.analysis_runs.fetch_add(1, Ordering::Relaxed);
-                match api.delete(run, &DeleteParams::default()).await {
-                    Ok(_) => {}
-                    Err(kube::Error::Api(e)) if e.code == 404 => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            Effect::EphemeralMetadata {
-                replica_set,
-                template,
-                pods,
-                record,
-            } => {
-                let record_body = record.as_ref().map(|r| {
-                    json!({"metadata": {"annotations": {
-                        crate::api::consts::EPHEMERAL_METADATA_ANNOTATION: r}}})
-                });
-                let mut rs_body = (!template.is_empty())
-                    .then(|| json!({"spec": {"template": {"metadata": template.to_json()}}}));
-                // Without pods to update, the template and the record go in one patch.
-                if pods.is_empty()
-                    && let (Some(body), Some(rec)) = (rs_body.as_mut(), record_body.as_ref())
-                {
-                    body["metadata"] = rec["metadata"].clone();
-                }
-                let record_apart = !(pods.is_empty() && rs_body.is_some());
-                if let Some(body) = rs_body {
-                    ctx.writes.replica_sets.fetch_add(1, Ordering::Relaxed);
-                    rs_api.patch(replica_set, &pp, &Patch::Merge(&body)).await?;
-                }
-                let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-                for (pod, change) in pods {
-                    ctx.writes.pods.fetch_add(1, Ordering::Relaxed);
-                    let body = json!({"metadata": change.to_json()});
-                    match pod_api.patch(pod, &pp, &Patch::Merge(&body)).await {
-                        Ok(_) => {}
-                        Err(kube::Error::Api(e)) if e.code == 404 => {}
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                if let (true, Some(body)) = (record_apart, record_body) {
-                    ctx.writes.replica_sets.fetch_add(1, Ordering::Relaxed);
-                    rs_api.patch(replica_set, &pp, &Patch::Merge(&body)).await?;
-                }
-                info!(rollout = %name, rs = %replica_set, pods = pods.len(), "synced ephemeral metadata");
-            }
-            Effect::EvictPod { name: pod } => {
-                let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-                // policy/v1beta1: the Eviction version every server since 1.20 accepts.
-                let eviction = json!({"apiVersion": "policy/v1beta1", "kind": "Eviction",
-                                      "metadata": {"name": pod, "namespace": ns}});
-                ctx.writes.pods.fetch_add(1, Ordering::Relaxed);
-                let res: Result<Value, _> = pods
-                    .create_subresource("eviction", pod, &PostParams::default(), &eviction)
-                    .await;
-                match res {
-                    Ok(_) => info!(rollout = %name, pod = %pod, "evicted pod for restart"),
-                    // 429: a PodDisruptionBudget refused; 404: already gone.
-                    Err(kube::Error::Api(e)) if e.code == 429 || e.code == 404 => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            Effect::ScaleWorkload(change) => {
-                ctx.writes.workloads.fetch_add(1, Ordering::Relaxed);
-                match ctx.traffic.apply(change).await {
-                    Ok(()) => {
-                        info!(rollout = %name, workload = %change.key(), "scaled the referenced workload")
-                    }
-                    Err(Error::Kube(kube::Error::Api(e))) if e.code == 409 => {
-                        // The Deployment moved on since we read it: plan again.
-                        return Ok(Action::requeue(Duration::from_millis(100)));
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-            Effect::SetRolloutRevision { .. } | Effect::SetWorkloadGeneration { .. } => {
-                let Some((key, value)) = effect.rollout_annotation() else {
-                    continue;
-                };
-                let body = json!({
-                    "metadata": {"resourceVersion": current_rv, "annotations": {key: value}},
-                });
-                ctx.writes.rollouts.fetch_add(1, Ordering::Relaxed);
-                match ro_api.patch(&name, &pp, &Patch::Merge(&body)).await {
-                    Ok(updated) => {
-                        current_rv = updated.resource_version().unwrap_or_default();
-                        wrote_rollout = true;
-                    }
-                    Err(kube::Error::Api(e)) if e.code == 409 => {
-                        return Ok(Action::requeue(Duration::ZERO));
-                    }
-                    Err(e) => return Err(e.into()),
+                Sent::Exists => {
+                    let actuate::Request::CreateReplicaSet(rs) = &req else {
+                        continue;
+                    };
+                    return replica_set_exists(&ctx, &ro, rs, &current_rv, &rv).await;
                 }
             }
         }
+        log_effect(effect);
     }
 
-    // Report: the status diff, with the resourceVersion as precondition.
-    let old = serde_json::to_value(ro.status.clone().unwrap_or_default())?;
-    let mut new = serde_json::to_value(&plan.status)?;
-    // Go's `omitempty`: an empty string is never written (and the 1.20 API server rejects one
-    // in a CRD merge patch as `null`).
-    diff::strip_empty_strings(&mut new);
-    if let Some(d) = diff::merge_diff(&old, &new) {
-        let body = json!({"metadata": {"resourceVersion": current_rv}, "status": d});
-        ctx.writes.status.fetch_add(1, Ordering::Relaxed);
-        match ro_api.patch_status(&name, &pp, &Patch::Merge(&body)).await {
-            Ok(_) => wrote_rollout = true,
-            Err(kube::Error::Api(e)) if e.code == 409 => {
-                // Someone (a user command, or our own earlier write) changed the Rollout since
-                // we read it: plan again from the fresh object.
-                debug!(rollout = %name, "status conflict; replanning");
-                return Ok(Action::requeue(Duration::from_millis(50)));
-            }
-            Err(e) => {
-                warn!(rollout = %name, patch = %d, "status update rejected: {e}");
-                return Err(e.into());
-            }
-        }
-        debug!(rollout = %name, patch = %d, "status updated");
+    // Report.
+    match report::write_status(&ctx, &ro, &plan, &current_rv).await? {
+        report::Reported::Conflict => return Ok(Action::requeue(Duration::from_millis(50))),
+        report::Reported::Done { wrote } => wrote_rollout |= wrote,
     }
     if wrote_rollout {
         ctx.written_from
@@ -861,16 +533,86 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error>
             .unwrap()
             .insert(key.clone(), (rv, Instant::now()));
     }
-    publish_events(&ctx.recorder, &ro.object_ref(&()), &plan.events).await;
+    report::publish_events(&ctx.recorder, &report::reference(&ro), &plan.events).await;
     ctx.failures.lock().unwrap().remove(&key);
     if let Some(o) = &ctx.observer {
-        o.reconciled(&ro, Some(&plan.status), started.elapsed(), None);
+        o.reconciled(
+            &ro,
+            Some(&plan.status),
+            plan.wait.as_ref(),
+            started.elapsed(),
+            None,
+        );
     }
-    debug!(rollout = %name, effects = plan.effects.len(), elapsed_ms = started.elapsed().as_millis() as u64, "reconciled");
+    debug!(
+        effects = plan.effects.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "reconciled"
+    );
     Ok(match plan.requeue_after {
         Some(d) => Action::requeue(d),
         None => Action::await_change(),
     })
+}
+
+/// The info line of an effect carried out (the others are routine).
+fn log_effect(effect: &Effect) {
+    match effect {
+        Effect::CreateReplicaSet(rs) => info!(rs = rs.name_any(), "created ReplicaSet"),
+        Effect::CreateAnalysisRun(run) => info!(run = run.name_any(), "created AnalysisRun"),
+        Effect::EphemeralMetadata {
+            replica_set, pods, ..
+        } => info!(rs = %replica_set, pods = pods.len(), "synced ephemeral metadata"),
+        Effect::EvictPod { name } => info!(pod = %name, "evicted pod for restart"),
+        Effect::ScaleWorkload(change) => {
+            info!(workload = %change.key(), "scaled the referenced workload")
+        }
+        _ => {}
+    }
+}
+
+/// A ReplicaSet we create exists already. Ours (a store behind the API server) is fine: plan
+/// again shortly. Anyone else's is a pod-template hash collision: `status.collisionCount`
+/// goes up, and the next plan names the ReplicaSet differently.
+async fn replica_set_exists(
+    ctx: &Context,
+    ro: &Rollout,
+    rs: &ReplicaSet,
+    current_rv: &str,
+    read_rv: &str,
+) -> Result<Action, Error> {
+    let ns = ro.namespace().unwrap_or_default();
+    let existing = ctx
+        .replica_sets
+        .get(&ObjectRef::new(&rs.name_any()).within(&ns));
+    if existing
+        .as_deref()
+        .is_some_and(|e| observe::is_owned_by(e, ro))
+    {
+        return Ok(Action::requeue(Duration::from_millis(200)));
+    }
+    let count = ro
+        .status
+        .as_ref()
+        .and_then(|s| s.collision_count)
+        .unwrap_or(0)
+        + 1;
+    warn!("pod template hash collision: collisionCount {count}");
+    let patch = json!({"metadata": {"resourceVersion": current_rv},
+                       "status": {"collisionCount": count}});
+    let pp = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    ctx.writes.status.fetch_add(1, Ordering::Relaxed);
+    Api::<Rollout>::namespaced(ctx.client.clone(), &ns)
+        .patch_status(&ro.name_any(), &pp, &Patch::Merge(&patch))
+        .await?;
+    ctx.written_from.lock().unwrap().insert(
+        ObjectRef::from_obj(ro),
+        (read_rv.to_owned(), Instant::now()),
+    );
+    Ok(Action::await_change())
 }
 
 fn error_policy(ro: Arc<Rollout>, err: &Error, ctx: Arc<Context>) -> Action {
@@ -885,10 +627,15 @@ fn error_policy(ro: Arc<Rollout>, err: &Error, ctx: Arc<Context>) -> Action {
         Duration::from_millis(100u64.saturating_mul(1u64 << n.min(7))).min(Duration::from_secs(10));
     warn!(rollout = %ro.name_any(), reason = err.reason(), "reconcile failed ({err}); retrying in {delay:?}");
     if let Some(o) = &ctx.observer {
-        o.reconciled(&ro, None, Duration::ZERO, Some(err.reason()));
+        o.reconciled(&ro, None, None, Duration::ZERO, Some(err.reason()));
     }
     Action::requeue(delay)
 }
+
+#[cfg(test)]
+mod interpret_tests;
+#[cfg(test)]
+mod request_tests;
 
 #[cfg(test)]
 mod tests {

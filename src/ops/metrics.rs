@@ -6,6 +6,7 @@
 //! | `rollout_info_replicas_{available,unavailable,desired,updated}` | gauge | namespace, name |
 //! | `rollout_phase` | gauge (1/0 per phase) | namespace, name, strategy, phase |
 //! | `rollout_reconcile` | histogram (seconds) | namespace, name |
+//! | `rollout_wait` | gauge (1) while the Rollout waits | namespace, name, kind (one of the 8 [`crate::plan::Wait`] kinds) |
 //! | `rollout_reconcile_error` | counter (untyped, upstream's exact name) | namespace, name, reason |
 //! | `analysis_run_info` | gauge (number of runs) | namespace, rollout, phase |
 //! | `analysis_run_metric_type` | gauge (1) | namespace, rollout, metric, type |
@@ -83,6 +84,8 @@ struct Sources {
     runs: Mutex<Option<Store<AnalysisRun>>>,
     analysis: Mutex<Option<Arc<AnalysisMetrics>>>,
     errors: Mutex<ErrorCounts>,
+    /// Rollout → the kind of its wait at its last reconcile ([`crate::plan::Wait::kind`]).
+    waits: Mutex<BTreeMap<(String, String), &'static str>>,
 }
 
 impl std::fmt::Debug for Sources {
@@ -219,6 +222,12 @@ impl Metrics {
             }
             keep
         });
+        lock(&self.sources.waits).retain(|(ns, name), _| {
+            live.contains(&RolloutLabels {
+                namespace: ns.clone(),
+                name: name.clone(),
+            })
+        });
         lock(&self.sources.errors).retain(|(ns, name, _), _| {
             live.contains(&RolloutLabels {
                 namespace: ns.clone(),
@@ -245,6 +254,7 @@ impl Observer for Metrics {
         &self,
         rollout: &Rollout,
         _status: Option<&RolloutStatus>,
+        wait: Option<&crate::plan::Wait>,
         elapsed: Duration,
         error: Option<&'static str>,
     ) {
@@ -257,6 +267,11 @@ impl Observer for Metrics {
                 self.reconcile
                     .get_or_create(&key)
                     .observe(elapsed.as_secs_f64());
+                let id = (key.namespace.clone(), key.name.clone());
+                match wait {
+                    Some(w) => lock(&self.sources.waits).insert(id, w.kind()),
+                    None => lock(&self.sources.waits).remove(&id),
+                };
                 lock(&self.seen).insert(key);
             }
             Some(reason) => {
@@ -371,6 +386,8 @@ impl Collector for RolloutCollector {
         let mut unavailable: Vec<(Labels, i64)> = Vec::new();
         let mut desired: Vec<(Labels, i64)> = Vec::new();
         let mut updated: Vec<(Labels, i64)> = Vec::new();
+        let mut waiting: Vec<(Labels, i64)> = Vec::new();
+        let waits = lock(&self.0.waits).clone();
         for ro in &rollouts {
             let ns = ro.namespace().unwrap_or_default();
             let name = ro.name_any();
@@ -395,6 +412,11 @@ impl Collector for RolloutCollector {
             unavailable.push((base(), i64::from(st.replicas.unwrap_or(0)) - avail));
             desired.push((base(), i64::from(ro.replicas_or_default())));
             updated.push((base(), i64::from(st.updated_replicas.unwrap_or(0))));
+            if let Some(kind) = waits.get(&(ns.clone(), name.clone())) {
+                let mut l = base();
+                l.push(("kind", kind.to_string()));
+                waiting.push((l, 1));
+            }
         }
         gauge_family(
             &mut encoder,
@@ -430,6 +452,13 @@ impl Collector for RolloutCollector {
             "The number of updated replicas per rollout.",
             MetricType::Gauge,
             &updated,
+        )?;
+        gauge_family(
+            &mut encoder,
+            "rollout_wait",
+            "Why the rollout is not advancing, as of its last reconcile (1 for the kind of wait; no series while it advances or is healthy).",
+            MetricType::Gauge,
+            &waiting,
         )?;
         gauge_family(
             &mut encoder,
@@ -689,8 +718,14 @@ mod tests {
         synced.set();
         m.attach(reader, synced);
         assert!(m.rollouts_synced());
-        m.reconciled(&a, None, Duration::from_millis(20), None);
-        m.reconciled(&a, None, Duration::ZERO, Some("conflict"));
+        m.reconciled(
+            &a,
+            None,
+            Some(&crate::plan::Wait::Indefinite),
+            Duration::from_millis(20),
+            None,
+        );
+        m.reconciled(&a, None, None, Duration::ZERO, Some("conflict"));
         m.count_request(&RequestLabels {
             kind: "rollouts".into(),
             verb: "list".into(),
@@ -708,6 +743,7 @@ mod tests {
             r#"rollout_reconcile_error{namespace="ns",name="a",reason="conflict"} 1"#,
             r#"controller_clientset_k8s_request_total{kind="rollouts",verb="list",status_code="200"} 1"#,
             r#"leader_election_master_status{name="lock"} 1"#,
+            r#"rollout_wait{namespace="ns",name="a",kind="Indefinite"} 1"#,
         ] {
             assert!(text.contains(want), "missing {want} in\n{text}");
         }
