@@ -112,44 +112,20 @@ pub struct RunArgs {
     pub log_level: String,
 }
 
-/// Parses `500ms`, `2s`, `1m30s`, `1h` (or a bare number of seconds).
+/// Parses a Go duration (`500ms`, `2s`, `1m30s`, `1h`) or a bare number of seconds: the
+/// same parser as every other duration of the project ([`crate::api::parse_go_duration`]).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    if s.is_empty() {
-        return Err("empty duration".into());
-    }
     if let Ok(secs) = s.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
     }
-    let mut total = Duration::ZERO;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| format!("{s:?}: missing unit (ms, s, m or h)"))?;
-        if digits == 0 {
-            return Err(format!("{s:?}: expected a number"));
-        }
-        let value: f64 = rest[..digits]
-            .parse()
-            .map_err(|_| format!("{s:?}: bad number {:?}", &rest[..digits]))?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        let factor = match unit {
-            "ms" => 0.001,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m or h)")),
-        };
-        total += Duration::try_from_secs_f64(value * factor)
-            .map_err(|_| format!("{s:?}: out of range"))?;
+    match crate::api::parse_go_duration(s) {
+        Some(ns) if ns >= 0 => Ok(Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX))),
+        Some(_) => Err(format!("{s:?}: a negative duration")),
+        None => Err(format!(
+            "{s:?}: not a duration (a number of seconds, or e.g. 500ms, 2s, 1m30s, 1h)"
+        )),
     }
-    Ok(total)
 }
 
 /// The Lease identity when none is given: `POD_NAME` (else the host name) and a random
