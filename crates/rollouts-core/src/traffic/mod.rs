@@ -2,7 +2,7 @@
 //! ([`TrafficIntent`]) and the router objects as they are (JSON, keyed by [`ObjectKey`]),
 //! [`plan_traffic`] returns the writes ([`ObjectChange`]) that bring the objects to the intent.
 //!
-//! Like [`crate::plan`], nothing here talks to the API server, reads a clock or the
+//! Like the planner, nothing here talks to the API server, reads a clock or the
 //! environment, or spawns a task (the crate's dependencies cannot; `tests/purity.rs` checks
 //! its dependency tree). The controller keeps the objects that
 //! [`referenced_objects`] names in reflector stores, calls [`plan_traffic`] and carries out the
