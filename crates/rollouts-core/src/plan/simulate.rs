@@ -1,7 +1,10 @@
-//! A tiny in-memory cluster for the planner: effects are applied to ReplicaSets whose pods
-//! become available at once (unless their image tag contains `bad`), the status is stored
+//! A tiny in-memory cluster for the planner: effects are applied to ReplicaSets whose new
+//! pods become available a round later (a round is one plan applied; pods scaled up in one
+//! round are still unavailable after the next round's writes), the status is stored
 //! back, and the clock only moves when asked. The planner's tests and `kubectl-rollouts plan`
-//! (the offline timeline) both run the real planner against it.
+//! (the offline timeline) both run the real planner against it. What differs from that
+//! default (an image whose pods never become available) is a [`SimOptions`] field that only
+//! tests set: the simulator never guesses from names.
 
 use super::*;
 use crate::api::consts::DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY;
@@ -28,6 +31,15 @@ fn apply_changes(
     }
 }
 
+/// How the simulated pods behave beyond the default (every pod available a round after it
+/// was scaled up, see [`World::apply`]). `kubectl-rollouts plan` uses the default.
+#[derive(Clone, Debug, Default)]
+pub struct SimOptions {
+    /// Images (exactly as in the pod template) whose pods never become available, as a
+    /// release that crash-loops.
+    pub unavailable_images: std::collections::BTreeSet<String>,
+}
+
 /// The simulated world of one Rollout.
 pub struct World {
     pub ro: Rollout,
@@ -48,6 +60,14 @@ pub struct World {
     pub pods: Vec<k8s_openapi::api::core::v1::Pod>,
     /// The object a `workloadRef` names (none by default).
     pub workload: Option<serde_json::Value>,
+    /// How pods behave (see [`SimOptions`]).
+    pub options: SimOptions,
+    /// Caps on available pods by pod-template hash ([`World::cap_available`]).
+    caps: std::collections::BTreeMap<String, i32>,
+    /// Each ReplicaSet's `spec.replicas` when the last round ended, and when the round
+    /// before it ended (those pods become available in the next round).
+    last_round: std::collections::BTreeMap<String, i32>,
+    settled: std::collections::BTreeMap<String, i32>,
     created: i64,
 }
 
@@ -71,8 +91,14 @@ pub fn rollout(replicas: i32, steps: serde_json::Value) -> Rollout {
 }
 
 impl World {
-    /// A world holding `ro` and the Services its spec names, at a fixed time.
+    /// A world holding `ro` and the Services its spec names, at a fixed time, with the
+    /// default pod behaviour.
     pub fn new(ro: Rollout) -> World {
+        World::with_options(ro, SimOptions::default())
+    }
+
+    /// [`World::new`] with pods behaving as `options` says.
+    pub fn with_options(ro: Rollout, options: SimOptions) -> World {
         let services = super::service_names(&ro)
             .into_iter()
             .map(|name| Service {
@@ -95,6 +121,10 @@ impl World {
             templates: Vec::new(),
             pods: Vec::new(),
             workload: None,
+            options,
+            caps: Default::default(),
+            last_round: Default::default(),
+            settled: Default::default(),
             created: 0,
         }
     }
@@ -118,33 +148,72 @@ impl World {
         plan(&obs, self.now)
     }
 
-    /// Pods of an image whose tag contains `bad` never become available.
-    fn healthy_image(rs: &ReplicaSet) -> bool {
+    /// Whether the pods of `rs` can become available (their image is not one of
+    /// [`SimOptions::unavailable_images`]).
+    fn can_become_available(&self, rs: &ReplicaSet) -> bool {
         let image = rs
             .spec
             .as_ref()
             .and_then(|s| s.template.as_ref())
             .and_then(|t| t.spec.as_ref())
-            .and_then(|s| s.containers.first()?.image.clone())
+            .and_then(|s| s.containers.first()?.image.as_deref())
             .unwrap_or_default();
-        !image.contains("bad")
+        !self.options.unavailable_images.contains(image)
     }
 
-    fn set_available(rs: &mut ReplicaSet, available: bool) {
-        let spec = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
-        let good = if available { spec } else { 0 };
-        rs.status = Some(ReplicaSetStatus {
-            replicas: spec,
-            ready_replicas: Some(good),
-            available_replicas: Some(good),
-            observed_generation: rs.metadata.generation,
-            ..Default::default()
-        });
+    /// The cap on the available pods of `rs` ([`World::cap_available`]; none by default).
+    fn cap_of(&self, rs: &ReplicaSet) -> i32 {
+        rs.labels()
+            .get(DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY)
+            .and_then(|h| self.caps.get(h))
+            .copied()
+            .unwrap_or(i32::MAX)
     }
 
-    /// Applies one plan; returns whether anything was written.
+    /// The pods that existed when the round before last ended become available (up to the
+    /// caps, unless their image never does); returns whether any did.
+    fn mature_pods(&mut self) -> bool {
+        let mut changed = false;
+        for i in 0..self.rss.len() {
+            let rs = &self.rss[i];
+            if !self.can_become_available(rs) {
+                continue;
+            }
+            let old = self.settled.get(&rs.name_any()).copied().unwrap_or(0);
+            let spec = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+            let target = spec.min(old).min(self.cap_of(rs));
+            let st = self.rss[i].status.get_or_insert_with(Default::default);
+            let was = st.available_replicas.unwrap_or(0);
+            if target > was {
+                changed = true;
+                st.available_replicas = Some(target);
+                st.ready_replicas = Some(target);
+            }
+        }
+        changed
+    }
+
+    /// Whether some pods are still on their way to becoming available.
+    fn pods_pending(&self) -> bool {
+        self.rss.iter().any(|rs| {
+            let spec = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+            let available = rs
+                .status
+                .as_ref()
+                .and_then(|s| s.available_replicas)
+                .unwrap_or(0);
+            self.can_become_available(rs) && available < spec.min(self.cap_of(rs))
+        })
+    }
+
+    /// One round: the plan (computed from the world as the previous round left it) is
+    /// applied, and the pods that existed before the previous round's writes become
+    /// available. So pods scaled up in round N are unavailable to the plan of round N+1 and
+    /// still after its writes (a plan that counts on them before they are available shows in
+    /// the world), and available from round N+2. Returns whether anything changed or pods are
+    /// still to become available.
     pub fn apply(&mut self, plan: Plan) -> bool {
-        let mut wrote = false;
+        let mut wrote = self.mature_pods();
         for e in plan.effects {
             wrote = true;
             self.writes += 1;
@@ -158,15 +227,20 @@ impl World {
                             .map(Time);
                     rs.metadata.uid = Some(format!("rs-uid-{}", self.created));
                     rs.metadata.generation = Some(1);
-                    let avail = Self::healthy_image(&rs);
-                    Self::set_available(&mut rs, avail);
+                    // Its pods start unavailable.
+                    rs.status = Some(ReplicaSetStatus {
+                        replicas: rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0),
+                        ready_replicas: Some(0),
+                        available_replicas: Some(0),
+                        observed_generation: rs.metadata.generation,
+                        ..Default::default()
+                    });
                     self.rss.push(rs);
                 }
                 Effect::PatchReplicaSet { name, patch } => {
                     let Some(rs) = self.rss.iter_mut().find(|r| r.name_any() == name) else {
                         continue;
                     };
-                    let avail = Self::healthy_image(rs);
                     let was = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
                     let was_avail = rs
                         .status
@@ -198,11 +272,10 @@ impl World {
                         };
                     }
                     let now = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
-                    // Existing healthy pods stay healthy; new ones follow the world's rule.
+                    // Available pods stay available (unavailable ones go first on a scale
+                    // down); new ones become available next round.
                     let good = if now <= was {
                         now.min(was_avail)
-                    } else if avail {
-                        now
                     } else {
                         was_avail
                     };
@@ -308,7 +381,17 @@ impl World {
             self.ro.status = Some(plan.status);
         }
         self.events.extend(plan.events);
-        wrote
+        self.settled = std::mem::replace(
+            &mut self.last_round,
+            self.rss
+                .iter()
+                .map(|rs| {
+                    let spec = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+                    (rs.name_any(), spec)
+                })
+                .collect(),
+        );
+        wrote || self.pods_pending()
     }
 
     /// Plans and applies until nothing is written; returns the number of rounds, or `None`
@@ -331,8 +414,9 @@ impl World {
     }
 
     /// Caps the available pods of the ReplicaSet with pod-template hash `hash` at `most` (some
-    /// of its pods never become available).
+    /// of its pods never become available), now and in later rounds.
     pub fn cap_available(&mut self, hash: &str, most: i32) {
+        self.caps.insert(hash.to_string(), most);
         for rs in &mut self.rss {
             let is = rs
                 .metadata

@@ -281,6 +281,7 @@ fn bad_canary_times_out_then_aborts() {
     ro.spec.progress_deadline_abort = Some(true);
     let mut w = World::new(ro);
     w.settle();
+    w.options.unavailable_images.insert("demo:v2-bad".into());
     w.set_image("demo:v2-bad");
     w.settle();
     assert_eq!(w.status().phase.as_deref(), Some("Progressing"));
@@ -569,6 +570,7 @@ fn blue_green_never_switches_active_to_unavailable_pods() {
     let mut w = World::new(blue_green(2, json!({})));
     w.settle();
     let v1 = w.status().stable_rs.unwrap();
+    w.options.unavailable_images.insert("demo:v2-bad".into());
     w.set_image("demo:v2-bad");
     w.settle();
     w.advance(3600);
@@ -739,6 +741,7 @@ fn istio_weight_waits_for_canary_pods() {
     let mut w = World::new(istio_rollout(4, json!([{"setWeight": 50}, {"pause": {}}])));
     with_vs(&mut w);
     w.settle();
+    w.options.unavailable_images.insert("demo:v2-bad".into());
     w.set_image("demo:v2-bad");
     w.settle();
     // The canary never becomes available: no traffic goes to it.
