@@ -528,6 +528,22 @@ impl<'a> Istio<'a> {
                 ));
             }
         }
+        // The weights kept as they are must be weights Istio accepts (0 to 100); anything
+        // else would be carried into the sums below.
+        for (i, (d, _)) in dests
+            .iter()
+            .zip(&roles)
+            .enumerate()
+            .filter(|(_, (_, r))| **r == Role::Additional)
+        {
+            let w = d.get("weight").and_then(as_int).unwrap_or(0);
+            if !(0..=100).contains(&w) {
+                return Err(TrafficError::invalid(
+                    format!("{label}.route[{i}].weight"),
+                    format!("{w} is not a weight from 0 to 100"),
+                ));
+            }
+        }
         let additional: i64 = dests
             .iter()
             .zip(&roles)
