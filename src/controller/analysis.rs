@@ -113,16 +113,6 @@ struct Context {
     failures: Mutex<HashMap<ObjectRef<AnalysisRun>, u32>>,
 }
 
-fn label_selector(instance_id: &Option<String>) -> String {
-    match instance_id {
-        Some(id) => format!(
-            "{}={id}",
-            crate::api::consts::LABEL_KEY_CONTROLLER_INSTANCE_ID
-        ),
-        None => format!("!{}", crate::api::consts::LABEL_KEY_CONTROLLER_INSTANCE_ID),
-    }
-}
-
 /// Runs the AnalysisRun controller until `shutdown` resolves.
 pub async fn run(
     client: Client,
@@ -172,7 +162,9 @@ pub async fn run(
         written_from: Mutex::new(HashMap::new()),
         failures: Mutex::new(HashMap::new()),
     });
-    let wc = watcher::Config::default().labels(&label_selector(&config.instance_id));
+    let wc = watcher::Config::default().labels(&crate::api::instance_selector(
+        config.instance_id.as_deref(),
+    ));
     Controller::new(runs, wc)
         .with_config(
             kube::runtime::controller::Config::default().concurrency(config.reconcile_concurrency),

@@ -226,16 +226,6 @@ pub struct Context {
     waits: Mutex<HashMap<ObjectRef<Rollout>, String>>,
 }
 
-fn label_selector(instance_id: &Option<String>) -> String {
-    match instance_id {
-        Some(id) => format!(
-            "{}={id}",
-            crate::api::consts::LABEL_KEY_CONTROLLER_INSTANCE_ID
-        ),
-        None => format!("!{}", crate::api::consts::LABEL_KEY_CONTROLLER_INSTANCE_ID),
-    }
-}
-
 fn api_for<K>(client: &Client, ns: &Option<String>) -> Api<K>
 where
     K: Resource<Scope = kube::core::NamespaceResourceScope>
@@ -264,7 +254,9 @@ pub async fn run(
     };
     let rs_api: Api<ReplicaSet> = api_for(&client, &config.namespace);
     let svc_api: Api<Service> = api_for(&client, &config.namespace);
-    let wc = watcher::Config::default().labels(&label_selector(&config.instance_id));
+    let wc = watcher::Config::default().labels(&crate::api::instance_selector(
+        config.instance_id.as_deref(),
+    ));
 
     let (rs_store, rs_writer) = reflector::store();
     let rs_stream = watcher(rs_api, watcher::Config::default())

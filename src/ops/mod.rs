@@ -265,14 +265,6 @@ impl Process {
     }
 }
 
-fn label_selector(instance_id: &Option<String>) -> String {
-    let key = crate::api::consts::LABEL_KEY_CONTROLLER_INSTANCE_ID;
-    match instance_id {
-        Some(id) => format!("{key}={id}"),
-        None => format!("!{key}"),
-    }
-}
-
 /// The controllers, until `stop` resolves: the Rollout controller, the AnalysisRun controller
 /// and the AnalysisRun cache the `analysis_run_*` gauges are computed from.
 async fn controllers(
@@ -323,7 +315,8 @@ async fn controllers(
     let (reader, writer) = reflector::store::<AnalysisRun>();
     metrics.attach_runs(reader);
     let runs = async move {
-        let wc = watcher::Config::default().labels(&label_selector(&opts.instance_id));
+        let wc = watcher::Config::default()
+            .labels(&crate::api::instance_selector(opts.instance_id.as_deref()));
         let stream = watcher(runs_api, wc)
             .default_backoff()
             .reflect(writer)

@@ -102,6 +102,31 @@ pub mod consts {
     pub const SCALE_DOWN_PROGRESSIVELY: &str = "progressively";
 }
 
+/// The label selector of the objects a controller instance owns (upstream's sharding): those
+/// labelled with its instance id, or, without one, those that lack the label.
+pub fn instance_selector(instance_id: Option<&str>) -> String {
+    let key = consts::LABEL_KEY_CONTROLLER_INSTANCE_ID;
+    match instance_id {
+        Some(id) => format!("{key}={id}"),
+        None => format!("!{key}"),
+    }
+}
+
+#[cfg(test)]
+mod instance_selector_tests {
+    #[test]
+    fn selects_the_instance_or_unlabelled_objects() {
+        assert_eq!(
+            super::instance_selector(Some("a")),
+            "argo-rollouts.argoproj.io/controller-instance-id=a"
+        );
+        assert_eq!(
+            super::instance_selector(None),
+            "!argo-rollouts.argoproj.io/controller-instance-id"
+        );
+    }
+}
+
 /// Upstream's defaults for unset fields (applied by the controller, not by the API server).
 pub mod defaults {
     /// `spec.replicas`.
