@@ -589,36 +589,42 @@ fn analysis_run_infos(model: &Model) -> Vec<AnalysisRunInfo> {
     out
 }
 
-/// Upstream's `Images`: images of ReplicaSets with pods, with their (sorted) stack tags,
-/// sorted by image.
+/// Upstream's `Images`: images of ReplicaSets with pods, sorted by image, with their stack
+/// tags. As upstream's `mergeImageAndTags`: one ReplicaSet's tags in the order canary, stable,
+/// active, preview (a blue-green stable is `(stable, active)`); tags merged from several
+/// ReplicaSets running the same image are sorted (`mergeTags`).
 fn images(replica_sets: &[ReplicaSetInfo]) -> Vec<ImageInfo> {
-    let mut out: Vec<(String, BTreeSet<String>)> = Vec::new();
+    let mut out: Vec<ImageInfo> = Vec::new();
     for rs in replica_sets.iter().filter(|rs| rs.replicas > 0) {
-        let mut tags = BTreeSet::new();
-        for (on, t) in [
+        let tags: Vec<String> = [
             (rs.canary, tag::CANARY),
             (rs.stable, tag::STABLE),
             (rs.active, tag::ACTIVE),
             (rs.preview, tag::PREVIEW),
-        ] {
-            if on {
-                tags.insert(t.to_string());
-            }
-        }
+        ]
+        .into_iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, t)| t.to_string())
+        .collect();
         for image in &rs.images {
-            match out.iter_mut().find(|(i, _)| i == image) {
-                Some((_, existing)) => existing.extend(tags.iter().cloned()),
-                None => out.push((image.clone(), tags.clone())),
+            match out.iter_mut().find(|i| &i.image == image) {
+                Some(existing) => {
+                    let merged: BTreeSet<String> = existing
+                        .tags
+                        .drain(..)
+                        .chain(tags.iter().cloned())
+                        .collect();
+                    existing.tags = merged.into_iter().collect();
+                }
+                None => out.push(ImageInfo {
+                    image: image.clone(),
+                    tags: tags.clone(),
+                }),
             }
         }
+        out.sort_by(|a, b| a.image.cmp(&b.image));
     }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out.into_iter()
-        .map(|(image, tags)| ImageInfo {
-            image,
-            tags: tags.into_iter().collect(),
-        })
-        .collect()
+    out
 }
 
 /// Upstream's actual weight for a canary, out of `maxTrafficWeight` (100 unless set): the full
@@ -771,6 +777,43 @@ impl ListLine {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn image_tags_follow_upstreams_order() {
+        let rs = |image: &str, stable, canary, active, preview| ReplicaSetInfo {
+            replicas: 1,
+            stable,
+            canary,
+            active,
+            preview,
+            images: vec![image.to_string()],
+            ..Default::default()
+        };
+        let tags = |rss: &[ReplicaSetInfo]| {
+            images(rss)
+                .into_iter()
+                .map(|i| format!("{} ({})", i.image, i.tags.join(", ")))
+                .collect::<Vec<_>>()
+        };
+        // One ReplicaSet: canary, stable, active, preview order (upstream's `Images`).
+        assert_eq!(
+            tags(&[rs("app:v1", true, false, true, false)]),
+            ["app:v1 (stable, active)"]
+        );
+        assert_eq!(
+            tags(&[rs("app:v1", true, true, false, false)]),
+            ["app:v1 (canary, stable)"]
+        );
+        // Two ReplicaSets running one image: the tags merged and sorted (`mergeTags`).
+        assert_eq!(
+            tags(&[
+                rs("app:v2", false, false, false, true),
+                rs("app:v2", true, false, true, false),
+                rs("app:v1", false, true, false, false),
+            ]),
+            ["app:v1 (canary)", "app:v2 (active, preview, stable)"]
+        );
+    }
 
     fn ro(v: serde_json::Value) -> Rollout {
         serde_json::from_value(v).unwrap()
