@@ -1,6 +1,10 @@
 //! Figures for the README (`cargo bench --bench controller`): planner speed, and, against the
 //! local control plane, API writes for an unchanged Rollout and the time from a trigger to
-//! the controller's next write. Prints numbers; asserts nothing about time.
+//! the controller's next write. Prints numbers; asserts nothing about time. Every wait has a
+//! timeout: a controller that never gets there fails the run instead of hanging it.
+//!
+//! `cargo bench` passes `--bench`; `cargo test --all-targets` (the test gate) runs this binary
+//! without it, and then it returns at once: figures are not tests.
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
@@ -85,7 +89,21 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-async fn wait_status<F: Fn(&Rollout) -> bool>(api: &Api<Rollout>, f: F) -> Instant {
+/// How long any one wait may take before the run fails.
+const WAIT: Duration = Duration::from_secs(120);
+
+/// `fut`, or a panic naming `what` after [`WAIT`].
+async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(WAIT, fut)
+        .await
+        .unwrap_or_else(|_| panic!("timed out after {WAIT:?} waiting for {what}"))
+}
+
+async fn wait_status<F: Fn(&Rollout) -> bool>(api: &Api<Rollout>, what: &str, f: F) -> Instant {
+    within(what, wait_status_forever(api, f)).await
+}
+
+async fn wait_status_forever<F: Fn(&Rollout) -> bool>(api: &Api<Rollout>, f: F) -> Instant {
     let mut stream = watcher::watcher(
         api.clone(),
         watcher::Config::default().fields("metadata.name=bench"),
@@ -98,11 +116,19 @@ async fn wait_status<F: Fn(&Rollout) -> bool>(api: &Api<Rollout>, f: F) -> Insta
             return Instant::now();
         }
     }
-    Instant::now()
+    panic!("the Rollout watch ended")
 }
 
 /// When a ReplicaSet running `image` first has all its replicas available (seen by a watcher).
 async fn wait_rs_available(api: &Api<ReplicaSet>, image: &str) -> Instant {
+    within(
+        &format!("a ReplicaSet of {image} to be available"),
+        wait_rs_available_forever(api, image),
+    )
+    .await
+}
+
+async fn wait_rs_available_forever(api: &Api<ReplicaSet>, image: &str) -> Instant {
     let mut stream = watcher::watcher(api.clone(), watcher::Config::default()).boxed();
     while let Some(ev) = stream.next().await {
         if let Ok(Event::Apply(rs) | Event::InitApply(rs)) = ev {
@@ -123,7 +149,7 @@ async fn wait_rs_available(api: &Api<ReplicaSet>, image: &str) -> Instant {
             }
         }
     }
-    Instant::now()
+    panic!("the ReplicaSet watch ended")
 }
 
 fn idx(ro: &Rollout) -> Option<i32> {
@@ -150,7 +176,7 @@ async fn cluster_figures() {
     tokio::spawn(async move { controller::run(c, cfg, futures::future::pending(), w).await });
     let api: Api<Rollout> = ns.api();
     ns.apply(RO).await;
-    wait_status(&api, |ro| {
+    wait_status(&api, "the first deploy to be Healthy", |ro| {
         ro.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Healthy")
     })
     .await;
@@ -182,7 +208,7 @@ async fn cluster_figures() {
         let stepped = tokio::spawn({
             let api = api.clone();
             async move {
-                wait_status(&api, |ro| {
+                wait_status(&api, "the pause after the first setWeight", |ro| {
                     idx(ro) == Some(1)
                         && ro.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Paused")
                 })
@@ -208,20 +234,29 @@ async fn cluster_figures() {
         )
         .await
         .unwrap();
-        let t1 = wait_status(&api, |ro| idx(ro).is_some_and(|i| i >= 2)).await;
+        let t1 = wait_status(&api, "the step after promote", |ro| {
+            idx(ro).is_some_and(|i| i >= 2)
+        })
+        .await;
         promote_lat.push(t1 - t0);
         // Trigger: a pause deadline. Measured: the step-completing write vs. the deadline.
-        let paused = loop {
-            let ro = api.get("bench").await.unwrap();
-            let st = ro.status.clone().unwrap_or_default();
-            if idx(&ro) == Some(3)
-                && let Some(pc) = st.pause_conditions.as_ref().and_then(|p| p.first())
-            {
-                break pc.start_time.clone().unwrap();
+        let paused = within("the timed pause at step 3", async {
+            loop {
+                let ro = api.get("bench").await.unwrap();
+                let st = ro.status.clone().unwrap_or_default();
+                if idx(&ro) == Some(3)
+                    && let Some(pc) = st.pause_conditions.as_ref().and_then(|p| p.first())
+                {
+                    break pc.start_time.clone().unwrap();
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
-        wait_status(&api, |ro| idx(ro).is_some_and(|i| i >= 4)).await;
+        })
+        .await;
+        wait_status(&api, "the end of the timed pause", |ro| {
+            idx(ro).is_some_and(|i| i >= 4)
+        })
+        .await;
         let wrote = k8s_openapi::jiff::Timestamp::now();
         let deadline = paused.0 + k8s_openapi::jiff::SignedDuration::from_secs(2);
         deadline_late.push(deadline.duration_until(wrote).as_secs_f64());
@@ -232,7 +267,7 @@ async fn cluster_figures() {
         )
         .await
         .unwrap();
-        wait_status(&api, |ro| {
+        wait_status(&api, "Healthy after promoteFull", |ro| {
             ro.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Healthy")
         })
         .await;
@@ -275,6 +310,12 @@ async fn cluster_figures() {
 }
 
 fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!(
+            "benches/controller.rs prints figures under `cargo bench --bench controller`; nothing to test"
+        );
+        return;
+    }
     planner_speed();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
