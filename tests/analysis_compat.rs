@@ -22,21 +22,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 fn corpus() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/compat/argo-rollouts");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    if std::env::var("ROLLOUTS_REQUIRE_COMPAT").as_deref() == Ok("1") {
-        panic!(
-            "compat corpus missing at {} (ROLLOUTS_REQUIRE_COMPAT=1)",
-            dir.display()
-        );
-    }
-    eprintln!(
-        "NOTICE: compat corpus not found at {}; skipping",
-        dir.display()
-    );
-    None
+    xtask::testkit::compat_corpus()
 }
 
 fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {

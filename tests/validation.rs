@@ -47,18 +47,7 @@ const EXCEPTIONS: &[(&str, &str, &str)] = &[
 const PLACEHOLDER_VALUE: &str = "placeholder";
 
 fn corpus() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/compat/argo-rollouts");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    let required = std::env::var("ROLLOUTS_REQUIRE_COMPAT").is_ok_and(|v| v == "1");
-    assert!(
-        !required,
-        "ROLLOUTS_REQUIRE_COMPAT=1 but the compat corpus is missing at {}",
-        dir.display()
-    );
-    eprintln!("compat corpus not found at {}; skipping", dir.display());
-    None
+    xtask::testkit::compat_corpus()
 }
 
 fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {

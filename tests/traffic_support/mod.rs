@@ -144,13 +144,5 @@ pub fn only_patch(changes: &[ObjectChange], key: &ObjectKey) -> Value {
 /// The upstream compatibility corpus, or `None` (with a notice) when it is absent, unless
 /// `ROLLOUTS_REQUIRE_COMPAT=1`.
 pub fn compat_corpus() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/compat/argo-rollouts");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    if std::env::var("ROLLOUTS_REQUIRE_COMPAT").as_deref() == Ok("1") {
-        panic!("compat corpus not found at {}", dir.display());
-    }
-    eprintln!("compat corpus not found at {}; skipping", dir.display());
-    None
+    xtask::testkit::compat_corpus()
 }

@@ -465,3 +465,25 @@ pub async fn diagnostics(client: &Client, ns: &str) -> String {
     }
     s
 }
+
+/// Upstream Argo Rollouts' compatibility corpus (`../shared/compat/argo-rollouts` beside the
+/// checkout; not part of the repository), the one place every test finds it. `None`, with a
+/// printed notice, where it is absent, unless `ROLLOUTS_REQUIRE_COMPAT=1` (as `cargo xtask
+/// test` sets when the corpus is there): then absence fails the test.
+pub fn compat_corpus() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/compat/argo-rollouts");
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    if std::env::var("ROLLOUTS_REQUIRE_COMPAT").as_deref() == Ok("1") {
+        panic!(
+            "ROLLOUTS_REQUIRE_COMPAT=1 but the compat corpus is missing at {}",
+            dir.display()
+        );
+    }
+    eprintln!(
+        "NOTICE: compat corpus not found at {}; skipping",
+        dir.display()
+    );
+    None
+}
