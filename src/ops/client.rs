@@ -314,6 +314,8 @@ mod tests {
         assert!(b.try_take(later).is_err());
     }
 
+    /// The limiter spaces requests: a lower bound, which load only makes easier to meet (how
+    /// fast it goes is not asserted).
     #[tokio::test]
     async fn rate_limit_service_spaces_requests() {
         use tower::ServiceExt;
@@ -325,11 +327,9 @@ mod tests {
         for _ in 0..6 {
             let _ = svc.ready().await.unwrap().call(Request::new(())).await;
         }
-        // 2 at once, then 4 more at 5/s.
+        // 2 at once, then 4 more at 5/s: at least 4 × 200 ms (less a little for the
+        // timer's rounding).
         let elapsed = t0.elapsed();
-        assert!(
-            elapsed >= Duration::from_millis(780) && elapsed <= Duration::from_millis(1500),
-            "{elapsed:?}"
-        );
+        assert!(elapsed >= Duration::from_millis(780), "{elapsed:?}");
     }
 }
