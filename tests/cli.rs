@@ -231,13 +231,44 @@ fn plan_of_a_blue_green() {
     let text = plan_text(&fixtures().join("plan/bluegreen.yaml"), None);
     assert!(text.contains("Strategy:         BlueGreen"), "{text}");
     assert!(!text.contains("maxSurge"), "{text}");
-    assert!(
-        !text.contains("setWeight") && !text.contains("rolling update"),
-        "{text}"
-    );
-    assert!(
-        text.contains("refuses this Rollout")
-            || text.contains("done: new version active and stable"),
+    // The timeline itself: the preview scales up beside the active version (2 + 2 pods,
+    // the 2 old ones still serving), then the update is promoted and done.
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("AT "))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .map(|l| {
+            l.split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            vec![
+                "0s",
+                "-",
+                "preview: new version scaling up",
+                "0%",
+                "2",
+                "2",
+                "4",
+                "2"
+            ],
+            vec![
+                "0s",
+                "-",
+                "done: new version active and stable",
+                "100%",
+                "0",
+                "2",
+                "4",
+                "4"
+            ],
+        ],
         "{text}"
     );
 }
