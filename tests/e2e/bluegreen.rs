@@ -69,33 +69,86 @@ fn spec_of(rss: &[k8s_openapi::api::apps::v1::ReplicaSet], hash: &str) -> i32 {
         .map_or(-1, spec_replicas)
 }
 
-/// Upstream's `examples/rollout-bluegreen.yaml` through a manual promotion, with the Services'
-/// selectors and endpoints checked before and after, and the old ReplicaSet kept for the
-/// scale-down delay (30 s) before it goes to 0.
+/// The project's own blue-green manifest (no corpus needed) through a manual promotion, with
+/// the Services' selectors and endpoints checked before and after, and the old ReplicaSet
+/// kept for its `scaleDownDelaySeconds` (10 s) before it goes to 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bluegreen_manual_promotion_keeps_the_old_replica_set_for_the_delay() {
+    manual_promotion_with_scale_down_delay(
+        "bg-manual",
+        &bg("autoPromotionEnabled: false\n      scaleDownDelaySeconds: 10"),
+        Names {
+            rollout: "bg",
+            active: "bg-active",
+            preview: "bg-preview",
+            replicas: 3,
+        },
+        "app:v2",
+        Duration::from_secs(10),
+    )
+    .await;
+}
+
+/// Upstream's `examples/rollout-bluegreen.yaml` (the compatibility corpus; skipped with a
+/// notice where it is absent) through the same manual promotion, with upstream's default
+/// scale-down delay (30 s).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_bluegreen_example_manual_promotion() {
     let Some(manifest) = compat_file("examples/rollout-bluegreen.yaml") else {
         return;
     };
-    let name = "rollout-bluegreen";
-    let (ns, _ctl) = setup("bg-example").await;
-    ns.apply(&manifest).await;
+    manual_promotion_with_scale_down_delay(
+        "bg-example",
+        &manifest,
+        Names {
+            rollout: "rollout-bluegreen",
+            active: "rollout-bluegreen-active",
+            preview: "rollout-bluegreen-preview",
+            replicas: 2,
+        },
+        "argoproj/rollouts-demo:green",
+        Duration::from_secs(30),
+    )
+    .await;
+}
+
+/// The objects of a blue-green manifest.
+struct Names {
+    rollout: &'static str,
+    active: &'static str,
+    preview: &'static str,
+    replicas: i32,
+}
+
+/// Deploys `manifest`, updates it to `image`, checks the Services and endpoints while paused,
+/// promotes, and checks that the previous ReplicaSet keeps its pods for `delay` after the
+/// promotion, then goes to 0.
+async fn manual_promotion_with_scale_down_delay(
+    test: &str,
+    manifest: &str,
+    names: Names,
+    image: &str,
+    delay: Duration,
+) {
+    let Names {
+        rollout: name,
+        active,
+        preview,
+        replicas,
+    } = names;
+    let (ns, _ctl) = setup(test).await;
+    ns.apply(manifest).await;
     let ro = wait_rollout(&ns, name, "Healthy", Duration::from_secs(60), is_healthy).await;
     let v1 = ro.status.clone().unwrap().stable_rs.unwrap();
     assert_eq!(bg_status(&ro), (v1.clone(), v1.clone()));
     ns.wait_for(
         "active endpoints on v1",
         Duration::from_secs(30),
-        || async {
-            Ok(
-                (endpoint_hashes(&ns, "rollout-bluegreen-active").await == vec![v1.clone()])
-                    .then_some(()),
-            )
-        },
+        || async { Ok((endpoint_hashes(&ns, active).await == vec![v1.clone()]).then_some(())) },
     )
     .await;
 
-    set_image(&ns, name, "argoproj/rollouts-demo:green").await;
+    set_image(&ns, name, image).await;
     let ro = wait_rollout(
         &ns,
         name,
@@ -109,53 +162,56 @@ async fn upstream_bluegreen_example_manual_promotion() {
     .await;
     let v2 = ro.status.clone().unwrap().current_pod_hash.unwrap();
     assert_eq!(bg_status(&ro), (v1.clone(), v2.clone()));
-    assert_eq!(selector(&ns, "rollout-bluegreen-active").await, v1);
-    assert_eq!(selector(&ns, "rollout-bluegreen-preview").await, v2);
+    assert_eq!(selector(&ns, active).await, v1);
+    assert_eq!(selector(&ns, preview).await, v2);
     ns.wait_for(
         "preview endpoints on v2, active still v1",
         Duration::from_secs(30),
         || async {
-            let ok = endpoint_hashes(&ns, "rollout-bluegreen-preview").await == vec![v2.clone()]
-                && endpoint_hashes(&ns, "rollout-bluegreen-active").await == vec![v1.clone()];
+            let ok = endpoint_hashes(&ns, preview).await == vec![v2.clone()]
+                && endpoint_hashes(&ns, active).await == vec![v1.clone()];
             Ok(ok.then_some(()))
         },
     )
     .await;
 
-    promote(&ns, name).await;
+    // The controller writes the promotion (and so starts the delay) after this instant.
     let promoted_at = Instant::now();
+    promote(&ns, name).await;
     let ro = wait_rollout(&ns, name, "promoted", Duration::from_secs(60), |ro, _| {
         ro.status.as_ref().and_then(|s| s.stable_rs.as_deref()) == Some(v2.as_str())
     })
     .await;
     assert_eq!(bg_status(&ro), (v2.clone(), v2.clone()));
-    assert_eq!(selector(&ns, "rollout-bluegreen-active").await, v2);
+    assert_eq!(selector(&ns, active).await, v2);
     ns.wait_for(
         "active endpoints on v2",
         Duration::from_secs(30),
-        || async {
-            Ok(
-                (endpoint_hashes(&ns, "rollout-bluegreen-active").await == vec![v2.clone()])
-                    .then_some(()),
-            )
-        },
+        || async { Ok((endpoint_hashes(&ns, active).await == vec![v2.clone()]).then_some(())) },
     )
     .await;
     // The previous ReplicaSet is still up, with its scale-down deadline.
     let rss = replica_sets(&ns, &ro).await;
-    assert_eq!(spec_of(&rss, &v1), 2);
+    assert_eq!(spec_of(&rss, &v1), replicas);
+    let old = rss.iter().find(|rs| hash_of(rs) == v1).unwrap();
+    assert!(
+        old.annotations().contains_key("scale-down-deadline"),
+        "no scale-down deadline on the previous ReplicaSet: {:?}",
+        old.annotations()
+    );
     let ro = wait_rollout(
         &ns,
         name,
         "old ReplicaSet scaled down after the delay",
-        Duration::from_secs(60),
+        delay + Duration::from_secs(60),
         |_, rss| spec_of(rss, &v1) == 0,
     )
     .await;
+    // Not before the delay (the deadline is written in whole seconds: 1 s of slack).
     let waited = promoted_at.elapsed();
     assert!(
-        waited >= Duration::from_secs(25),
-        "scaled down after only {waited:?} (delay 30s)"
+        waited + Duration::from_secs(1) >= delay,
+        "scaled down after only {waited:?} (delay {delay:?})"
     );
     assert!(is_healthy(&ro, &replica_sets(&ns, &ro).await));
 }

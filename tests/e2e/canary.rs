@@ -4,7 +4,8 @@ use crate::common::*;
 use kube::ResourceExt;
 use rollouts::api::Rollout;
 use std::collections::BTreeSet;
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 const NAME: &str = "canary-demo";
@@ -123,10 +124,10 @@ async fn seeds_scenario_update_pause_promote_complete() {
         );
     }
 
-    // An unchanged Rollout costs no writes.
+    // An unchanged Rollout costs no writes (over 10 s, as the README says).
     tokio::time::sleep(Duration::from_secs(2)).await;
     let before = ctl.writes.total();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
     assert_eq!(ctl.writes.total(), before, "writes while nothing changed");
     ctl.stop().await;
 }
@@ -358,16 +359,61 @@ async fn bad_canary_hits_progress_deadline_and_aborts() {
     assert_eq!(ro.status.unwrap().abort, Some(true));
 }
 
-/// A command written while reconciles run is never overwritten: abort lands between our
-/// reads and writes many times over, and always wins.
+/// The controller's status writes are held 500 ms before they are sent (a slow network), and
+/// their answers counted.
+#[derive(Default)]
+struct SlowStatusWrites {
+    /// Told when a status write starts its wait.
+    started: tokio::sync::Notify,
+    conflicts: AtomicU64,
+}
+
+impl SlowStatusWrites {
+    fn is_status_write(method: &http::Method, uri: &http::Uri) -> bool {
+        method == http::Method::PATCH
+            && uri.path().contains("/rollouts/")
+            && uri.path().ends_with("/status")
+    }
+}
+
+impl Tap for SlowStatusWrites {
+    fn before(&self, method: &http::Method, uri: &http::Uri) -> Duration {
+        if Self::is_status_write(method, uri) {
+            self.started.notify_one();
+            Duration::from_millis(500)
+        } else {
+            Duration::ZERO
+        }
+    }
+    fn after(&self, method: &http::Method, uri: &http::Uri, status: http::StatusCode) -> Duration {
+        if Self::is_status_write(method, uri) && status == http::StatusCode::CONFLICT {
+            self.conflicts.fetch_add(1, Ordering::Relaxed);
+        }
+        Duration::ZERO
+    }
+}
+
+/// A command written while a reconcile's status write is in flight is never overwritten: the
+/// user's abort lands between the controller's read and its write (the write is held back
+/// to make sure), the write fails with a conflict (counted), and the abort wins.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_command_racing_reconciles_is_kept() {
-    let (ns, _ctl) = setup("canary-race").await;
+    init_logging();
+    crds_installed().await;
+    let ns = TestNs::new("canary-race").await;
+    let tap = Arc::new(SlowStatusWrites::default());
+    let client = tapped_client(tap.clone()).await;
+    let _ctl = start_controller_with(&ns, client);
     ns.apply(FAST).await;
     wait_rollout(&ns, "fast", "Healthy", Duration::from_secs(60), is_healthy).await;
+    let before = tap.conflicts.load(Ordering::Relaxed);
+    // Forget a status write from before the update (a stored notification).
+    let _ = tokio::time::timeout(Duration::from_millis(50), tap.started.notified()).await;
     set_image(&ns, "fast", "app:v2").await;
-    // Abort immediately, while the controller is busy creating and scaling the canary.
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // The controller's first status write for the update is on its way: abort now.
+    tokio::time::timeout(Duration::from_secs(30), tap.started.notified())
+        .await
+        .expect("no status write within 30 s of the update");
     abort(&ns, "fast").await;
     wait_rollout(
         &ns,
@@ -377,6 +423,10 @@ async fn user_command_racing_reconciles_is_kept() {
         |ro, rss| phase(ro).0 == "Degraded" && counts(ro, rss).2 == 4,
     )
     .await;
+    assert!(
+        tap.conflicts.load(Ordering::Relaxed) > before,
+        "the controller's stale status write did not conflict: the race was not exercised"
+    );
     for _ in 0..20 {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let ro = get_rollout(&ns, "fast").await;
@@ -757,49 +807,18 @@ async fn adopts_replica_sets_created_by_argo_rollouts() {
     ctl.stop().await;
 }
 
-/// A client whose ReplicaSet LISTs answer late (a slow or overloaded API server), to start a
-/// controller whose Rollout cache fills before its ReplicaSet cache.
-fn client_with_slow_replica_set_lists(config: kube::Config, delay: Duration) -> kube::Client {
-    use std::future::Future;
-    use std::pin::Pin;
-    use std::task::{Context, Poll};
+/// ReplicaSet LISTs answer late (a slow or overloaded API server), to start a controller whose
+/// Rollout cache fills before its ReplicaSet cache.
+struct SlowReplicaSetLists(Duration);
 
-    #[derive(Clone)]
-    struct SlowLists<S> {
-        inner: S,
-        delay: Duration,
-    }
-    impl<S, B> tower::Service<http::Request<B>> for SlowLists<S>
-    where
-        S: tower::Service<http::Request<B>>,
-        S::Future: Send + 'static,
-        S::Response: Send + 'static,
-        S::Error: Send + 'static,
-    {
-        type Response = S::Response;
-        type Error = S::Error;
-        type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
-        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-            self.inner.poll_ready(cx)
-        }
-        fn call(&mut self, req: http::Request<B>) -> Self::Future {
-            let slow = req.method() == http::Method::GET
-                && req.uri().path().ends_with("/replicasets")
-                && !req.uri().query().unwrap_or("").contains("watch=");
-            let delay = if slow { self.delay } else { Duration::ZERO };
-            let fut = self.inner.call(req);
-            Box::pin(async move {
-                let res = fut.await;
-                tokio::time::sleep(delay).await;
-                res
-            })
+impl Tap for SlowReplicaSetLists {
+    fn after(&self, method: &http::Method, uri: &http::Uri, _: http::StatusCode) -> Duration {
+        if is_list_of(method, uri, "replicasets") {
+            self.0
+        } else {
+            Duration::ZERO
         }
     }
-    let delay_layer = tower::layer::layer_fn(move |inner| SlowLists { inner, delay });
-    kube::client::ClientBuilder::try_from(config)
-        .expect("a client for the test cluster")
-        .with_layer(&delay_layer)
-        .build()
 }
 
 /// Safety under a slow API server: a controller (e.g. a new leader) that starts while an update
@@ -815,13 +834,7 @@ async fn controller_waits_for_its_replica_set_cache_before_acting() {
     ctl.stop().await;
     set_image(&ns, "fast", "app:v2").await;
 
-    let kc = kube::config::Kubeconfig::read_from(&xtask::testkit::cluster().kubeconfig)
-        .expect("the test kubeconfig");
-    let config =
-        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-            .await
-            .expect("a config for the test cluster");
-    let slow = client_with_slow_replica_set_lists(config, Duration::from_secs(4));
+    let slow = tapped_client(Arc::new(SlowReplicaSetLists(Duration::from_secs(4)))).await;
     let _ctl = start_controller_with(&ns, slow);
     let ro = wait_rollout(
         &ns,
@@ -868,7 +881,11 @@ async fn ephemeral_metadata_moves_onto_running_pods_on_promotion() {
     use k8s_openapi::api::core::v1::Pod;
     use kube::api::ListParams;
     use std::collections::BTreeMap;
-    let (ns, ctl) = setup("canary-ephemeral").await;
+    init_logging();
+    crds_installed().await;
+    let ns = TestNs::new("canary-ephemeral").await;
+    let pod_lists = Arc::new(PodLists::default());
+    let ctl = start_controller_with(&ns, tapped_client(pod_lists.clone()).await);
     let pods_by_hash = || async {
         let mut out: BTreeMap<String, Vec<Pod>> = BTreeMap::new();
         for p in ns
@@ -968,12 +985,36 @@ async fn ephemeral_metadata_moves_onto_running_pods_on_promotion() {
         },
     )
     .await;
-    // Steady state again: no writes (and no pod listing) once the record is current.
+    // The pods were listed while they had to be relabelled.
+    assert!(
+        pod_lists.0.load(Ordering::Relaxed) > 0,
+        "the controller never listed the pods it relabelled"
+    );
+    // Steady state again: no writes and no pod listing once the record is current (over
+    // 10 s, resyncs included).
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let before = ctl.writes.total();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(ctl.writes.total(), before, "writes while nothing changed");
+    let (writes, lists) = (ctl.writes.total(), pod_lists.0.load(Ordering::Relaxed));
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(ctl.writes.total(), writes, "writes while nothing changed");
+    assert_eq!(
+        pod_lists.0.load(Ordering::Relaxed),
+        lists,
+        "pods listed while nothing changed"
+    );
     ctl.stop().await;
+}
+
+/// Counts the pod LISTs a controller makes.
+#[derive(Default)]
+struct PodLists(AtomicU64);
+
+impl Tap for PodLists {
+    fn before(&self, method: &http::Method, uri: &http::Uri) -> Duration {
+        if is_list_of(method, uri, "pods") {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+        Duration::ZERO
+    }
 }
 
 const WORKLOAD: &str = r#"
@@ -1330,4 +1371,86 @@ spec:
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(service_hash(&ns, "fast-stable").await, v1, "still named");
     ctl.stop().await;
+}
+
+/// A Rollout `NAME` (app label `NAME`), with the controller-instance-id label `LABEL` (a
+/// whole line, or nothing).
+const SHARDED: &str = r#"
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata:
+  name: NAME
+  LABEL
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: NAME}}
+  template:
+    metadata: {labels: {app: NAME}}
+    spec:
+      containers: [{name: app, image: "app:v1"}]
+  strategy:
+    canary:
+      steps: [{setWeight: 50}, {pause: {}}]
+"#;
+
+fn sharded(name: &str, instance_id: Option<&str>) -> String {
+    let label = match instance_id {
+        Some(id) => format!("labels: {{argo-rollouts.argoproj.io/controller-instance-id: {id}}}"),
+        None => String::new(),
+    };
+    SHARDED.replace("NAME", name).replace("LABEL", &label)
+}
+
+/// Sharding by `--instance-id`: a controller with an instance id acts only on objects with
+/// that label; one without acts only on unlabelled objects. Neither touches the others'.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instance_id_controllers_act_only_on_their_own_rollouts() {
+    init_logging();
+    crds_installed().await;
+    let ns = TestNs::new("canary-instance-id").await;
+    let config = |instance_id: Option<&str>| rollouts::controller::Config {
+        namespace: Some(ns.name.clone()),
+        instance_id: instance_id.map(str::to_string),
+        ..Default::default()
+    };
+    ns.apply(&sharded("mine", Some("shard-a"))).await;
+    ns.apply(&sharded("theirs", Some("shard-b"))).await;
+    ns.apply(&sharded("unlabelled", None)).await;
+    let untouched = |name: &'static str| {
+        let ns = &ns;
+        async move {
+            let ro = get_rollout(ns, name).await;
+            assert_eq!(ro.status, None, "{name} was reconciled: {:?}", ro.status);
+            assert!(
+                replica_sets(ns, &ro).await.is_empty(),
+                "{name} got a ReplicaSet"
+            );
+        }
+    };
+
+    let a = start_controller_config(ns.client.clone(), config(Some("shard-a")));
+    wait_rollout(&ns, "mine", "Healthy", Duration::from_secs(60), is_healthy).await;
+    // The controller has listed everything by now; give it a while longer to misbehave.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    untouched("theirs").await;
+    untouched("unlabelled").await;
+    a.stop().await;
+
+    let default = start_controller_config(ns.client.clone(), config(None));
+    wait_rollout(
+        &ns,
+        "unlabelled",
+        "Healthy",
+        Duration::from_secs(60),
+        is_healthy,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    untouched("theirs").await;
+    // Nor does it take over the shard's Rollout: an update of `mine` stays unplanned.
+    set_image(&ns, "mine", "app:v2").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let ro = get_rollout(&ns, "mine").await;
+    assert_eq!(replica_sets(&ns, &ro).await.len(), 1, "mine was updated");
+    default.stop().await;
 }

@@ -605,3 +605,91 @@ async fn get_says_why_the_rollout_is_waiting() {
     )
     .await;
 }
+
+/// A child process killed (and reaped) when dropped, also when the test panics.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `get rollout --watch` redraws when the Rollout changes: off a terminal each view is printed
+/// after the last, so the output first shows the pause, then (after a promote made
+/// elsewhere) the Healthy Rollout, without the command being run again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_watch_redraws_when_the_rollout_changes() {
+    use std::io::Read;
+    use std::sync::{Arc, Mutex};
+    let (ns, _ctl) = setup("cli-get-watch").await;
+    ns.apply(MANIFEST).await;
+    wait_rollout(&ns, NAME, "Healthy", Duration::from_secs(60), is_healthy).await;
+    set_image(&ns, NAME, "argoproj/rollouts-demo:yellow").await;
+    wait_status(&ns, "Paused - CanaryPauseStep", Duration::from_secs(60)).await;
+
+    let mut child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_kubectl-rollouts"))
+            .args(["-n", &ns.name, "get", "rollout", NAME, "--watch"])
+            .env("KUBECONFIG", &testkit::cluster().kubeconfig)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting get --watch"),
+    );
+    let output = Arc::new(Mutex::new(String::new()));
+    let mut stdout = child.0.stdout.take().unwrap();
+    let sink = output.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    let text = || output.lock().unwrap().clone();
+    until(&output, "the paused view", Duration::from_secs(30), |t| {
+        t.contains("Status:          ॥ Paused") && t.contains("  Step:          1/6")
+    })
+    .await;
+    promote(&ns, NAME).await;
+    until(&output, "a Healthy view", Duration::from_secs(60), |t| {
+        t.contains("Status:          ✔ Healthy")
+    })
+    .await;
+    drop(child);
+    let t = text();
+    let paused = t.find("॥ Paused").unwrap();
+    let healthy = t.rfind("✔ Healthy").unwrap();
+    assert!(paused < healthy, "the views out of order:\n{t}");
+    assert!(
+        t.matches("Name:            cli-demo").count() >= 2,
+        "one view only:\n{t}"
+    );
+}
+
+/// Waits (at most `timeout`) until the output so far satisfies `done`.
+async fn until(
+    output: &std::sync::Mutex<String>,
+    what: &str,
+    timeout: Duration,
+    done: impl Fn(&str) -> bool,
+) {
+    let start = Instant::now();
+    loop {
+        let text = output.lock().unwrap().clone();
+        if done(&text) {
+            return;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "get --watch never showed {what} within {timeout:?}; it printed:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

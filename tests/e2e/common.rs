@@ -35,13 +35,28 @@ pub struct Ctl {
 }
 
 impl Ctl {
-    /// Stops the controller and waits for it to finish.
+    /// Stops the controller and waits until it has finished: a graceful stop first; a
+    /// controller that has not stopped within 10 s is aborted, and the abort awaited, so no
+    /// task of it runs after this returns. (A test that needs the old controller gone would
+    /// otherwise pass without testing anything.)
     pub async fn stop(mut self) {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
-        let task = std::mem::replace(&mut self.task, tokio::spawn(async {}));
-        let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        let mut task = std::mem::replace(&mut self.task, tokio::spawn(async {}));
+        match tokio::time::timeout(Duration::from_secs(10), &mut task).await {
+            Ok(done) => done.expect("the controller task panicked"),
+            Err(_) => {
+                eprintln!("the controller did not stop within 10 s: aborting it");
+                task.abort();
+                match tokio::time::timeout(Duration::from_secs(10), task).await {
+                    Ok(Err(e)) if e.is_cancelled() => {}
+                    Ok(Err(e)) => panic!("the controller task panicked: {e}"),
+                    Ok(Ok(())) => {}
+                    Err(_) => panic!("the aborted controller task did not end within 10 s"),
+                }
+            }
+        }
     }
 }
 
@@ -61,12 +76,19 @@ pub fn start_controller(ns: &TestNs) -> Ctl {
 
 /// [`start_controller`] with a client of the test's choosing (e.g. one that injects faults).
 pub fn start_controller_with(ns: &TestNs, client: kube::Client) -> Ctl {
+    start_controller_config(
+        client,
+        controller::Config {
+            namespace: Some(ns.name.clone()),
+            ..Default::default()
+        },
+    )
+}
+
+/// A controller with a client and a configuration of the test's choosing.
+pub fn start_controller_config(client: kube::Client, config: controller::Config) -> Ctl {
     let writes = Arc::new(WriteCounters::default());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let config = controller::Config {
-        namespace: Some(ns.name.clone()),
-        ..Default::default()
-    };
     let w = writes.clone();
     let task = tokio::spawn(async move {
         controller::run(
@@ -277,21 +299,7 @@ pub async fn event_reasons(ns: &TestNs, object: &str) -> Vec<String> {
 /// part of the repository): `None`, with a notice, where it is absent, unless
 /// `ROLLOUTS_REQUIRE_COMPAT=1` (then absence fails the test).
 pub fn compat_corpus() -> Option<std::path::PathBuf> {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/compat/argo-rollouts");
-    if p.is_dir() {
-        return Some(p);
-    }
-    if std::env::var("ROLLOUTS_REQUIRE_COMPAT").as_deref() == Ok("1") {
-        panic!(
-            "compat corpus not found at {} (required in this run)",
-            p.display()
-        );
-    }
-    eprintln!(
-        "NOTICE: compat corpus not found at {}; skipping",
-        p.display()
-    );
-    None
+    testkit::compat_corpus()
 }
 
 /// One file of the compatibility corpus (see [`compat_corpus`]); a missing file in a present
@@ -302,4 +310,84 @@ pub fn compat_file(relative: &str) -> Option<String> {
         std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("reading {}: {e}", path.display())),
     )
+}
+
+/// What a [`tapped_client`] does around each request: delays, and what it was told.
+pub trait Tap: Send + Sync + 'static {
+    /// How long to hold the request before it is sent.
+    fn before(&self, _method: &http::Method, _uri: &http::Uri) -> Duration {
+        Duration::ZERO
+    }
+    /// Told the response's status; how long to hold the response before it is returned.
+    fn after(
+        &self,
+        _method: &http::Method,
+        _uri: &http::Uri,
+        _status: http::StatusCode,
+    ) -> Duration {
+        Duration::ZERO
+    }
+}
+
+/// A client for the test cluster whose requests and responses pass through `tap` (a slow or
+/// overloaded API server, or a count of what the controller asked for).
+pub async fn tapped_client(tap: Arc<dyn Tap>) -> kube::Client {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    struct Tapped<S> {
+        inner: S,
+        tap: Arc<dyn Tap>,
+    }
+    impl<S, B, RB> tower::Service<http::Request<B>> for Tapped<S>
+    where
+        S: tower::Service<http::Request<B>, Response = http::Response<RB>>,
+        S::Future: Send + 'static,
+        S::Error: Send + 'static,
+        RB: Send + 'static,
+    {
+        type Response = S::Response;
+        type Error = S::Error;
+        type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+            self.inner.poll_ready(cx)
+        }
+        fn call(&mut self, req: http::Request<B>) -> Self::Future {
+            let (method, uri) = (req.method().clone(), req.uri().clone());
+            let before = self.tap.before(&method, &uri);
+            let tap = self.tap.clone();
+            // The inner future sends the request only when first polled.
+            let fut = self.inner.call(req);
+            Box::pin(async move {
+                tokio::time::sleep(before).await;
+                let res = fut.await;
+                if let Ok(r) = &res {
+                    tokio::time::sleep(tap.after(&method, &uri, r.status())).await;
+                }
+                res
+            })
+        }
+    }
+    let kc = kube::config::Kubeconfig::read_from(&testkit::cluster().kubeconfig)
+        .expect("the test kubeconfig");
+    let config =
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await
+            .expect("a config for the test cluster");
+    let layer = tower::layer::layer_fn(move |inner| Tapped {
+        inner,
+        tap: tap.clone(),
+    });
+    kube::client::ClientBuilder::try_from(config)
+        .expect("a client for the test cluster")
+        .with_layer(&layer)
+        .build()
+}
+
+/// Whether a request is a LIST (a GET of a collection that is not a watch) of `resource`.
+pub fn is_list_of(method: &http::Method, uri: &http::Uri, resource: &str) -> bool {
+    method == http::Method::GET
+        && uri.path().ends_with(&format!("/{resource}"))
+        && !uri.query().unwrap_or("").contains("watch=")
 }

@@ -679,20 +679,127 @@ fn istio_manifest_without_gateway(relative: &str) -> Option<String> {
     )
 }
 
-/// Upstream's header-routing e2e manifest: a managed header route is added at the top of the
-/// VirtualService, changed by a later step, removed by a step without `match`, and all managed
-/// routes are gone at the end.
+/// The objects of an Istio host-split manifest with managed routes.
+struct Routed {
+    rollout: &'static str,
+    vs: &'static str,
+    canary: &'static str,
+    stable: &'static str,
+}
+
+const UPSTREAM_ROUTED: Routed = Routed {
+    rollout: "rollouts-demo",
+    vs: "rollouts-demo-vsvc",
+    canary: "canary-service",
+    stable: "stable-service",
+};
+
+const OWN_ROUTED: Routed = Routed {
+    rollout: "routed",
+    vs: "routed",
+    canary: "routed-canary",
+    stable: "routed-stable",
+};
+
+/// The project's own host-split manifest with managed routes: two Services, a VirtualService
+/// whose `primary` route the Rollout weights, and `STEPS` (the `managedRoutes` and steps).
+const ROUTED: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: routed-canary}
+spec:
+  selector: {app: routed}
+  ports: [{name: http, port: 80, targetPort: 8080, protocol: TCP}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: routed-stable}
+spec:
+  selector: {app: routed}
+  ports: [{name: http, port: 80, targetPort: 8080, protocol: TCP}]
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: VirtualService
+metadata: {name: routed}
+spec:
+  hosts: [routed.example]
+  http:
+  - name: primary
+    route:
+    - destination: {host: routed-stable}
+      weight: 100
+    - destination: {host: routed-canary}
+      weight: 0
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: routed}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: routed}}
+  template:
+    metadata: {labels: {app: routed}}
+    spec:
+      containers: [{name: app, image: "routed:v1", ports: [{name: http, containerPort: 8080, protocol: TCP}]}]
+  strategy:
+    canary:
+      canaryService: routed-canary
+      stableService: routed-stable
+      trafficRouting:
+        istio:
+          virtualService: {name: routed, routes: [primary]}
+STEPS
+"#;
+
+/// The project's own header-routing manifest: the same sequence as upstream's e2e test (a
+/// header route added, changed by a later step, removed by a step without `match`).
+const OWN_HEADER_STEPS: &str = r#"        managedRoutes: [{name: by-agent}]
+      steps:
+      - setWeight: 20
+      - setHeaderRoute:
+          name: by-agent
+          match: [{headerName: agent, headerValue: {regex: "firefox(.*)"}}]
+      - pause: {}
+      - setHeaderRoute:
+          name: by-agent
+          match: [{headerName: agent, headerValue: {regex: "chrome(.*)"}}]
+      - pause: {}
+      - setWeight: 40
+      - setHeaderRoute: {name: by-agent}
+      - pause: {}"#;
+
+/// Header routes on the project's own manifest (runs on a clean clone).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn istio_header_route_added_changed_removed() {
+    let manifest = ROUTED.replace("STEPS", OWN_HEADER_STEPS);
+    header_route_added_changed_removed("istio-header", &manifest, &OWN_ROUTED, "by-agent").await;
+}
+
+/// Header routes on upstream's header-routing e2e manifest (the compatibility corpus; skipped
+/// with a notice where it is absent).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_istio_header_route_example() {
     let Some(manifest) =
         istio_manifest_without_gateway("test/e2e/header-routing/istio-hr-host.yaml")
     else {
         return;
     };
+    header_route_added_changed_removed(
+        "istio-header-up",
+        &manifest,
+        &UPSTREAM_ROUTED,
+        "set-header-1",
+    )
+    .await;
+}
+
+/// A managed header route `route` is added at the top of the VirtualService, changed by a later
+/// step, removed by a step without `match`, and all managed routes are gone at the end.
+async fn header_route_added_changed_removed(test: &str, manifest: &str, n: &Routed, route: &str) {
     istio_crds().await;
-    let (ns, _ctl) = setup("istio-header").await;
-    ns.apply(&manifest).await;
-    let name = "rollouts-demo";
+    let (ns, _ctl) = setup(test).await;
+    ns.apply(manifest).await;
+    let name = n.rollout;
     wait_rollout(&ns, name, "Healthy", Duration::from_secs(60), is_healthy).await;
     let first_route = |v: &Value| v["spec"]["http"][0].clone();
     set_image(&ns, name, "nginx:1.20-alpine").await;
@@ -704,23 +811,16 @@ async fn istio_header_route_added_changed_removed() {
         |ro, _| phase(ro).0 == "Paused" && phase(ro).2 == Some(2),
     )
     .await;
-    let v = vs(&ns, "rollouts-demo-vsvc").await;
+    let v = vs(&ns, n.vs).await;
     let r = first_route(&v);
-    assert_eq!(r["name"], "set-header-1", "{v:#}");
+    assert_eq!(r["name"], route, "{v:#}");
     assert_eq!(
         r["match"][0]["headers"]["agent"]["regex"], "firefox(.*)",
         "{v:#}"
     );
-    assert_eq!(r["route"][0]["destination"]["host"], "canary-service");
+    assert_eq!(r["route"][0]["destination"]["host"], n.canary);
     assert_eq!(
-        weights(
-            &ns,
-            "rollouts-demo-vsvc",
-            "primary",
-            "canary-service",
-            "stable-service"
-        )
-        .await,
+        weights(&ns, n.vs, "primary", n.canary, n.stable).await,
         (20, 80)
     );
 
@@ -733,7 +833,8 @@ async fn istio_header_route_added_changed_removed() {
         |ro, _| phase(ro).0 == "Paused" && phase(ro).2 == Some(4),
     )
     .await;
-    let v = vs(&ns, "rollouts-demo-vsvc").await;
+    let v = vs(&ns, n.vs).await;
+    assert_eq!(first_route(&v)["name"], route, "{v:#}");
     assert_eq!(
         first_route(&v)["match"][0]["headers"]["agent"]["regex"],
         "chrome(.*)",
@@ -749,24 +850,17 @@ async fn istio_header_route_added_changed_removed() {
         |ro, _| phase(ro).0 == "Paused" && phase(ro).2 == Some(7),
     )
     .await;
-    let v = vs(&ns, "rollouts-demo-vsvc").await;
+    let v = vs(&ns, n.vs).await;
     assert!(
         v["spec"]["http"]
             .as_array()
             .unwrap()
             .iter()
-            .all(|r| r["name"] != "set-header-1"),
+            .all(|r| r["name"] != route),
         "route not removed: {v:#}"
     );
     assert_eq!(
-        weights(
-            &ns,
-            "rollouts-demo-vsvc",
-            "primary",
-            "canary-service",
-            "stable-service"
-        )
-        .await,
+        weights(&ns, n.vs, "primary", n.canary, n.stable).await,
         (40, 60)
     );
 
@@ -777,34 +871,88 @@ async fn istio_header_route_added_changed_removed() {
     })
     .await;
     ns.wait_for("0/100 and one route", Duration::from_secs(30), || async {
-        let v = vs(&ns, "rollouts-demo-vsvc").await;
-        let n = v["spec"]["http"].as_array().map_or(0, Vec::len);
-        let w = weights(
-            &ns,
-            "rollouts-demo-vsvc",
-            "primary",
-            "canary-service",
-            "stable-service",
-        )
-        .await;
-        Ok((n == 1 && w == (0, 100)).then_some(()))
+        let v = vs(&ns, n.vs).await;
+        let count = v["spec"]["http"].as_array().map_or(0, Vec::len);
+        let w = weights(&ns, n.vs, "primary", n.canary, n.stable).await;
+        Ok((count == 1 && w == (0, 100)).then_some(()))
     })
     .await;
 }
 
-/// Upstream's mirror-route e2e manifest: two managed mirror routes in `managedRoutes` order at
-/// the top, one changed then removed, all gone at the end.
+/// The project's own mirror-route manifest: two managed mirror routes (the second only for
+/// GETs, at 80%), the first changed then removed, as in upstream's e2e test.
+const OWN_MIRROR_STEPS: &str = r#"        managedRoutes: [{name: mirror-all}, {name: mirror-gets}]
+      steps:
+      - setWeight: 20
+      - setMirrorRoute:
+          name: mirror-all
+          percentage: 100
+          match: [{path: {prefix: /}}]
+      - setMirrorRoute:
+          name: mirror-gets
+          percentage: 80
+          match: [{path: {prefix: /}, method: {exact: GET}}]
+      - pause: {}
+      - setMirrorRoute:
+          name: mirror-all
+          percentage: 100
+          match: [{path: {prefix: /rewrite}}]
+      - pause: {}
+      - setWeight: 40
+      - setMirrorRoute: {name: mirror-all}
+      - pause: {}"#;
+
+/// Mirror routes on the project's own manifest (runs on a clean clone).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn istio_mirror_routes_added_changed_removed() {
+    let manifest = ROUTED.replace("STEPS", OWN_MIRROR_STEPS);
+    mirror_routes_added_changed_removed(
+        "istio-mirror",
+        &manifest,
+        &OWN_ROUTED,
+        ["mirror-all", "mirror-gets"],
+    )
+    .await;
+}
+
+/// Mirror routes on upstream's mirror-route e2e manifest (the compatibility corpus; skipped
+/// with a notice where it is absent).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_istio_mirror_route_example() {
     let Some(manifest) =
         istio_manifest_without_gateway("test/e2e/mirror-route/istio-mirror-host.yaml")
     else {
         return;
     };
+    mirror_routes_added_changed_removed(
+        "istio-mirror-up",
+        &manifest,
+        &UPSTREAM_ROUTED,
+        ["mirror-route-1", "mirror-route-2"],
+    )
+    .await;
+}
+
+/// Two managed mirror routes in `managedRoutes` order at the top, the first changed then
+/// removed, all gone at the end.
+async fn mirror_routes_added_changed_removed(
+    test: &str,
+    manifest: &str,
+    n: &Routed,
+    [first, second]: [&str; 2],
+) {
     istio_crds().await;
-    let (ns, _ctl) = setup("istio-mirror").await;
-    ns.apply(&manifest).await;
-    let name = "rollouts-demo";
+    let (ns, _ctl) = setup(test).await;
+    ns.apply(manifest).await;
+    let name = n.rollout;
+    let route_names = |v: &Value| -> Vec<String> {
+        v["spec"]["http"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
     wait_rollout(&ns, name, "Healthy", Duration::from_secs(60), is_healthy).await;
     set_image(&ns, name, "nginx:1.20-alpine").await;
     wait_rollout(
@@ -815,24 +963,15 @@ async fn istio_mirror_routes_added_changed_removed() {
         |ro, _| phase(ro).0 == "Paused" && phase(ro).2 == Some(3),
     )
     .await;
-    let v = vs(&ns, "rollouts-demo-vsvc").await;
-    let names: Vec<String> = v["spec"]["http"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["name"].as_str().unwrap_or_default().to_string())
-        .collect();
-    assert_eq!(
-        names,
-        ["mirror-route-1", "mirror-route-2", "primary"],
-        "{v:#}"
-    );
-    assert_eq!(
-        v["spec"]["http"][0]["mirror"]["host"], "canary-service",
-        "{v:#}"
-    );
+    let v = vs(&ns, n.vs).await;
+    assert_eq!(route_names(&v), [first, second, "primary"], "{v:#}");
+    assert_eq!(v["spec"]["http"][0]["mirror"]["host"], n.canary, "{v:#}");
     assert_eq!(
         v["spec"]["http"][1]["mirrorPercentage"]["value"], 80.0,
+        "{v:#}"
+    );
+    assert_eq!(
+        v["spec"]["http"][1]["match"][0]["method"]["exact"], "GET",
         "{v:#}"
     );
     promote(&ns, name).await;
@@ -844,7 +983,8 @@ async fn istio_mirror_routes_added_changed_removed() {
         |ro, _| phase(ro).0 == "Paused" && phase(ro).2 == Some(5),
     )
     .await;
-    let v = vs(&ns, "rollouts-demo-vsvc").await;
+    let v = vs(&ns, n.vs).await;
+    assert_eq!(v["spec"]["http"][0]["name"], first, "{v:#}");
     assert_eq!(
         v["spec"]["http"][0]["match"][0]["uri"]["prefix"], "/rewrite",
         "{v:#}"
@@ -858,50 +998,135 @@ async fn istio_mirror_routes_added_changed_removed() {
         |ro, _| phase(ro).0 == "Paused" && phase(ro).2 == Some(8),
     )
     .await;
-    let v = vs(&ns, "rollouts-demo-vsvc").await;
-    let names: Vec<&str> = v["spec"]["http"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|r| r["name"].as_str())
-        .collect();
-    assert_eq!(names, ["mirror-route-2", "primary"], "{v:#}");
+    let v = vs(&ns, n.vs).await;
+    assert_eq!(route_names(&v), [second, "primary"], "{v:#}");
     promote(&ns, name).await;
     ns.wait_for(
         "managed routes removed at the end",
         Duration::from_secs(60),
         || async {
-            let v = vs(&ns, "rollouts-demo-vsvc").await;
-            let names: Vec<String> = v["spec"]["http"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter_map(|r| r["name"].as_str().map(str::to_string))
-                .collect();
-            Ok((names == ["primary"]).then_some(()))
+            let v = vs(&ns, n.vs).await;
+            Ok((route_names(&v) == ["primary"]).then_some(()))
         },
     )
     .await;
 }
 
-/// Upstream's subset-split e2e manifest: the DestinationRule's canary and stable subsets carry
-/// the pod-template hashes, and the VirtualService weights the subsets.
+/// The objects of an Istio subset-split manifest.
+struct Subsets {
+    rollout: &'static str,
+    vs: &'static str,
+    dr: &'static str,
+    /// The weight of the first `setWeight` step (a `pause: {}` follows it).
+    weight: i64,
+}
+
+/// The project's own subset-split manifest: one Service, a VirtualService weighting its
+/// `stable` and `canary` subsets, a DestinationRule defining them.
+const OWN_SUBSETS: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: subsets}
+spec:
+  selector: {app: subsets}
+  ports: [{name: http, port: 80, targetPort: 8080, protocol: TCP}]
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: VirtualService
+metadata: {name: subsets}
+spec:
+  hosts: [subsets]
+  http:
+  - name: primary
+    route:
+    - destination: {host: subsets, subset: stable}
+      weight: 100
+    - destination: {host: subsets, subset: canary}
+      weight: 0
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: DestinationRule
+metadata: {name: subsets}
+spec:
+  host: subsets
+  subsets:
+  - name: stable
+    labels: {app: subsets}
+  - name: canary
+    labels: {app: subsets}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: subsets}
+spec:
+  replicas: 4
+  selector: {matchLabels: {app: subsets}}
+  template:
+    metadata: {labels: {app: subsets}}
+    spec:
+      containers: [{name: app, image: "subsets:v1", ports: [{name: http, containerPort: 8080, protocol: TCP}]}]
+  strategy:
+    canary:
+      trafficRouting:
+        istio:
+          virtualService: {name: subsets, routes: [primary]}
+          destinationRule: {name: subsets, canarySubsetName: canary, stableSubsetName: stable}
+      steps:
+      - setWeight: 25
+      - pause: {}
+"#;
+
+/// Subset split on the project's own manifest (runs on a clean clone), through promotion.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn istio_subset_split_destination_rule_hashes() {
+    subset_split(
+        "istio-subset",
+        OWN_SUBSETS,
+        &Subsets {
+            rollout: "subsets",
+            vs: "subsets",
+            dr: "subsets",
+            weight: 25,
+        },
+    )
+    .await;
+}
+
+/// Subset split on upstream's e2e manifest (the compatibility corpus; skipped with a notice
+/// where it is absent).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_istio_subset_split_example() {
     let Some(manifest) = compat_file("test/e2e/istio/istio-subset-split.yaml") else {
         return;
     };
+    subset_split(
+        "istio-subset-up",
+        &manifest,
+        &Subsets {
+            rollout: "istio-subset-split",
+            vs: "istio-subset-split-vsvc",
+            dr: "istio-subset-split-destrule",
+            weight: 10,
+        },
+    )
+    .await;
+}
+
+/// The DestinationRule's canary and stable subsets carry the pod-template hashes, the
+/// VirtualService weights the subsets; after promotion both subsets select the new version and
+/// the stable subset takes all traffic.
+async fn subset_split(test: &str, manifest: &str, n: &Subsets) {
     istio_crds().await;
-    let (ns, _ctl) = setup("istio-subset").await;
-    ns.apply(&manifest).await;
-    let name = "istio-subset-split";
+    let (ns, _ctl) = setup(test).await;
+    ns.apply(manifest).await;
+    let name = n.rollout;
     let ro = wait_rollout(&ns, name, "Healthy", Duration::from_secs(60), is_healthy).await;
     let v1 = ro.status.unwrap().stable_rs.unwrap();
     set_image(&ns, name, "nginx:1.20-alpine").await;
     let ro = wait_rollout(
         &ns,
         name,
-        "paused at 10%",
+        "paused at the first step",
         Duration::from_secs(60),
         |ro, _| phase(ro).0 == "Paused",
     )
@@ -913,34 +1138,59 @@ async fn istio_subset_split_destination_rule_hashes() {
     );
     let api: kube::Api<DynamicObject> =
         kube::Api::namespaced_with(ns.client.clone(), &ns.name, &ar);
-    let dr = serde_json::to_value(api.get("istio-subset-split-destrule").await.unwrap()).unwrap();
-    let subset_hash = |n: &str| {
-        dr["spec"]["subsets"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["name"] == n)
-            .map(|s| {
-                s["labels"]["rollouts-pod-template-hash"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string()
-            })
-            .unwrap_or_default()
+    let subset_hashes = || async {
+        let dr = serde_json::to_value(api.get(n.dr).await.unwrap()).unwrap();
+        let of = |s: &str| {
+            dr["spec"]["subsets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|x| x["name"] == s)
+                .and_then(|x| x["labels"]["rollouts-pod-template-hash"].as_str())
+                .unwrap_or_default()
+                .to_string()
+        };
+        (of("canary"), of("stable"), dr)
     };
-    assert_eq!(subset_hash("canary"), v2, "{dr:#}");
-    assert_eq!(subset_hash("stable"), v1, "{dr:#}");
-    let v = vs(&ns, "istio-subset-split-vsvc").await;
-    let route = &v["spec"]["http"][0]["route"];
-    let w = |subset: &str| {
-        route
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|d| d["destination"]["subset"] == subset)
-            .and_then(|d| d["weight"].as_i64())
+    let subset_weights = || async {
+        let v = vs(&ns, n.vs).await;
+        let w = |subset: &str| {
+            v["spec"]["http"][0]["route"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|d| d["destination"]["subset"] == subset)
+                .and_then(|d| d["weight"].as_i64())
+        };
+        (w("canary"), w("stable"), v)
     };
-    assert_eq!((w("canary"), w("stable")), (Some(10), Some(90)), "{v:#}");
+    let (canary, stable, dr) = subset_hashes().await;
+    assert_eq!((canary, stable), (v2.clone(), v1.clone()), "{dr:#}");
+    let (c, s, v) = subset_weights().await;
+    assert_eq!((c, s), (Some(n.weight), Some(100 - n.weight)), "{v:#}");
+
+    promote(&ns, name).await;
+    wait_rollout(
+        &ns,
+        name,
+        "Healthy on v2",
+        Duration::from_secs(60),
+        |ro, rss| {
+            is_healthy(ro, rss)
+                && ro.status.as_ref().and_then(|s| s.stable_rs.as_deref()) == Some(&v2)
+        },
+    )
+    .await;
+    ns.wait_for(
+        "both subsets on v2, all traffic to stable",
+        Duration::from_secs(30),
+        || async {
+            let (canary, stable, _) = subset_hashes().await;
+            let (c, s, _) = subset_weights().await;
+            Ok((canary == v2 && stable == v2 && (c, s) == (Some(0), Some(100))).then_some(()))
+        },
+    )
+    .await;
 }
 
 const ALB: &str = r#"
@@ -992,8 +1242,13 @@ spec:
 
 /// The canary weight of the ALB forward action on the `alb` Ingress.
 async fn alb_weights(ns: &TestNs) -> Option<(i64, i64)> {
+    alb_weights_of(ns, "alb").await
+}
+
+/// The (canary, stable) weights of the ALB forward action on an Ingress.
+async fn alb_weights_of(ns: &TestNs, ingress: &str) -> Option<(i64, i64)> {
     use k8s_openapi::api::networking::v1::Ingress;
-    let ing = ns.api::<Ingress>().get("alb").await.ok()?;
+    let ing = ns.api::<Ingress>().get(ingress).await.ok()?;
     let a = ing.metadata.annotations?;
     let action: serde_json::Value =
         serde_json::from_str(a.get("alb.ingress.kubernetes.io/actions.alb-stable")?).ok()?;
@@ -1062,6 +1317,57 @@ async fn alb_forward_action_weights_per_step() {
     .await;
 }
 
+/// ALB with several Ingresses (`ingresses`): each one's forward action carries the step's
+/// weights, and each goes back to 0/100 on promotion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alb_several_ingresses_all_carry_the_weights() {
+    let second = r#"
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: alb-internal}
+spec:
+  ingressClassName: alb
+  rules:
+  - host: internal.example
+    http:
+      paths:
+      - path: /
+        pathType: Prefix
+        backend: {service: {name: alb-stable, port: {name: use-annotation}}}
+"#;
+    let manifest = ALB.replace(
+        "alb: {ingress: alb, servicePort: 80}",
+        "alb: {ingresses: [alb, alb-internal], servicePort: 80}",
+    ) + second;
+    let (ns, _ctl) = setup("alb-several").await;
+    ns.apply(&manifest).await;
+    wait_rollout(&ns, "alb", "Healthy", Duration::from_secs(60), is_healthy).await;
+    set_image(&ns, "alb", "alb:v2").await;
+    wait_rollout(
+        &ns,
+        "alb",
+        "paused at 30%",
+        Duration::from_secs(60),
+        |ro, _| phase(ro).0 == "Paused",
+    )
+    .await;
+    for ing in ["alb", "alb-internal"] {
+        assert_eq!(alb_weights_of(&ns, ing).await, Some((30, 70)), "{ing}");
+    }
+    promote(&ns, "alb").await;
+    ns.wait_for(
+        "both actions back at 0/100",
+        Duration::from_secs(60),
+        || async {
+            let a = alb_weights_of(&ns, "alb").await;
+            let b = alb_weights_of(&ns, "alb-internal").await;
+            Ok((a == Some((0, 100)) && b == Some((0, 100))).then_some(()))
+        },
+    )
+    .await;
+}
+
 const TRAEFIK: &str = r#"
 apiVersion: v1
 kind: Service
@@ -1101,7 +1407,7 @@ spec:
       stableService: tr-stable
       trafficRouting:
         traefik: {weightedTraefikServiceName: tr}
-      steps: [{setWeight: 25}, {pause: {}}]
+      steps: [{setWeight: 25}, {pause: {}}, {setWeight: 60}, {pause: {}}]
 "#;
 
 /// (canary, stable) weights in the TraefikService.
@@ -1123,24 +1429,27 @@ async fn traefik_weights(ns: &TestNs) -> Option<(i64, i64)> {
     Some((weight("tr-canary")?, weight("tr-stable")?))
 }
 
-/// Traefik: the weights of the two Services in the TraefikService follow the steps.
+/// Traefik: the weights of the two Services in the TraefikService follow each step.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traefik_weighted_service_per_step() {
     istio_crds().await;
     let (ns, _ctl) = setup("traefik").await;
     ns.apply(TRAEFIK).await;
     wait_rollout(&ns, "tr", "Healthy", Duration::from_secs(60), is_healthy).await;
+    assert_eq!(traefik_weights(&ns).await, Some((0, 100)));
     set_image(&ns, "tr", "tr:v2").await;
-    wait_rollout(
-        &ns,
-        "tr",
-        "paused at 25%",
-        Duration::from_secs(60),
-        |ro, _| phase(ro).0 == "Paused",
-    )
-    .await;
-    assert_eq!(traefik_weights(&ns).await, Some((25, 75)));
-    promote(&ns, "tr").await;
+    for (step, weights) in [(1, (25, 75)), (3, (60, 40))] {
+        wait_rollout(
+            &ns,
+            "tr",
+            &format!("paused at step {step}"),
+            Duration::from_secs(60),
+            |ro, _| phase(ro).0 == "Paused" && phase(ro).2 == Some(step),
+        )
+        .await;
+        assert_eq!(traefik_weights(&ns).await, Some(weights), "step {step}");
+        promote(&ns, "tr").await;
+    }
     wait_rollout(
         &ns,
         "tr",
@@ -1159,4 +1468,65 @@ async fn traefik_weighted_service_per_step() {
         || async { Ok((traefik_weights(&ns).await == Some((0, 100))).then_some(())) },
     )
     .await;
+}
+
+/// Traefik's newer `traefik.io` group is not built: a Rollout whose TraefikService exists
+/// only there is blocked with a Warning naming the `traefik.containo.us` TraefikService it
+/// did not find, and the `traefik.io` object is left as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traefik_io_service_is_not_found_and_left_alone() {
+    istio_crds().await;
+    // A TraefikService CRD in the traefik.io group (the tests' CRD, regrouped).
+    let crd = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/crds/traefik-traefikservice-crd.yaml"),
+    )
+    .unwrap()
+    .replace("traefik.containo.us", "traefik.io");
+    let dir = std::env::temp_dir().join(format!("rollouts-traefik-io-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("crd.yaml"), crd).unwrap();
+    testkit::install_crds(&testkit::client().await, &dir)
+        .await
+        .expect("installing the traefik.io CRD");
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let (ns, _ctl) = setup("traefik-io").await;
+    let manifest = TRAEFIK.replace(
+        "apiVersion: traefik.containo.us/v1alpha1",
+        "apiVersion: traefik.io/v1alpha1",
+    );
+    ns.apply(&manifest).await;
+    let ro = wait_rollout(
+        &ns,
+        "tr",
+        "blocked on the missing TraefikService",
+        Duration::from_secs(30),
+        |ro, _| phase(ro).1.contains("TraefikService"),
+    )
+    .await;
+    let reasons = event_reasons(&ns, "tr").await;
+    assert!(
+        reasons.iter().any(|r| r == "TraefikServiceNotFound"),
+        "no TraefikServiceNotFound event: {reasons:?}"
+    );
+    assert!(
+        phase(&ro).1.contains("not found"),
+        "status message: {:?}",
+        phase(&ro).1
+    );
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("traefik.io", "v1alpha1", "TraefikService"),
+        "traefikservices",
+    );
+    let api: kube::Api<DynamicObject> =
+        kube::Api::namespaced_with(ns.client.clone(), &ns.name, &ar);
+    let obj = api.get("tr").await.expect("the traefik.io TraefikService");
+    assert_eq!(
+        obj.data["spec"]["weighted"]["services"],
+        serde_json::json!([
+            {"name": "tr-stable", "port": 80, "weight": 100},
+            {"name": "tr-canary", "port": 80, "weight": 0}
+        ]),
+        "the traefik.io object was changed"
+    );
 }
