@@ -363,7 +363,9 @@ async fn bad_canary_hits_progress_deadline_and_aborts() {
 /// their answers counted.
 #[derive(Default)]
 struct SlowStatusWrites {
-    /// Told when a status write starts its wait.
+    /// Set by the test: the next status write notifies `started` (and clears it).
+    armed: std::sync::atomic::AtomicBool,
+    /// Told when a status write starts its wait, once armed.
     started: tokio::sync::Notify,
     conflicts: AtomicU64,
 }
@@ -379,7 +381,9 @@ impl SlowStatusWrites {
 impl Tap for SlowStatusWrites {
     fn before(&self, method: &http::Method, uri: &http::Uri) -> Duration {
         if Self::is_status_write(method, uri) {
-            self.started.notify_one();
+            if self.armed.swap(false, Ordering::SeqCst) {
+                self.started.notify_one();
+            }
             Duration::from_millis(500)
         } else {
             Duration::ZERO
@@ -395,7 +399,10 @@ impl Tap for SlowStatusWrites {
 
 /// A command written while a reconcile's status write is in flight is never overwritten: the
 /// user's abort lands between the controller's read and its write (the write is held back
-/// to make sure), the write fails with a conflict (counted), and the abort wins.
+/// to make sure), the write fails with a conflict (counted), and the abort wins. (The abort
+/// is sent once the update is recorded in the status: an abort the controller reads together
+/// with a spec change it has not recorded yet is cleared by that update, as upstream's
+/// `resetRolloutStatus` does.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_command_racing_reconciles_is_kept() {
     init_logging();
@@ -405,12 +412,27 @@ async fn user_command_racing_reconciles_is_kept() {
     let client = tapped_client(tap.clone()).await;
     let _ctl = start_controller_with(&ns, client);
     ns.apply(FAST).await;
-    wait_rollout(&ns, "fast", "Healthy", Duration::from_secs(60), is_healthy).await;
+    let ro = wait_rollout(&ns, "fast", "Healthy", Duration::from_secs(60), is_healthy).await;
+    let v1 = ro.status.unwrap().stable_rs.unwrap();
     let before = tap.conflicts.load(Ordering::Relaxed);
-    // Forget a status write from before the update (a stored notification).
-    let _ = tokio::time::timeout(Duration::from_millis(50), tap.started.notified()).await;
     set_image(&ns, "fast", "app:v2").await;
-    // The controller's first status write for the update is on its way: abort now.
+    // The update is recorded; the controller is busy scaling the canary and will write its
+    // status again.
+    wait_rollout(
+        &ns,
+        "fast",
+        "the update recorded",
+        Duration::from_secs(30),
+        |ro, _| {
+            ro.status
+                .as_ref()
+                .and_then(|s| s.current_pod_hash.as_deref())
+                .is_some_and(|h| h != v1)
+        },
+    )
+    .await;
+    tap.armed.store(true, Ordering::SeqCst);
+    // A status write computed before the abort is on its way: abort now.
     tokio::time::timeout(Duration::from_secs(30), tap.started.notified())
         .await
         .expect("no status write within 30 s of the update");
