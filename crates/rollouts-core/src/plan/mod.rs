@@ -260,4 +260,6 @@ mod parity_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod upstream_scenarios;
+#[cfg(test)]
 mod wait_tests;
