@@ -117,7 +117,15 @@ pub(crate) async fn publish_events(
             },
             reason: ev.reason.clone(),
             note: Some(ev.message.chars().take(1000).collect()),
-            action: ev.reason.clone(),
+            // The recorder folds events of the same reason and action into one series (a
+            // count on the first event). Upstream's recorder folds only identical messages, so
+            // "updated to revision 2" is an event of its own beside "... revision 1": the
+            // action carries the message (the API allows 128 characters).
+            action: if ev.message.is_empty() {
+                ev.reason.clone()
+            } else {
+                ev.message.chars().take(128).collect()
+            },
             secondary: None,
         };
         if let Err(e) = recorder.publish(&kev, reference).await {
