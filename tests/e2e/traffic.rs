@@ -363,17 +363,24 @@ async fn upstream_istio_host_split_example() {
         },
     )
     .await;
-    assert_eq!(
-        weights(
-            &ns,
-            "istio-host-split-vsvc",
-            "primary",
-            "istio-host-split-canary",
-            "istio-host-split-stable"
-        )
-        .await,
-        (0, 100)
-    );
+    // The weights go back to the stable Service on the reconcile that sees the promotion
+    // complete (as upstream), which may follow the Healthy status write.
+    ns.wait_for(
+        "VirtualService back to 0/100",
+        Duration::from_secs(20),
+        || async {
+            let w = weights(
+                &ns,
+                "istio-host-split-vsvc",
+                "primary",
+                "istio-host-split-canary",
+                "istio-host-split-stable",
+            )
+            .await;
+            Ok((w == (0, 100)).then_some(()))
+        },
+    )
+    .await;
 }
 
 const NGINX: &str = r#"
