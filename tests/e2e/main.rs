@@ -15,3 +15,7 @@ mod ops;
 mod provider_analysis;
 mod rollout_analysis;
 mod traffic;
+mod upstream_bluegreen;
+mod upstream_canary;
+mod upstream_fixtures;
+mod upstream_functional;

@@ -1,0 +1,471 @@
+//! Ports of upstream's `test/e2e/functional_test.go` (9f8d111) that need no mesh: abort/retry,
+//! good-to-bad, bad-to-good and bad-to-bad updates, blue-green updates, scale-down delay and
+//! revision limit, progress deadline abort, scale-down on abort, and strategy switches, with
+//! upstream's expected counts and selectors. Manifests are the project's own, written after
+//! upstream's; the pod simulator's crash is an image tag containing `bad` (upstream runs
+//! `command: [/bad-command]`). Progress deadlines are shortened where the test is not about
+//! their length.
+
+use crate::common::*;
+use crate::upstream_fixtures::*;
+use serde_json::json;
+use std::time::Duration;
+
+fn canary_rollout(name: &str, replicas: i32, extra_spec: &str, canary: &str) -> String {
+    format!(
+        r#"
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {{name: {name}}}
+spec:
+  replicas: {replicas}
+{extra_spec}
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      containers: [{{name: {name}, image: "nginx:1.19-alpine"}}]
+  strategy:
+    canary:
+{canary}
+"#
+    )
+}
+
+fn image(name: &str, image: &str) -> serde_json::Value {
+    json!({"template": {"spec": {"containers": [{"name": name, "image": image}]}}})
+}
+
+/// `TestRolloutAbortRetryPromote`: paused at 50 % of 1 (1 + 1 pods), abort → Degraded, retry
+/// → Paused with 1 + 1 again, the 3 s pause ends → Healthy with revision 1 at 0; upstream's
+/// events, in order (except `RolloutAddedToInformer`, an informer detail this controller does
+/// not report as an event).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_rollout_abort_retry_promote() {
+    let name = "abort-retry-promote";
+    let (ns, _ctl) = setup("up-abort-retry").await;
+    let events = EventWatch::start(&ns).await;
+    ns.apply(&canary_rollout(
+        name,
+        1,
+        "",
+        "      steps:\n      - setWeight: 50\n      - pause: {duration: 3s}",
+    ))
+    .await;
+    wait_status(&ns, name, "Healthy").await;
+    update_spec(&ns, name, "2").await;
+    wait_status(&ns, name, "Paused").await;
+    expect_revision_pods(&ns, name, &[(1, 1), (2, 1)]).await;
+    abort(&ns, name).await;
+    wait_status(&ns, name, "Degraded").await;
+    retry(&ns, name).await;
+    wait_status(&ns, name, "Paused").await;
+    expect_revision_pods(&ns, name, &[(1, 1), (2, 1)]).await;
+    wait_status(&ns, name, "Healthy").await;
+    expect_revision_pods(&ns, name, &[(1, 0), (2, 1)]).await;
+    let upstream = [
+        "RolloutUpdated",
+        "NewReplicaSetCreated",
+        "ScalingReplicaSet",
+        "RolloutCompleted",
+        "RolloutUpdated",
+        "NewReplicaSetCreated",
+        "ScalingReplicaSet",
+        "RolloutStepCompleted",
+        "RolloutPaused",
+        "ScalingReplicaSet",
+        "RolloutAborted",
+        "ScalingReplicaSet",
+        "RolloutStepCompleted",
+        "RolloutPaused",
+        "RolloutStepCompleted",
+        "RolloutResumed",
+        "ScalingReplicaSet",
+        "RolloutCompleted",
+    ];
+    let ours = events.rollout_reasons(name);
+    let mut it = ours.iter();
+    for want in upstream {
+        assert!(
+            it.any(|r| r == want),
+            "upstream's event {want} missing or out of order in {ours:?}"
+        );
+    }
+}
+
+/// `TestRolloutGoodToBadUpdate`: a crashing update goes Degraded at the deadline with 1 canary
+/// pod beside 4 stable (maxSurge 1, maxUnavailable 0); a second crashing update replaces it:
+/// Progressing, then Degraded with revisions 1/2/3 at 4/0/1 pods.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_rollout_good_to_bad_update() {
+    let name = "good2bad";
+    let (ns, _ctl) = setup("up-good2bad").await;
+    ns.apply(&canary_rollout(
+        name,
+        4,
+        "",
+        "      maxSurge: 1\n      maxUnavailable: 0",
+    ))
+    .await;
+    wait_status(&ns, name, "Healthy").await;
+    let mut patch = image(name, "nginx:1.19-bad");
+    patch["progressDeadlineSeconds"] = json!(4);
+    patch_spec(&ns, name, patch).await;
+    wait_status(&ns, name, "Degraded").await;
+    expect_canary_stable_pods(&ns, name, 1, 4).await;
+    patch_spec(&ns, name, image(name, "nginx:1.19-bad2")).await;
+    wait_status(&ns, name, "Progressing").await;
+    wait_status(&ns, name, "Degraded").await;
+    expect_revision_pods(&ns, name, &[(1, 4), (2, 0), (3, 1)]).await;
+}
+
+/// `TestRolloutBadToGoodUpdate`: a Rollout that crashes from its first revision goes Degraded,
+/// then an update to a working template becomes Healthy with all 4 pods on revision 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_rollout_bad_to_good_update() {
+    let name = "bad2good";
+    let (ns, _ctl) = setup("up-bad2good").await;
+    let manifest = canary_rollout(
+        name,
+        4,
+        "  progressDeadlineSeconds: 4",
+        "      maxSurge: 1\n      maxUnavailable: 0",
+    )
+    .replace("nginx:1.19-alpine", "nginx:1.19-bad");
+    ns.apply(&manifest).await;
+    wait_status(&ns, name, "Degraded").await;
+    let mut patch = image(name, "nginx:1.19-alpine");
+    patch["progressDeadlineSeconds"] = json!(60);
+    patch_spec(&ns, name, patch).await;
+    wait_status(&ns, name, "Healthy").await;
+    expect_revision_pods(&ns, name, &[(2, 4), (1, 0)]).await;
+}
+
+/// `TestRolloutBadToBadUpdate`: crashing to crashing still honours maxSurge/maxUnavailable:
+/// 1 pod of revision 2 beside the 4 of revision 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_rollout_bad_to_bad_update() {
+    let name = "bad2bad";
+    let (ns, _ctl) = setup("up-bad2bad").await;
+    let manifest = canary_rollout(
+        name,
+        4,
+        "  progressDeadlineSeconds: 4",
+        "      maxSurge: 1\n      maxUnavailable: 0",
+    )
+    .replace("nginx:1.19-alpine", "nginx:1.19-bad");
+    ns.apply(&manifest).await;
+    wait_status(&ns, name, "Degraded").await;
+    patch_spec(&ns, name, image(name, "nginx:1.19-bad2")).await;
+    wait_status(&ns, name, "Progressing").await;
+    wait_status(&ns, name, "Degraded").await;
+    expect_revision_pods(&ns, name, &[(2, 1), (1, 4)]).await;
+}
+
+/// `TestRolloutBadToGoodSetWeightUpdate`: the same with `setWeight: 50` and a 5 s pause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_rollout_bad_to_good_set_weight_update() {
+    let name = "bad2good-setweight";
+    let (ns, _ctl) = setup("up-bad2good-sw").await;
+    let manifest = canary_rollout(
+        name,
+        4,
+        "  progressDeadlineSeconds: 4",
+        "      maxSurge: 1\n      maxUnavailable: 0\n      steps:\n      - setWeight: 50\n      - pause: {duration: 5s}",
+    )
+    .replace("nginx:1.19-alpine", "nginx:1.19-bad");
+    ns.apply(&manifest).await;
+    wait_status(&ns, name, "Degraded").await;
+    patch_spec(&ns, name, image(name, "nginx:1.19-alpine")).await;
+    wait_status(&ns, name, "Healthy").await;
+    expect_revision_pods(&ns, name, &[(2, 4), (1, 0)]).await;
+}
+
+fn blue_green_rollout(name: &str, replicas: i32, extra_spec: &str, blue_green: &str) -> String {
+    format!(
+        r#"
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {{name: {name}}}
+spec:
+  replicas: {replicas}
+{extra_spec}
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      containers: [{{name: {name}, image: "nginx:1.19-alpine"}}]
+  strategy:
+    blueGreen:
+{blue_green}
+"#
+    )
+}
+
+/// `TestBlueGreenUpdate` (`functional/rollout-bluegreen.yaml`): 3/3/3/3/3, then after the
+/// switch to revision 2 the old ReplicaSet stays for the scale-down delay: 3/6/3/3/3; and
+/// upstream's events in order (less `RolloutAddedToInformer`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_blue_green_update() {
+    let name = "bluegreen";
+    let (ns, _ctl) = setup("up-bg-update").await;
+    let events = EventWatch::start(&ns).await;
+    let manifest = service(name, name)
+        + &blue_green_rollout(
+            name,
+            3,
+            "",
+            "      activeService: bluegreen\n      scaleDownDelaySeconds: 10",
+        );
+    ns.apply(&manifest).await;
+    wait_status(&ns, name, "Healthy").await;
+    expect_replica_counts(&ns, name, (3, 3, 3, 3, 3)).await;
+    update_spec(&ns, name, "2").await;
+    let v2 = wait_rollout(&ns, name, "active revision 2", WAIT, |ro, rss| {
+        let active = ro
+            .status
+            .as_ref()
+            .and_then(|s| s.blue_green.as_ref())
+            .and_then(|b| b.active_selector.clone());
+        rss.iter()
+            .find(|rs| revision(rs) == 2)
+            .is_some_and(|rs| Some(hash_of(rs)) == active)
+    })
+    .await
+    .status
+    .unwrap()
+    .current_pod_hash
+    .unwrap();
+    expect_replica_counts(&ns, name, (3, 6, 3, 3, 3)).await;
+    wait_status(&ns, name, "Healthy").await;
+    let ro = get_rollout(&ns, name).await;
+    assert_eq!(replica_counts(&ro), (3, 6, 3, 3, 3));
+    assert_eq!(
+        crate::bluegreen::selector(&ns, "bluegreen").await,
+        v2,
+        "active Service on revision 2"
+    );
+    let upstream = [
+        "RolloutUpdated",
+        "NewReplicaSetCreated",
+        "ScalingReplicaSet",
+        "RolloutCompleted",
+        "SwitchService",
+        "RolloutUpdated",
+        "NewReplicaSetCreated",
+        "ScalingReplicaSet",
+        "SwitchService",
+        "RolloutCompleted",
+    ];
+    let ours = events.rollout_reasons(name);
+    let mut it = ours.iter();
+    for want in upstream {
+        assert!(
+            it.any(|r| r == want),
+            "upstream's event {want} missing or out of order in {ours:?}"
+        );
+    }
+}
+
+/// `TestBlueGreenToCanary`: a Healthy blue-green Rollout switched to canary (with a template
+/// change) pauses at 50 % with 2/2/1/2/2, and the former active Service is released: its
+/// selector is `app` alone again and the managed-by annotation is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_blue_green_to_canary() {
+    let name = "bluegreen-to-canary";
+    let (ns, _ctl) = setup("up-bg2canary").await;
+    let manifest = service(name, name)
+        + &blue_green_rollout(
+            name,
+            2,
+            "",
+            "      activeService: bluegreen-to-canary\n      scaleDownDelaySeconds: 5",
+        );
+    ns.apply(&manifest).await;
+    wait_status(&ns, name, "Healthy").await;
+    let (sel, managed) = service_selector(&ns, name).await;
+    assert!(sel.contains_key("rollouts-pod-template-hash") && managed);
+    patch_spec(
+        &ns,
+        name,
+        json!({"template": {"metadata": {"annotations": {"foo": "bar"}}},
+               "strategy": {"blueGreen": null,
+                            "canary": {"steps": [{"setWeight": 50}, {"pause": {}}]}}}),
+    )
+    .await;
+    wait_status(&ns, name, "Paused").await;
+    wait_available(&ns, name, 2).await;
+    expect_replica_counts(&ns, name, (2, 2, 1, 2, 2)).await;
+    ns.wait_for(
+        "the former active Service released",
+        Duration::from_secs(30),
+        || async {
+            let (sel, managed) = service_selector(&ns, name).await;
+            let want: std::collections::BTreeMap<String, String> =
+                [("app".to_string(), name.to_string())].into();
+            Ok((sel == want && !managed).then_some(()))
+        },
+    )
+    .await;
+}
+
+/// The reverse switch (upstream has no e2e test for it): a canary whose stable Service becomes
+/// the active Service of a blue-green strategy, with a template change. The active Service
+/// selects the stable revision, so the update is not fast tracked: the new revision comes up
+/// behind the preview Service at full size, waits for promotion, and the canary Service the
+/// spec no longer names is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_canary_to_blue_green() {
+    let name = "canary-to-bluegreen";
+    let (ns, _ctl) = setup("up-canary2bg").await;
+    let manifest = service("c2bg-active", name)
+        + &service("c2bg-canary", name)
+        + &service("c2bg-preview", name)
+        + &canary_rollout(
+            name,
+            2,
+            "",
+            "      stableService: c2bg-active\n      canaryService: c2bg-canary\n      steps:\n      - setWeight: 50\n      - pause: {}",
+        );
+    ns.apply(&manifest).await;
+    let v1 = wait_status(&ns, name, "Healthy")
+        .await
+        .status
+        .unwrap()
+        .stable_rs
+        .unwrap();
+    patch_spec(
+        &ns,
+        name,
+        json!({"template": {"metadata": {"annotations": {"foo": "bar"}}},
+               "strategy": {"canary": null,
+                            "blueGreen": {"activeService": "c2bg-active",
+                                          "previewService": "c2bg-preview",
+                                          "autoPromotionEnabled": false}}}),
+    )
+    .await;
+    let ro = wait_status(&ns, name, "Paused").await;
+    let v2 = ro.status.clone().unwrap().current_pod_hash.unwrap();
+    assert_ne!(v1, v2);
+    assert_eq!(crate::bluegreen::selector(&ns, "c2bg-active").await, v1);
+    ns.wait_for("preview on revision 2", Duration::from_secs(20), || async {
+        Ok((crate::bluegreen::selector(&ns, "c2bg-preview").await == v2).then_some(()))
+    })
+    .await;
+    expect_replica_counts(&ns, name, (2, 4, 2, 2, 2)).await;
+    ns.wait_for(
+        "the canary Service released",
+        Duration::from_secs(30),
+        || async {
+            let (sel, managed) = service_selector(&ns, "c2bg-canary").await;
+            Ok((!sel.contains_key("rollouts-pod-template-hash") && !managed).then_some(()))
+        },
+    )
+    .await;
+    promote(&ns, name).await;
+    wait_status(&ns, name, "Healthy").await;
+    assert_eq!(crate::bluegreen::selector(&ns, "c2bg-active").await, v2);
+}
+
+/// `TestBlueGreenScaleDownDelay`: a day's delay with `scaleDownDelayRevisionLimit: 2` keeps
+/// revisions 4, 3 and 2 up (1 pod each) and 1 down after three updates (1/3/1/1/1); lowering
+/// the limit to 1 scales revision 2 down (1/2/1/1/1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_blue_green_scale_down_delay() {
+    let name = "bluegreen-scaledowndelay";
+    let (ns, _ctl) = setup("up-bg-sdd").await;
+    let manifest = service("bluegreen-scaledowndelay-active", name)
+        + &blue_green_rollout(
+            name,
+            1,
+            "",
+            "      activeService: bluegreen-scaledowndelay-active\n      scaleDownDelaySeconds: 86400\n      scaleDownDelayRevisionLimit: 2",
+        );
+    ns.apply(&manifest).await;
+    wait_status(&ns, name, "Healthy").await;
+    update_spec(&ns, name, "2").await;
+    wait_status(&ns, name, "Healthy").await;
+    expect_revision_pods(&ns, name, &[(2, 1), (1, 1)]).await;
+    expect_replica_counts(&ns, name, (1, 2, 1, 1, 1)).await;
+    update_spec(&ns, name, "3").await;
+    wait_status(&ns, name, "Healthy").await;
+    update_spec(&ns, name, "4").await;
+    wait_status(&ns, name, "Healthy").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    expect_revision_pods(&ns, name, &[(4, 1), (3, 1), (2, 1), (1, 0)]).await;
+    expect_replica_counts(&ns, name, (1, 3, 1, 1, 1)).await;
+    patch_spec(
+        &ns,
+        name,
+        json!({"strategy": {"blueGreen": {"scaleDownDelayRevisionLimit": 1}}}),
+    )
+    .await;
+    expect_revision_pods(&ns, name, &[(4, 1), (3, 1), (2, 0), (1, 0)]).await;
+    expect_replica_counts(&ns, name, (1, 2, 1, 1, 1)).await;
+}
+
+/// `TestBlueGreenExceedProgressDeadlineAbort`: with `progressDeadlineAbort: false` a crashing
+/// update goes Degraded and keeps its pod, `status.abort` false; with it true the Rollout
+/// aborts (4 conditions) and the pod goes after `abortScaleDownDelaySeconds: 2`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_blue_green_exceed_progress_deadline_abort() {
+    let name = "bluegreen-scaledowndelay";
+    let (ns, _ctl) = setup("up-bg-pda").await;
+    let manifest = service("bluegreen-scaledowndelay-active", name)
+        + &blue_green_rollout(
+            name,
+            1,
+            "",
+            "      activeService: bluegreen-scaledowndelay-active\n      abortScaleDownDelaySeconds: 2",
+        );
+    ns.apply(&manifest).await;
+    wait_status(&ns, name, "Healthy").await;
+    let mut patch = image(name, "nginx:1.19-bad");
+    patch["progressDeadlineAbort"] = json!(false);
+    patch["progressDeadlineSeconds"] = json!(1);
+    patch_spec(&ns, name, patch).await;
+    wait_status(&ns, name, "Degraded").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    expect_revision_pods(&ns, name, &[(2, 1)]).await;
+    let ro = get_rollout(&ns, name).await;
+    assert_ne!(ro.status.unwrap().abort, Some(true), "Abort=False");
+    patch_spec(&ns, name, json!({"progressDeadlineAbort": true})).await;
+    wait_status(&ns, name, "Degraded").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    expect_revision_pods(&ns, name, &[(2, 0)]).await;
+    let st = get_rollout(&ns, name).await.status.unwrap();
+    assert_eq!(st.abort, Some(true), "Abort=True");
+    assert_eq!(
+        st.conditions.clone().unwrap_or_default().len(),
+        4,
+        "{:?}",
+        st.conditions
+    );
+}
+
+/// `TestBlueGreenScaleDownOnAbort`: the preview (1 of 2 with previewReplicaCount) goes to 0
+/// after `abortScaleDownDelaySeconds: 1`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_blue_green_scale_down_on_abort() {
+    let name = "bluegreen-scaledown-on-abort";
+    let app = "bluegreen-preview-replicas";
+    let (ns, _ctl) = setup("up-bg-sdoa").await;
+    let manifest = service("bluegreen-preview-replicas-active", app)
+        + &service("bluegreen-preview-replicas-preview", app)
+        + &blue_green_rollout(
+            name,
+            2,
+            "",
+            "      abortScaleDownDelaySeconds: 1\n      activeService: bluegreen-preview-replicas-active\n      previewService: bluegreen-preview-replicas-preview\n      previewReplicaCount: 1\n      scaleDownDelaySeconds: 5\n      autoPromotionEnabled: false",
+        )
+        .replace(&format!("app: {name}"), &format!("app: {app}"));
+    ns.apply(&manifest).await;
+    wait_status(&ns, name, "Healthy").await;
+    update_spec(&ns, name, "2").await;
+    wait_status(&ns, name, "Paused").await;
+    expect_revision_pods(&ns, name, &[(2, 1), (1, 2)]).await;
+    abort(&ns, name).await;
+    wait_status(&ns, name, "Degraded").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    expect_revision_pods(&ns, name, &[(2, 0)]).await;
+}
