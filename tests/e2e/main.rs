@@ -1,6 +1,9 @@
 //! Integration tests against a real API server: one local control plane per test run (started
 //! on first use by `xtask::testkit`), one namespace and one in-process controller per test.
 mod analysis;
+mod argocd;
+#[path = "../argocd_lua/mod.rs"]
+mod argocd_lua;
 mod backtest;
 mod bluegreen;
 mod browser;
