@@ -605,3 +605,28 @@ fn blue_green_progress_deadline_exceeded_then_recovers() {
         assert_eq!(svc_hash(&w, "active"), Some(h));
     }
 }
+
+/// Upstream `TestSpecAndReplicaChangeSameTime`: a template change together with a scale, then
+/// another while paused, ends Healthy at 4/4/4/4/4.
+#[test]
+fn spec_and_replica_change_same_time() {
+    let mut w = World::new(rollout(json!({"replicas": 2,
+        "strategy": {"canary": {"steps": [{"setWeight": 10}, {"pause": {"duration": "10s"}},
+                                          {"setWeight": 20}, {"pause": {"duration": "5s"}}]}}})));
+    w.settle();
+    let env = |v: &str, r: i32| {
+        json!({"replicas": r, "template": {"spec": {"containers": [
+            {"name": "demo", "image": "demo:v1", "env": [{"name": "TEST", "value": v}]}]}}})
+    };
+    patch_spec(&mut w, env("test", 3));
+    w.settle();
+    assert_eq!(phase(&w), "Paused", "{:#?}", w.status());
+    patch_spec(&mut w, env("test-new", 4));
+    w.settle();
+    for _ in 0..4 {
+        w.advance(10);
+        w.settle();
+    }
+    assert_eq!(phase(&w), "Healthy", "{:#?}", w.status());
+    assert_eq!(replica_counts(&w), (4, 4, 4, 4, 4));
+}

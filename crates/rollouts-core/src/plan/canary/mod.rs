@@ -30,12 +30,19 @@ pub fn reconcile<'a>(v: &mut View<'a>, w: &mut Writes, obs: &Observed<'a>) -> Ro
             reason::ROLLOUT_RETRY_MESSAGE,
         ));
     }
-    // A scaling event (spec.replicas changed): only resize.
+    // A scaling event (spec.replicas changed): only resize. As upstream's `isScalingEvent`,
+    // judged on the new and the stable ReplicaSet only, and only once the new one exists: a
+    // template change made together with a scale first creates its ReplicaSet.
     let ro_replicas = v.replicas();
-    let scaling = v.rs.all.iter().filter(|r| r.spec_replicas > 0).any(|r| {
-        r.desired_replicas_annotation()
-            .is_some_and(|d| d != ro_replicas)
-    });
+    let scaling = v.new_idx().is_some()
+        && [v.rs.new_rs(), v.rs.stable_rs()]
+            .into_iter()
+            .flatten()
+            .filter(|r| r.spec_replicas > 0)
+            .any(|r| {
+                r.desired_replicas_annotation()
+                    .is_some_and(|d| d != ro_replicas)
+            });
     if scaling {
         let mut status = v.old.clone();
         rollout_rs::sync_revision(v, w, &mut status);
