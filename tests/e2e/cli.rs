@@ -34,8 +34,8 @@ spec:
       - pause: {duration: 1}
 "#;
 
-struct Out {
-    code: i32,
+pub(crate) struct Out {
+    pub(crate) code: i32,
     stdout: String,
     stderr: String,
 }
@@ -51,7 +51,7 @@ impl std::fmt::Display for Out {
 }
 
 /// Runs the CLI (off the async runtime's workers) with the test cluster's kubeconfig.
-async fn cli(ns: &TestNs, args: &[&str]) -> Out {
+pub(crate) async fn cli(ns: &TestNs, args: &[&str]) -> Out {
     let mut full: Vec<String> = vec!["-n".into(), ns.name.clone()];
     full.extend(args.iter().map(|s| s.to_string()));
     cli_raw(full).await

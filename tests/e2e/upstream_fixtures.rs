@@ -246,3 +246,14 @@ impl Drop for EventWatch {
         self.task.abort();
     }
 }
+
+/// Upstream's `PromoteRollout` / `PromoteRolloutFull`: the CLI's `promote` (which, upstream
+/// and here, skips the current step of a canary that is not paused).
+pub async fn cli_promote(ns: &TestNs, name: &str, full: bool) {
+    let mut args = vec!["promote", name];
+    if full {
+        args.push("--full");
+    }
+    let out = crate::cli::cli(ns, &args).await;
+    assert_eq!(out.code, 0, "{out}");
+}

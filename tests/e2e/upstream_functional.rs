@@ -469,3 +469,342 @@ async fn upstream_blue_green_scale_down_on_abort() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     expect_revision_pods(&ns, name, &[(2, 0)]).await;
 }
+
+/// Upstream's `sleep-job` AnalysisTemplate for the pod simulator: the Job's pod finishes after
+/// `duration` (the simulator's ready delay; upstream runs `sleep`), failing when `image` says so.
+const SLEEP_JOB: &str = r#"
+apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: sleep-job}
+spec:
+  args:
+  - {name: duration, value: "0s"}
+  metrics:
+  - name: sleep-job
+    provider:
+      job:
+        spec:
+          backoffLimit: 0
+          template:
+            metadata:
+              annotations: {sim.rollouts.io/ready-delay: "{{args.duration}}"}
+            spec:
+              restartPolicy: Never
+              containers: [{name: sleep-job, image: "nginx:1.19-alpine"}]
+---
+"#;
+
+async fn analysis_runs(ns: &TestNs) -> Vec<rollouts::api::AnalysisRun> {
+    ns.api::<rollouts::api::AnalysisRun>()
+        .list(&Default::default())
+        .await
+        .expect("listing AnalysisRuns")
+        .items
+}
+
+/// `TestCanaryPromoteFull`: promoted past a 24 h pause, the Rollout runs the step analysis (a
+/// 24 h job: Progressing at step 1, one AnalysisRun); promoted to the `pause: {}`, aborted,
+/// then promoted full: Healthy, and the background analysis from step 4 never ran (still one
+/// AnalysisRun).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_canary_promote_full() {
+    let name = "canary-promote-full";
+    let (ns, _ctl) = setup("up-canary-pf").await;
+    let _actl = crate::analysis::start_analysis_controller(&ns);
+    ns.apply(
+        &(SLEEP_JOB.to_string()
+            + &canary_rollout(
+                name,
+                1,
+                "",
+                "      analysis:\n        templates: [{templateName: sleep-job}]\n        startingStep: 4\n      steps:\n      - pause: {duration: 24h}\n      - analysis:\n          templates: [{templateName: sleep-job}]\n          args: [{name: duration, value: 86400s}]\n      - pause: {}\n      - analysis:\n          templates: [{templateName: sleep-job}]",
+            )),
+    )
+    .await;
+    wait_status(&ns, name, "Healthy").await;
+    update_spec(&ns, name, "2").await;
+    wait_status(&ns, name, "Paused").await;
+    cli_promote(&ns, name, false).await;
+    ns.wait_for("the step's AnalysisRun Running", WAIT, || async {
+        let runs = analysis_runs(&ns).await;
+        Ok(runs
+            .iter()
+            .any(|r| r.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            .then_some(()))
+    })
+    .await;
+    let ro = get_rollout(&ns, name).await;
+    assert_eq!(phase(&ro).0, "Progressing");
+    assert_eq!(phase(&ro).2, Some(1));
+    assert_eq!(analysis_runs(&ns).await.len(), 1);
+    cli_promote(&ns, name, false).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    wait_status(&ns, name, "Paused").await;
+    abort(&ns, name).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    cli_promote(&ns, name, true).await;
+    wait_status(&ns, name, "Healthy").await;
+    assert_eq!(analysis_runs(&ns).await.len(), 1, "no new analysis");
+}
+
+/// `TestBlueGreenPromoteFull`: promoted full while the pre-promotion analysis runs, the
+/// Rollout becomes Healthy without a post-promotion analysis (one AnalysisRun).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_blue_green_promote_full() {
+    let name = "bluegreen-promote-full";
+    let (ns, _ctl) = setup("up-bg-pf").await;
+    let _actl = crate::analysis::start_analysis_controller(&ns);
+    let manifest = SLEEP_JOB.to_string()
+        + &service("bluegreen-promote-full-active", name)
+        + &blue_green_rollout(
+            name,
+            3,
+            "",
+            "      activeService: bluegreen-promote-full-active\n      autoPromotionEnabled: false\n      prePromotionAnalysis:\n        templates: [{templateName: sleep-job}]\n        args: [{name: duration, value: 10s}]\n      postPromotionAnalysis:\n        templates: [{templateName: sleep-job}]",
+        );
+    ns.apply(&manifest).await;
+    wait_status(&ns, name, "Healthy").await;
+    update_spec(&ns, name, "2").await;
+    ns.wait_for("pre-promotion AnalysisRun Running", WAIT, || async {
+        let ro = get_rollout(&ns, name).await;
+        let phase = ro
+            .status
+            .and_then(|s| s.blue_green)
+            .and_then(|b| b.pre_promotion_analysis_run_status)
+            .and_then(|r| r.status);
+        Ok((phase.as_deref() == Some("Running")).then_some(()))
+    })
+    .await;
+    cli_promote(&ns, name, true).await;
+    wait_status(&ns, name, "Healthy").await;
+    assert_eq!(analysis_runs(&ns).await.len(), 1);
+}
+
+/// `TestRolloutRestart`: paused at 25 % of 4 with `maxUnavailable: 75%`, a restart replaces 3
+/// pods at once (pods take 5 s to become ready, upstream's `postStart: sleep 5`): 2 s later
+/// 4/4/1/1/1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_rollout_restart() {
+    let name = "rollout-restart";
+    let (ns, _ctl) = setup("up-restart").await;
+    let manifest = canary_rollout(
+        name,
+        4,
+        "",
+        "      maxUnavailable: 75%\n      steps:\n      - setWeight: 25\n      - pause: {}",
+    )
+    .replace(
+        &format!("metadata: {{labels: {{app: {name}}}}}"),
+        &format!(
+            "metadata:\n      labels: {{app: {name}}}\n      annotations: {{sim.rollouts.io/ready-delay: 5s}}"
+        ),
+    );
+    ns.apply(&manifest).await;
+    wait_status(&ns, name, "Healthy").await;
+    update_spec(&ns, name, "2").await;
+    wait_status(&ns, name, "Paused").await;
+    wait_available(&ns, name, 4).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let now = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    patch_spec(&ns, name, json!({ "restartAt": now })).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    expect_replica_counts(&ns, name, (4, 4, 1, 1, 1)).await;
+}
+
+fn kubectl_wait(ns: &TestNs, name: &str, condition: &str) {
+    let out = ns.kubectl(&[
+        "wait",
+        &format!("--for=condition={condition}"),
+        "--timeout=60s",
+        &format!("rollout/{name}"),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success() && text.contains(&format!("rollout.argoproj.io/{name} condition met")),
+        "kubectl wait --for=condition={condition}: {text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn active_selector(ro: &rollouts::api::Rollout) -> Option<String> {
+    ro.status
+        .as_ref()
+        .and_then(|s| s.blue_green.as_ref())
+        .and_then(|b| b.active_selector.clone())
+}
+
+/// `TestKubectlWaitForPaused`: `kubectl wait --for=condition=Paused` returns once a blue-green
+/// update pauses (active still revision 1), `Paused=False` once promoted (Healthy, revision
+/// 2 active).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_kubectl_wait_for_paused() {
+    let name = "kubectl-wait-paused";
+    let (ns, _ctl) = setup("up-wait-paused").await;
+    ns.apply(
+        &(service(name, name)
+            + &blue_green_rollout(
+                name,
+                1,
+                "",
+                "      activeService: kubectl-wait-paused\n      autoPromotionEnabled: false",
+            )),
+    )
+    .await;
+    wait_status(&ns, name, "Healthy").await;
+    update_spec(&ns, name, "2").await;
+    let ns2 = &ns;
+    tokio::task::block_in_place(|| kubectl_wait(ns2, name, "Paused"));
+    let ro = get_rollout(&ns, name).await;
+    assert_eq!(phase(&ro).0, "Paused");
+    assert_eq!(
+        active_selector(&ro),
+        Some(revision_hash(&ns, name, 1).await)
+    );
+    promote(&ns, name).await;
+    tokio::task::block_in_place(|| kubectl_wait(ns2, name, "Paused=False"));
+    let ro = wait_status(&ns, name, "Healthy").await;
+    assert_eq!(
+        active_selector(&ro),
+        Some(revision_hash(&ns, name, 2).await)
+    );
+}
+
+/// `TestKubectlWaitForCompleted`: with pods that take 5 s to become ready, `Healthy=False`
+/// holds right after an update (Progressing, revision 1 active), then `Healthy=True` once
+/// revision 2 is active.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_kubectl_wait_for_completed() {
+    let name = "kubectl-wait-healthy";
+    let (ns, _ctl) = setup("up-wait-healthy").await;
+    let manifest = service(name, name)
+        + &blue_green_rollout(
+            name,
+            1,
+            "",
+            "      activeService: kubectl-wait-healthy\n      autoPromotionEnabled: true",
+        )
+        .replace(
+            &format!("metadata: {{labels: {{app: {name}}}}}"),
+            &format!(
+                "metadata:\n      labels: {{app: {name}}}\n      annotations: {{sim.rollouts.io/ready-delay: 5s}}"
+            ),
+        );
+    ns.apply(&manifest).await;
+    wait_status(&ns, name, "Healthy").await;
+    update_spec(&ns, name, "2").await;
+    let ns2 = &ns;
+    tokio::task::block_in_place(|| kubectl_wait(ns2, name, "Healthy=False"));
+    let ro = wait_status(&ns, name, "Progressing").await;
+    assert_eq!(
+        active_selector(&ro),
+        Some(revision_hash(&ns, name, 1).await)
+    );
+    tokio::task::block_in_place(|| kubectl_wait(ns2, name, "Healthy=True"));
+    let ro = get_rollout(&ns, name).await;
+    assert_eq!(
+        active_selector(&ro),
+        Some(revision_hash(&ns, name, 2).await)
+    );
+}
+
+/// Upstream's `WatchRolloutStatus`: waits for `status`, failing if the Rollout goes Degraded
+/// on the way.
+async fn watch_status(ns: &TestNs, name: &str, status: &str) {
+    wait_rollout(ns, name, &format!("status {status}"), WAIT, |ro, _| {
+        let (ph, msg, _) = phase(ro);
+        assert_ne!(ph, "Degraded", "went Degraded waiting for {status}: {msg}");
+        ph == status
+            && ro
+                .status
+                .as_ref()
+                .and_then(|s| s.observed_generation.clone())
+                == ro.metadata.generation.map(|g| g.to_string())
+    })
+    .await;
+}
+
+/// `TestRolloutPauseDurationGreaterThanProgressDeadlineSeconds`: a timed pause longer than the
+/// progress deadline (5 s against 2 s; upstream 30 s against 5 s) never makes the update
+/// Degraded; it ends Healthy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_rollout_pause_duration_greater_than_progress_deadline() {
+    let name = "rollout-canary";
+    let (ns, _ctl) = setup("up-pause-gt-pds").await;
+    ns.apply(&canary_rollout(
+        name,
+        3,
+        "  progressDeadlineSeconds: 2",
+        "      steps:\n      - setWeight: 32\n      - pause: {duration: 5s}\n      - setWeight: 67",
+    ))
+    .await;
+    wait_status(&ns, name, "Healthy").await;
+    update_spec(&ns, name, "2").await;
+    watch_status(&ns, name, "Paused").await;
+    watch_status(&ns, name, "Healthy").await;
+}
+
+/// `TestCompleteRolloutRestart`: with `progressDeadlineAbort`, a restart long after the last
+/// update (past the deadline: 3 s, upstream 15 s) does not abort; the Rollout stays Healthy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_complete_rollout_restart() {
+    let name = "rollout-restart";
+    let (ns, _ctl) = setup("up-complete-restart").await;
+    ns.apply(&canary_rollout(
+        name,
+        2,
+        "  progressDeadlineAbort: true\n  progressDeadlineSeconds: 3",
+        "      steps:\n      - setWeight: 20",
+    ))
+    .await;
+    watch_status(&ns, name, "Healthy").await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let now = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    patch_spec(&ns, name, json!({ "restartAt": now })).await;
+    wait_rollout(&ns, name, "restartedAt recorded", WAIT, |ro, _| {
+        assert_ne!(phase(ro).0, "Degraded", "{:?}", ro.status);
+        ro.status
+            .as_ref()
+            .and_then(|s| s.restarted_at.as_ref())
+            .is_some()
+    })
+    .await;
+    watch_status(&ns, name, "Healthy").await;
+    assert_ne!(
+        get_rollout(&ns, name).await.status.unwrap().abort,
+        Some(true)
+    );
+}
+
+/// `TestSpecAndReplicaChangeSameTime`: a template change together with a scale (2 → 3), then
+/// while paused another template change with another scale (→ 4) ends Healthy at 4/4/4/4/4
+/// (timed pauses shortened from 10 s and 5 s to 2 s and 1 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_spec_and_replica_change_same_time() {
+    let name = "canary-change-same-time";
+    let (ns, _ctl) = setup("up-spec-and-scale").await;
+    ns.apply(&canary_rollout(
+        name,
+        2,
+        "",
+        "      steps:\n      - setWeight: 10\n      - pause: {duration: 2s}\n      - setWeight: 20\n      - pause: {duration: 1s}",
+    ))
+    .await;
+    wait_status(&ns, name, "Healthy").await;
+    let env = |v: &str| {
+        json!({"replicas": 0, "template": {"spec": {"containers": [
+            {"name": name, "image": "nginx:1.19-alpine", "env": [{"name": "TEST", "value": v}]}]}}})
+    };
+    let mut p = env("test");
+    p["replicas"] = json!(3);
+    patch_spec(&ns, name, p).await;
+    wait_status(&ns, name, "Paused").await;
+    let mut p = env("test-new");
+    p["replicas"] = json!(4);
+    patch_spec(&ns, name, p).await;
+    wait_status(&ns, name, "Healthy").await;
+    expect_replica_counts(&ns, name, (4, 4, 4, 4, 4)).await;
+}
