@@ -274,15 +274,15 @@ pub async fn run(
     .touched_objects();
     let (at_store, at_writer) = reflector::store::<crate::api::AnalysisTemplate>();
     let tasks = Tasks::default();
-    tasks.spawn(
-        decode::tolerant(watcher(
-            decode::untyped::<crate::api::AnalysisTemplate>(&client, config.namespace.as_deref()),
-            watcher::Config::default(),
-        ))
-        .default_backoff()
-        .reflect(at_writer)
-        .for_each(|_| futures::future::ready(())),
-    );
+    // A template's arrival or change concerns the Rollouts that name it (one named before it
+    // existed is InvalidSpec until then).
+    let at_stream = decode::tolerant(watcher(
+        decode::untyped::<crate::api::AnalysisTemplate>(&client, config.namespace.as_deref()),
+        watcher::Config::default(),
+    ))
+    .default_backoff()
+    .reflect(at_writer)
+    .touched_objects();
     let (cat_store, cat_writer) = reflector::store::<crate::api::ClusterAnalysisTemplate>();
     // Cluster-scoped templates are watched only when the controller is cluster-wide.
     if config.namespace.is_none() {
@@ -347,6 +347,7 @@ pub async fn run(
         writes.clone(),
     ));
     let ro_store_for_traffic = ro_store.clone();
+    let ro_store_for_templates = ro_store.clone();
     let traffic_triggers = futures::stream::unfold(traffic_changes, |mut rx| async move {
         rx.recv().await.map(|key| (key, rx))
     })
@@ -389,6 +390,19 @@ pub async fn run(
                 .map(|ro| ObjectRef::from_obj(&*ro))
                 .collect::<Vec<_>>()
         })
+        .watches_stream(at_stream, {
+            let ro_store = ro_store_for_templates;
+            move |t: crate::api::AnalysisTemplate| {
+                let ns = t.namespace();
+                let name = t.name_any();
+                ro_store
+                    .state()
+                    .into_iter()
+                    .filter(|ro| ro.namespace() == ns && references_template(ro, &name))
+                    .map(|ro| ObjectRef::from_obj(&*ro))
+                    .collect::<Vec<_>>()
+            }
+        })
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|res| async move {
@@ -429,6 +443,25 @@ impl Drop for Tasks {
             h.abort();
         }
     }
+}
+
+/// Whether the Rollout's strategy names AnalysisTemplate `name` directly.
+fn references_template(ro: &Rollout, name: &str) -> bool {
+    let mut analyses: Vec<&crate::api::RolloutAnalysis> = Vec::new();
+    if let Some(b) = ro.blue_green() {
+        analyses.extend(b.pre_promotion_analysis.iter());
+        analyses.extend(b.post_promotion_analysis.iter());
+    }
+    analyses.extend(ro.canary_steps().iter().filter_map(|s| s.analysis.as_ref()));
+    analyses.extend(
+        ro.canary()
+            .and_then(|c| c.analysis.as_ref())
+            .map(|a| &a.analysis),
+    );
+    analyses
+        .iter()
+        .flat_map(|a| a.templates.iter().flatten())
+        .any(|t| t.cluster_scope != Some(true) && t.template_name.as_deref() == Some(name))
 }
 
 fn references_service(ro: &Rollout, name: &str) -> bool {

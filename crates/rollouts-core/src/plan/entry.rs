@@ -60,6 +60,7 @@ fn admitted(obs: &Observed<'_>, now: Timestamp, resolved: bool) -> Plan {
         .cloned()
         .or_else(|| unsupported(ro))
         .or_else(|| missing_services(obs))
+        .or_else(|| missing_templates(obs))
     {
         return invalid_spec(ro, &err, now);
     }
@@ -195,6 +196,77 @@ fn missing_services(obs: &Observed<'_>) -> Option<FieldError> {
                 format!("\"{name}\""),
                 format!("service \"{name}\" not found"),
             ));
+        }
+    }
+    None
+}
+
+/// Upstream's `getReferencedRolloutAnalyses`: every AnalysisTemplate the strategy names (and
+/// those they include) must exist, checked at every reconcile, so that a Rollout naming a
+/// missing template is InvalidSpec before anything is deployed, not only when its analysis is
+/// due. ClusterAnalysisTemplates are checked when the analysis runs (a namespaced controller
+/// does not watch them).
+fn missing_templates(obs: &Observed<'_>) -> Option<FieldError> {
+    let ro = obs.rollout;
+    let mut sites: Vec<(String, &crate::api::RolloutAnalysis)> = Vec::new();
+    if let Some(b) = ro.blue_green() {
+        if let Some(a) = &b.pre_promotion_analysis {
+            sites.push((
+                "spec.strategy.blueGreen.prePromotionAnalysis.templates".into(),
+                a,
+            ));
+        }
+        if let Some(a) = &b.post_promotion_analysis {
+            sites.push((
+                "spec.strategy.blueGreen.postPromotionAnalysis.templates".into(),
+                a,
+            ));
+        }
+    }
+    if ro.canary().is_some() {
+        for (i, step) in ro.canary_steps().iter().enumerate() {
+            if let Some(a) = &step.analysis {
+                sites.push((
+                    format!("spec.strategy.canary.steps[{i}].analysis.templates"),
+                    a,
+                ));
+            }
+        }
+        if let Some(a) = ro.canary().and_then(|c| c.analysis.as_ref()) {
+            sites.push((
+                "spec.strategy.canary.analysis.templates".into(),
+                &a.analysis,
+            ));
+        }
+    }
+    for (path, analysis) in sites {
+        let mut pending: Vec<(String, String)> = analysis
+            .templates
+            .iter()
+            .flatten()
+            .filter(|t| t.cluster_scope != Some(true))
+            .filter_map(|t| t.template_name.clone())
+            .map(|n| (path.clone(), n))
+            .collect();
+        let mut seen = std::collections::BTreeSet::new();
+        while let Some((path, name)) = pending.pop() {
+            if !seen.insert(name.clone()) {
+                continue;
+            }
+            let Some(t) = obs.analysis_templates.get(&name) else {
+                return Some(FieldError::invalid(
+                    path,
+                    format!("\"{name}\""),
+                    format!("AnalysisTemplate '{name}' not found"),
+                ));
+            };
+            for inner in t.spec.templates.iter().flatten() {
+                if inner.cluster_scope != Some(true)
+                    && let Some(n) = inner.template_name.clone()
+                {
+                    pending.push(("spec.templates".into(), n));
+                }
+            }
         }
     }
     None
