@@ -808,3 +808,89 @@ async fn upstream_spec_and_replica_change_same_time() {
     wait_status(&ns, name, "Healthy").await;
     expect_replica_counts(&ns, name, (4, 4, 4, 4, 4)).await;
 }
+
+/// `TestFixInvalidSpec`: a Rollout (0 replicas) whose background analysis names a template
+/// that does not exist yet is Degraded (InvalidSpec); once the template is created it becomes
+/// Healthy. (Upstream's template queries the API server's version with a web metric; this one
+/// is a Job, the point being the missing reference.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_fix_invalid_spec() {
+    let name = "fix-invalid-spec";
+    let (ns, _ctl) = setup("up-fix-invalid").await;
+    let _actl = crate::analysis::start_analysis_controller(&ns);
+    ns.apply(&canary_rollout(
+        name,
+        0,
+        "",
+        "      analysis:\n        templates: [{templateName: doesnt-exist-yet}]",
+    ))
+    .await;
+    let ro = wait_status(&ns, name, "Degraded").await;
+    assert!(phase(&ro).1.starts_with("InvalidSpec"), "{:?}", phase(&ro));
+    ns.apply(&SLEEP_JOB.replace("name: sleep-job}", "name: doesnt-exist-yet}"))
+        .await;
+    wait_status(&ns, name, "Healthy").await;
+}
+
+/// `TestReduceWeightAndHonorMaxUnavailable`: maxSurge 2, maxUnavailable 0, pods that take 5 s
+/// to start (upstream's `postStart: sleep 5`). At `setWeight: 100` the canary runs all 3 pods
+/// and the stable none; going to `setWeight: 0`, 2 s later the canary still has its 3 pods
+/// beside 2 new stable ones (no scale-down before the stable is ready); at `setWeight: 100`
+/// again a failing analysis aborts the update (Degraded, one AnalysisRun), and 2 s later the
+/// canary again keeps 3 pods beside 2 stable ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_reduce_weight_and_honor_max_unavailable() {
+    let name = "reduceweight-maxunavailable";
+    let (ns, _ctl) = setup("up-reduce-weight").await;
+    let _actl = crate::analysis::start_analysis_controller(&ns);
+    let manifest = SLEEP_JOB.to_string()
+        + &canary_rollout(
+            name,
+            3,
+            "",
+            "      maxSurge: 2\n      maxUnavailable: 0\n      steps:\n      - setWeight: 100\n      - pause: {}\n      - setWeight: 0\n      - pause: {}\n      - setWeight: 100\n      - analysis:\n          templates: [{templateName: sleep-job}]\n          args: [{name: image, value: \"nginx:fail\"}]",
+        )
+        .replace(
+            &format!("metadata: {{labels: {{app: {name}}}}}"),
+            &format!(
+                "metadata:\n      labels: {{app: {name}}}\n      annotations: {{sim.rollouts.io/ready-delay: 5s}}"
+            ),
+        );
+    let manifest = manifest
+        .replace(
+            "  - {name: duration, value: \"0s\"}",
+            "  - {name: duration, value: \"0s\"}\n  - {name: image, value: \"nginx:1.19-alpine\"}",
+        )
+        .replace(
+            "containers: [{name: sleep-job, image: \"nginx:1.19-alpine\"}]",
+            "containers: [{name: sleep-job, image: \"{{args.image}}\"}]",
+        );
+    ns.apply(&manifest).await;
+    wait_status(&ns, name, "Healthy").await;
+    update_spec(&ns, name, "2").await;
+    wait_status(&ns, name, "Paused").await;
+    expect_canary_stable_pods(&ns, name, 3, 0).await;
+    cli_promote(&ns, name, false).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let counts = canary_stable_now(&ns, name).await;
+    assert_eq!(counts, (3, 2), "no scale-down before the stable is ready");
+    wait_rollout(&ns, name, "step index 3", WAIT, |ro, _| {
+        phase(ro).2 == Some(3)
+    })
+    .await;
+    cli_promote(&ns, name, false).await;
+    wait_status(&ns, name, "Degraded").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(analysis_runs(&ns).await.len(), 1);
+    let counts = canary_stable_now(&ns, name).await;
+    assert_eq!(counts, (3, 2), "the abort honours maxUnavailable");
+}
+
+/// Pods of the canary and the stable hash right now (upstream's checks after a sleep).
+async fn canary_stable_now(ns: &TestNs, name: &str) -> (i32, i32) {
+    let st = get_rollout(ns, name).await.status.unwrap_or_default();
+    (
+        pods_with_hash(ns, st.current_pod_hash.as_deref().unwrap_or("-")).await,
+        pods_with_hash(ns, st.stable_rs.as_deref().unwrap_or("-")).await,
+    )
+}
