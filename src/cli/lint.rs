@@ -121,7 +121,10 @@ fn controller_refusal(ro: &Rollout) -> Option<String> {
         .get_or_insert_with(|| "default".into());
     ro.status = None;
     let name = ro.name_any();
-    let plan = World::new(ro).plan();
+    // Offline, the Services and AnalysisTemplates it names are assumed to exist.
+    let mut world = World::new(ro);
+    world.assume_templates();
+    let plan = world.plan();
     let cond = crate::plan::conditions::get(&plan.status, ctype::INVALID_SPEC)?;
     let msg = cond.message.clone().unwrap_or_default();
     let prefix = format!("The Rollout \"{name}\" is invalid: ");

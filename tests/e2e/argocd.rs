@@ -402,7 +402,18 @@ spec:
                             "spec": {"containers": [{"name": "app", "image": "app:v2"}]}}}),
     )
     .await;
-    wait_step(&ns, name, "progressing at step 0", 0, "Progressing").await;
+    wait_rollout(
+        &ns,
+        name,
+        "step 0 under way: the canary's pod created, not ready",
+        WAIT,
+        |ro, rss| {
+            let (ph, _, idx) = phase(ro);
+            let by_rev = |r: i64| rss.iter().find(|rs| revision(rs) == r).map(spec_replicas);
+            ph == "Progressing" && idx == Some(0) && by_rev(2) == Some(1) && by_rev(1) == Some(3)
+        },
+    )
+    .await;
     run_action(&ns, name, corpus, "pause").await;
     let ro = wait_rollout(&ns, name, "manually paused", WAIT, |ro, _| {
         phase(ro).1 == "manually paused"
