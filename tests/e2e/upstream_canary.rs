@@ -162,3 +162,139 @@ async fn upstream_canary_progress_deadline_exceeded_with_pause() {
     wait_status(&ns, name, "Degraded").await;
     wait_status(&ns, name, "Healthy").await;
 }
+
+/// `functional/canary-scaledownonabort.yaml` and friends: Services, an ALB Ingress on the
+/// root Service (only the annotation is written: no load balancer runs), and a one-replica
+/// Rollout whose canary step is `canary` (a `setCanaryScale` or a `setWeight`).
+fn scale_down_on_abort_manifest(strategy_extra: &str, step: &str) -> String {
+    let app = "canary-scaledowndelay";
+    let mut out = String::new();
+    for svc in ["root", "canary", "stable"] {
+        out += &service(&format!("{app}-{svc}"), app);
+    }
+    out += &format!(
+        r#"apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: {app}-ingress
+  annotations: {{kubernetes.io/ingress.class: alb}}
+spec:
+  rules:
+  - http:
+      paths:
+      - path: /*
+        pathType: Prefix
+        backend: {{service: {{name: {app}-root, port: {{name: use-annotation}}}}}}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {{name: canary-scaledownd-on-abort}}
+spec:
+  selector: {{matchLabels: {{app: {app}}}}}
+  template:
+    metadata: {{labels: {{app: {app}}}}}
+    spec:
+      containers: [{{name: {app}, image: "nginx:1.19-alpine"}}]
+  strategy:
+    canary:
+      canaryService: {app}-canary
+      stableService: {app}-stable
+{strategy_extra}
+      steps:
+      - {step}
+      - pause: {{}}
+"#
+    );
+    out
+}
+
+const ALB_ROUTING: &str = "      trafficRouting:\n        alb: {ingress: canary-scaledowndelay-ingress, rootService: canary-scaledowndelay-root, servicePort: 80}";
+
+/// Aborts the paused update; returns (stable hash, canary hash).
+async fn update_then_abort(ns: &TestNs, name: &str) -> (String, String) {
+    wait_status(ns, name, "Healthy").await;
+    update_spec(ns, name, "2").await;
+    let ro = wait_status(ns, name, "Paused").await;
+    let st = ro.status.unwrap();
+    abort(ns, name).await;
+    wait_status(ns, name, "Degraded").await;
+    (st.stable_rs.unwrap(), st.current_pod_hash.unwrap())
+}
+
+/// `TestCanaryScaleDownOnAbort` (ALB, `abortScaleDownDelaySeconds: 1`, `setCanaryScale: 1`):
+/// after the abort the canary Service selects the stable revision again, and 3 s later the
+/// aborted revision has no pods.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_canary_scale_down_on_abort() {
+    let name = "canary-scaledownd-on-abort";
+    let (ns, _ctl) = setup("up-canary-sdoa").await;
+    let extra = format!(
+        "      abortScaleDownDelaySeconds: 1\n      scaleDownDelayRevisionLimit: 1\n{ALB_ROUTING}"
+    );
+    ns.apply(&scale_down_on_abort_manifest(
+        &extra,
+        "setCanaryScale: {replicas: 1}",
+    ))
+    .await;
+    let (stable, _) = update_then_abort(&ns, name).await;
+    ns.wait_for("canary Service on stable", WAIT, || async {
+        Ok(
+            (crate::bluegreen::selector(&ns, "canary-scaledowndelay-canary").await == stable)
+                .then_some(()),
+        )
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    expect_revision_pods(&ns, name, &[(2, 0)]).await;
+}
+
+/// `TestCanaryScaleDownOnAbortNoTrafficRouting` (`setWeight: 50`, no router): the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_canary_scale_down_on_abort_no_traffic_routing() {
+    let name = "canary-scaledownd-on-abort";
+    let (ns, _ctl) = setup("up-canary-sdoa-ntr").await;
+    ns.apply(&scale_down_on_abort_manifest("", "setWeight: 50"))
+        .await;
+    let (stable, _) = update_then_abort(&ns, name).await;
+    ns.wait_for("canary Service on stable", WAIT, || async {
+        Ok(
+            (crate::bluegreen::selector(&ns, "canary-scaledowndelay-canary").await == stable)
+                .then_some(()),
+        )
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    expect_revision_pods(&ns, name, &[(2, 0)]).await;
+}
+
+/// `TestCanaryUnScaleDownOnAbort` (ALB, `abortScaleDownDelaySeconds: 0`: never scale the
+/// aborted canary down): 3 s after the abort it still has its pod and no scale-down deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_canary_unscale_down_on_abort() {
+    let name = "canary-scaledownd-on-abort";
+    let (ns, _ctl) = setup("up-canary-usdoa").await;
+    let extra = format!(
+        "      abortScaleDownDelaySeconds: 0\n      scaleDownDelayRevisionLimit: 1\n{ALB_ROUTING}"
+    );
+    ns.apply(&scale_down_on_abort_manifest(
+        &extra,
+        "setCanaryScale: {replicas: 1}",
+    ))
+    .await;
+    update_then_abort(&ns, name).await;
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    expect_revision_pods(&ns, name, &[(2, 1)]).await;
+    let ro = get_rollout(&ns, name).await;
+    let rs2 = replica_sets(&ns, &ro)
+        .await
+        .into_iter()
+        .find(|rs| revision(rs) == 2)
+        .unwrap();
+    assert!(
+        !kube::ResourceExt::annotations(&rs2).contains_key(
+            rollouts::api::consts::DEFAULT_REPLICASET_SCALE_DOWN_DEADLINE_ANNOTATION_KEY
+        ),
+        "no scale-down deadline: {:?}",
+        rs2.metadata.annotations
+    );
+}
