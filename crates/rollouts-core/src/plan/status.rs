@@ -175,6 +175,12 @@ fn progressing(v: &View<'_>, st: &RolloutStatus) -> bool {
 }
 
 /// Upstream's `RolloutTimedOut` on the new status.
+/// Upstream's `isWaitingForReplicaSetScaleDown`: an older ReplicaSet waits for its scale-down
+/// deadline, which is not a lack of progress (the update itself is done).
+fn waiting_for_scale_down(v: &View<'_>) -> bool {
+    v.rs.others().any(|r| r.scale_down_deadline().is_some())
+}
+
 fn timed_out(v: &View<'_>, st: &RolloutStatus) -> bool {
     let Some(c) = cond::get(st, ctype::PROGRESSING) else {
         return false;
@@ -300,7 +306,8 @@ pub fn calculate_conditions(v: &View<'_>, w: &mut Writes, st: &mut RolloutStatus
                 cond::remove(st, ctype::PROGRESSING);
             }
             cond::set(st, c);
-        } else if !v.indefinite_step() && !paused && timed_out(v, st) {
+        } else if !v.indefinite_step() && !waiting_for_scale_down(v) && !paused && timed_out(v, st)
+        {
             let msg = match &new_name {
                 Some(n) => format!("ReplicaSet \"{n}\" has timed out progressing."),
                 None => format!("Rollout \"{}\" has timed out progressing.", v.ro.name_any()),

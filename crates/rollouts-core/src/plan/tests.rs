@@ -1461,3 +1461,29 @@ fn anti_affinity_is_injected_against_the_stable_and_refreshed_on_reuse() {
     );
     assert!(w.plan().effects.is_empty(), "{:?}", w.plan().effects);
 }
+
+/// Upstream `TestCanaryScaleDownDelayWithProgressDeadline`: an older ReplicaSet waiting for its
+/// scale-down deadline (the traffic-routed canary's 30 s delay) longer than the progress
+/// deadline is not a lack of progress: the Rollout stays Healthy.
+#[test]
+fn pending_scale_down_is_not_a_progress_deadline() {
+    let mut ro = istio_rollout(2, json!(null));
+    ro.spec.progress_deadline_seconds = Some(5);
+    let mut w = World::new(ro);
+    with_vs(&mut w);
+    w.settle();
+    let v1 = w.status().stable_rs.unwrap();
+    w.set_image("demo:v2");
+    w.settle();
+    assert_eq!(w.status().phase.as_deref(), Some("Healthy"));
+    assert_eq!(w.spec_of(&v1), 2, "kept for the scale-down delay");
+    w.advance(10);
+    w.settle();
+    let st = w.status();
+    assert_eq!(st.phase.as_deref(), Some("Healthy"), "{st:#?}");
+    assert_ne!(w.condition("Progressing").1, "ProgressDeadlineExceeded");
+    w.advance(30);
+    w.settle();
+    assert_eq!(w.spec_of(&v1), 0);
+    assert_eq!(w.status().phase.as_deref(), Some("Healthy"));
+}
