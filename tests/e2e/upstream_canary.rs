@@ -298,3 +298,87 @@ async fn upstream_canary_unscale_down_on_abort() {
         rs2.metadata.annotations
     );
 }
+
+/// `functional/canary-scaledowndelay.yaml`: ALB, no steps, `scaleDownDelayRevisionLimit: 1`
+/// (the default 30 s scale-down delay of a traffic-routed canary).
+fn scale_down_delay_manifest(extra_spec: &str) -> String {
+    scale_down_on_abort_manifest(
+        &format!("      scaleDownDelayRevisionLimit: 1\n{ALB_ROUTING}"),
+        "DROP",
+    )
+    .replace("      steps:\n      - DROP\n      - pause: {}\n", "")
+    .replace(
+        "spec:\n  selector: {matchLabels: {app: canary-scaledowndelay}}",
+        &format!(
+            "spec:\n{extra_spec}\n  selector: {{matchLabels: {{app: canary-scaledowndelay}}}}"
+        ),
+    )
+}
+
+async fn set_rev(ns: &TestNs, name: &str, rev: &str) {
+    patch_spec(
+        ns,
+        name,
+        json!({"template": {"metadata": {"annotations": {"rev": rev}}}}),
+    )
+    .await;
+}
+
+/// (spec.replicas, has a scale-down deadline) of the ReplicaSet of `revision`.
+async fn rs_of_revision(ns: &TestNs, name: &str, revision_: i64) -> (i32, bool) {
+    let ro = get_rollout(ns, name).await;
+    let rs = replica_sets(ns, &ro)
+        .await
+        .into_iter()
+        .find(|rs| revision(rs) == revision_)
+        .unwrap_or_else(|| panic!("no ReplicaSet of revision {revision_}"));
+    (
+        spec_replicas(&rs),
+        kube::ResourceExt::annotations(&rs).contains_key(
+            rollouts::api::consts::DEFAULT_REPLICASET_SCALE_DOWN_DEADLINE_ANNOTATION_KEY,
+        ),
+    )
+}
+
+/// `TestCanaryScaleDownDelay`: the previous stable keeps its pod with a scale-down deadline;
+/// a further update scales the oldest down at once (revision limit 1, deadline removed) and
+/// puts the deadline on the next; going back to the second template makes it revision 4, the
+/// stable, without a deadline, while revision 3 waits with one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_canary_scale_down_delay() {
+    let name = "canary-scaledownd-on-abort";
+    let (ns, _ctl) = setup("up-canary-sdd").await;
+    ns.apply(&scale_down_delay_manifest("")).await;
+    wait_status(&ns, name, "Healthy").await;
+    set_rev(&ns, name, "two").await;
+    wait_status(&ns, name, "Healthy").await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(rs_of_revision(&ns, name, 1).await, (1, true));
+    set_rev(&ns, name, "three").await;
+    wait_status(&ns, name, "Healthy").await;
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert_eq!(rs_of_revision(&ns, name, 1).await, (0, false));
+    assert_eq!(rs_of_revision(&ns, name, 2).await, (1, true));
+    set_rev(&ns, name, "two").await;
+    wait_status(&ns, name, "Healthy").await;
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert_eq!(rs_of_revision(&ns, name, 1).await, (0, false));
+    assert_eq!(rs_of_revision(&ns, name, 4).await, (1, false));
+    assert_eq!(rs_of_revision(&ns, name, 3).await, (1, true));
+}
+
+/// `TestCanaryScaleDownDelayWithProgressDeadline`: a pending scale-down longer than the
+/// progress deadline (5 s) does not make the Rollout Degraded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_canary_scale_down_delay_with_progress_deadline() {
+    let name = "canary-scaledownd-on-abort";
+    let (ns, _ctl) = setup("up-canary-sdd-pd").await;
+    ns.apply(&scale_down_delay_manifest("  progressDeadlineSeconds: 5"))
+        .await;
+    wait_status(&ns, name, "Healthy").await;
+    set_rev(&ns, name, "two").await;
+    wait_status(&ns, name, "Healthy").await;
+    tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+    assert_eq!(phase(&get_rollout(&ns, name).await).0, "Healthy");
+    assert_eq!(rs_of_revision(&ns, name, 1).await, (1, true));
+}

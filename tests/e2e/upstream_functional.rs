@@ -91,6 +91,14 @@ async fn upstream_rollout_abort_retry_promote() {
             "upstream's event {want} missing or out of order in {ours:?}"
         );
     }
+    // As upstream's recorder, different messages are different Event objects: "updated to
+    // revision 1" and "... revision 2" are two events, not one counted twice.
+    let listed = event_reasons(&ns, name).await;
+    assert_eq!(
+        listed.iter().filter(|r| *r == "RolloutUpdated").count(),
+        2,
+        "{listed:?}"
+    );
 }
 
 /// `TestRolloutGoodToBadUpdate`: a crashing update goes Degraded at the deadline with 1 canary
