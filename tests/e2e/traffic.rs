@@ -207,12 +207,12 @@ async fn istio_host_split_weights_per_step() {
     wait_rollout(
         &ns,
         "demo",
-        "old stable scaled down after the delay",
+        "old stable scaled down after the delay, its pods gone, the status caught up",
         Duration::from_secs(60),
-        |_, rss| {
-            rss.iter()
-                .find(|rs| hash_of(rs) == v1)
-                .is_some_and(|rs| spec_replicas(rs) == 0)
+        |ro, rss| {
+            rss.iter().find(|rs| hash_of(rs) == v1).is_some_and(|rs| {
+                spec_replicas(rs) == 0 && rs.status.as_ref().is_some_and(|s| s.replicas == 0)
+            }) && ro.status.as_ref().and_then(|s| s.replicas) == ro.spec.replicas
         },
     )
     .await;
