@@ -3,9 +3,10 @@
 //! ([`super::simulate`]), with upstream's expected counts. The same scenarios run against the
 //! real API server in `tests/e2e/upstream_*.rs`.
 //!
-//! The simulator's pods are available at once unless their image tag contains `bad`; where
-//! upstream reads counts while pods are still starting, these tests use a `bad` image to hold
-//! that moment (the counts upstream asserts are those before the new pods become ready).
+//! The simulator's pods become available a round after they are created, except those of the
+//! images [`world`] marks unavailable; where upstream reads counts while pods are still
+//! starting, these tests use such an image to hold that moment (the counts upstream asserts
+//! are those before the new pods become ready).
 
 use super::simulate::World;
 use super::*;
@@ -33,6 +34,16 @@ fn rollout(spec: Value) -> Rollout {
     .unwrap();
     ro.status = None;
     ro
+}
+
+/// A simulated world where the pods of images `demo:bad` and `demo:bad2` never become
+/// available (upstream's `command: [/bad-command]`).
+fn world(ro: Rollout) -> World {
+    let mut w = World::new(ro);
+    for image in ["demo:bad", "demo:bad2"] {
+        w.options.unavailable_images.insert(image.into());
+    }
+    w
 }
 
 /// `spec.replicas` of the ReplicaSet of `revision` (upstream's `ExpectRevisionPodCount`: the
@@ -123,7 +134,7 @@ fn svc_hash(w: &World, name: &str) -> Option<String> {
 /// Upstream `TestRolloutAbortRetryPromote`.
 #[test]
 fn abort_retry_promote() {
-    let mut w = World::new(rollout(json!({"strategy": {"canary": {"steps": [
+    let mut w = world(rollout(json!({"strategy": {"canary": {"steps": [
         {"setWeight": 50}, {"pause": {"duration": "3s"}}]}}})));
     w.settle();
     assert_eq!(phase(&w), "Healthy");
@@ -161,7 +172,7 @@ fn rolling(replicas: i32) -> Value {
 /// Upstream `TestRolloutGoodToBadUpdate`.
 #[test]
 fn good_to_bad_update() {
-    let mut w = World::new(rollout(rolling(4)));
+    let mut w = world(rollout(rolling(4)));
     w.settle();
     assert_eq!(phase(&w), "Healthy");
     patch_spec(
@@ -202,7 +213,7 @@ fn bad_first(replicas: i32, steps: Value) -> World {
     if !steps.is_null() {
         spec["strategy"]["canary"]["steps"] = steps;
     }
-    let mut w = World::new(rollout(spec));
+    let mut w = world(rollout(spec));
     w.settle();
     w.advance(11);
     w.settle();
@@ -258,7 +269,7 @@ fn bad_to_good_set_weight_update() {
 /// Upstream `TestRolloutScalingWhenPaused` (`rollout-basic.yaml`, one replica, 25 %).
 #[test]
 fn scaling_when_paused() {
-    let mut w = World::new(rollout(json!({"strategy": {"canary": {"steps": [
+    let mut w = world(rollout(json!({"strategy": {"canary": {"steps": [
         {"setWeight": 25}, {"pause": {}}]}}})));
     w.settle();
     update_spec(&mut w, "2");
@@ -277,7 +288,7 @@ fn scaling_when_paused() {
 /// new pods are not yet ready.
 #[test]
 fn max_surge_scaling_during_update() {
-    let mut w = World::new(rollout(json!({"replicas": 4,
+    let mut w = world(rollout(json!({"replicas": 4,
         "strategy": {"canary": {"maxSurge": "100%"}}})));
     w.settle();
     patch_spec(
@@ -300,7 +311,7 @@ fn max_surge_scaling_during_update() {
 /// Upstream `TestRolloutScalingDuringUpdate`: maxSurge 2, maxUnavailable 0, a crashing canary.
 #[test]
 fn scaling_during_update() {
-    let mut w = World::new(rollout(json!({"replicas": 4,
+    let mut w = world(rollout(json!({"replicas": 4,
         "strategy": {"canary": {"maxSurge": 2, "maxUnavailable": 0}}})));
     w.settle();
     patch_spec(
@@ -324,7 +335,7 @@ fn scaling_during_update() {
 /// canary (revision 2 scaled to 0, revision 3 at 1 of 3).
 #[test]
 fn update_while_paused_replaces_the_canary() {
-    let mut w = World::new(rollout(json!({"replicas": 3,
+    let mut w = world(rollout(json!({"replicas": 3,
         "strategy": {"canary": {"steps": [{"setWeight": 20}, {"pause": {}}]}}})));
     w.settle();
     update_spec(&mut w, "2");
@@ -344,7 +355,7 @@ fn update_while_paused_replaces_the_canary() {
 }
 
 fn blue_green(replicas: i32, strategy: Value) -> World {
-    let mut w = World::new(rollout(
+    let mut w = world(rollout(
         json!({"replicas": replicas, "strategy": {"blueGreen": strategy}}),
     ));
     w.settle();
@@ -399,7 +410,7 @@ fn blue_green_to_canary() {
 /// the new revision comes up behind the preview Service and waits for promotion.
 #[test]
 fn canary_to_blue_green() {
-    let mut w = World::new(rollout(json!({"replicas": 2,
+    let mut w = world(rollout(json!({"replicas": 2,
         "strategy": {"canary": {"stableService": "active", "canaryService": "canary",
                                 "steps": [{"setWeight": 50}, {"pause": {}}]}}})));
     w.settle();
@@ -567,7 +578,7 @@ fn blue_green_preview_replica_count() {
 #[test]
 fn blue_green_progress_deadline_exceeded_then_recovers() {
     for auto in [false, true] {
-        let mut w = World::new(rollout(json!({"replicas": 1, "progressDeadlineSeconds": 5,
+        let mut w = world(rollout(json!({"replicas": 1, "progressDeadlineSeconds": 5,
             "strategy": {"blueGreen": {"activeService": "active",
                                         "autoPromotionEnabled": auto}}})));
         w.settle();
@@ -610,7 +621,7 @@ fn blue_green_progress_deadline_exceeded_then_recovers() {
 /// another while paused, ends Healthy at 4/4/4/4/4.
 #[test]
 fn spec_and_replica_change_same_time() {
-    let mut w = World::new(rollout(json!({"replicas": 2,
+    let mut w = world(rollout(json!({"replicas": 2,
         "strategy": {"canary": {"steps": [{"setWeight": 10}, {"pause": {"duration": "10s"}},
                                           {"setWeight": 20}, {"pause": {"duration": "5s"}}]}}})));
     w.settle();
@@ -659,7 +670,7 @@ fn missing_analysis_template_is_invalid_spec_until_it_exists() {
         ),
     ];
     for (strategy, path) in cases {
-        let mut w = World::new(rollout(json!({"replicas": 0, "strategy": strategy})));
+        let mut w = world(rollout(json!({"replicas": 0, "strategy": strategy})));
         w.settle();
         let st = w.status();
         assert_eq!(st.phase.as_deref(), Some("Degraded"), "{path}");
