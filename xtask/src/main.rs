@@ -296,6 +296,12 @@ fn test(args: Vec<String>) -> Result<()> {
     cmd.current_dir(&root)
         .args(["test", "--workspace", "--all-targets"])
         .env("KUBEBUILDER_ASSETS", cluster::k8s_cache_dir());
+    // The e2e tests mostly wait (pauses, pods coming up), each with its own namespace and
+    // controller on one shared control plane: six at a time keep two cores busy without
+    // starving them. `RUST_TEST_THREADS` set by the caller wins.
+    if std::env::var_os("RUST_TEST_THREADS").is_none() {
+        cmd.env("RUST_TEST_THREADS", "6");
+    }
     let corpus = root.join("../shared/compat/argo-rollouts");
     if corpus.is_dir() {
         cmd.env("ROLLOUTS_REQUIRE_COMPAT", "1");
