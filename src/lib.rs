@@ -9,4 +9,4 @@ pub mod cli;
 pub mod controller;
 pub mod ops;
 
-pub use rollouts_core::{api, plan, traffic};
+pub use rollouts_core::{api, experiment, plan, traffic};

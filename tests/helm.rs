@@ -193,6 +193,8 @@ const EXPECTED_RULES: &[Rule] = &[
     ("argoproj.io", "rollouts/status", &["patch"]),
     ("argoproj.io", "rollouts/finalizers", &["update"]),
     ("argoproj.io", "analysisruns/finalizers", &["update"]),
+    ("argoproj.io", "experiments/finalizers", &["update"]),
+    ("argoproj.io", "experiments", &["list", "watch", "patch"]),
     (
         "argoproj.io",
         "analysisruns",

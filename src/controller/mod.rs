@@ -19,6 +19,7 @@ pub mod adopt;
 pub mod analysis;
 pub mod decode;
 pub mod diff;
+pub mod experiment;
 pub mod janitor;
 mod observe;
 pub mod report;

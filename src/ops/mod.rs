@@ -2,10 +2,11 @@
 //! instrumented Kubernetes client ([`client`]), leader election ([`leader`]), Prometheus
 //! metrics ([`metrics`]) and the HTTP endpoints ([`http`]), wired together by [`Process`].
 //!
-//! A [`Process`] runs the Rollout controller ([`crate::controller::run`]) and the AnalysisRun
-//! controller ([`crate::controller::analysis::run`]) — with leader election, only while
-//! holding the Lease — and serves `/metrics`, `/healthz` and `/readyz` all along. Losing the
-//! Lease drops both controllers at once and ends [`Process::run`] with
+//! A [`Process`] runs the Rollout controller ([`crate::controller::run`]), the AnalysisRun
+//! controller ([`crate::controller::analysis::run`]) and the Experiment controller
+//! ([`crate::controller::experiment::run`]) — with leader election, only while holding the
+//! Lease — and serves `/metrics`, `/healthz` and `/readyz` all along. Losing the Lease drops
+//! the controllers at once and ends [`Process::run`] with
 //! [`Error::LostLease`]: the binary then exits non-zero and Kubernetes restarts it as a
 //! standby (as kube-controller-manager does), so nothing a controller spawned can outlive the
 //! leadership it was started under.
@@ -265,8 +266,9 @@ impl Process {
     }
 }
 
-/// The controllers, until `stop` resolves: the Rollout controller, the AnalysisRun controller
-/// and the AnalysisRun cache the `analysis_run_*` gauges are computed from.
+/// The controllers, until `stop` resolves: the Rollout controller, the AnalysisRun controller,
+/// the Experiment controller and the AnalysisRun cache the `analysis_run_*` gauges are
+/// computed from.
 async fn controllers(
     client: Client,
     opts: Options,
@@ -277,11 +279,13 @@ async fn controllers(
     let (tx_rollouts, rx_rollouts) = oneshot::channel::<()>();
     let (tx_analysis, rx_analysis) = oneshot::channel::<()>();
     let (tx_runs, rx_runs) = oneshot::channel::<()>();
+    let (tx_experiments, rx_experiments) = oneshot::channel::<()>();
     let fan_out = async move {
         stop.await;
         let _ = tx_rollouts.send(());
         let _ = tx_analysis.send(());
         let _ = tx_runs.send(());
+        let _ = tx_experiments.send(());
     };
     let config = controller::Config {
         namespace: opts.namespace.clone(),
@@ -289,6 +293,7 @@ async fn controllers(
         concurrency: opts.rollout_concurrency,
         observer: Some(metrics.clone()),
     };
+    let experiment_config = controller::experiment::Config::from(&config);
     let mut analysis_config = controller::analysis::Config::from(&config);
     analysis_config.analysis_concurrency = opts.analysis_concurrency;
     metrics.attach_analysis(analysis_config.metrics.clone());
@@ -307,6 +312,9 @@ async fn controllers(
     );
     let analysis = controller::analysis::run(client.clone(), analysis_config, async move {
         let _ = rx_analysis.await;
+    });
+    let experiments = controller::experiment::run(client.clone(), experiment_config, async move {
+        let _ = rx_experiments.await;
     });
     let runs_api: Api<AnalysisRun> = match &opts.namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
@@ -330,6 +338,6 @@ async fn controllers(
             _ = rx_runs => {}
         }
     };
-    tokio::join!(fan_out, rollouts, analysis, runs);
+    tokio::join!(fan_out, rollouts, analysis, experiments, runs);
     info!("the controllers stopped");
 }

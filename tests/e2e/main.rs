@@ -12,6 +12,7 @@ mod cli;
 mod cluster;
 mod common;
 mod dashboard;
+mod experiment;
 #[path = "../fake_http/mod.rs"]
 mod fake_http;
 mod ops;

@@ -50,8 +50,12 @@ Role cannot grant (ClusterAnalysisTemplates).
 # Owner references with blockOwnerDeletion on ReplicaSets, AnalysisRuns and canary Ingresses
 # (and on Jobs, owned by AnalysisRuns) need this where OwnerReferencesPermissionEnforcement is on.
 - apiGroups: [argoproj.io]
-  resources: [rollouts/finalizers, analysisruns/finalizers]
+  resources: [rollouts/finalizers, analysisruns/finalizers, experiments/finalizers]
   verbs: [update]
+# Experiments: watched; their status is merge-patched (no status subresource, as upstream).
+- apiGroups: [argoproj.io]
+  resources: [experiments]
+  verbs: [list, watch, patch]
 # AnalysisRuns: created for analysis steps, measured (status patched), deleted (TTL, history).
 - apiGroups: [argoproj.io]
   resources: [analysisruns]

@@ -64,6 +64,9 @@ pub mod consts {
     pub const REVISION_HISTORY_ANNOTATION: &str = "rollout.argoproj.io/revision-history";
     /// Annotation on ReplicaSets an Experiment created, naming it (they are not revisions).
     pub const EXPERIMENT_NAME_ANNOTATION_KEY: &str = "experiment.argoproj.io/name";
+    /// Annotation on ReplicaSets an Experiment created, naming the template they run.
+    pub const EXPERIMENT_TEMPLATE_NAME_ANNOTATION_KEY: &str =
+        "experiment.argoproj.io/template-name";
     /// Annotation on ReplicaSets recording the Rollout's desired replica count.
     pub const DESIRED_REPLICAS_ANNOTATION: &str = "rollout.argoproj.io/desired-replicas";
     /// Annotation on ReplicaSets recording the generation of a referenced workload.

@@ -1,0 +1,351 @@
+//! The Experiment controller: a kube-rs [`Controller`] over Experiments, owning their
+//! ReplicaSets, shaped like the Rollout controller:
+//!
+//! - observe: the Experiment and the ReplicaSets it controls, from reflector stores (no LIST
+//!   or GET per reconcile);
+//! - plan: [`crate::experiment::plan`] (pure);
+//! - actuate: the plan's ReplicaSet creations and merge patches (replicas, the
+//!   `scale-down-deadline` annotation), with one field manager;
+//! - report: the status as a JSON merge patch of the smallest diff on the main resource
+//!   (Experiment has no status subresource, as upstream) carrying `metadata.resourceVersion`
+//!   as precondition, so a status computed from a stale view never overwrites a user's
+//!   `spec.terminate`; the plan's events; a tracing span per Experiment.
+//!
+//! Then the reconcile asks to be called again when the plan says (the end of `duration`, a
+//! progress deadline, a scale-down deadline). Experiments are watched untyped and decoded one
+//! by one ([`decode::tolerant`]): one that does not decode is logged and left out, the others
+//! carry on.
+
+use super::{Error, FIELD_MANAGER, decode, diff, store_ready};
+use crate::api::Experiment;
+use crate::experiment::{self, Effect, Observed, Plan};
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde_json::{Value, json};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tracing::{debug, info, warn};
+
+/// Settings of the Experiment controller.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Watch one namespace only; `None` watches all.
+    pub namespace: Option<String>,
+    /// Only Experiments labelled with this controller instance id (or, when `None`, only
+    /// those without the label), as upstream's sharding.
+    pub instance_id: Option<String>,
+    /// Experiments reconciled at once.
+    pub concurrency: u16,
+}
+
+impl From<&crate::controller::Config> for Config {
+    /// The Rollout controller's scope and concurrency.
+    fn from(c: &crate::controller::Config) -> Self {
+        Config {
+            namespace: c.namespace.clone(),
+            instance_id: c.instance_id.clone(),
+            concurrency: c.concurrency,
+        }
+    }
+}
+
+struct Context {
+    client: Client,
+    replica_sets: Store<ReplicaSet>,
+    recorder: Recorder,
+    /// Experiment → the resourceVersion our last status write started from.
+    written_from: Mutex<HashMap<ObjectRef<Experiment>, (String, Instant)>>,
+    /// Experiment → consecutive failures (for backoff).
+    failures: Mutex<HashMap<ObjectRef<Experiment>, u32>>,
+}
+
+/// Runs the Experiment controller until `shutdown` resolves.
+pub async fn run(
+    client: Client,
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let rs_api: Api<ReplicaSet> = match &config.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let (rs_store, rs_writer) = reflector::store();
+    let rs_stream = watcher(rs_api, watcher::Config::default())
+        .default_backoff()
+        .reflect(rs_writer)
+        .touched_objects();
+    let wc = watcher::Config::default()
+        .labels(&crate::api::instance_selector(config.instance_id.as_deref()));
+    let (ex_reader, ex_writer) = reflector::store::<Experiment>();
+    let ex_stream = decode::tolerant(watcher(
+        decode::untyped::<Experiment>(&client, config.namespace.as_deref()),
+        wc,
+    ))
+    .default_backoff()
+    .reflect(ex_writer)
+    .applied_objects();
+    let reporter = Reporter {
+        controller: FIELD_MANAGER.into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        replica_sets: rs_store,
+        recorder: Recorder::new(client, reporter),
+        written_from: Mutex::new(HashMap::new()),
+        failures: Mutex::new(HashMap::new()),
+    });
+    Controller::for_stream(ex_stream, ex_reader)
+        .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency))
+        .owns_stream(rs_stream)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                debug!("experiment reconcile: {e}");
+            }
+        })
+        .await;
+}
+
+/// Whether `rs` is controlled by `ex` (a controller owner reference to its uid).
+fn is_owned_by(rs: &ReplicaSet, ex: &Experiment) -> bool {
+    let uid = ex.uid();
+    rs.owner_references()
+        .iter()
+        .any(|o| o.controller == Some(true) && Some(&o.uid) == uid.as_ref())
+}
+
+/// One reconcile: observe → plan → actuate → report, in the Experiment's own span.
+#[tracing::instrument(skip_all, fields(namespace = ex.namespace().unwrap_or_default(), experiment = ex.name_any()))]
+async fn reconcile(ex: Arc<Experiment>, ctx: Arc<Context>) -> Result<Action, Error> {
+    // Until the ReplicaSet cache has listed, "none" means "not known yet".
+    if !store_ready(&ctx.replica_sets, Some(Duration::from_secs(2))).await {
+        return Ok(Action::requeue(Duration::from_millis(500)));
+    }
+    let key = ObjectRef::from_obj(&*ex);
+    let rv = ex.resource_version().unwrap_or_default();
+    {
+        let mut written = ctx.written_from.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((from, at)) = written.get(&key) {
+            if *from == rv && at.elapsed() < Duration::from_secs(10) {
+                // The store has not caught up with our last write; its event comes.
+                return Ok(Action::await_change());
+            }
+            written.remove(&key);
+        }
+    }
+    let started = Instant::now();
+    let now = Timestamp::now();
+    let ns = ex.namespace().unwrap_or_default();
+
+    // Observe.
+    let owned: Vec<Arc<ReplicaSet>> = ctx
+        .replica_sets
+        .state()
+        .into_iter()
+        .filter(|rs| rs.namespace().as_deref() == Some(ns.as_str()) && is_owned_by(rs, &ex))
+        .collect();
+    let taken_names: BTreeSet<String> = ex
+        .spec
+        .templates
+        .iter()
+        .flatten()
+        .map(|t| experiment::templates::replica_set_name(&ex, t.name.as_deref().unwrap_or("")))
+        .filter(|n| {
+            ctx.replica_sets
+                .get(&ObjectRef::new(n).within(&ns))
+                .is_some_and(|rs| !is_owned_by(&rs, &ex))
+        })
+        .collect();
+    let plan = experiment::plan(
+        &Observed {
+            experiment: &ex,
+            replica_sets: owned.iter().map(|rs| &**rs).collect(),
+            taken_names,
+        },
+        now,
+    );
+
+    // Actuate.
+    for effect in &plan.effects {
+        if let Some(action) = actuate(&ctx, &ns, effect).await? {
+            return Ok(action);
+        }
+    }
+
+    // Report.
+    if let Some(action) = write_status(&ctx, &ex, &plan, &key, &rv).await? {
+        return Ok(action);
+    }
+    super::report::publish_events(&ctx.recorder, &ex.object_ref(&()), &plan.events).await;
+    ctx.failures
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&key);
+    debug!(
+        effects = plan.effects.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "reconciled"
+    );
+    Ok(match plan.requeue_after {
+        Some(d) => Action::requeue(d),
+        None => Action::await_change(),
+    })
+}
+
+/// Carries out one effect; `Some(action)` ends the reconcile there (plan again).
+async fn actuate(ctx: &Context, ns: &str, effect: &Effect) -> Result<Option<Action>, Error> {
+    let api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), ns);
+    match effect {
+        Effect::CreateReplicaSet(rs) => {
+            let post = PostParams {
+                field_manager: Some(FIELD_MANAGER.into()),
+                ..Default::default()
+            };
+            match api.create(&post, rs).await {
+                Ok(_) => info!(rs = rs.name_any(), "created ReplicaSet"),
+                // Ours, ahead of the store, or someone else's: the next plan tells them apart.
+                Err(kube::Error::Api(e)) if e.code == 409 => {
+                    return Ok(Some(Action::requeue(Duration::from_millis(200))));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Effect::PatchReplicaSet {
+            name,
+            replicas,
+            scale_down_deadline,
+        } => {
+            let body = replica_set_patch(*replicas, scale_down_deadline.as_ref());
+            let pp = PatchParams {
+                field_manager: Some(FIELD_MANAGER.into()),
+                ..Default::default()
+            };
+            match api.patch(name, &pp, &Patch::Merge(&body)).await {
+                Ok(_) => debug!(rs = %name, patch = %body, "patched ReplicaSet"),
+                Err(kube::Error::Api(e)) if e.code == 404 => {
+                    return Ok(Some(Action::requeue(Duration::from_millis(200))));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The merge patch of a template ReplicaSet.
+fn replica_set_patch(replicas: Option<i32>, deadline: Option<&Option<String>>) -> Value {
+    let mut body = json!({});
+    if let Some(n) = replicas {
+        body["spec"] = json!({ "replicas": n });
+    }
+    if let Some(d) = deadline {
+        let key = crate::api::consts::DEFAULT_REPLICASET_SCALE_DOWN_DEADLINE_ANNOTATION_KEY;
+        body["metadata"] = json!({"annotations": { key: d }});
+    }
+    body
+}
+
+/// The status merge patch that takes `ex`'s status to `plan.status`, with the resourceVersion
+/// as a precondition; `None` when nothing differs.
+pub fn status_patch(
+    ex: &Experiment,
+    plan: &Plan,
+    resource_version: &str,
+) -> Result<Option<Value>, serde_json::Error> {
+    let old = serde_json::to_value(ex.status.clone().unwrap_or_default())?;
+    let mut new = serde_json::to_value(&plan.status)?;
+    diff::strip_empty_strings(&mut new);
+    Ok(diff::merge_diff(&old, &new)
+        .map(|d| json!({"metadata": {"resourceVersion": resource_version}, "status": d})))
+}
+
+/// Writes the plan's status; `Some(action)` when the reconcile should end there.
+async fn write_status(
+    ctx: &Context,
+    ex: &Experiment,
+    plan: &Plan,
+    key: &ObjectRef<Experiment>,
+    rv: &str,
+) -> Result<Option<Action>, Error> {
+    let Some(body) = status_patch(ex, plan, rv)? else {
+        return Ok(None);
+    };
+    let name = ex.name_any();
+    let api: Api<Experiment> =
+        Api::namespaced(ctx.client.clone(), &ex.namespace().unwrap_or_default());
+    let pp = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    match api.patch(&name, &pp, &Patch::Merge(&body)).await {
+        Ok(_) => {
+            ctx.written_from
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(key.clone(), (rv.to_string(), Instant::now()));
+            debug!(patch = %body["status"], "status updated");
+            let old = ex.status.as_ref().and_then(|s| s.phase.clone());
+            if old != plan.status.phase {
+                info!(
+                    phase = plan.status.phase.as_deref().unwrap_or(""),
+                    "experiment phase"
+                );
+            }
+            Ok(None)
+        }
+        Err(kube::Error::Api(e)) if e.code == 409 => {
+            debug!("status conflict; planning again");
+            Ok(Some(Action::requeue(Duration::from_millis(50))))
+        }
+        Err(e) => {
+            warn!(patch = %body["status"], "status update rejected: {e}");
+            Err(e.into())
+        }
+    }
+}
+
+fn error_policy(ex: Arc<Experiment>, err: &Error, ctx: Arc<Context>) -> Action {
+    let key = ObjectRef::from_obj(&*ex);
+    let n = {
+        let mut f = ctx.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let n = f.entry(key).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    };
+    let delay =
+        Duration::from_millis(100u64.saturating_mul(1u64 << n.min(7))).min(Duration::from_secs(10));
+    warn!(experiment = %ex.name_any(), reason = err.reason(), "experiment reconcile failed ({err}); retrying in {delay:?}");
+    Action::requeue(delay)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replica_set_patches_set_and_remove_the_deadline() {
+        assert_eq!(
+            replica_set_patch(Some(0), Some(&None)),
+            json!({"spec": {"replicas": 0},
+                   "metadata": {"annotations": {"scale-down-deadline": null}}})
+        );
+        assert_eq!(
+            replica_set_patch(None, Some(&Some("2026-01-01T00:00:30Z".into()))),
+            json!({"metadata": {"annotations": {"scale-down-deadline": "2026-01-01T00:00:30Z"}}})
+        );
+        assert_eq!(
+            replica_set_patch(Some(2), None),
+            json!({"spec": {"replicas": 2}})
+        );
+    }
+}

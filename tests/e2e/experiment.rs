@@ -1,0 +1,327 @@
+//! The Experiment controller against the real API server: Experiments are applied directly
+//! (no Rollout involved), their ReplicaSets run by the control plane's ReplicaSet controller
+//! and the pod simulator (an image tag containing `bad` never becomes Ready).
+
+use crate::common::*;
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use kube::ResourceExt;
+use kube::api::{ListParams, Patch, PatchParams};
+use rollouts::api::Experiment;
+use rollouts::controller::experiment as ectl;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+/// The Experiment controller running in this test's runtime, scoped to the test namespace.
+struct ExperimentCtl {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ExperimentCtl {
+    fn start(ns: &TestNs) -> ExperimentCtl {
+        let config = ectl::Config {
+            namespace: Some(ns.name.clone()),
+            instance_id: None,
+            concurrency: 4,
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let client = ns.client.clone();
+        let task = tokio::spawn(async move {
+            ectl::run(client, config, async move {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        ExperimentCtl {
+            stop: Some(tx),
+            task,
+        }
+    }
+}
+
+impl Drop for ExperimentCtl {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        self.task.abort();
+    }
+}
+
+async fn setup_experiment(test: &str) -> (TestNs, ExperimentCtl) {
+    init_logging();
+    crds_installed().await;
+    let ns = TestNs::new(test).await;
+    let ctl = ExperimentCtl::start(&ns);
+    (ns, ctl)
+}
+
+/// An Experiment with a `baseline` (1 replica) and a `canary` (2 replicas) template; `spec`
+/// is merged into its spec.
+fn manifest(name: &str, canary_image: &str, spec: serde_json::Value) -> String {
+    let template = |t: &str, replicas: i32, image: &str| {
+        json!({"name": t, "replicas": replicas,
+               "selector": {"matchLabels": {"app": name, "role": t}},
+               "template": {"metadata": {"labels": {"app": name, "role": t}},
+                            "spec": {"containers": [{"name": "app", "image": image}]}}})
+    };
+    let mut s = json!({"templates": [template("baseline", 1, "nginx:1.19"),
+                                     template("canary", 2, canary_image)]});
+    s.as_object_mut()
+        .unwrap()
+        .extend(spec.as_object().unwrap().clone());
+    serde_json::to_string(&json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Experiment",
+        "metadata": {"name": name}, "spec": s,
+    }))
+    .unwrap()
+}
+
+async fn get_experiment(ns: &TestNs, name: &str) -> Experiment {
+    ns.api::<Experiment>()
+        .get(name)
+        .await
+        .expect("reading the Experiment")
+}
+
+/// Waits until the Experiment's phase is `phase`.
+async fn wait_phase(ns: &TestNs, name: &str, phase: &str, timeout: Duration) -> Experiment {
+    ns.wait_for(&format!("Experiment {name} {phase}"), timeout, || async {
+        let ex = ns.api::<Experiment>().get(name).await?;
+        let p = ex.status.as_ref().and_then(|s| s.phase.clone());
+        Ok((p.as_deref() == Some(phase)).then_some(ex))
+    })
+    .await
+}
+
+/// The ReplicaSets of the namespace, by name.
+async fn replica_set(ns: &TestNs, name: &str) -> ReplicaSet {
+    ns.api::<ReplicaSet>()
+        .get(name)
+        .await
+        .unwrap_or_else(|e| panic!("reading ReplicaSet {name}: {e}"))
+}
+
+/// Waits until every ReplicaSet of the namespace wants 0 replicas.
+async fn wait_scaled_down(ns: &TestNs, timeout: Duration) {
+    ns.wait_for("the ReplicaSets scaled to 0", timeout, || async {
+        let rss = ns.api::<ReplicaSet>().list(&ListParams::default()).await?;
+        Ok(rss
+            .items
+            .iter()
+            .all(|rs| spec_replicas(rs) == 0)
+            .then_some(()))
+    })
+    .await
+}
+
+fn template_status<'a>(ex: &'a Experiment, name: &str) -> &'a rollouts::api::TemplateStatus {
+    ex.status
+        .as_ref()
+        .and_then(|s| s.template_statuses.as_ref())
+        .and_then(|l| l.iter().find(|t| t.name.as_deref() == Some(name)))
+        .unwrap_or_else(|| panic!("no template status {name}: {:?}", ex.status))
+}
+
+fn progressing(ex: &Experiment) -> (String, String, String) {
+    let c = ex
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|l| l.iter().find(|c| c.type_.as_deref() == Some("Progressing")))
+        .unwrap_or_else(|| panic!("no Progressing condition: {:?}", ex.status));
+    (
+        c.status.clone().unwrap_or_default(),
+        c.reason.clone().unwrap_or_default(),
+        c.message.clone().unwrap_or_default(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn experiment_runs_for_its_duration_then_succeeds_and_scales_down() {
+    let (ns, _ctl) = setup_experiment("exp-duration").await;
+    ns.apply(&manifest(
+        "ab",
+        "nginx:1.20",
+        json!({"duration": "6s", "scaleDownDelaySeconds": 2}),
+    ))
+    .await;
+    let ex = wait_phase(&ns, "ab", "Running", Duration::from_secs(60)).await;
+    let running_seen = Instant::now();
+    let uid = ex.uid().unwrap();
+    let status = ex.status.clone().unwrap();
+    let available_at = status.available_at.clone().expect("availableAt set").0;
+    for (t, replicas) in [("baseline", 1), ("canary", 2)] {
+        let ts = template_status(&ex, t);
+        assert_eq!(ts.status.as_deref(), Some("Running"), "{t}");
+        assert_eq!(ts.available_replicas, Some(replicas), "{t}");
+        let rs = replica_set(&ns, &format!("ab-{t}")).await;
+        let owner = &rs.owner_references()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.uid.as_str(), owner.controller),
+            ("Experiment", uid.as_str(), Some(true))
+        );
+        assert_eq!(rs.annotations()["experiment.argoproj.io/name"], "ab");
+        assert_eq!(rs.annotations()["experiment.argoproj.io/template-name"], t);
+        assert_eq!(rs.labels()["role"], t);
+        assert!(!hash_of(&rs).is_empty());
+        assert_eq!(spec_replicas(&rs), replicas);
+    }
+
+    let ex = wait_phase(&ns, "ab", "Successful", Duration::from_secs(60)).await;
+    // Not before `duration` has passed since availableAt (a whole-second stamp).
+    let ended = k8s_openapi::jiff::Timestamp::now();
+    assert!(
+        ended.duration_since(available_at).as_secs() >= 6,
+        "Successful at {ended}, availableAt {available_at}"
+    );
+    assert!(running_seen.elapsed() < Duration::from_secs(30));
+    assert_eq!(
+        progressing(&ex),
+        (
+            "False".into(),
+            "ExperimentCompleted".into(),
+            "Experiment \"ab\" has successfully ran and completed.".into()
+        )
+    );
+    assert_eq!(
+        template_status(&ex, "canary").status.as_deref(),
+        Some("Successful")
+    );
+    wait_scaled_down(&ns, Duration::from_secs(30)).await;
+    let reasons = event_reasons(&ns, "ab").await;
+    for r in [
+        "NewReplicaSetCreated",
+        "ExperimentPending",
+        "ExperimentRunning",
+        "TemplateSuccessful",
+        "ExperimentSuccessful",
+        "ScalingReplicaSet",
+    ] {
+        assert!(
+            reasons.iter().any(|x| x == r),
+            "{r} missing from {reasons:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_that_never_becomes_available_fails_at_the_progress_deadline() {
+    let (ns, _ctl) = setup_experiment("exp-deadline").await;
+    ns.apply(&manifest(
+        "slow",
+        "nginx:bad",
+        json!({"progressDeadlineSeconds": 5, "scaleDownDelaySeconds": 0}),
+    ))
+    .await;
+    let ex = wait_phase(&ns, "slow", "Failed", Duration::from_secs(60)).await;
+    let msg = "Template 'canary' exceeded its progressDeadlineSeconds (5)";
+    let status = ex.status.clone().unwrap();
+    assert_eq!(status.message.as_deref(), Some(msg));
+    assert_eq!(status.available_at, None);
+    let ts = template_status(&ex, "canary");
+    assert_eq!(
+        (ts.status.as_deref(), ts.message.as_deref()),
+        (Some("Failed"), Some(msg))
+    );
+    // A failed Experiment ends: both ReplicaSets scale down (no delay asked).
+    wait_scaled_down(&ns, Duration::from_secs(30)).await;
+    let reasons = event_reasons(&ns, "slow").await;
+    assert!(reasons.iter().any(|r| r == "TemplateFailed"), "{reasons:?}");
+    assert!(
+        reasons.iter().any(|r| r == "ExperimentFailed"),
+        "{reasons:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_controller_keeps_the_replica_sets_and_terminate_ends_the_experiment() {
+    let (ns, ctl) = setup_experiment("exp-terminate").await;
+    ns.apply(&manifest(
+        "open",
+        "nginx:1.20",
+        json!({"scaleDownDelaySeconds": 0}),
+    ))
+    .await;
+    let ex = wait_phase(&ns, "open", "Running", Duration::from_secs(60)).await;
+    let available_at = ex.status.clone().unwrap().available_at;
+    let uids = |rss: Vec<ReplicaSet>| {
+        let mut v: Vec<String> = rss.iter().filter_map(|r| r.uid()).collect();
+        v.sort();
+        v
+    };
+    let list = || async {
+        ns.api::<ReplicaSet>()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+    };
+    let before = uids(list().await);
+    assert_eq!(before.len(), 2);
+    // A new controller takes over mid-experiment: same ReplicaSets, same availableAt.
+    drop(ctl);
+    let _ctl = ExperimentCtl::start(&ns);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(uids(list().await), before);
+    let ex = get_experiment(&ns, "open").await;
+    let status = ex.status.clone().unwrap();
+    assert_eq!(status.phase.as_deref(), Some("Running"));
+    assert_eq!(status.available_at, available_at);
+    assert_eq!(progressing(&ex).1, "NewReplicaSetAvailable");
+
+    // No duration: it runs until terminated.
+    ns.api::<Experiment>()
+        .patch(
+            "open",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"terminate": true}})),
+        )
+        .await
+        .expect("terminating");
+    let ex = wait_phase(&ns, "open", "Successful", Duration::from_secs(30)).await;
+    assert_eq!(
+        template_status(&ex, "baseline").status.as_deref(),
+        Some("Successful")
+    );
+    wait_scaled_down(&ns, Duration::from_secs(30)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn features_not_built_are_refused_by_field_and_nothing_runs() {
+    let (ns, _ctl) = setup_experiment("exp-refused").await;
+    ns.apply(&manifest(
+        "with-analysis",
+        "nginx:1.20",
+        json!({"analyses": [{"name": "a", "templateName": "t"}]}),
+    ))
+    .await;
+    let ex = ns
+        .wait_for(
+            "an InvalidSpec condition",
+            Duration::from_secs(30),
+            || async {
+                let ex = ns.api::<Experiment>().get("with-analysis").await?;
+                let has = ex
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| c.iter().any(|c| c.type_.as_deref() == Some("InvalidSpec")));
+                Ok(has.then_some(ex))
+            },
+        )
+        .await;
+    let c = ex.status.unwrap().conditions.unwrap();
+    assert_eq!(
+        c[0].message.as_deref(),
+        Some(
+            "spec.analyses: Forbidden: experiment analyses are not supported by this controller yet"
+        )
+    );
+    let rss = ns
+        .api::<ReplicaSet>()
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    assert!(rss.items.is_empty(), "nothing runs");
+}
