@@ -1,11 +1,12 @@
 //! The Experiment controller: a kube-rs [`Controller`] over Experiments, owning their
 //! ReplicaSets, shaped like the Rollout controller:
 //!
-//! - observe: the Experiment and the ReplicaSets it controls, from reflector stores (no LIST
-//!   or GET per reconcile);
+//! - observe: the Experiment, the ReplicaSets and AnalysisRuns it controls and the analysis
+//!   templates, from reflector stores (no LIST or GET per reconcile);
 //! - plan: [`crate::experiment::plan`] (pure);
 //! - actuate: the plan's ReplicaSet creations and merge patches (replicas, the
-//!   `scale-down-deadline` annotation), with one field manager;
+//!   `scale-down-deadline` annotation), AnalysisRun creations and terminations, with one field
+//!   manager (the runs are measured by the AnalysisRun controller);
 //! - report: the status as a JSON merge patch of the smallest diff on the main resource
 //!   (Experiment has no status subresource, as upstream) carrying `metadata.resourceVersion`
 //!   as precondition, so a status computed from a stale view never overwrites a user's
@@ -17,7 +18,7 @@
 //! carry on.
 
 use super::{Error, FIELD_MANAGER, decode, diff, store_ready};
-use crate::api::Experiment;
+use crate::api::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate, Experiment};
 use crate::experiment::{self, Effect, Observed, Plan};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
@@ -60,6 +61,11 @@ impl From<&crate::controller::Config> for Config {
 struct Context {
     client: Client,
     replica_sets: Store<ReplicaSet>,
+    analysis_runs: Store<AnalysisRun>,
+    analysis_templates: Store<AnalysisTemplate>,
+    cluster_analysis_templates: Store<ClusterAnalysisTemplate>,
+    /// Whether `cluster_analysis_templates` is fed (cluster-wide mode only).
+    cluster_templates_watched: bool,
     recorder: Recorder,
     /// Experiment → the resourceVersion our last status write started from.
     written_from: Mutex<HashMap<ObjectRef<Experiment>, (String, Instant)>>,
@@ -82,6 +88,39 @@ pub async fn run(
         .default_backoff()
         .reflect(rs_writer)
         .touched_objects();
+    let ns = config.namespace.as_deref();
+    let (ar_store, ar_writer) = reflector::store::<AnalysisRun>();
+    let ar_stream = decode::tolerant(watcher(
+        decode::untyped::<AnalysisRun>(&client, ns),
+        watcher::Config::default(),
+    ))
+    .default_backoff()
+    .reflect(ar_writer)
+    .touched_objects();
+    let tasks = super::Tasks::default();
+    let (at_store, at_writer) = reflector::store::<AnalysisTemplate>();
+    tasks.spawn(
+        decode::tolerant(watcher(
+            decode::untyped::<AnalysisTemplate>(&client, ns),
+            watcher::Config::default(),
+        ))
+        .default_backoff()
+        .reflect(at_writer)
+        .for_each(|_| futures::future::ready(())),
+    );
+    let (cat_store, cat_writer) = reflector::store::<ClusterAnalysisTemplate>();
+    // Cluster-scoped templates are watched only when the controller is cluster-wide.
+    if ns.is_none() {
+        tasks.spawn(
+            decode::tolerant(watcher(
+                decode::untyped::<ClusterAnalysisTemplate>(&client, None),
+                watcher::Config::default(),
+            ))
+            .default_backoff()
+            .reflect(cat_writer)
+            .for_each(|_| futures::future::ready(())),
+        );
+    }
     let wc = watcher::Config::default()
         .labels(&crate::api::instance_selector(config.instance_id.as_deref()));
     let (ex_reader, ex_writer) = reflector::store::<Experiment>();
@@ -99,6 +138,10 @@ pub async fn run(
     let ctx = Arc::new(Context {
         client: client.clone(),
         replica_sets: rs_store,
+        analysis_runs: ar_store,
+        analysis_templates: at_store,
+        cluster_analysis_templates: cat_store,
+        cluster_templates_watched: config.namespace.is_none(),
         recorder: Recorder::new(client, reporter),
         written_from: Mutex::new(HashMap::new()),
         failures: Mutex::new(HashMap::new()),
@@ -106,6 +149,7 @@ pub async fn run(
     Controller::for_stream(ex_stream, ex_reader)
         .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency))
         .owns_stream(rs_stream)
+        .owns_stream(ar_stream)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|res| async move {
@@ -114,21 +158,39 @@ pub async fn run(
             }
         })
         .await;
+    drop(tasks);
 }
 
-/// Whether `rs` is controlled by `ex` (a controller owner reference to its uid).
-fn is_owned_by(rs: &ReplicaSet, ex: &Experiment) -> bool {
+/// Whether `obj` is controlled by `ex` (a controller owner reference to its uid).
+fn is_owned_by(obj: &impl Resource, ex: &Experiment) -> bool {
     let uid = ex.uid();
-    rs.owner_references()
+    obj.owner_references()
         .iter()
         .any(|o| o.controller == Some(true) && Some(&o.uid) == uid.as_ref())
+}
+
+impl Context {
+    /// Whether every cache a plan reads has listed: until then "none" means "not known yet".
+    async fn caches_synced(&self) -> bool {
+        let limit = Some(Duration::from_secs(2));
+        let cluster = async {
+            !self.cluster_templates_watched
+                || store_ready(&self.cluster_analysis_templates, limit).await
+        };
+        let (a, b, c, d) = futures::join!(
+            store_ready(&self.replica_sets, limit),
+            store_ready(&self.analysis_runs, limit),
+            store_ready(&self.analysis_templates, limit),
+            cluster,
+        );
+        a && b && c && d
+    }
 }
 
 /// One reconcile: observe → plan → actuate → report, in the Experiment's own span.
 #[tracing::instrument(skip_all, fields(namespace = ex.namespace().unwrap_or_default(), experiment = ex.name_any()))]
 async fn reconcile(ex: Arc<Experiment>, ctx: Arc<Context>) -> Result<Action, Error> {
-    // Until the ReplicaSet cache has listed, "none" means "not known yet".
-    if !store_ready(&ctx.replica_sets, Some(Duration::from_secs(2))).await {
+    if !ctx.caches_synced().await {
         return Ok(Action::requeue(Duration::from_millis(500)));
     }
     let key = ObjectRef::from_obj(&*ex);
@@ -152,7 +214,7 @@ async fn reconcile(ex: Arc<Experiment>, ctx: Arc<Context>) -> Result<Action, Err
         .replica_sets
         .state()
         .into_iter()
-        .filter(|rs| rs.namespace().as_deref() == Some(ns.as_str()) && is_owned_by(rs, &ex))
+        .filter(|rs| rs.namespace().as_deref() == Some(ns.as_str()) && is_owned_by(&**rs, &ex))
         .collect();
     let taken_names: BTreeSet<String> = ex
         .spec
@@ -163,14 +225,36 @@ async fn reconcile(ex: Arc<Experiment>, ctx: Arc<Context>) -> Result<Action, Err
         .filter(|n| {
             ctx.replica_sets
                 .get(&ObjectRef::new(n).within(&ns))
-                .is_some_and(|rs| !is_owned_by(&rs, &ex))
+                .is_some_and(|rs| !is_owned_by(&*rs, &ex))
         })
         .collect();
+    let in_ns = |o: Option<String>| o.as_deref() == Some(ns.as_str());
+    let prefix = format!("{}-", ex.name_any());
+    let (runs, others): (Vec<Arc<AnalysisRun>>, Vec<Arc<AnalysisRun>>) = ctx
+        .analysis_runs
+        .state()
+        .into_iter()
+        .filter(|r| in_ns(r.namespace()) && r.name_any().starts_with(&prefix))
+        .partition(|r| is_owned_by(&**r, &ex));
+    let templates: Vec<Arc<AnalysisTemplate>> = ctx
+        .analysis_templates
+        .state()
+        .into_iter()
+        .filter(|t| in_ns(t.namespace()))
+        .collect();
+    let cluster_templates = ctx.cluster_analysis_templates.state();
     let plan = experiment::plan(
         &Observed {
             experiment: &ex,
             replica_sets: owned.iter().map(|rs| &**rs).collect(),
             taken_names,
+            analysis_runs: runs.iter().map(|r| &**r).collect(),
+            taken_run_names: others.iter().map(|r| r.name_any()).collect(),
+            analysis_templates: templates.iter().map(|t| (t.name_any(), &**t)).collect(),
+            cluster_analysis_templates: cluster_templates
+                .iter()
+                .map(|t| (t.name_any(), &**t))
+                .collect(),
         },
         now,
     );
@@ -238,6 +322,34 @@ async fn actuate(ctx: &Context, ns: &str, effect: &Effect) -> Result<Option<Acti
                 Err(e) => return Err(e.into()),
             }
         }
+        Effect::CreateAnalysisRun(run) => {
+            let post = PostParams {
+                field_manager: Some(FIELD_MANAGER.into()),
+                ..Default::default()
+            };
+            let runs: Api<AnalysisRun> = Api::namespaced(ctx.client.clone(), ns);
+            match runs.create(&post, run).await {
+                Ok(_) => info!(run = run.name_any(), "created AnalysisRun"),
+                // Ours, ahead of the store, or someone else's: the next plan tells them apart.
+                Err(kube::Error::Api(e)) if e.code == 409 => {
+                    return Ok(Some(Action::requeue(Duration::from_millis(200))));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Effect::TerminateAnalysisRun { name } => {
+            let pp = PatchParams {
+                field_manager: Some(FIELD_MANAGER.into()),
+                ..Default::default()
+            };
+            let runs: Api<AnalysisRun> = Api::namespaced(ctx.client.clone(), ns);
+            let body = json!({"spec": {"terminate": true}});
+            match runs.patch(name, &pp, &Patch::Merge(&body)).await {
+                Ok(_) => info!(run = %name, "terminated AnalysisRun"),
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
     Ok(None)
 }
@@ -263,8 +375,9 @@ pub fn status_patch(
     resource_version: &str,
 ) -> Result<Option<Value>, serde_json::Error> {
     let old = serde_json::to_value(ex.status.clone().unwrap_or_default())?;
-    let mut new = serde_json::to_value(&plan.status)?;
-    diff::strip_empty_strings(&mut new);
+    // Not stripped of empty strings: `status.analysisRuns[]` needs its `analysisRun` and
+    // `phase` even when empty, as Go writes them.
+    let new = serde_json::to_value(&plan.status)?;
     Ok(diff::merge_diff(&old, &new)
         .map(|d| json!({"metadata": {"resourceVersion": resource_version}, "status": d})))
 }

@@ -1,6 +1,7 @@
 //! The Experiment controller against the real API server: Experiments are applied directly
 //! (no Rollout involved), their ReplicaSets run by the control plane's ReplicaSet controller
-//! and the pod simulator (an image tag containing `bad` never becomes Ready).
+//! and the pod simulator (an image tag containing `bad` never becomes Ready), their analyses
+//! measured by the AnalysisRun controller with Jobs (an image tag containing `fail` fails).
 
 use crate::common::*;
 use k8s_openapi::api::apps::v1::ReplicaSet;
@@ -290,18 +291,16 @@ async fn a_restarted_controller_keeps_the_replica_sets_and_terminate_ends_the_ex
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn features_not_built_are_refused_by_field_and_nothing_runs() {
     let (ns, _ctl) = setup_experiment("exp-refused").await;
-    ns.apply(&manifest(
-        "with-analysis",
-        "nginx:1.20",
-        json!({"analyses": [{"name": "a", "templateName": "t"}]}),
-    ))
-    .await;
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&manifest("with-service", "nginx:1.20", json!({}))).unwrap();
+    doc["spec"]["templates"][1]["service"] = json!({});
+    ns.apply(&doc.to_string()).await;
     let ex = ns
         .wait_for(
             "an InvalidSpec condition",
             Duration::from_secs(30),
             || async {
-                let ex = ns.api::<Experiment>().get("with-analysis").await?;
+                let ex = ns.api::<Experiment>().get("with-service").await?;
                 let has = ex
                     .status
                     .as_ref()
@@ -315,7 +314,7 @@ async fn features_not_built_are_refused_by_field_and_nothing_runs() {
     assert_eq!(
         c[0].message.as_deref(),
         Some(
-            "spec.analyses: Forbidden: experiment analyses are not supported by this controller yet"
+            "spec.templates[1].service: Forbidden: template Services are not supported by this controller yet"
         )
     );
     let rss = ns
@@ -324,4 +323,101 @@ async fn features_not_built_are_refused_by_field_and_nothing_runs() {
         .await
         .unwrap();
     assert!(rss.items.is_empty(), "nothing runs");
+}
+
+/// An AnalysisTemplate whose one metric is a Job: `image` containing `fail` fails it.
+fn job_template(name: &str) -> String {
+    format!(
+        r#"apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata:
+  name: {name}
+spec:
+  args:
+  - name: canary-hash
+  - name: image
+  metrics:
+  - name: smoke
+    provider:
+      job:
+        spec:
+          backoffLimit: 0
+          template:
+            spec:
+              restartPolicy: Never
+              containers:
+              - name: test
+                image: "{{{{args.image}}}}"
+                command: [sh, -c, "echo {{{{args.canary-hash}}}}; exit 0"]
+"#
+    )
+}
+
+fn analyses(image: &str, required: bool) -> serde_json::Value {
+    json!({"analyses": [{"name": "smoke", "templateName": "smoke",
+        "requiredForCompletion": required,
+        "args": [{"name": "canary-hash", "value": "{{templates.canary.podTemplateHash}}"},
+                 {"name": "image", "value": image}]}],
+        "scaleDownDelaySeconds": 0})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_required_analysis_completes_the_experiment_and_a_failed_one_fails_it() {
+    let (ns, _ctl) = setup_experiment("exp-analysis").await;
+    let _analysis = crate::analysis::start_analysis_controller(&ns);
+    ns.apply(&job_template("smoke")).await;
+    ns.apply(&manifest(
+        "pass",
+        "nginx:1.20",
+        analyses("busybox:ok", true),
+    ))
+    .await;
+    ns.apply(&manifest(
+        "fail",
+        "nginx:1.20",
+        analyses("busybox:fail", false),
+    ))
+    .await;
+
+    let ex = wait_phase(&ns, "pass", "Successful", Duration::from_secs(90)).await;
+    let status = ex.status.clone().unwrap();
+    assert!(status.available_at.is_some());
+    assert_eq!(
+        status.message.as_deref(),
+        Some("Required AnalysisRuns completed")
+    );
+    let runs = status.analysis_runs.clone().unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(
+        (runs[0].analysis_run.as_deref(), runs[0].phase.as_deref()),
+        (Some("pass-smoke"), Some("Successful"))
+    );
+    // The run got the canary template's pod-template hash, and is owned by the Experiment.
+    let run = ns
+        .api::<rollouts::api::AnalysisRun>()
+        .get("pass-smoke")
+        .await
+        .unwrap();
+    let hash = hash_of(&replica_set(&ns, "pass-canary").await);
+    let args = run.spec.args.clone().unwrap();
+    assert!(
+        args.iter().any(|a| a.name.as_deref() == Some("canary-hash")
+            && a.value.as_deref() == Some(hash.as_str())),
+        "{args:?}"
+    );
+    assert_eq!(run.owner_references()[0].uid, ex.uid().unwrap());
+
+    let ex = wait_phase(&ns, "fail", "Failed", Duration::from_secs(90)).await;
+    let runs = ex.status.clone().unwrap().analysis_runs.unwrap();
+    assert_eq!(runs[0].phase.as_deref(), Some("Failed"));
+    wait_scaled_down(&ns, Duration::from_secs(30)).await;
+    let reasons = event_reasons(&ns, "fail").await;
+    assert!(
+        reasons.iter().any(|r| r == "AnalysisRunFailed"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r == "ExperimentFailed"),
+        "{reasons:?}"
+    );
 }

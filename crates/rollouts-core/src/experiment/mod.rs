@@ -13,21 +13,29 @@
 //!    Running when every replica is available, Successful once `duration` has passed since
 //!    `availableAt` or the Experiment terminates, Failed after `progressDeadlineSeconds`
 //!    without progress).
-//! 3. [`status`]: the phase (Pending → Running → Successful / Failed / Error), `availableAt`,
+//!    [`analyses`]: per analysis, its AnalysisRun (`<experiment>-<analysis>`), created once
+//!    the Experiment is available, followed into `status.analysisRuns[]`, terminated when the
+//!    Experiment ends.
+//! 3. [`status`]: the phase (Pending → Running → Successful / Failed / Error / Inconclusive,
+//!    a failed, errored or inconclusive analysis ending the Experiment with its phase), `availableAt`,
 //!    the message, the `Progressing` condition, events, and when to look again.
 //!
 //! The Experiment's status is the only memory: planning again from the same observation
 //! yields the same plan, and a plan whose effects are in place writes nothing.
 
+pub mod analyses;
 pub mod status;
 pub mod templates;
 pub mod validate;
 
-use crate::api::{Experiment, ExperimentStatus, TemplateSpec, analysis_phase};
+use crate::api::{
+    AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate, Experiment, ExperimentStatus,
+    TemplateSpec, analysis_phase,
+};
 use crate::plan::Event;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::jiff::Timestamp;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 /// Everything the planner may look at for one Experiment.
@@ -40,6 +48,15 @@ pub struct Observed<'a> {
     /// Names a template's ReplicaSet would take ([`templates::replica_set_name`]) that belong
     /// to a ReplicaSet the Experiment does not control.
     pub taken_names: BTreeSet<String>,
+    /// The AnalysisRuns this Experiment controls.
+    pub analysis_runs: Vec<&'a AnalysisRun>,
+    /// Names of AnalysisRuns of the namespace that start with `<experiment>-` and that the
+    /// Experiment does not control (an analysis' run takes another name).
+    pub taken_run_names: BTreeSet<String>,
+    /// AnalysisTemplates of the Experiment's namespace, by name.
+    pub analysis_templates: BTreeMap<String, &'a AnalysisTemplate>,
+    /// ClusterAnalysisTemplates, by name.
+    pub cluster_analysis_templates: BTreeMap<String, &'a ClusterAnalysisTemplate>,
 }
 
 /// What one reconcile of an Experiment should do.
@@ -67,6 +84,10 @@ pub enum Effect {
         replicas: Option<i32>,
         scale_down_deadline: Option<Option<String>>,
     },
+    /// Create an analysis' AnalysisRun.
+    CreateAnalysisRun(Box<AnalysisRun>),
+    /// Terminate a running AnalysisRun (`spec.terminate: true`).
+    TerminateAnalysisRun { name: String },
 }
 
 /// Plans one reconcile of an Experiment at `now`.
@@ -88,7 +109,14 @@ pub fn plan(obs: &Observed<'_>, now: Timestamp) -> Plan {
     for template in ex.spec.templates.iter().flatten() {
         templates::reconcile(obs, template, terminating, now, &mut plan);
     }
-    status::calculate(ex, &mut plan, now);
+    let unrecorded: Vec<_> = ex
+        .spec
+        .analyses
+        .iter()
+        .flatten()
+        .filter_map(|a| analyses::reconcile(obs, a, terminating, &mut plan))
+        .collect();
+    status::calculate(ex, &mut plan, &unrecorded, now);
     plan
 }
 

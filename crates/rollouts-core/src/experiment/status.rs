@@ -6,7 +6,10 @@ use super::Plan;
 use super::templates::requeue;
 use crate::api::experiment_condition_type as cond_type;
 use crate::api::template_status_code as code;
-use crate::api::{Experiment, ExperimentCondition, ExperimentStatus, analysis_phase as phase};
+use crate::api::{
+    Experiment, ExperimentAnalysisRunStatus, ExperimentCondition, ExperimentStatus,
+    analysis_phase as phase,
+};
 use crate::plan::{Event, stamp};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use std::time::Duration;
@@ -164,7 +167,11 @@ fn assess_templates(ex: &Experiment, status: &ExperimentStatus) -> (&'static str
 
 /// Upstream's `assessAnalysisRuns`: the worst analysis phase (Successful when there are
 /// none), Running instead of Pending.
-fn assess_analyses(ex: &Experiment, status: &ExperimentStatus) -> (String, String) {
+fn assess_analyses(
+    ex: &Experiment,
+    status: &ExperimentStatus,
+    unrecorded: &[ExperimentAnalysisRunStatus],
+) -> (String, String) {
     let mut worst = phase::SUCCESSFUL.to_string();
     let mut message = String::new();
     for a in ex.spec.analyses.iter().flatten() {
@@ -172,6 +179,7 @@ fn assess_analyses(ex: &Experiment, status: &ExperimentStatus) -> (String, Strin
             .analysis_runs
             .iter()
             .flatten()
+            .chain(unrecorded)
             .find(|r| r.name == a.name);
         let p = run.and_then(|r| r.phase.clone()).unwrap_or_default();
         if analysis_rank(&p) > analysis_rank(&worst) {
@@ -193,16 +201,22 @@ fn assess_analyses(ex: &Experiment, status: &ExperimentStatus) -> (String, Strin
     (worst, message)
 }
 
-/// The phase, message, `availableAt` and conditions of `plan.status` (whose template statuses
-/// are this reconcile's), the phase-change event, and the requeue.
-pub fn calculate(ex: &Experiment, plan: &mut Plan, now: Timestamp) {
+/// The phase, message, `availableAt` and conditions of `plan.status` (whose template and
+/// analysis statuses are this reconcile's; `unrecorded`: analyses that failed before their run
+/// could be created), the phase-change event, and the requeue.
+pub fn calculate(
+    ex: &Experiment,
+    plan: &mut Plan,
+    unrecorded: &[ExperimentAnalysisRunStatus],
+    now: Timestamp,
+) {
     let old = ex.status.clone().unwrap_or_default();
     let status = &mut plan.status;
     match status.phase.as_deref().unwrap_or_default() {
         "" => status.phase = Some(phase::PENDING.into()),
         phase::PENDING | phase::RUNNING => {
             let (t_phase, t_msg) = assess_templates(ex, status);
-            let (a_phase, a_msg) = assess_analyses(ex, status);
+            let (a_phase, a_msg) = assess_analyses(ex, status, unrecorded);
             if t_phase == phase::RUNNING && status.available_at.is_none() {
                 status.available_at = Some(stamp(now));
             }

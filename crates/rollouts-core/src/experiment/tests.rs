@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::api::template_status_code as code;
-use crate::api::{ExperimentCondition, TemplateStatus};
+use crate::api::{AnalysisRun, AnalysisTemplate, ExperimentCondition, TemplateStatus};
 use k8s_openapi::api::apps::v1::ReplicaSetStatus;
 use k8s_openapi::jiff::SignedDuration;
 use kube_core::ResourceExt;
@@ -47,6 +47,8 @@ struct World {
     ex: Experiment,
     rss: Vec<ReplicaSet>,
     taken: BTreeSet<String>,
+    runs: Vec<AnalysisRun>,
+    templates: Vec<AnalysisTemplate>,
 }
 
 impl World {
@@ -55,6 +57,8 @@ impl World {
             ex,
             rss: vec![],
             taken: BTreeSet::new(),
+            runs: vec![],
+            templates: vec![],
         }
     }
 
@@ -64,6 +68,10 @@ impl World {
                 experiment: &self.ex,
                 replica_sets: self.rss.iter().collect(),
                 taken_names: self.taken.clone(),
+                analysis_runs: self.runs.iter().collect(),
+                taken_run_names: BTreeSet::new(),
+                analysis_templates: self.templates.iter().map(|t| (t.name_any(), t)).collect(),
+                cluster_analysis_templates: BTreeMap::new(),
             },
             now,
         )
@@ -75,6 +83,15 @@ impl World {
         for e in &p.effects {
             match e {
                 Effect::CreateReplicaSet(rs) => self.rss.push((**rs).clone()),
+                Effect::CreateAnalysisRun(run) => self.runs.push((**run).clone()),
+                Effect::TerminateAnalysisRun { name } => {
+                    let run = self
+                        .runs
+                        .iter_mut()
+                        .find(|r| r.name_any() == *name)
+                        .unwrap();
+                    run.spec.terminate = Some(true);
+                }
                 Effect::PatchReplicaSet {
                     name,
                     replicas,
@@ -420,11 +437,6 @@ fn invalid_specs_get_upstream_messages_and_nothing_is_created() {
                 "selector": {"matchLabels": {"a": "b"}}}]}),
             "spec.templates[1].service: Forbidden: template Services are not supported by this controller yet",
         ),
-        (
-            json!({"templates": [template("a", 1)],
-                   "analyses": [{"name": "a", "templateName": "t"}]}),
-            "spec.analyses: Forbidden: experiment analyses are not supported by this controller yet",
-        ),
     ];
     for (spec, message) in cases {
         let mut w = World::new(experiment(spec));
@@ -504,4 +516,234 @@ fn a_deleted_experiment_is_left_alone() {
     ex.metadata.deletion_timestamp = Some(crate::plan::stamp(t0()));
     let p = World::new(ex).plan(t0());
     assert_eq!(p, Plan::default());
+}
+
+// ------------------------------------------------------------------------------------------
+// Analyses
+// ------------------------------------------------------------------------------------------
+
+fn analysis_template(name: &str) -> AnalysisTemplate {
+    serde_json::from_value(json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisTemplate",
+        "metadata": {"name": name, "namespace": "ns"},
+        "spec": {"args": [{"name": "hash"}],
+                 "metrics": [{"name": "m", "provider": {"web": {"url": "http://x/{{args.hash}}"}}}]}
+    }))
+    .unwrap()
+}
+
+fn with_analysis(required: bool, extra: serde_json::Value) -> World {
+    let mut spec = json!({"analyses": [{
+        "name": "cmp", "templateName": "tmpl", "requiredForCompletion": required,
+        "args": [{"name": "hash", "value": "{{templates.canary.podTemplateHash}}"}]}]});
+    spec.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    let mut w = World::new(two_templates(spec));
+    w.templates.push(analysis_template("tmpl"));
+    w
+}
+
+impl World {
+    fn run_phase(&mut self, name: &str, phase: &str, message: &str) {
+        let run = self.runs.iter_mut().find(|r| r.name_any() == name).unwrap();
+        let st = run.status.get_or_insert_with(Default::default);
+        st.phase = Some(phase.into());
+        st.message = Some(message.into()).filter(|m: &String| !m.is_empty());
+    }
+
+    fn analysis(&self, name: &str) -> crate::api::ExperimentAnalysisRunStatus {
+        self.status()
+            .analysis_runs
+            .unwrap()
+            .into_iter()
+            .find(|r| r.name.as_deref() == Some(name))
+            .unwrap()
+    }
+
+    /// Created, all pods available, Running.
+    fn running(&mut self) {
+        self.step(t0());
+        self.all_available();
+        self.step(at(1));
+        assert_eq!(self.phase(), "Running");
+    }
+}
+
+#[test]
+fn the_analysis_run_starts_once_the_experiment_is_available() {
+    let mut w = with_analysis(
+        false,
+        json!({"duration": "60s",
+        "analysisRunMetadata": {"labels": {"team": "a"}},
+        "dryRun": [{"metricName": "m"}]}),
+    );
+    w.step(t0());
+    assert!(w.runs.is_empty(), "not before availableAt");
+    assert_eq!(w.status().analysis_runs, None, "no entry before its run");
+    w.all_available();
+    w.step(at(1));
+    assert!(w.runs.is_empty(), "availableAt is set by this reconcile");
+    let p = w.step(at(2));
+    assert_eq!(w.runs.len(), 1);
+    let run = &w.runs[0];
+    assert_eq!(run.name_any(), "ex-cmp");
+    let owner = &run.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.uid.as_str()),
+        ("Experiment", "uid-1")
+    );
+    let hash =
+        w.rs("ex-canary").metadata.labels.as_ref().unwrap()["rollouts-pod-template-hash"].clone();
+    let args = run.spec.args.clone().unwrap();
+    assert_eq!(args[0].value.as_deref(), Some(hash.as_str()));
+    assert_eq!(run.metadata.labels.as_ref().unwrap()["team"], "a");
+    assert_eq!(
+        run.spec.dry_run.as_ref().unwrap()[0].metric_name.as_deref(),
+        Some("m")
+    );
+    let a = w.analysis("cmp");
+    assert_eq!(
+        (a.phase.as_deref(), a.analysis_run.as_deref()),
+        (Some("Pending"), Some("ex-cmp"))
+    );
+    assert!(reasons(&p).contains(&"AnalysisRunPending".to_string()));
+    // The run's phase is followed; a Successful run that is not required waits for duration.
+    w.run_phase("ex-cmp", "Running", "");
+    w.step(at(3));
+    assert_eq!(w.analysis("cmp").phase.as_deref(), Some("Running"));
+    w.run_phase("ex-cmp", "Successful", "");
+    w.step(at(4));
+    assert_eq!(w.analysis("cmp").phase.as_deref(), Some("Successful"));
+    assert_eq!(w.phase(), "Running");
+    assert!(w.plan(at(5)).effects.is_empty());
+    w.step(at(62));
+    assert_eq!(w.phase(), "Successful");
+    assert_eq!(w.runs.len(), 1, "no second run");
+}
+
+#[test]
+fn a_failed_analysis_fails_the_experiment_and_it_ends() {
+    let mut w = with_analysis(false, json!({"scaleDownDelaySeconds": 0}));
+    w.running();
+    w.step(at(2));
+    w.run_phase("ex-cmp", "Failed", "Metric \"m\" assessed Failed");
+    let p = w.step(at(3));
+    assert_eq!(w.phase(), "Failed");
+    assert_eq!(
+        w.status().message.as_deref(),
+        Some("Metric \"m\" assessed Failed")
+    );
+    let warned: Vec<_> = p
+        .events
+        .iter()
+        .filter(|e| e.warning)
+        .map(|e| e.reason.as_str())
+        .collect();
+    assert_eq!(warned, ["AnalysisRunFailed", "ExperimentFailed"]);
+    w.step(at(4));
+    assert_eq!((w.replicas("ex-canary"), w.replicas("ex-baseline")), (0, 0));
+    assert_eq!(
+        w.template("canary").status.as_deref(),
+        Some(code::SUCCESSFUL)
+    );
+    assert_eq!(w.phase(), "Failed");
+}
+
+#[test]
+fn error_and_inconclusive_analyses_end_the_experiment_with_their_phase() {
+    for phase in ["Error", "Inconclusive"] {
+        let mut w = with_analysis(false, json!({}));
+        w.running();
+        w.step(at(2));
+        w.run_phase("ex-cmp", phase, "");
+        w.step(at(3));
+        assert_eq!(w.phase(), phase);
+    }
+}
+
+#[test]
+fn a_required_analysis_completes_the_experiment_when_successful() {
+    let mut w = with_analysis(true, json!({}));
+    w.running();
+    w.step(at(2));
+    w.run_phase("ex-cmp", "Successful", "");
+    w.step(at(3));
+    assert_eq!(w.phase(), "Successful");
+    assert_eq!(
+        w.status().message.as_deref(),
+        Some("Required AnalysisRuns completed")
+    );
+}
+
+#[test]
+fn terminating_terminates_a_running_analysis_run_once() {
+    let mut w = with_analysis(false, json!({}));
+    w.running();
+    w.step(at(2));
+    w.run_phase("ex-cmp", "Running", "");
+    w.step(at(3));
+    w.ex.spec.terminate = Some(true);
+    let p = w.step(at(4));
+    assert!(p.effects.contains(&Effect::TerminateAnalysisRun {
+        name: "ex-cmp".into()
+    }));
+    assert!(reasons(&p).contains(&"AnalysisRunTerminating".to_string()));
+    let p = w.step(at(5));
+    assert!(
+        !p.effects
+            .iter()
+            .any(|e| matches!(e, Effect::TerminateAnalysisRun { .. }))
+    );
+}
+
+#[test]
+fn a_missing_template_is_an_error_before_anything_runs_long() {
+    let mut w = with_analysis(false, json!({}));
+    w.templates.clear();
+    let p = w.step(t0());
+    assert_eq!(w.phase(), "Pending");
+    let msg = "AnalysisTemplate verification failed for analysis 'cmp': analysistemplate.argoproj.io \"tmpl\" not found";
+    assert_eq!(
+        p.events
+            .iter()
+            .find(|e| e.reason == "AnalysisRunError")
+            .map(|e| e.message.clone()),
+        Some(format!(
+            "AnalysisRun 'cmp' transitioned from  -> Error: {msg}"
+        ))
+    );
+    let p = w.step(at(1));
+    assert_eq!(w.phase(), "Error");
+    assert_eq!(w.status().message.as_deref(), Some(msg));
+    assert_eq!(w.status().analysis_runs, None, "no entry without a run");
+    assert!(reasons(&p).contains(&"ExperimentError".to_string()));
+    // Ended: no more verification, no repeated events, nothing to write.
+    let p = w.step(at(2));
+    assert!(
+        !reasons(&p).iter().any(|r| r.starts_with("AnalysisRun")),
+        "{:?}",
+        p.events
+    );
+    let p = w.step(at(3));
+    assert_eq!(p.status, w.status());
+    assert!(p.events.is_empty(), "{:?}", p.events);
+}
+
+#[test]
+fn a_run_of_ours_already_there_is_taken_not_duplicated() {
+    let mut w = with_analysis(false, json!({}));
+    w.running();
+    w.step(at(2));
+    // The status write that recorded the run was lost.
+    let mut st = w.status();
+    st.analysis_runs = None;
+    w.ex.status = Some(st);
+    let p = w.step(at(3));
+    assert!(
+        !p.effects
+            .iter()
+            .any(|e| matches!(e, Effect::CreateAnalysisRun(_)))
+    );
+    assert_eq!(w.analysis("cmp").analysis_run.as_deref(), Some("ex-cmp"));
 }

@@ -73,14 +73,5 @@ fn ours(ex: &Experiment) -> Option<String> {
             );
         }
     }
-    if ex.spec.analyses.as_ref().is_some_and(|a| !a.is_empty()) {
-        return Some(
-            FieldError::forbidden(
-                "spec.analyses",
-                "experiment analyses are not supported by this controller yet",
-            )
-            .to_string(),
-        );
-    }
     None
 }
