@@ -187,12 +187,12 @@ pub fn reconcile(
     if !ts.status.as_deref().is_some_and(status_completed) {
         if desired == ts.available_replicas.unwrap_or(0) {
             let (passed, _) = super::passed_duration(ex, &old, now);
-            ts.status = Some(if passed || terminating {
+            let s = if passed || terminating {
                 code::SUCCESSFUL
             } else {
                 code::RUNNING
-            })
-            .map(String::from);
+            };
+            ts.status = Some(s.into());
         } else {
             let pds = super::progress_deadline_seconds(ex);
             let from = ts
