@@ -215,7 +215,11 @@ const EXPECTED_RULES: &[Rule] = &[
         "replicasets",
         &["list", "watch", "create", "patch", "delete"],
     ),
-    ("", "services", &["list", "watch", "patch"]),
+    (
+        "",
+        "services",
+        &["list", "watch", "create", "patch", "delete"],
+    ),
     ("", "pods", &["list", "patch"]),
     ("", "pods/eviction", &["create"]),
     ("", "podtemplates", &["list", "watch", "create"]),

@@ -1,12 +1,12 @@
 //! The Experiment controller: a kube-rs [`Controller`] over Experiments, owning their
 //! ReplicaSets, shaped like the Rollout controller:
 //!
-//! - observe: the Experiment, the ReplicaSets and AnalysisRuns it controls and the analysis
-//!   templates, from reflector stores (no LIST or GET per reconcile);
+//! - observe: the Experiment, the ReplicaSets, Services and AnalysisRuns it controls and the
+//!   analysis templates, from reflector stores (no LIST or GET per reconcile);
 //! - plan: [`crate::experiment::plan`] (pure);
 //! - actuate: the plan's ReplicaSet creations and merge patches (replicas, the
-//!   `scale-down-deadline` annotation), AnalysisRun creations and terminations, with one field
-//!   manager (the runs are measured by the AnalysisRun controller);
+//!   `scale-down-deadline` annotation), template Services created and deleted, AnalysisRun
+//!   creations and terminations, with one field manager (the runs are measured by the AnalysisRun controller);
 //! - report: the status as a JSON merge patch of the smallest diff on the main resource
 //!   (Experiment has no status subresource, as upstream) carrying `metadata.resourceVersion`
 //!   as precondition, so a status computed from a stale view never overwrites a user's
@@ -22,8 +22,9 @@ use crate::api::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate, Experim
 use crate::experiment::{self, Effect, Observed, Plan};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -61,6 +62,7 @@ impl From<&crate::controller::Config> for Config {
 struct Context {
     client: Client,
     replica_sets: Store<ReplicaSet>,
+    services: Store<Service>,
     analysis_runs: Store<AnalysisRun>,
     analysis_templates: Store<AnalysisTemplate>,
     cluster_analysis_templates: Store<ClusterAnalysisTemplate>,
@@ -89,6 +91,15 @@ pub async fn run(
         .reflect(rs_writer)
         .touched_objects();
     let ns = config.namespace.as_deref();
+    let svc_api: Api<Service> = match ns {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let (svc_store, svc_writer) = reflector::store();
+    let svc_stream = watcher(svc_api, watcher::Config::default())
+        .default_backoff()
+        .reflect(svc_writer)
+        .touched_objects();
     let (ar_store, ar_writer) = reflector::store::<AnalysisRun>();
     let ar_stream = decode::tolerant(watcher(
         decode::untyped::<AnalysisRun>(&client, ns),
@@ -138,6 +149,7 @@ pub async fn run(
     let ctx = Arc::new(Context {
         client: client.clone(),
         replica_sets: rs_store,
+        services: svc_store,
         analysis_runs: ar_store,
         analysis_templates: at_store,
         cluster_analysis_templates: cat_store,
@@ -150,6 +162,7 @@ pub async fn run(
         .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency))
         .owns_stream(rs_stream)
         .owns_stream(ar_stream)
+        .owns_stream(svc_stream)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|res| async move {
@@ -177,13 +190,14 @@ impl Context {
             !self.cluster_templates_watched
                 || store_ready(&self.cluster_analysis_templates, limit).await
         };
-        let (a, b, c, d) = futures::join!(
+        let (a, b, c, d, e) = futures::join!(
             store_ready(&self.replica_sets, limit),
+            store_ready(&self.services, limit),
             store_ready(&self.analysis_runs, limit),
             store_ready(&self.analysis_templates, limit),
             cluster,
         );
-        a && b && c && d
+        a && b && c && d && e
     }
 }
 
@@ -228,6 +242,24 @@ async fn reconcile(ex: Arc<Experiment>, ctx: Arc<Context>) -> Result<Action, Err
                 .is_some_and(|rs| !is_owned_by(&*rs, &ex))
         })
         .collect();
+    let services: Vec<Arc<Service>> = ctx
+        .services
+        .state()
+        .into_iter()
+        .filter(|s| s.namespace().as_deref() == Some(ns.as_str()) && is_owned_by(&**s, &ex))
+        .collect();
+    let taken_service_names: BTreeSet<String> = ex
+        .spec
+        .templates
+        .iter()
+        .flatten()
+        .filter_map(|t| experiment::services::service_name(&ex, t))
+        .filter(|n| {
+            ctx.services
+                .get(&ObjectRef::new(n).within(&ns))
+                .is_some_and(|s| !is_owned_by(&*s, &ex))
+        })
+        .collect();
     let in_ns = |o: Option<String>| o.as_deref() == Some(ns.as_str());
     let prefix = format!("{}-", ex.name_any());
     let (runs, others): (Vec<Arc<AnalysisRun>>, Vec<Arc<AnalysisRun>>) = ctx
@@ -248,6 +280,8 @@ async fn reconcile(ex: Arc<Experiment>, ctx: Arc<Context>) -> Result<Action, Err
             experiment: &ex,
             replica_sets: owned.iter().map(|rs| &**rs).collect(),
             taken_names,
+            services: services.iter().map(|s| &**s).collect(),
+            taken_service_names,
             analysis_runs: runs.iter().map(|r| &**r).collect(),
             taken_run_names: others.iter().map(|r| r.name_any()).collect(),
             analysis_templates: templates.iter().map(|t| (t.name_any(), &**t)).collect(),
@@ -319,6 +353,28 @@ async fn actuate(ctx: &Context, ns: &str, effect: &Effect) -> Result<Option<Acti
                 Err(kube::Error::Api(e)) if e.code == 404 => {
                     return Ok(Some(Action::requeue(Duration::from_millis(200))));
                 }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Effect::CreateService(svc) => {
+            let post = PostParams {
+                field_manager: Some(FIELD_MANAGER.into()),
+                ..Default::default()
+            };
+            let api: Api<Service> = Api::namespaced(ctx.client.clone(), ns);
+            match api.create(&post, svc).await {
+                Ok(_) => info!(service = svc.name_any(), "created Service"),
+                Err(kube::Error::Api(e)) if e.code == 409 => {
+                    return Ok(Some(Action::requeue(Duration::from_millis(200))));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Effect::DeleteService { name } => {
+            let api: Api<Service> = Api::namespaced(ctx.client.clone(), ns);
+            match api.delete(name, &DeleteParams::default()).await {
+                Ok(_) => info!(service = %name, "deleted Service"),
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
                 Err(e) => return Err(e.into()),
             }
         }

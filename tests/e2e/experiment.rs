@@ -116,6 +116,23 @@ async fn wait_scaled_down(ns: &TestNs, timeout: Duration) {
     .await
 }
 
+/// Waits until events with every one of `reasons` are recorded on `object` (events are
+/// published after the status write a test waits for).
+async fn wait_events(ns: &TestNs, object: &str, reasons: &[&str]) {
+    ns.wait_for(
+        &format!("events {reasons:?} on {object}"),
+        Duration::from_secs(15),
+        || async {
+            let seen = event_reasons(ns, object).await;
+            Ok(reasons
+                .iter()
+                .all(|r| seen.iter().any(|x| x == r))
+                .then_some(()))
+        },
+    )
+    .await;
+}
+
 fn template_status<'a>(ex: &'a Experiment, name: &str) -> &'a rollouts::api::TemplateStatus {
     ex.status
         .as_ref()
@@ -190,20 +207,19 @@ async fn experiment_runs_for_its_duration_then_succeeds_and_scales_down() {
         Some("Successful")
     );
     wait_scaled_down(&ns, Duration::from_secs(30)).await;
-    let reasons = event_reasons(&ns, "ab").await;
-    for r in [
-        "NewReplicaSetCreated",
-        "ExperimentPending",
-        "ExperimentRunning",
-        "TemplateSuccessful",
-        "ExperimentSuccessful",
-        "ScalingReplicaSet",
-    ] {
-        assert!(
-            reasons.iter().any(|x| x == r),
-            "{r} missing from {reasons:?}"
-        );
-    }
+    wait_events(
+        &ns,
+        "ab",
+        &[
+            "NewReplicaSetCreated",
+            "ExperimentPending",
+            "ExperimentRunning",
+            "TemplateSuccessful",
+            "ExperimentSuccessful",
+            "ScalingReplicaSet",
+        ],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -227,12 +243,7 @@ async fn a_template_that_never_becomes_available_fails_at_the_progress_deadline(
     );
     // A failed Experiment ends: both ReplicaSets scale down (no delay asked).
     wait_scaled_down(&ns, Duration::from_secs(30)).await;
-    let reasons = event_reasons(&ns, "slow").await;
-    assert!(reasons.iter().any(|r| r == "TemplateFailed"), "{reasons:?}");
-    assert!(
-        reasons.iter().any(|r| r == "ExperimentFailed"),
-        "{reasons:?}"
-    );
+    wait_events(&ns, "slow", &["TemplateFailed", "ExperimentFailed"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -289,18 +300,18 @@ async fn a_restarted_controller_keeps_the_replica_sets_and_terminate_ends_the_ex
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn features_not_built_are_refused_by_field_and_nothing_runs() {
-    let (ns, _ctl) = setup_experiment("exp-refused").await;
+async fn an_invalid_spec_gets_upstreams_message_and_nothing_runs() {
+    let (ns, _ctl) = setup_experiment("exp-invalid").await;
     let mut doc: serde_json::Value =
-        serde_json::from_str(&manifest("with-service", "nginx:1.20", json!({}))).unwrap();
-    doc["spec"]["templates"][1]["service"] = json!({});
+        serde_json::from_str(&manifest("twice", "nginx:1.20", json!({}))).unwrap();
+    doc["spec"]["templates"][1]["name"] = json!("baseline");
     ns.apply(&doc.to_string()).await;
     let ex = ns
         .wait_for(
             "an InvalidSpec condition",
             Duration::from_secs(30),
             || async {
-                let ex = ns.api::<Experiment>().get("with-service").await?;
+                let ex = ns.api::<Experiment>().get("twice").await?;
                 let has = ex
                     .status
                     .as_ref()
@@ -313,9 +324,7 @@ async fn features_not_built_are_refused_by_field_and_nothing_runs() {
     let c = ex.status.unwrap().conditions.unwrap();
     assert_eq!(
         c[0].message.as_deref(),
-        Some(
-            "spec.templates[1].service: Forbidden: template Services are not supported by this controller yet"
-        )
+        Some("Experiment twice has repeated template name 'baseline' in templates")
     );
     let rss = ns
         .api::<ReplicaSet>()
@@ -323,6 +332,85 @@ async fn features_not_built_are_refused_by_field_and_nothing_runs() {
         .await
         .unwrap();
     assert!(rss.items.is_empty(), "nothing runs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_service_selects_its_pods_while_it_runs() {
+    let (ns, _ctl) = setup_experiment("exp-service").await;
+    let mut doc: serde_json::Value = serde_json::from_str(&manifest(
+        "svc",
+        "nginx:1.20",
+        json!({"scaleDownDelaySeconds": 0}),
+    ))
+    .unwrap();
+    doc["spec"]["templates"][1]["service"] = json!({});
+    doc["spec"]["templates"][1]["template"]["spec"]["containers"][0]["ports"] =
+        json!([{"name": "http", "containerPort": 8080}, {"name": "admin", "containerPort": 9090}]);
+    ns.apply(&doc.to_string()).await;
+    let ex = wait_phase(&ns, "svc", "Running", Duration::from_secs(60)).await;
+    let svc = ns
+        .wait_for("the template Service", Duration::from_secs(30), || async {
+            Ok(ns
+                .api::<k8s_openapi::api::core::v1::Service>()
+                .get_opt("svc-canary")
+                .await?)
+        })
+        .await;
+    let rs = replica_set(&ns, "svc-canary").await;
+    let spec = svc.spec.clone().unwrap();
+    assert_eq!(spec.selector.as_ref(), Some(rs.labels()));
+    let ports: Vec<(Option<String>, i32)> = spec
+        .ports
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.name, p.port))
+        .collect();
+    assert_eq!(
+        ports,
+        [(Some("http".into()), 8080), (Some("admin".into()), 9090)]
+    );
+    assert_eq!(svc.owner_references()[0].uid, ex.uid().unwrap());
+    let ex = ns
+        .wait_for(
+            "serviceName in the status",
+            Duration::from_secs(30),
+            || async {
+                let ex = ns.api::<Experiment>().get("svc").await?;
+                let named = template_status(&ex, "canary").service_name.is_some();
+                Ok(named.then_some(ex))
+            },
+        )
+        .await;
+    let ts = template_status(&ex, "canary");
+    assert_eq!(ts.service_name.as_deref(), Some("svc-canary"));
+    assert_eq!(ts.pod_template_hash, Some(hash_of(&rs)));
+    // The baseline asked for none.
+    assert!(
+        ns.api::<k8s_openapi::api::core::v1::Service>()
+            .get_opt("svc-baseline")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Terminated: scaled down, then the Service goes.
+    ns.api::<Experiment>()
+        .patch(
+            "svc",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"terminate": true}})),
+        )
+        .await
+        .expect("terminating");
+    wait_scaled_down(&ns, Duration::from_secs(30)).await;
+    ns.wait_for("the Service deleted", Duration::from_secs(30), || async {
+        let gone = ns
+            .api::<k8s_openapi::api::core::v1::Service>()
+            .get_opt("svc-canary")
+            .await?
+            .is_none();
+        Ok(gone.then_some(()))
+    })
+    .await;
 }
 
 /// An AnalysisTemplate whose one metric is a Job: `image` containing `fail` fails it.
@@ -411,29 +499,25 @@ async fn a_required_analysis_completes_the_experiment_and_a_failed_one_fails_it(
     let runs = ex.status.clone().unwrap().analysis_runs.unwrap();
     assert_eq!(runs[0].phase.as_deref(), Some("Failed"));
     wait_scaled_down(&ns, Duration::from_secs(30)).await;
-    let reasons = event_reasons(&ns, "fail").await;
-    assert!(
-        reasons.iter().any(|r| r == "AnalysisRunFailed"),
-        "{reasons:?}"
-    );
-    assert!(
-        reasons.iter().any(|r| r == "ExperimentFailed"),
-        "{reasons:?}"
-    );
+    wait_events(&ns, "fail", &["AnalysisRunFailed", "ExperimentFailed"]).await;
 }
 
-/// Upstream's functional manifests from the compatibility corpus, unchanged but for a name
-/// where they only have `generateName` (server-side apply needs one); skipped with a notice
-/// where the corpus is absent.
+/// Upstream's functional manifests from the compatibility corpus (basic, same template twice,
+/// with a Service, a multi-port Service, a named Service), unchanged but for a name where
+/// they only have `generateName` (server-side apply needs one); skipped with a notice where
+/// the corpus is absent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_experiment_manifests_run_to_their_expected_phase() {
     if compat_corpus().is_none() {
         return;
     }
     let (ns, _ctl) = setup_experiment("exp-corpus").await;
-    let cases = [
-        ("experiment-basic", ["baseline", "canary"]),
-        ("experiment-same-template", ["first", "second"]),
+    let cases: [(&str, &[&str]); 5] = [
+        ("experiment-basic", &["baseline", "canary"]),
+        ("experiment-same-template", &["first", "second"]),
+        ("experiment-with-service", &["test"]),
+        ("experiment-with-multiport-service", &["test"]),
+        ("experiment-with-service-name", &["test"]),
     ];
     for (name, _) in &cases {
         let text = compat_file(&format!("test/e2e/functional/{name}.yaml")).unwrap();
@@ -445,13 +529,34 @@ async fn upstream_experiment_manifests_run_to_their_expected_phase() {
     }
     for (name, templates) in &cases {
         let ex = wait_phase(&ns, name, "Running", Duration::from_secs(60)).await;
-        for t in templates {
+        for t in templates.iter() {
             assert_eq!(template_status(&ex, t).status.as_deref(), Some("Running"));
             let rs = replica_set(&ns, &format!("{name}-{t}")).await;
             assert_eq!(available(&rs), 1, "{name}-{t}");
         }
     }
-    // Both run their 30s `duration`.
+    // The Services of the three service manifests, named and with ports as upstream's e2e
+    // tests expect.
+    for (svc, ports) in [
+        ("experiment-with-service-test", 1),
+        ("experiment-with-multiport-service-test", 3),
+        ("test-service-name", 1),
+    ] {
+        let s = ns
+            .wait_for(
+                &format!("Service {svc}"),
+                Duration::from_secs(30),
+                || async {
+                    Ok(ns
+                        .api::<k8s_openapi::api::core::v1::Service>()
+                        .get_opt(svc)
+                        .await?)
+                },
+            )
+            .await;
+        assert_eq!(s.spec.unwrap().ports.unwrap().len(), ports, "{svc}");
+    }
+    // Each runs its `duration` (10s or 30s).
     for (name, _) in &cases {
         let ex = wait_phase(&ns, name, "Successful", Duration::from_secs(90)).await;
         assert_eq!(progressing(&ex).1, "ExperimentCompleted");

@@ -72,10 +72,11 @@ Role cannot grant (ClusterAnalysisTemplates).
 - apiGroups: [apps]
   resources: [replicasets]
   verbs: [list, watch, create, patch, delete]
-# Services: the pod-template-hash selector and the managed-by annotation.
+# Services: the pod-template-hash selector and the managed-by annotation; an Experiment
+# template's Service is created and deleted.
 - apiGroups: [""]
   resources: [services]
-  verbs: [list, watch, patch]
+  verbs: [list, watch, create, patch, delete]
 # Pods are listed only for spec.restartAt (restarted through the eviction API) and while a
 # ReplicaSet's pods take the ephemeral metadata of a new role (patched in place).
 - apiGroups: [""]

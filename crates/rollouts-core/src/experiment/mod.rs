@@ -9,7 +9,8 @@
 //! 2. [`templates`]: per template, the ReplicaSet to create (`<experiment>-<template>`, the
 //!    template's labels plus `rollouts-pod-template-hash`, a controller owner reference, the
 //!    experiment and template name annotations) or scale (to 0 once the Experiment ends, after
-//!    `scaleDownDelaySeconds`), and its `status.templateStatuses[]` entry (Progressing →
+//!    `scaleDownDelaySeconds`), its Service ([`services`], when `service` is set), and its
+//!    `status.templateStatuses[]` entry (Progressing →
 //!    Running when every replica is available, Successful once `duration` has passed since
 //!    `availableAt` or the Experiment terminates, Failed after `progressDeadlineSeconds`
 //!    without progress).
@@ -24,6 +25,7 @@
 //! yields the same plan, and a plan whose effects are in place writes nothing.
 
 pub mod analyses;
+pub mod services;
 pub mod status;
 pub mod templates;
 pub mod validate;
@@ -34,6 +36,7 @@ use crate::api::{
 };
 use crate::plan::Event;
 use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::jiff::Timestamp;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -48,6 +51,11 @@ pub struct Observed<'a> {
     /// Names a template's ReplicaSet would take ([`templates::replica_set_name`]) that belong
     /// to a ReplicaSet the Experiment does not control.
     pub taken_names: BTreeSet<String>,
+    /// The Services this Experiment controls.
+    pub services: Vec<&'a Service>,
+    /// Names a template's Service would take ([`services::service_name`]) that belong to a
+    /// Service the Experiment does not control.
+    pub taken_service_names: BTreeSet<String>,
     /// The AnalysisRuns this Experiment controls.
     pub analysis_runs: Vec<&'a AnalysisRun>,
     /// Names of AnalysisRuns of the namespace that start with `<experiment>-` and that the
@@ -84,6 +92,10 @@ pub enum Effect {
         replicas: Option<i32>,
         scale_down_deadline: Option<Option<String>>,
     },
+    /// Create a template's Service.
+    CreateService(Box<Service>),
+    /// Delete a template's Service.
+    DeleteService { name: String },
     /// Create an analysis' AnalysisRun.
     CreateAnalysisRun(Box<AnalysisRun>),
     /// Terminate a running AnalysisRun (`spec.terminate: true`).

@@ -163,7 +163,10 @@ pub fn reconcile(
             plan.effects.push(Effect::CreateReplicaSet(Box::new(new)));
             ts.last_transition_time = Some(stamp_now.clone());
         }
-        Some(rs) => scale(ex, t, rs, desired, now, &mut ts, plan),
+        Some(rs) => {
+            super::services::reconcile(obs, t, rs, desired, &mut ts, plan);
+            scale(ex, t, rs, desired, now, &mut ts, plan);
+        }
     }
 
     let st = rs.and_then(|r| r.status.as_ref());

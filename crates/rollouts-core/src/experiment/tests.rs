@@ -5,6 +5,7 @@ use super::*;
 use crate::api::template_status_code as code;
 use crate::api::{AnalysisRun, AnalysisTemplate, ExperimentCondition, TemplateStatus};
 use k8s_openapi::api::apps::v1::ReplicaSetStatus;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::SignedDuration;
 use kube_core::ResourceExt;
 use pretty_assertions::assert_eq;
@@ -49,6 +50,7 @@ struct World {
     taken: BTreeSet<String>,
     runs: Vec<AnalysisRun>,
     templates: Vec<AnalysisTemplate>,
+    services: Vec<k8s_openapi::api::core::v1::Service>,
 }
 
 impl World {
@@ -59,6 +61,7 @@ impl World {
             taken: BTreeSet::new(),
             runs: vec![],
             templates: vec![],
+            services: vec![],
         }
     }
 
@@ -68,6 +71,8 @@ impl World {
                 experiment: &self.ex,
                 replica_sets: self.rss.iter().collect(),
                 taken_names: self.taken.clone(),
+                services: self.services.iter().collect(),
+                taken_service_names: BTreeSet::new(),
                 analysis_runs: self.runs.iter().collect(),
                 taken_run_names: BTreeSet::new(),
                 analysis_templates: self.templates.iter().map(|t| (t.name_any(), t)).collect(),
@@ -84,6 +89,8 @@ impl World {
             match e {
                 Effect::CreateReplicaSet(rs) => self.rss.push((**rs).clone()),
                 Effect::CreateAnalysisRun(run) => self.runs.push((**run).clone()),
+                Effect::CreateService(svc) => self.services.push((**svc).clone()),
+                Effect::DeleteService { name } => self.services.retain(|s| s.name_any() != *name),
                 Effect::TerminateAnalysisRun { name } => {
                     let run = self
                         .runs
@@ -432,11 +439,6 @@ fn invalid_specs_get_upstream_messages_and_nothing_is_created() {
             json!({"duration": "ten minutes", "templates": [template("a", 1)]}),
             "spec.duration: Invalid value: \"ten minutes\": not a duration (e.g. 30s, 5m, 1h)",
         ),
-        (
-            json!({"templates": [template("a", 1), {"name": "b", "service": {},
-                "selector": {"matchLabels": {"a": "b"}}}]}),
-            "spec.templates[1].service: Forbidden: template Services are not supported by this controller yet",
-        ),
     ];
     for (spec, message) in cases {
         let mut w = World::new(experiment(spec));
@@ -746,4 +748,97 @@ fn a_run_of_ours_already_there_is_taken_not_duplicated() {
             .any(|e| matches!(e, Effect::CreateAnalysisRun(_)))
     );
     assert_eq!(w.analysis("cmp").analysis_run.as_deref(), Some("ex-cmp"));
+}
+
+// ------------------------------------------------------------------------------------------
+// Template Services
+// ------------------------------------------------------------------------------------------
+
+#[test]
+fn a_template_service_selects_its_replica_set_and_goes_when_it_is_scaled_down() {
+    let mut spec = json!({"scaleDownDelaySeconds": 0, "templates": [template("baseline", 1), template("canary", 2)]});
+    spec["templates"][1]["service"] = json!({});
+    spec["templates"][1]["template"]["spec"]["containers"][0]["ports"] = json!([{"name": "http", "containerPort": 8080, "protocol": "TCP"}, {"containerPort": 9090}]);
+    spec["templates"][0]["service"] = json!({"name": "base-svc"});
+    let mut w = World::new(experiment(spec));
+    w.step(t0());
+    assert!(w.services.is_empty(), "after the ReplicaSet exists");
+    w.all_available();
+    w.step(at(1));
+    // The baseline has no container port: no Service (as upstream).
+    assert_eq!(w.services.len(), 1);
+    let svc = &w.services[0];
+    assert_eq!(svc.name_any(), "ex-canary");
+    let spec = svc.spec.clone().unwrap();
+    let rs = w.rs("ex-canary");
+    assert_eq!(spec.selector, rs.metadata.labels.clone());
+    let ports = spec.ports.unwrap();
+    assert_eq!(
+        ports
+            .iter()
+            .map(|p| (p.name.clone(), p.port, p.target_port.clone()))
+            .collect::<Vec<_>>(),
+        [
+            (Some("http".into()), 8080, Some(IntOrString::Int(8080))),
+            (None, 9090, Some(IntOrString::Int(9090)))
+        ]
+    );
+    assert_eq!(
+        svc.metadata.owner_references.as_ref().unwrap()[0].kind,
+        "Experiment"
+    );
+    let ts = w.template("canary");
+    let hash = rs.metadata.labels.as_ref().unwrap()["rollouts-pod-template-hash"].clone();
+    assert_eq!(
+        (ts.service_name.as_deref(), ts.pod_template_hash.as_deref()),
+        (Some("ex-canary"), Some(hash.as_str()))
+    );
+    assert!(w.plan(at(2)).effects.is_empty(), "created once");
+    // Terminated: scaled down at once; the Service goes once no pod is available.
+    w.ex.spec.terminate = Some(true);
+    w.step(at(3));
+    assert_eq!(w.services.len(), 1, "pods still available");
+    w.pods(|_, _| 0);
+    w.step(at(4));
+    assert!(w.services.is_empty());
+    let ts = w.template("canary");
+    assert_eq!((ts.service_name, ts.pod_template_hash), (None, None));
+}
+
+#[test]
+fn a_service_name_taken_by_someone_else_is_a_template_error() {
+    let mut spec = json!({"templates": [template("baseline", 1)]});
+    spec["templates"][0]["service"] = json!({"name": "mine"});
+    spec["templates"][0]["template"]["spec"]["containers"][0]["ports"] =
+        json!([{"containerPort": 80}]);
+    let mut w = World::new(experiment(spec));
+    w.step(t0());
+    w.all_available();
+    let p = {
+        let mut taken = BTreeSet::new();
+        taken.insert("mine".to_string());
+        plan(
+            &Observed {
+                experiment: &w.ex,
+                replica_sets: w.rss.iter().collect(),
+                taken_names: BTreeSet::new(),
+                services: vec![],
+                taken_service_names: taken,
+                analysis_runs: vec![],
+                taken_run_names: BTreeSet::new(),
+                analysis_templates: BTreeMap::new(),
+                cluster_analysis_templates: BTreeMap::new(),
+            },
+            at(1),
+        )
+    };
+    let ts = template_status(&p.status, "baseline").unwrap();
+    assert_eq!(ts.status.as_deref(), Some(code::ERROR));
+    assert_eq!(
+        ts.message.as_deref(),
+        Some(
+            "Failed to create Service mine for template 'baseline': service mine already exists and is not owned by experiment template baseline"
+        )
+    );
+    assert!(p.effects.is_empty());
 }

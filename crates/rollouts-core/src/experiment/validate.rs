@@ -48,7 +48,7 @@ fn upstream(ex: &Experiment) -> Option<String> {
 }
 
 /// What upstream accepts but this controller refuses: a `duration` Go cannot parse (upstream
-/// then runs the Experiment forever), and what is not built yet.
+/// then runs the Experiment forever).
 fn ours(ex: &Experiment) -> Option<String> {
     if let Some(d) = ex.spec.duration.as_deref().filter(|d| !d.is_empty())
         && crate::api::parse_go_duration(d).is_none()
@@ -61,17 +61,6 @@ fn ours(ex: &Experiment) -> Option<String> {
             )
             .to_string(),
         );
-    }
-    for (i, t) in ex.spec.templates.iter().flatten().enumerate() {
-        if t.service.is_some() {
-            return Some(
-                FieldError::forbidden(
-                    format!("spec.templates[{i}].service"),
-                    "template Services are not supported by this controller yet",
-                )
-                .to_string(),
-            );
-        }
     }
     None
 }
