@@ -132,8 +132,9 @@ pub async fn run(
             .for_each(|_| futures::future::ready(())),
         );
     }
-    let wc = watcher::Config::default()
-        .labels(&crate::api::instance_selector(config.instance_id.as_deref()));
+    let wc = watcher::Config::default().labels(&crate::api::instance_selector(
+        config.instance_id.as_deref(),
+    ));
     let (ex_reader, ex_writer) = reflector::store::<Experiment>();
     let ex_stream = decode::tolerant(watcher(
         decode::untyped::<Experiment>(&client, config.namespace.as_deref()),
