@@ -439,7 +439,7 @@ async fn chart_manifests_pass_server_side_dry_run() {
 /// promotion, a Job analysis with a Secret argument, leader election on the chart's Lease
 /// Role; not a single request refused; `/metrics`, `/healthz`, `/readyz`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rbac_cluster_role_drives_canary_and_analysis_as_the_service_account() {
+async fn rbac_cluster_role_drives_canary_analysis_and_experiments_as_the_service_account() {
     init_logging();
     crds_installed().await;
     let ns = TestNs::new("ops-rbac").await;
@@ -541,6 +541,46 @@ stringData: {token: s3cr3t}
         )
         .await;
     assert_eq!(phase, "Successful", "{}", ns.diagnostics().await);
+
+    // An Experiment with a template Service, run to its end by the Experiment controller.
+    let ex = json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Experiment",
+        "metadata": {"name": "rbac-exp", "labels": {LABEL_KEY_CONTROLLER_INSTANCE_ID: instance_id}},
+        "spec": {"duration": "2s", "scaleDownDelaySeconds": 0, "templates": [{
+            "name": "t", "service": {},
+            "selector": {"matchLabels": {"app": "rbac-exp"}},
+            "template": {"metadata": {"labels": {"app": "rbac-exp"}},
+                "spec": {"containers": [{"name": "c", "image": "nginx:1.20",
+                    "ports": [{"containerPort": 80}]}]}}}]}
+    });
+    testkit::apply_value(&ns.client, Some(&ns.name), ex, false)
+        .await
+        .expect("creating the Experiment");
+    let experiments: Api<rollouts::api::Experiment> = ns.api();
+    ns.wait_for(
+        "the Experiment's Service",
+        Duration::from_secs(60),
+        || async { Ok(ns.api::<Service>().get_opt("rbac-exp-t").await?) },
+    )
+    .await;
+    let phase = ns
+        .wait_for("the Experiment to end", Duration::from_secs(60), || async {
+            let e = experiments.get("rbac-exp").await?;
+            let phase = e.status.and_then(|s| s.phase).unwrap_or_default();
+            let done = matches!(phase.as_str(), "Successful" | "Failed" | "Error");
+            Ok(done.then_some(phase))
+        })
+        .await;
+    assert_eq!(phase, "Successful", "{}", ns.diagnostics().await);
+    ns.wait_for(
+        "the Experiment's Service deleted",
+        Duration::from_secs(60),
+        || async {
+            let gone = ns.api::<Service>().get_opt("rbac-exp-t").await?.is_none();
+            Ok(gone.then_some(()))
+        },
+    )
+    .await;
 
     // Observability.
     let (status, _) = proc.get(proc.health, "/healthz").await;
