@@ -11,8 +11,16 @@ use crate::api::{
     ExperimentAnalysisTemplateRef,
 };
 use crate::plan::Event;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube_core::ResourceExt;
 use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// How long after its creation an Experiment may name an analysis template its caches do not
+/// hold yet before that is an error: the template is often applied with the Experiment
+/// (`kubectl apply -f` of one file), and the template and Experiment watches are separate, so
+/// the Experiment can be seen first.
+pub const TEMPLATE_GRACE_SECONDS: i64 = 10;
 
 /// Reconciles one analysis: its run's effects, its status entry and events. An analysis
 /// without a run has no entry (the CRD requires `analysisRun` and `phase`, and the 1.20 API
@@ -22,6 +30,7 @@ pub fn reconcile(
     obs: &Observed<'_>,
     a: &ExperimentAnalysisTemplateRef,
     terminating: bool,
+    now: Timestamp,
     plan: &mut Plan,
 ) -> Option<ExperimentAnalysisRunStatus> {
     let ex = obs.experiment;
@@ -38,7 +47,7 @@ pub fn reconcile(
             ..Default::default()
         });
     let mut new = prev.clone();
-    step(obs, a, terminating, &prev, &mut new, plan);
+    step(obs, a, terminating, now, &prev, &mut new, plan);
     if prev.phase != new.phase && new.phase.as_deref().is_some_and(|p| !p.is_empty()) {
         let p = new.phase.clone().unwrap_or_default();
         let mut msg = format!(
@@ -76,6 +85,7 @@ fn step(
     obs: &Observed<'_>,
     a: &ExperimentAnalysisTemplateRef,
     terminating: bool,
+    now: Timestamp,
     prev: &ExperimentAnalysisRunStatus,
     new: &mut ExperimentAnalysisRunStatus,
     plan: &mut Plan,
@@ -95,6 +105,21 @@ fn step(
         } else {
             obs.analysis_templates.contains_key(&template)
         };
+        let grace_ends = ex
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .and_then(|c| {
+                c.0.checked_add(SignedDuration::from_secs(TEMPLATE_GRACE_SECONDS))
+                    .ok()
+            })
+            .unwrap_or(now);
+        if !exists && grace_ends > now {
+            // Not in the caches yet; look again when the grace ends.
+            let left = Duration::try_from(grace_ends.duration_since(now)).unwrap_or_default();
+            super::templates::requeue(plan, left);
+            return;
+        }
         if !exists {
             let (kind, what) = if cluster {
                 ("ClusterAnalysisTemplate", "clusteranalysistemplate")

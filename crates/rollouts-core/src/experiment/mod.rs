@@ -126,7 +126,7 @@ pub fn plan(obs: &Observed<'_>, now: Timestamp) -> Plan {
         .analyses
         .iter()
         .flatten()
-        .filter_map(|a| analyses::reconcile(obs, a, terminating, &mut plan))
+        .filter_map(|a| analyses::reconcile(obs, a, terminating, now, &mut plan))
         .collect();
     status::calculate(ex, &mut plan, &unrecorded, now);
     plan

@@ -703,8 +703,13 @@ fn terminating_terminates_a_running_analysis_run_once() {
 fn a_missing_template_is_an_error_before_anything_runs_long() {
     let mut w = with_analysis(false, json!({}));
     w.templates.clear();
+    w.ex.metadata.creation_timestamp = Some(crate::plan::stamp(t0()));
+    // Within the grace after creation, the template may still be on its way to the caches.
     let p = w.step(t0());
+    assert!(p.events.iter().all(|e| e.reason != "AnalysisRunError"));
+    assert_eq!(p.requeue_after, Some(Duration::from_secs(10)));
     assert_eq!(w.phase(), "Pending");
+    let p = w.step(at(10));
     let msg = "AnalysisTemplate verification failed for analysis 'cmp': analysistemplate.argoproj.io \"tmpl\" not found";
     assert_eq!(
         p.events
@@ -715,19 +720,18 @@ fn a_missing_template_is_an_error_before_anything_runs_long() {
             "AnalysisRun 'cmp' transitioned from  -> Error: {msg}"
         ))
     );
-    let p = w.step(at(1));
     assert_eq!(w.phase(), "Error");
     assert_eq!(w.status().message.as_deref(), Some(msg));
     assert_eq!(w.status().analysis_runs, None, "no entry without a run");
     assert!(reasons(&p).contains(&"ExperimentError".to_string()));
     // Ended: no more verification, no repeated events, nothing to write.
-    let p = w.step(at(2));
+    let p = w.step(at(12));
     assert!(
         !reasons(&p).iter().any(|r| r.starts_with("AnalysisRun")),
         "{:?}",
         p.events
     );
-    let p = w.step(at(3));
+    let p = w.step(at(13));
     assert_eq!(p.status, w.status());
     assert!(p.events.is_empty(), "{:?}", p.events);
 }
