@@ -236,7 +236,7 @@ async fn reconcile(ex: Arc<Experiment>, ctx: Arc<Context>) -> Result<Action, Err
         .templates
         .iter()
         .flatten()
-        .map(|t| experiment::templates::replica_set_name(&ex, t.name.as_deref().unwrap_or("")))
+        .map(|t| experiment::replica_set_name(&ex, t.name.as_deref().unwrap_or("")))
         .filter(|n| {
             ctx.replica_sets
                 .get(&ObjectRef::new(n).within(&ns))

@@ -253,7 +253,7 @@ fn new_run(
         args: &args,
         name,
         namespace: ex.namespace().unwrap_or_default(),
-        owner: super::templates::owner_reference(ex),
+        owner: super::owner_reference(ex),
         labels,
         annotations: md.annotations.unwrap_or_default(),
         dry_run: ex.spec.dry_run.as_deref().unwrap_or_default(),

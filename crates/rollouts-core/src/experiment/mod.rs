@@ -48,7 +48,7 @@ pub struct Observed<'a> {
     pub experiment: &'a Experiment,
     /// The ReplicaSets this Experiment controls (controller owner reference to its uid).
     pub replica_sets: Vec<&'a ReplicaSet>,
-    /// Names a template's ReplicaSet would take ([`templates::replica_set_name`]) that belong
+    /// Names a template's ReplicaSet would take ([`replica_set_name`]) that belong
     /// to a ReplicaSet the Experiment does not control.
     pub taken_names: BTreeSet<String>,
     /// The Services this Experiment controls.
@@ -130,6 +130,25 @@ pub fn plan(obs: &Observed<'_>, now: Timestamp) -> Plan {
         .collect();
     status::calculate(ex, &mut plan, &unrecorded, now);
     plan
+}
+
+/// The name of a template's ReplicaSet: `<experiment>-<template>`, as upstream names it.
+pub fn replica_set_name(ex: &Experiment, template: &str) -> String {
+    format!("{}-{template}", kube_core::ResourceExt::name_any(ex))
+}
+
+/// The controller owner reference to an Experiment.
+pub fn owner_reference(
+    ex: &Experiment,
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+        api_version: crate::api::API_VERSION.into(),
+        kind: "Experiment".into(),
+        name: kube_core::ResourceExt::name_any(ex),
+        uid: kube_core::ResourceExt::uid(ex).unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
 }
 
 /// Upstream's `IsTerminating`: `spec.terminate`, a completed phase, a Failed or Error

@@ -25,9 +25,7 @@ pub fn service_name(ex: &Experiment, t: &TemplateSpec) -> Option<String> {
         svc.name
             .clone()
             .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| {
-                super::templates::replica_set_name(ex, t.name.as_deref().unwrap_or_default())
-            }),
+            .unwrap_or_else(|| super::replica_set_name(ex, t.name.as_deref().unwrap_or_default())),
     )
 }
 
@@ -120,7 +118,7 @@ pub fn reconcile(
         metadata: ObjectMeta {
             name: Some(name.clone()),
             namespace: ex.namespace(),
-            owner_references: Some(vec![super::templates::owner_reference(ex)]),
+            owner_references: Some(vec![super::owner_reference(ex)]),
             annotations: Some(BTreeMap::from([
                 (EXPERIMENT_NAME_ANNOTATION_KEY.to_string(), ex.name_any()),
                 (

@@ -1,7 +1,7 @@
 //! One template of an Experiment: its ReplicaSet (created, scaled, scaled down after the
 //! delay) and its `status.templateStatuses[]` entry, as upstream's `reconcileTemplate`.
 
-use super::{Effect, Observed, Plan};
+use super::{Effect, Observed, Plan, owner_reference, replica_set_name};
 use crate::api::consts::{
     DEFAULT_REPLICASET_SCALE_DOWN_DEADLINE_ANNOTATION_KEY, DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY,
     EXPERIMENT_NAME_ANNOTATION_KEY, EXPERIMENT_TEMPLATE_NAME_ANNOTATION_KEY,
@@ -10,7 +10,7 @@ use crate::api::template_status_code as code;
 use crate::api::{Experiment, TemplateSpec, TemplateStatus};
 use crate::plan::{Event, stamp};
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube_core::ResourceExt;
 use std::collections::BTreeMap;
@@ -19,23 +19,6 @@ use std::time::Duration;
 /// Whether a template status is final (upstream's `TemplateStatusCode.Completed`).
 pub fn status_completed(s: &str) -> bool {
     matches!(s, code::SUCCESSFUL | code::FAILED | code::ERROR)
-}
-
-/// The name of a template's ReplicaSet: `<experiment>-<template>`, as upstream names it.
-pub fn replica_set_name(ex: &Experiment, template: &str) -> String {
-    format!("{}-{template}", ex.name_any())
-}
-
-/// The controller owner reference to an Experiment.
-pub fn owner_reference(ex: &Experiment) -> OwnerReference {
-    OwnerReference {
-        api_version: crate::api::API_VERSION.into(),
-        kind: "Experiment".into(),
-        name: ex.name_any(),
-        uid: ex.uid().unwrap_or_default(),
-        controller: Some(true),
-        block_owner_deletion: Some(true),
-    }
 }
 
 /// The template this ReplicaSet runs, by its annotations (upstream's
