@@ -7,6 +7,7 @@
 pub mod analysis;
 pub mod cli;
 pub mod controller;
+pub mod notify;
 pub mod ops;
 
 pub use rollouts_core::{api, experiment, plan, traffic};

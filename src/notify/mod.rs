@@ -1,0 +1,671 @@
+//! Notifications, configured as upstream's (ConfigMap `argo-rollouts-notification-configmap`,
+//! Secret `argo-rollouts-notification-secret`, subscription annotations on the Rollout) and
+//! delivered to Slack, webhooks, Microsoft Teams and email.
+//!
+//! - **When.** The controller records events on a Rollout after writing its status (see
+//!   [`crate::controller`]); each event fires the trigger its reason names
+//!   ([`trigger::trigger_for_reason`]), as upstream's event recorder does. [`Notifier::observe`]
+//!   works out, without any I/O, the destinations subscribed to that trigger, the conditions
+//!   that hold and the key of each notification, and puts one job per notification in a
+//!   bounded queue (`try_send`: a reconcile never waits for a notification; a full queue drops
+//!   the job and counts an error).
+//! - **Who sends.** One worker per controller. The controller runs only while its replica holds
+//!   the leader Lease, so only the leader sends, and a replica that loses the Lease stops
+//!   sending in the same instant its controller is dropped.
+//! - **Never twice.** Before sending, the worker reads the Rollout from the API server and skips a
+//!   job whose key is in the record (`notified.notifications.argoproj.io`, see [`record`]); after
+//!   a delivery it adds the key to the record (a merge patch with the resourceVersion it read as
+//!   precondition, read again and retried on a conflict). The record lives on the Rollout, so it
+//!   survives restarts and moves with leadership. What stays possible is in the README.
+//! - **Failures.** Transport errors, timeouts, 5xx and 429 are retried with exponential backoff
+//!   (capped) until [`Retry::give_up_after`]; a 4xx is not retried. A broken template, an
+//!   unknown service, a missing secret key or a bad subscription annotation is a Warning event
+//!   on the Rollout (once per problem and Rollout while the process runs) and an error metric;
+//!   nothing else changes.
+
+pub mod config;
+pub mod metrics;
+pub mod record;
+pub mod services;
+pub mod subscriptions;
+pub mod template;
+pub mod trigger;
+
+use crate::api::{AnalysisRun, Rollout};
+use config::{CONFIG_MAP, ConfigError, SECRET, Settings};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Secret};
+use kube::api::{Patch, PatchParams};
+use kube::runtime::events::{Event as KEvent, EventType, Recorder};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use metrics::{EventLabels, NotifyMetrics, SendLabels};
+use serde_json::{Value as Json, json};
+use services::{Outgoing, SendError};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use subscriptions::{AnnotationError, Destination};
+use template::TemplateError;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+use trigger::TriggerError;
+
+/// The reason of the Warning events this module records.
+pub const WARNING_REASON: &str = "NotificationFailed";
+
+/// Retry policy for deliveries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retry {
+    /// First wait.
+    pub initial: Duration,
+    /// Cap on one wait.
+    pub max: Duration,
+    /// A notification still failing this long after its first attempt is given up.
+    pub give_up_after: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(30),
+            give_up_after: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Notification settings of a controller.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Where the ConfigMap and Secret are read (the controller's namespace).
+    pub namespace: String,
+    /// Also read the pair in each Rollout's own namespace (`--self-service-notification-enabled`).
+    pub self_service: bool,
+    /// Jobs waiting at most.
+    pub queue_capacity: usize,
+    pub retry: Retry,
+    pub metrics: Arc<NotifyMetrics>,
+}
+
+impl Options {
+    pub fn new(namespace: impl Into<String>) -> Options {
+        Options {
+            namespace: namespace.into(),
+            self_service: false,
+            queue_capacity: 1024,
+            retry: Retry::default(),
+            metrics: Arc::new(NotifyMetrics::default()),
+        }
+    }
+}
+
+/// Why a notification was not sent.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Annotation(#[from] AnnotationError),
+    #[error(transparent)]
+    Trigger(#[from] TriggerError),
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error("service {0:?} is not defined in the notification ConfigMap")]
+    UnknownService(String),
+    #[error(transparent)]
+    Send(#[from] SendError),
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("the notification queue is full ({0} jobs); notification dropped")]
+    QueueFull(usize),
+}
+
+/// One notification to deliver.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    pub reference: ObjectReference,
+    pub key: String,
+    pub trigger: String,
+    pub event: EventLabels,
+    pub destination: Destination,
+    pub templates: Vec<String>,
+    /// The Rollout as it was when the event was recorded.
+    pub rollout: Arc<Json>,
+    pub analysis_runs: Arc<Vec<Json>>,
+    pub settings: Arc<Settings>,
+}
+
+enum Work {
+    Send(Box<Job>),
+    Warn {
+        reference: ObjectReference,
+        labels: SendLabels,
+        problem: String,
+    },
+}
+
+/// Settings parsed from one ConfigMap/Secret pair, by their resourceVersions.
+type Cached = HashMap<String, ((String, String), Arc<Settings>)>;
+
+/// The notification front end: watches the settings, turns events into jobs.
+pub struct Notifier {
+    opts: Options,
+    config_maps: Store<ConfigMap>,
+    secrets: Store<Secret>,
+    tx: mpsc::Sender<Work>,
+    cache: Mutex<Cached>,
+}
+
+fn secret_data(secret: Option<&Secret>) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    if let Some(s) = secret {
+        for (k, v) in s.data.iter().flatten() {
+            out.insert(k.clone(), String::from_utf8_lossy(&v.0).into_owned());
+        }
+        for (k, v) in s.string_data.iter().flatten() {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    out
+}
+
+impl Notifier {
+    /// Starts watching the settings and the delivery worker; both are spawned with `spawn`
+    /// (the controller's task set, so they end with it).
+    pub fn start(
+        client: Client,
+        opts: Options,
+        scope: Option<&str>,
+        spawn: impl Fn(futures::future::BoxFuture<'static, ()>),
+    ) -> Arc<Notifier> {
+        let watch_ns = if opts.self_service {
+            scope.map(str::to_string)
+        } else {
+            Some(opts.namespace.clone())
+        };
+        let (cm_store, cm_writer) = reflector::store::<ConfigMap>();
+        let (secret_store, secret_writer) = reflector::store::<Secret>();
+        let cm_api: Api<ConfigMap> = match &watch_ns {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        };
+        let secret_api: Api<Secret> = match &watch_ns {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        };
+        spawn(Box::pin(
+            watcher(
+                cm_api,
+                watcher::Config::default().fields(&format!("metadata.name={CONFIG_MAP}")),
+            )
+            .default_backoff()
+            .reflect(cm_writer)
+            .for_each(|ev| async move {
+                if let Err(e) = ev {
+                    debug!("watching the notification ConfigMap: {e}");
+                }
+            }),
+        ));
+        spawn(Box::pin(
+            watcher(
+                secret_api,
+                watcher::Config::default().fields(&format!("metadata.name={SECRET}")),
+            )
+            .default_backoff()
+            .reflect(secret_writer)
+            .for_each(|ev| async move {
+                if let Err(e) = ev {
+                    debug!("watching the notification Secret: {e}");
+                }
+            }),
+        ));
+        let (tx, rx) = mpsc::channel(opts.queue_capacity.max(1));
+        let worker = Worker {
+            client: client.clone(),
+            recorder: Recorder::new(
+                client,
+                kube::runtime::events::Reporter {
+                    controller: "rollouts-controller".into(),
+                    instance: std::env::var("POD_NAME").ok(),
+                },
+            ),
+            retry: opts.retry,
+            metrics: opts.metrics.clone(),
+            http: services::http_client(),
+            threads: services::slack::Threads::default(),
+            warned: Mutex::new(HashSet::new()),
+        };
+        spawn(Box::pin(worker.run(rx)));
+        Arc::new(Notifier {
+            opts,
+            config_maps: cm_store,
+            secrets: secret_store,
+            tx,
+            cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The settings of one namespace's pair, if its ConfigMap exists.
+    fn settings_in(&self, ns: &str) -> Option<Arc<Settings>> {
+        let cm = self
+            .config_maps
+            .get(&ObjectRef::new(CONFIG_MAP).within(ns))?;
+        let secret = self.secrets.get(&ObjectRef::new(SECRET).within(ns));
+        let versions = (
+            cm.resource_version().unwrap_or_default(),
+            secret
+                .as_ref()
+                .and_then(|s| s.resource_version())
+                .unwrap_or_default(),
+        );
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((v, s)) = cache.get(ns)
+            && *v == versions
+        {
+            return Some(s.clone());
+        }
+        let data: BTreeMap<String, String> = cm.data.clone().unwrap_or_default();
+        let settings = Arc::new(Settings::parse(&data, &secret_data(secret.as_deref())));
+        cache.insert(ns.to_string(), (versions, settings.clone()));
+        Some(settings)
+    }
+
+    /// The settings for a Rollout in `ns`.
+    pub fn settings_for(&self, ns: &str) -> Option<Arc<Settings>> {
+        let global = self.settings_in(&self.opts.namespace);
+        if !self.opts.self_service || ns == self.opts.namespace {
+            return global;
+        }
+        match (global, self.settings_in(ns)) {
+            (Some(g), Some(l)) => Some(Arc::new(g.merged(&l))),
+            (g, l) => g.or(l),
+        }
+    }
+
+    /// Queues the notifications that `events`, just recorded on `rollout` (carrying the status
+    /// just written), fire. Never waits.
+    pub fn observe(&self, rollout: &Rollout, events: &[crate::plan::Event], runs: &[&AnalysisRun]) {
+        if events.is_empty() {
+            return;
+        }
+        let ns = rollout.namespace().unwrap_or_default();
+        let Some(settings) = self.settings_for(&ns) else {
+            return;
+        };
+        let labels: BTreeMap<String, String> = rollout.labels().clone();
+        let (destinations, annotation_errors) =
+            subscriptions::destinations(&settings, &labels, rollout.annotations());
+        let reference = rollout.object_ref(&());
+        let name = rollout.name_any();
+        let labels_for = |ev: &crate::plan::Event| SendLabels {
+            namespace: ns.clone(),
+            name: name.clone(),
+            event: EventLabels {
+                r#type: if ev.warning { "Warning" } else { "Normal" }.into(),
+                reason: ev.reason.clone(),
+            },
+        };
+        for e in annotation_errors {
+            self.warn(&reference, labels_for(&events[0]), NotifyError::from(e));
+        }
+        if destinations.is_empty() {
+            return;
+        }
+        let mut rollout_json: Option<Arc<Json>> = None;
+        let mut runs_json: Option<Arc<Vec<Json>>> = None;
+        for ev in events {
+            let trigger = trigger::trigger_for_reason(&ev.reason);
+            let Some(dests) = destinations.get(&trigger) else {
+                continue;
+            };
+            let Some(conditions) = settings.triggers.get(&trigger) else {
+                self.warn(&reference, labels_for(ev), TriggerError::Unknown(trigger).into());
+                continue;
+            };
+            let rj = rollout_json
+                .get_or_insert_with(|| Arc::new(serde_json::to_value(rollout).unwrap_or(Json::Null)))
+                .clone();
+            let fired = match trigger::evaluate(&trigger, conditions, &rj, &ev.reason, &ev.message) {
+                Ok(f) => f,
+                Err(e) => {
+                    self.warn(&reference, labels_for(ev), e.into());
+                    continue;
+                }
+            };
+            let runs = runs_json
+                .get_or_insert_with(|| Arc::new(current_runs(rollout, runs)))
+                .clone();
+            for f in &fired {
+                for d in dests {
+                    if !settings.services.contains_key(&d.service) {
+                        let problem = settings
+                            .errors
+                            .iter()
+                            .find(|e| config_error_names_service(e, &d.service))
+                            .map(|e| NotifyError::Config(e.clone()))
+                            .unwrap_or_else(|| NotifyError::UnknownService(d.service.clone()));
+                        self.warn(&reference, labels_for(ev), problem);
+                        continue;
+                    }
+                    let job = Job {
+                        namespace: ns.clone(),
+                        name: name.clone(),
+                        uid: rollout.uid().unwrap_or_default(),
+                        reference: reference.clone(),
+                        key: trigger::key(&trigger, f, d),
+                        trigger: trigger.clone(),
+                        event: labels_for(ev).event,
+                        destination: d.clone(),
+                        templates: f.templates.clone(),
+                        rollout: rj.clone(),
+                        analysis_runs: runs.clone(),
+                        settings: settings.clone(),
+                    };
+                    debug!(rollout = %name, key = %job.key, "queueing a notification");
+                    if self.tx.try_send(Work::Send(Box::new(job))).is_err() {
+                        let e = NotifyError::QueueFull(self.opts.queue_capacity);
+                        warn!(rollout = %name, trigger = %trigger, "{e}");
+                        self.opts.metrics.failed(labels_for(ev), None);
+                    }
+                }
+            }
+        }
+    }
+
+    fn warn(&self, reference: &ObjectReference, labels: SendLabels, problem: NotifyError) {
+        let _ = self.tx.try_send(Work::Warn {
+            reference: reference.clone(),
+            labels,
+            problem: problem.to_string(),
+        });
+    }
+}
+
+fn config_error_names_service(e: &ConfigError, service: &str) -> bool {
+    let key = match e {
+        ConfigError::Yaml { key, .. }
+        | ConfigError::MissingSecretKey { key, .. }
+        | ConfigError::UnknownServiceType { key, .. } => key,
+    };
+    key.strip_prefix("service.")
+        .is_some_and(|rest| rest == service || rest.rsplit_once('.').is_some_and(|(_, n)| n == service))
+}
+
+/// The Rollout's AnalysisRuns of its current revision, as JSON (upstream's `.analysisRuns`).
+fn current_runs(rollout: &Rollout, runs: &[&AnalysisRun]) -> Vec<Json> {
+    let hash = rollout
+        .status
+        .as_ref()
+        .and_then(|s| s.current_pod_hash.clone())
+        .unwrap_or_default();
+    runs.iter()
+        .filter(|r| {
+            r.labels()
+                .get(crate::api::consts::DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY)
+                .is_some_and(|h| *h == hash)
+        })
+        .filter_map(|r| serde_json::to_value(r).ok())
+        .collect()
+}
+
+/// Deep-merges `b` into `a` (upstream applies a trigger's templates one after the other onto
+/// one notification).
+fn merge(a: &mut Json, b: Json) {
+    match (a, b) {
+        (Json::Object(a), Json::Object(b)) => {
+            for (k, v) in b {
+                match a.get_mut(&k) {
+                    Some(x) => merge(x, v),
+                    None => {
+                        a.insert(k, v);
+                    }
+                }
+            }
+        }
+        (a, b) => *a = b,
+    }
+}
+
+/// Renders `templates` for one destination.
+pub fn render(
+    settings: &Settings,
+    templates: &[String],
+    rollout: &Json,
+    recipient: &str,
+    analysis_runs: &[Json],
+) -> Result<Json, TemplateError> {
+    let vars = template::vars(rollout, recipient, analysis_runs);
+    let mut out = json!({});
+    for name in templates {
+        let doc = settings
+            .templates
+            .get(name)
+            .ok_or_else(|| TemplateError::Unknown(name.clone()))?;
+        merge(&mut out, template::render_doc(name, doc, &vars)?);
+    }
+    Ok(out)
+}
+
+/// Delivers a rendered notification to a service; `Ok(false)` when the template has nothing
+/// for it (a webhook without a section).
+pub async fn deliver(
+    http: &reqwest::Client,
+    threads: &services::slack::Threads,
+    settings: &Settings,
+    destination: &Destination,
+    rendered: &Json,
+) -> Result<bool, NotifyError> {
+    let service = settings
+        .services
+        .get(&destination.service)
+        .ok_or_else(|| NotifyError::UnknownService(destination.service.clone()))?;
+    let out = Outgoing {
+        service: &destination.service,
+        options: &service.options,
+        rendered,
+        recipient: &destination.recipient,
+    };
+    match service.kind.as_str() {
+        "slack" => services::slack::send(http, threads, &out).await.map(|_| true),
+        "webhook" => services::webhook::send(http, &out).await,
+        "teams" => services::teams::send(http, &out).await.map(|_| true),
+        "email" => services::email::send(&out).await.map(|_| true),
+        _ => return Err(NotifyError::UnknownService(destination.service.clone())),
+    }
+    .map_err(NotifyError::from)
+}
+
+struct Worker {
+    client: Client,
+    recorder: Recorder,
+    retry: Retry,
+    metrics: Arc<NotifyMetrics>,
+    http: reqwest::Client,
+    threads: services::slack::Threads,
+    /// (Rollout uid, problem) already reported.
+    warned: Mutex<HashSet<(String, String)>>,
+}
+
+impl Worker {
+    async fn run(self, mut rx: mpsc::Receiver<Work>) {
+        while let Some(work) = rx.recv().await {
+            match work {
+                Work::Send(job) => self.handle(*job).await,
+                Work::Warn {
+                    reference,
+                    labels,
+                    problem,
+                } => self.report(&reference, labels, problem).await,
+            }
+        }
+    }
+
+    async fn report(&self, reference: &ObjectReference, labels: SendLabels, problem: String) {
+        let first = {
+            let mut w = self.warned.lock().unwrap_or_else(|e| e.into_inner());
+            if w.len() > 10_000 {
+                w.clear();
+            }
+            w.insert((reference.uid.clone().unwrap_or_default(), problem.clone()))
+        };
+        if !first {
+            return;
+        }
+        warn!(rollout = reference.name.as_deref().unwrap_or_default(), "notification: {problem}");
+        self.metrics.failed(labels, None);
+        let ev = KEvent {
+            type_: EventType::Warning,
+            reason: WARNING_REASON.into(),
+            note: Some(problem.chars().take(1000).collect()),
+            action: "Notify".into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, reference).await {
+            warn!("recording a notification warning: {e}");
+        }
+    }
+
+    /// The Rollout as stored now, if it is still the one the job is about.
+    async fn current(&self, job: &Job) -> Result<Option<Rollout>, kube::Error> {
+        let api: Api<Rollout> = Api::namespaced(self.client.clone(), &job.namespace);
+        match api.get_opt(&job.name).await? {
+            Some(ro) if ro.uid().as_deref() == Some(job.uid.as_str()) => Ok(Some(ro)),
+            _ => Ok(None),
+        }
+    }
+
+    fn already_sent(ro: &Rollout, key: &str) -> bool {
+        record::parse(ro.annotations().get(record::ANNOTATION).map(String::as_str))
+            .contains_key(key)
+    }
+
+    /// Waits before attempt `n` (1-based), or says to give up.
+    async fn backoff(&self, n: u32, started: Instant) -> bool {
+        let wait = self
+            .retry
+            .initial
+            .saturating_mul(1u32 << n.saturating_sub(1).min(16))
+            .min(self.retry.max);
+        if started.elapsed() + wait > self.retry.give_up_after {
+            return false;
+        }
+        tokio::time::sleep(wait).await;
+        true
+    }
+
+    async fn handle(&self, job: Job) {
+        let started = Instant::now();
+        let labels = SendLabels {
+            namespace: job.namespace.clone(),
+            name: job.name.clone(),
+            event: job.event.clone(),
+        };
+        // Read the record (retrying while the API server is unreachable).
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.current(&job).await {
+                Ok(Some(ro)) if Self::already_sent(&ro, &job.key) => {
+                    debug!(rollout = %job.name, key = %job.key, "already sent");
+                    return;
+                }
+                Ok(Some(_)) => break,
+                Ok(None) => return,
+                Err(e) => {
+                    if !self.backoff(attempt, started).await {
+                        warn!(rollout = %job.name, key = %job.key, "notification given up: reading the Rollout: {e}");
+                        self.metrics.failed(labels, Some(started.elapsed()));
+                        return;
+                    }
+                }
+            }
+        }
+        let rendered = match render(
+            &job.settings,
+            &job.templates,
+            &job.rollout,
+            &job.destination.recipient,
+            &job.analysis_runs,
+        ) {
+            Ok(r) => r,
+            Err(e) => return self.report(&job.reference, labels, e.to_string()).await,
+        };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match deliver(&self.http, &self.threads, &job.settings, &job.destination, &rendered).await {
+                Ok(true) => break,
+                Ok(false) => return,
+                Err(NotifyError::Send(e)) if e.retryable() => {
+                    debug!(rollout = %job.name, key = %job.key, attempt, "notification failed, retrying: {e}");
+                    if !self.backoff(attempt, started).await {
+                        let problem = format!(
+                            "{} to {}:{} given up after {attempt} attempts: {e}",
+                            job.trigger, job.destination.service, job.destination.recipient
+                        );
+                        warn!(rollout = %job.name, "{problem}");
+                        self.metrics.failed(labels, Some(started.elapsed()));
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let problem = format!(
+                        "{} to {}:{}: {e}",
+                        job.trigger, job.destination.service, job.destination.recipient
+                    );
+                    return self.report(&job.reference, labels, problem).await;
+                }
+            }
+        }
+        info!(rollout = %job.name, trigger = %job.trigger, service = %job.destination.service,
+              recipient = %job.destination.recipient, "notification sent");
+        self.metrics.sent(labels, started.elapsed());
+        self.remember(&job).await;
+    }
+
+    /// Adds the job's key to the record on the Rollout.
+    async fn remember(&self, job: &Job) {
+        let api: Api<Rollout> = Api::namespaced(self.client.clone(), &job.namespace);
+        let started = Instant::now();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let res = async {
+                let Some(ro) = self.current(job).await? else {
+                    return Ok(true);
+                };
+                let record = record::parse(ro.annotations().get(record::ANNOTATION).map(String::as_str));
+                let now = k8s_openapi::jiff::Timestamp::now().as_second();
+                let body = json!({"metadata": {
+                    "resourceVersion": ro.resource_version(),
+                    "annotations": {record::ANNOTATION: record::with(record, &job.key, now)},
+                }});
+                match api
+                    .patch(&job.name, &PatchParams::default(), &Patch::Merge(&body))
+                    .await
+                {
+                    Ok(_) => Ok(true),
+                    Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+                    Err(kube::Error::Api(e)) if e.code == 404 => Ok(true),
+                    Err(e) => Err(e),
+                }
+            }
+            .await;
+            match res {
+                Ok(true) => return,
+                Ok(false) => continue,
+                Err(e) => {
+                    if !self.backoff(attempt, started).await {
+                        warn!(rollout = %job.name, key = %job.key, "recording a sent notification failed: {e}");
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
