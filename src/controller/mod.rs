@@ -60,6 +60,8 @@ pub struct Config {
     pub concurrency: u16,
     /// Told about every reconcile (metrics).
     pub observer: Option<Arc<dyn Observer>>,
+    /// Notifications (see [`crate::notify`]); `None`: none are sent.
+    pub notifications: Option<crate::notify::Options>,
 }
 
 impl Default for Config {
@@ -69,6 +71,7 @@ impl Default for Config {
             instance_id: None,
             concurrency: 10,
             observer: None,
+            notifications: None,
         }
     }
 }
@@ -79,6 +82,7 @@ impl std::fmt::Debug for Config {
             .field("namespace", &self.namespace)
             .field("instance_id", &self.instance_id)
             .field("concurrency", &self.concurrency)
+            .field("notifications", &self.notifications)
             .finish()
     }
 }
@@ -219,6 +223,8 @@ pub struct Context {
     /// Whether `cluster_analysis_templates` is fed (cluster-wide mode only).
     pub cluster_templates_watched: bool,
     pub observer: Option<Arc<dyn Observer>>,
+    /// Turns recorded events into notifications.
+    pub notifier: Option<Arc<crate::notify::Notifier>>,
     /// Rollout → the resourceVersion our last write started from (see the module docs).
     written_from: Mutex<HashMap<ObjectRef<Rollout>, (String, Instant)>>,
     /// Rollout → consecutive failures (for backoff).
@@ -359,6 +365,11 @@ pub async fn run(
         controller: FIELD_MANAGER.into(),
         instance: std::env::var("POD_NAME").ok(),
     };
+    let notifier = config.notifications.clone().map(|opts| {
+        crate::notify::Notifier::start(client.clone(), opts, config.namespace.as_deref(), |f| {
+            tasks.spawn(f)
+        })
+    });
     let ctx = Arc::new(Context {
         client: client.clone(),
         replica_sets: rs_store,
@@ -371,6 +382,7 @@ pub async fn run(
         cluster_analysis_templates: cat_store,
         cluster_templates_watched: config.namespace.is_none(),
         observer: config.observer.clone(),
+        notifier,
         written_from: Mutex::new(HashMap::new()),
         failures: Mutex::new(HashMap::new()),
         waits: Mutex::new(HashMap::new()),
@@ -512,6 +524,17 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error>
     let now = k8s_openapi::jiff::Timestamp::now();
     let mut observation = observe::observe(&ctx, ro.clone(), now).await?;
     let plan = plan::plan(&observation.observed(), now);
+    // The Rollout's AnalysisRuns, for notification templates (only when they may be needed).
+    let runs: Vec<crate::api::AnalysisRun> = if ctx.notifier.is_some() && !plan.events.is_empty() {
+        observation
+            .observed()
+            .analysis_runs
+            .iter()
+            .map(|r| (*r).clone())
+            .collect()
+    } else {
+        Vec::new()
+    };
     drop(observation);
     report::wait_changed(&ctx, &ro, plan.wait.as_ref());
 
@@ -560,6 +583,11 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error>
             .insert(key.clone(), (rv, Instant::now()));
     }
     report::publish_events(&ctx.recorder, &report::reference(&ro), &plan.events).await;
+    if let Some(n) = &ctx.notifier {
+        // As upstream, templates see the Rollout as this reconcile read it (so the catalog's
+        // `add .rollout.status.currentStepIndex 1` is the number of the step just completed).
+        n.observe(&ro, &plan.events, &runs.iter().collect::<Vec<_>>());
+    }
     ctx.failures.lock().unwrap().remove(&key);
     if let Some(o) = &ctx.observer {
         o.reconciled(

@@ -21,7 +21,9 @@ pub enum ConfigError {
     Yaml { key: String, message: String },
     #[error("{CONFIG_MAP} key {key:?}: secret key {secret_key:?} is not in {SECRET}")]
     MissingSecretKey { key: String, secret_key: String },
-    #[error("{CONFIG_MAP} key {key:?}: unknown service type {kind:?} (supported: slack, webhook, teams, email)")]
+    #[error(
+        "{CONFIG_MAP} key {key:?}: unknown service type {kind:?} (supported: slack, webhook, teams, email)"
+    )]
     UnknownServiceType { key: String, kind: String },
 }
 
@@ -136,10 +138,7 @@ fn yaml<T: serde::de::DeserializeOwned>(key: &str, text: &str) -> Result<T, Conf
 
 impl Settings {
     /// Parses ConfigMap data and Secret data (already decoded to UTF-8 strings).
-    pub fn parse(
-        config: &BTreeMap<String, String>,
-        secret: &HashMap<String, String>,
-    ) -> Settings {
+    pub fn parse(config: &BTreeMap<String, String>, secret: &HashMap<String, String>) -> Settings {
         let mut s = Settings::default();
         for (key, text) in config {
             let res: Result<(), ConfigError> = (|| {
@@ -172,8 +171,7 @@ impl Settings {
                     if !doc.is_object() {
                         return Err(ConfigError::Yaml {
                             key: key.clone(),
-                            message: "a template is a YAML map (message, slack, email, ...)"
-                                .into(),
+                            message: "a template is a YAML map (message, slack, email, ...)".into(),
                         });
                     }
                     s.templates.insert(name.to_string(), doc);
@@ -253,16 +251,25 @@ mod tests {
                 ("service.slack", "token: $slack-token\nusername: bot\n"),
                 ("service.webhook.github", "url: https://example.invalid/x\n"),
                 ("template.t", "message: hi {{.rollout.metadata.name}}\n"),
-                ("trigger.on-x", "- send: [t]\n  when: rollout.spec.replicas > 1\n  oncePer: rollout.metadata.generation\n"),
+                (
+                    "trigger.on-x",
+                    "- send: [t]\n  when: rollout.spec.replicas > 1\n  oncePer: rollout.metadata.generation\n",
+                ),
                 ("defaultTriggers", "- on-x\n"),
-                ("subscriptions", "- recipients: [slack:ops]\n  selector: team=a\n"),
+                (
+                    "subscriptions",
+                    "- recipients: [slack:ops]\n  selector: team=a\n",
+                ),
             ]),
             &secret,
         );
         assert_eq!(s.errors, vec![]);
         assert_eq!(s.services["slack"].options["token"], "xoxb-1");
         assert_eq!(s.services["github"].kind, "webhook");
-        assert_eq!(s.triggers["on-x"][0].once_per, "rollout.metadata.generation");
+        assert_eq!(
+            s.triggers["on-x"][0].once_per,
+            "rollout.metadata.generation"
+        );
         assert_eq!(s.default_triggers, vec!["on-x"]);
         assert_eq!(s.subscriptions[0].recipients, vec!["slack:ops"]);
         assert!(s.templates.contains_key("t"));
@@ -288,7 +295,11 @@ mod tests {
             key: "service.slack".into(),
             secret_key: "nope".into()
         }));
-        assert!(s.errors.iter().any(|e| matches!(e, ConfigError::UnknownServiceType { kind, .. } if kind == "pager")));
+        assert!(
+            s.errors.iter().any(
+                |e| matches!(e, ConfigError::UnknownServiceType { kind, .. } if kind == "pager")
+            )
+        );
     }
 
     #[test]

@@ -115,8 +115,16 @@ pub struct NotifyCollector(pub std::sync::Arc<NotifyMetrics>);
 impl Collector for NotifyCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         for (name, help, counts) in [
-            ("notification_send_success", "Notification send success.", &self.0.success),
-            ("notification_send_error", "Error sending the notification", &self.0.error),
+            (
+                "notification_send_success",
+                "Notification send success.",
+                &self.0.success,
+            ),
+            (
+                "notification_send_error",
+                "Error sending the notification",
+                &self.0.error,
+            ),
         ] {
             let counts: Vec<(SendLabels, u64)> = counts
                 .lock()

@@ -134,7 +134,7 @@ pub struct Job {
     pub event: EventLabels,
     pub destination: Destination,
     pub templates: Vec<String>,
-    /// The Rollout as it was when the event was recorded.
+    /// The Rollout as the reconcile that recorded the event read it.
     pub rollout: Arc<Json>,
     pub analysis_runs: Arc<Vec<Json>>,
     pub settings: Arc<Settings>,
@@ -287,8 +287,8 @@ impl Notifier {
         }
     }
 
-    /// Queues the notifications that `events`, just recorded on `rollout` (carrying the status
-    /// just written), fire. Never waits.
+    /// Queues the notifications that `events`, just recorded on `rollout` (as the reconcile
+    /// that recorded them read it), fire. Never waits.
     pub fn observe(&self, rollout: &Rollout, events: &[crate::plan::Event], runs: &[&AnalysisRun]) {
         if events.is_empty() {
             return;
@@ -324,13 +324,20 @@ impl Notifier {
                 continue;
             };
             let Some(conditions) = settings.triggers.get(&trigger) else {
-                self.warn(&reference, labels_for(ev), TriggerError::Unknown(trigger).into());
+                self.warn(
+                    &reference,
+                    labels_for(ev),
+                    TriggerError::Unknown(trigger).into(),
+                );
                 continue;
             };
             let rj = rollout_json
-                .get_or_insert_with(|| Arc::new(serde_json::to_value(rollout).unwrap_or(Json::Null)))
+                .get_or_insert_with(|| {
+                    Arc::new(serde_json::to_value(rollout).unwrap_or(Json::Null))
+                })
                 .clone();
-            let fired = match trigger::evaluate(&trigger, conditions, &rj, &ev.reason, &ev.message) {
+            let fired = match trigger::evaluate(&trigger, conditions, &rj, &ev.reason, &ev.message)
+            {
                 Ok(f) => f,
                 Err(e) => {
                     self.warn(&reference, labels_for(ev), e.into());
@@ -392,8 +399,9 @@ fn config_error_names_service(e: &ConfigError, service: &str) -> bool {
         | ConfigError::MissingSecretKey { key, .. }
         | ConfigError::UnknownServiceType { key, .. } => key,
     };
-    key.strip_prefix("service.")
-        .is_some_and(|rest| rest == service || rest.rsplit_once('.').is_some_and(|(_, n)| n == service))
+    key.strip_prefix("service.").is_some_and(|rest| {
+        rest == service || rest.rsplit_once('.').is_some_and(|(_, n)| n == service)
+    })
 }
 
 /// The Rollout's AnalysisRuns of its current revision, as JSON (upstream's `.analysisRuns`).
@@ -471,7 +479,9 @@ pub async fn deliver(
         recipient: &destination.recipient,
     };
     match service.kind.as_str() {
-        "slack" => services::slack::send(http, threads, &out).await.map(|_| true),
+        "slack" => services::slack::send(http, threads, &out)
+            .await
+            .map(|_| true),
         "webhook" => services::webhook::send(http, &out).await,
         "teams" => services::teams::send(http, &out).await.map(|_| true),
         "email" => services::email::send(&out).await.map(|_| true),
@@ -516,7 +526,10 @@ impl Worker {
         if !first {
             return;
         }
-        warn!(rollout = reference.name.as_deref().unwrap_or_default(), "notification: {problem}");
+        warn!(
+            rollout = reference.name.as_deref().unwrap_or_default(),
+            "notification: {problem}"
+        );
         self.metrics.failed(labels, None);
         let ev = KEvent {
             type_: EventType::Warning,
@@ -598,7 +611,15 @@ impl Worker {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match deliver(&self.http, &self.threads, &job.settings, &job.destination, &rendered).await {
+            match deliver(
+                &self.http,
+                &self.threads,
+                &job.settings,
+                &job.destination,
+                &rendered,
+            )
+            .await
+            {
                 Ok(true) => break,
                 Ok(false) => return,
                 Err(NotifyError::Send(e)) if e.retryable() => {
@@ -639,7 +660,8 @@ impl Worker {
                 let Some(ro) = self.current(job).await? else {
                     return Ok(true);
                 };
-                let record = record::parse(ro.annotations().get(record::ANNOTATION).map(String::as_str));
+                let record =
+                    record::parse(ro.annotations().get(record::ANNOTATION).map(String::as_str));
                 let now = k8s_openapi::jiff::Timestamp::now().as_second();
                 let body = json!({"metadata": {
                     "resourceVersion": ro.resource_version(),

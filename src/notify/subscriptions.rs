@@ -185,14 +185,25 @@ mod tests {
             &settings,
             &BTreeMap::new(),
             &map(&[
-                ("notifications.argoproj.io/subscribe.on-rollout-paused.slack", "a; b;"),
-                ("notifications.argoproj.io/subscribe.on-rollout-paused.github", ""),
+                (
+                    "notifications.argoproj.io/subscribe.on-rollout-paused.slack",
+                    "a; b;",
+                ),
+                (
+                    "notifications.argoproj.io/subscribe.on-rollout-paused.github",
+                    "",
+                ),
                 ("notifications.argoproj.io/subscribe.teams", "ops"),
                 ("notifications.argoproj.io/subscribe.a.b.c", "x"),
                 ("other", "x"),
             ]),
         );
-        assert_eq!(errs, vec![AnnotationError::Key("notifications.argoproj.io/subscribe.a.b.c".into())]);
+        assert_eq!(
+            errs,
+            vec![AnnotationError::Key(
+                "notifications.argoproj.io/subscribe.a.b.c".into()
+            )]
+        );
         assert_eq!(
             d["on-rollout-paused"],
             [dest("github", ""), dest("slack", "a"), dest("slack", "b")].into()
@@ -219,7 +230,12 @@ mod tests {
         assert!(errs.is_empty());
         assert_eq!(
             d["on-rollout-aborted"],
-            [dest("slack", "all"), dest("slack", "c1"), dest("slack", "c2")].into()
+            [
+                dest("slack", "all"),
+                dest("slack", "c1"),
+                dest("slack", "c2")
+            ]
+            .into()
         );
         assert_eq!(d["on-rollout-paused"], [dest("email", "a@b.c")].into());
         let (d, _) = destinations(&settings, &BTreeMap::new(), &BTreeMap::new());

@@ -111,7 +111,11 @@ fn arith(
         acc = match (acc, num(name, a)?) {
             (Num::I(x), Num::I(y)) => match i(x, y) {
                 Some(r) => Num::I(r),
-                None => return Err(FuncError::Generic(format!("{name}: overflow or division by zero"))),
+                None => {
+                    return Err(FuncError::Generic(format!(
+                        "{name}: overflow or division by zero"
+                    )));
+                }
             },
             (Num::I(x), Num::F(y)) => Num::F(f(x as f64, y)),
             (Num::F(x), Num::I(y)) => Num::F(f(x, y as f64)),
@@ -262,7 +266,12 @@ pub static FUNCS: &[(&str, Func)] = &[
 ];
 
 /// Renders one Go template string with `vars`.
-pub fn render_str(name: &str, field: &str, text: &str, vars: &Value) -> Result<String, TemplateError> {
+pub fn render_str(
+    name: &str,
+    field: &str,
+    text: &str,
+    vars: &Value,
+) -> Result<String, TemplateError> {
     if !text.contains("{{") {
         return Ok(text.to_string());
     }
@@ -377,7 +386,10 @@ mod tests {
     fn errors_name_the_template_and_field() {
         let v = vars(&ro(), "", &[]);
         let e = render_str("bad", "slack.attachments", "{{if}", &v).unwrap_err();
-        assert!(matches!(e, TemplateError::Parse { ref name, ref field, .. } if name == "bad" && field == "slack.attachments"), "{e}");
+        assert!(
+            matches!(e, TemplateError::Parse { ref name, ref field, .. } if name == "bad" && field == "slack.attachments"),
+            "{e}"
+        );
         let e = render_str("bad", "message", "{{nosuchfunc 1}}", &v).unwrap_err();
         assert!(e.to_string().contains("bad"), "{e}");
     }

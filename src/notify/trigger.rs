@@ -75,8 +75,13 @@ fn eval(
         expr: expr_text.into(),
         message,
     };
-    let program = expr::compile(&expand_member_shorthand(expr_text))
-        .map_err(|e| err(e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")))?;
+    let program = expr::compile(&expand_member_shorthand(expr_text)).map_err(|e| {
+        err(e
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "))
+    })?;
     let mut ctx = expr::Context::default();
     ctx.insert("rollout", rollout.clone());
     expr::Environment::new()
@@ -198,18 +203,36 @@ mod tests {
             cond("rollout.status.phase == 'Degraded'", ""),
         ];
         let fired = evaluate("on-x", &conds, &ro(5, 1), "R", "m").unwrap();
-        assert_eq!(fired.iter().map(|f| f.condition).collect::<Vec<_>>(), vec![0, 1]);
+        assert_eq!(
+            fired.iter().map(|f| f.condition).collect::<Vec<_>>(),
+            vec![0, 1]
+        );
         let fired = evaluate("on-x", &conds, &ro(2, 1), "R", "m").unwrap();
         assert_eq!(fired.len(), 1);
     }
 
     #[test]
     fn bad_when_is_an_error_naming_the_trigger() {
-        let e = evaluate("on-x", &[cond("rollout.spec.replicas >", "")], &ro(1, 1), "R", "m")
-            .unwrap_err();
-        assert!(matches!(&e, TriggerError::Expr { trigger, field: "when", .. } if trigger == "on-x"), "{e}");
-        let e = evaluate("on-x", &[cond("rollout.spec.replicas", "")], &ro(1, 1), "R", "m")
-            .unwrap_err();
+        let e = evaluate(
+            "on-x",
+            &[cond("rollout.spec.replicas >", "")],
+            &ro(1, 1),
+            "R",
+            "m",
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&e, TriggerError::Expr { trigger, field: "when", .. } if trigger == "on-x"),
+            "{e}"
+        );
+        let e = evaluate(
+            "on-x",
+            &[cond("rollout.spec.replicas", "")],
+            &ro(1, 1),
+            "R",
+            "m",
+        )
+        .unwrap_err();
         assert!(matches!(e, TriggerError::NotBool { .. }), "{e}");
     }
 
@@ -220,7 +243,10 @@ mod tests {
         let b = evaluate("on-x", &c, &ro(1, 7), "R", "second").unwrap();
         let d = evaluate("on-x", &c, &ro(1, 8), "R", "first").unwrap();
         assert_eq!(a[0].moment, "7");
-        assert_eq!(a[0].moment, b[0].moment, "once per generation whatever the event");
+        assert_eq!(
+            a[0].moment, b[0].moment,
+            "once per generation whatever the event"
+        );
         assert_ne!(a[0].moment, d[0].moment);
         // Without oncePer: the revision and the event.
         let c = [cond("", "")];

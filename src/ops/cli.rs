@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use super::Options;
 use super::leader::LeaseConfig;
+use super::{NotificationOptions, Options};
 
 /// A Kubernetes progressive-delivery controller, drop-in compatible with Argo Rollouts.
 #[derive(Debug, Parser)]
@@ -103,6 +103,19 @@ pub struct RunArgs {
     /// Address of the health endpoints (`/healthz`, `/readyz`).
     #[arg(long, env = "ROLLOUTS_HEALTHZ_ADDR", default_value = "0.0.0.0:8080")]
     pub healthz_addr: SocketAddr,
+    /// Also read the notification ConfigMap and Secret in each Rollout's own namespace
+    /// (upstream's flag of the same name); the controller's namespace's pair is always read.
+    #[arg(long, env = "ROLLOUTS_SELF_SERVICE_NOTIFICATION_ENABLED")]
+    pub self_service_notification_enabled: bool,
+    /// Namespace of the notification ConfigMap and Secret (default: `POD_NAMESPACE`, else the
+    /// namespace of the kubeconfig context or of the in-cluster service account).
+    #[arg(long, env = "ROLLOUTS_NOTIFICATIONS_NAMESPACE")]
+    pub notifications_namespace: Option<String>,
+    /// Notifications waiting to be sent at most; past it a notification is dropped and
+    /// counted in `notification_send_error`.
+    #[arg(long, env = "ROLLOUTS_NOTIFICATIONS_QUEUE", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub notifications_queue: u32,
     /// Log format.
     #[arg(long, env = "ROLLOUTS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -202,6 +215,16 @@ impl RunArgs {
             leader_election,
             metrics_addr: self.metrics_addr,
             healthz_addr: self.healthz_addr,
+            notifications: NotificationOptions {
+                namespace: self
+                    .notifications_namespace
+                    .clone()
+                    .or_else(|| std::env::var("POD_NAMESPACE").ok())
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or_else(|| default_namespace.to_string()),
+                self_service: self.self_service_notification_enabled,
+                queue: self.notifications_queue as usize,
+            },
         })
     }
 }

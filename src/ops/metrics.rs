@@ -13,6 +13,8 @@
 //! | `analysis_run_metric_phase` | gauge (1/0 per phase) | namespace, rollout, metric, type, dry_run, phase |
 //! | `rollouts_analysis_measurement_value` / `_phase` | gauge | namespace, rollout, template, metric (, phase) |
 //! | `controller_clientset_k8s_request_total` | counter | kind, verb, status_code |
+//! | `notification_send_success`, `notification_send_error` | counter (untyped, upstream's names) | namespace, name, type, reason |
+//! | `notification_send` | histogram (seconds) | namespace, name |
 //! | `leader_election_master_status` | gauge (1 leader / 0) | name |
 //! | `rollouts_controller_info` | gauge (1) | version |
 //!
@@ -107,6 +109,7 @@ pub struct Metrics {
     sources: Arc<Sources>,
     /// Rollouts with histogram series (pruned when they leave the store).
     seen: Mutex<BTreeSet<RolloutLabels>>,
+    notifications: Arc<crate::notify::metrics::NotifyMetrics>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -157,7 +160,12 @@ impl Metrics {
         let sources = Arc::new(Sources::default());
         registry.register_collector(Box::new(RolloutCollector(sources.clone())));
         registry.register_collector(Box::new(AnalysisCollector(sources.clone())));
+        let notifications = Arc::new(crate::notify::metrics::NotifyMetrics::default());
+        registry.register_collector(Box::new(crate::notify::metrics::NotifyCollector(
+            notifications.clone(),
+        )));
         Metrics {
+            notifications,
             registry,
             reconcile,
             requests,
@@ -165,6 +173,11 @@ impl Metrics {
             sources,
             seen: Mutex::new(BTreeSet::new()),
         }
+    }
+
+    /// The notification metrics (`notification_send*`).
+    pub fn notifications(&self) -> Arc<crate::notify::metrics::NotifyMetrics> {
+        self.notifications.clone()
     }
 
     /// Counts one API request.

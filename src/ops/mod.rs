@@ -54,6 +54,29 @@ pub struct Options {
     pub metrics_addr: SocketAddr,
     /// Where `/healthz` and `/readyz` are served.
     pub healthz_addr: SocketAddr,
+    /// Where and how notifications are configured.
+    pub notifications: NotificationOptions,
+}
+
+/// The process's notification settings (see [`crate::notify`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotificationOptions {
+    /// Namespace of the notification ConfigMap and Secret.
+    pub namespace: String,
+    /// Also read the pair in each Rollout's namespace.
+    pub self_service: bool,
+    /// Queue capacity.
+    pub queue: usize,
+}
+
+impl Default for NotificationOptions {
+    fn default() -> Self {
+        NotificationOptions {
+            namespace: "argo-rollouts".into(),
+            self_service: false,
+            queue: 1024,
+        }
+    }
 }
 
 impl Default for Options {
@@ -68,6 +91,7 @@ impl Default for Options {
             leader_election: None,
             metrics_addr: SocketAddr::from(([0, 0, 0, 0], 8090)),
             healthz_addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            notifications: NotificationOptions::default(),
         }
     }
 }
@@ -292,6 +316,13 @@ async fn controllers(
         instance_id: opts.instance_id.clone(),
         concurrency: opts.rollout_concurrency,
         observer: Some(metrics.clone()),
+        notifications: Some({
+            let mut n = crate::notify::Options::new(opts.notifications.namespace.clone());
+            n.self_service = opts.notifications.self_service;
+            n.queue_capacity = opts.notifications.queue;
+            n.metrics = metrics.notifications();
+            n
+        }),
     };
     let experiment_config = controller::experiment::Config::from(&config);
     let mut analysis_config = controller::analysis::Config::from(&config);

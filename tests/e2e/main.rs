@@ -15,6 +15,7 @@ mod dashboard;
 mod experiment;
 #[path = "../fake_http/mod.rs"]
 mod fake_http;
+mod notify;
 mod ops;
 mod provider_analysis;
 mod rollout_analysis;

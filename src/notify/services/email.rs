@@ -25,7 +25,11 @@ pub async fn send(out: &Outgoing<'_>) -> Result<(), SendError> {
     let from = out
         .option("from")
         .ok_or_else(|| out.invalid("service.email has no from"))?;
-    let insecure = out.options.get("insecure_skip_verify").and_then(Json::as_bool) == Some(true);
+    let insecure = out
+        .options
+        .get("insecure_skip_verify")
+        .and_then(Json::as_bool)
+        == Some(true);
     let html = out.options.get("html").and_then(Json::as_bool) == Some(true);
     let smtp_err = |e: lettre::transport::smtp::Error| SendError::Smtp {
         service: out.service.to_string(),
@@ -53,7 +57,12 @@ pub async fn send(out: &Outgoing<'_>) -> Result<(), SendError> {
         ));
     }
     let section = out.rendered.get("email").cloned().unwrap_or(Json::Null);
-    let s = |k: &str| section.get(k).and_then(Json::as_str).filter(|v| !v.is_empty());
+    let s = |k: &str| {
+        section
+            .get(k)
+            .and_then(Json::as_str)
+            .filter(|v| !v.is_empty())
+    };
     let subject = s("subject").unwrap_or(out.message());
     let body = s("body").unwrap_or(out.message());
     let message = Message::builder()

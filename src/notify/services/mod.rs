@@ -102,7 +102,11 @@ impl Outgoing<'_> {
 
 /// A JSON document held in a template string (Slack's `attachments`, Teams' `facts`, ...):
 /// empty is absent.
-pub fn embedded_json(out: &Outgoing<'_>, field: &str, text: Option<&str>) -> Result<Option<Json>, SendError> {
+pub fn embedded_json(
+    out: &Outgoing<'_>,
+    field: &str,
+    text: Option<&str>,
+) -> Result<Option<Json>, SendError> {
     match text.map(str::trim).filter(|t| !t.is_empty()) {
         None => Ok(None),
         Some(t) => serde_json::from_str(t)

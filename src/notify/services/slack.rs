@@ -34,10 +34,18 @@ pub async fn send(
             body["icon_url"] = json!(icon);
         }
     }
-    if let Some(a) = embedded_json(out, "slack.attachments", section.get("attachments").and_then(Json::as_str))? {
+    if let Some(a) = embedded_json(
+        out,
+        "slack.attachments",
+        section.get("attachments").and_then(Json::as_str),
+    )? {
         body["attachments"] = a;
     }
-    if let Some(b) = embedded_json(out, "slack.blocks", section.get("blocks").and_then(Json::as_str))? {
+    if let Some(b) = embedded_json(
+        out,
+        "slack.blocks",
+        section.get("blocks").and_then(Json::as_str),
+    )? {
         body["blocks"] = b;
     }
     let grouping = section

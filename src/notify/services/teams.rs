@@ -19,7 +19,12 @@ pub async fn send(client: &reqwest::Client, out: &Outgoing<'_>) -> Result<(), Se
             ))
         })?;
     let section = out.rendered.get("teams").cloned().unwrap_or(Json::Null);
-    let s = |k: &str| section.get(k).and_then(Json::as_str).filter(|v| !v.is_empty());
+    let s = |k: &str| {
+        section
+            .get(k)
+            .and_then(Json::as_str)
+            .filter(|v| !v.is_empty())
+    };
     let card = match embedded_json(out, "teams.template", s("template"))? {
         Some(card) => card,
         None => {

@@ -7,11 +7,7 @@ use super::{Outgoing, SendError, send_http};
 use serde_json::Value as Json;
 
 pub async fn send(client: &reqwest::Client, out: &Outgoing<'_>) -> Result<bool, SendError> {
-    let Some(section) = out
-        .rendered
-        .get("webhook")
-        .and_then(|w| w.get(out.service))
-    else {
+    let Some(section) = out.rendered.get("webhook").and_then(|w| w.get(out.service)) else {
         return Ok(false);
     };
     let base = out
