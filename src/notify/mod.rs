@@ -122,6 +122,23 @@ pub enum NotifyError {
     QueueFull(usize),
 }
 
+impl NotifyError {
+    /// A bounded name for the kind of problem (the Warning event's action: events with the
+    /// same reason and action on one object are aggregated into one).
+    pub fn action(&self) -> &'static str {
+        match self {
+            NotifyError::Config(_) => "LoadSettings",
+            NotifyError::Annotation(_) => "ReadSubscriptions",
+            NotifyError::Trigger(_) => "EvaluateTrigger",
+            NotifyError::Template(_) => "RenderTemplate",
+            NotifyError::UnknownService(_) => "FindService",
+            NotifyError::Send(_) => "Send",
+            NotifyError::Kube(_) => "ReadRollout",
+            NotifyError::QueueFull(_) => "Queue",
+        }
+    }
+}
+
 /// One notification to deliver.
 #[derive(Debug, Clone)]
 pub struct Job {
@@ -145,6 +162,7 @@ enum Work {
     Warn {
         reference: ObjectReference,
         labels: SendLabels,
+        action: &'static str,
         problem: String,
     },
 }
@@ -388,6 +406,7 @@ impl Notifier {
         let _ = self.tx.try_send(Work::Warn {
             reference: reference.clone(),
             labels,
+            action: problem.action(),
             problem: problem.to_string(),
         });
     }
@@ -509,13 +528,20 @@ impl Worker {
                 Work::Warn {
                     reference,
                     labels,
+                    action,
                     problem,
-                } => self.report(&reference, labels, problem).await,
+                } => self.report(&reference, labels, action, problem).await,
             }
         }
     }
 
-    async fn report(&self, reference: &ObjectReference, labels: SendLabels, problem: String) {
+    async fn report(
+        &self,
+        reference: &ObjectReference,
+        labels: SendLabels,
+        action: &str,
+        problem: String,
+    ) {
         let first = {
             let mut w = self.warned.lock().unwrap_or_else(|e| e.into_inner());
             if w.len() > 10_000 {
@@ -535,7 +561,7 @@ impl Worker {
             type_: EventType::Warning,
             reason: WARNING_REASON.into(),
             note: Some(problem.chars().take(1000).collect()),
-            action: "Notify".into(),
+            action: action.into(),
             secondary: None,
         };
         if let Err(e) = self.recorder.publish(&ev, reference).await {
@@ -606,7 +632,12 @@ impl Worker {
             &job.analysis_runs,
         ) {
             Ok(r) => r,
-            Err(e) => return self.report(&job.reference, labels, e.to_string()).await,
+            Err(e) => {
+                let e = NotifyError::from(e);
+                return self
+                    .report(&job.reference, labels, e.action(), e.to_string())
+                    .await;
+            }
         };
         let mut attempt = 0;
         loop {
@@ -629,9 +660,7 @@ impl Worker {
                             "{} to {}:{} given up after {attempt} attempts: {e}",
                             job.trigger, job.destination.service, job.destination.recipient
                         );
-                        warn!(rollout = %job.name, "{problem}");
-                        self.metrics.failed(labels, Some(started.elapsed()));
-                        return;
+                        return self.report(&job.reference, labels, "Send", problem).await;
                     }
                 }
                 Err(e) => {
@@ -639,7 +668,9 @@ impl Worker {
                         "{} to {}:{}: {e}",
                         job.trigger, job.destination.service, job.destination.recipient
                     );
-                    return self.report(&job.reference, labels, problem).await;
+                    return self
+                        .report(&job.reference, labels, e.action(), problem)
+                        .await;
                 }
             }
         }
@@ -722,7 +753,9 @@ mod tests {
         assert!(!message.contains("<no value>"), "{name}: {message:?}");
         let subject = rendered["email"]["subject"].as_str().unwrap_or_default();
         assert!(subject.contains("canary-demo"), "{name}: {subject:?}");
-        let attachments = rendered["slack"]["attachments"].as_str().unwrap_or_default();
+        let attachments = rendered["slack"]["attachments"]
+            .as_str()
+            .unwrap_or_default();
         let parsed: Json = serde_json::from_str(attachments)
             .unwrap_or_else(|e| panic!("{name}: attachments are not JSON ({e}): {attachments}"));
         assert_eq!(parsed[0]["title"], "canary-demo", "{name}");
@@ -741,16 +774,22 @@ mod tests {
     /// `manifests/notifications/`) renders, unchanged, for a canary and a blue-green Rollout.
     #[test]
     fn upstream_catalog_renders() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/compat/argo-rollouts/manifests");
+        let root =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/compat/argo-rollouts/manifests");
         if !root.is_dir() {
-            eprintln!("NOTICE: compat corpus not found at {}; skipping", root.display());
+            eprintln!(
+                "NOTICE: compat corpus not found at {}; skipping",
+                root.display()
+            );
             return;
         }
         let mut files = vec![root.join("notifications-install.yaml")];
         let mut dir: Vec<_> = std::fs::read_dir(root.join("notifications"))
             .unwrap()
             .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "yaml") && !p.ends_with("kustomization.yaml"))
+            .filter(|p| {
+                p.extension().is_some_and(|e| e == "yaml") && !p.ends_with("kustomization.yaml")
+            })
             .collect();
         dir.sort();
         files.extend(dir);
@@ -763,7 +802,10 @@ mod tests {
             for (trigger, conditions) in &settings.triggers {
                 for c in conditions {
                     for t in &c.send {
-                        assert!(settings.templates.contains_key(t), "{trigger} sends unknown {t}");
+                        assert!(
+                            settings.templates.contains_key(t),
+                            "{trigger} sends unknown {t}"
+                        );
                     }
                 }
             }
@@ -789,7 +831,14 @@ mod tests {
             .unwrap(),
             &HashMap::new(),
         );
-        let step = render(&settings, &["rollout-step-completed".into()], &canary(), "", &[]).unwrap();
+        let step = render(
+            &settings,
+            &["rollout-step-completed".into()],
+            &canary(),
+            "",
+            &[],
+        )
+        .unwrap();
         assert_eq!(
             step["message"],
             "Rollout canary-demo step number 1/2 has been completed."
@@ -805,7 +854,14 @@ mod tests {
         ]
         .into();
         let settings = Settings::parse(&data, &HashMap::new());
-        let out = render(&settings, &["a".into(), "b".into()], &canary(), "ops", &[json!({})]).unwrap();
+        let out = render(
+            &settings,
+            &["a".into(), "b".into()],
+            &canary(),
+            "ops",
+            &[json!({})],
+        )
+        .unwrap();
         assert_eq!(out["message"], "canary-demo ops");
         assert_eq!(out["slack"]["attachments"], "[{\"title\": \"5\"}]");
         assert_eq!(out["email"]["subject"], "S 1");

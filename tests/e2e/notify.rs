@@ -216,3 +216,309 @@ async fn slack_gets_each_message_once_in_order() {
     );
     assert_eq!(record.len(), expected.len(), "{record:?}");
 }
+
+/// The messages of [`update_and_promote`] with [`settings`] and [`SUBSCRIPTIONS`].
+fn expected_sequence() -> Vec<String> {
+    let mut expected = vec![
+        "deploys: canary-demo completed argoproj/rollouts-demo:blue".to_string(),
+        "deploys: canary-demo step 1/8".into(),
+        "deploys: canary-demo paused at step 1".into(),
+        "oncall: canary-demo paused at step 1".into(),
+    ];
+    expected.extend((2..=8).map(|i| format!("deploys: canary-demo step {i}/8")));
+    expected.push("deploys: canary-demo completed argoproj/rollouts-demo:yellow".into());
+    expected
+}
+
+/// The controller is stopped abruptly in the middle of the update (its task dropped, as when
+/// the process dies or loses the Lease) and another one takes over: no message is sent twice
+/// and none is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_controller_sends_no_duplicates() {
+    init_logging();
+    crds_installed().await;
+    let ns = TestNs::new("notify-kill").await;
+    let slack = fake_slack().await;
+    ns.apply(&settings(&slack)).await;
+    let first = start(&ns, options(&ns));
+    ns.apply(&subscribed_canary(SUBSCRIPTIONS)).await;
+    wait_rollout(
+        &ns,
+        NAME,
+        "initial deploy Healthy",
+        Duration::from_secs(60),
+        is_healthy,
+    )
+    .await;
+    set_image(&ns, NAME, "argoproj/rollouts-demo:yellow").await;
+    wait_rollout(
+        &ns,
+        NAME,
+        "paused at step 1",
+        Duration::from_secs(60),
+        |ro, _| phase(ro).0 == "Paused" && phase(ro).2 == Some(1),
+    )
+    .await;
+    promote(&ns, NAME).await;
+    wait_rollout(
+        &ns,
+        NAME,
+        "in the first timed pause",
+        Duration::from_secs(60),
+        |ro, _| phase(ro).2 == Some(3),
+    )
+    .await;
+    drop(first);
+    // A standby takes over with nothing but what is stored in the API server.
+    let second = start(&ns, options(&ns));
+    wait_rollout(
+        &ns,
+        NAME,
+        "Healthy on the new image",
+        Duration::from_secs(120),
+        |ro, rss| is_healthy(ro, rss) && phase(ro).2 == Some(8),
+    )
+    .await;
+    let expected = expected_sequence();
+    let got = texts(&settle(&ns, &slack, expected.len()).await);
+    assert_eq!(got, expected);
+    // Restarting once more sends nothing new.
+    drop(second);
+    let _third = start(&ns, options(&ns));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(texts(&slack_messages(&slack)), expected);
+}
+
+/// The Slack API answers 500 for the first 30 s: the rollout progresses on schedule meanwhile,
+/// and every message arrives once after recovery, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slack_down_for_30s_delays_messages_not_the_rollout() {
+    init_logging();
+    crds_installed().await;
+    let ns = TestNs::new("notify-500").await;
+    let accepted: std::sync::Arc<std::sync::Mutex<Vec<Value>>> = Default::default();
+    let since = std::time::Instant::now();
+    let acc = accepted.clone();
+    let slack = FakeServer::start(move |r| {
+        if since.elapsed() < Duration::from_secs(30) {
+            return json(500, r#"{"ok":false,"error":"internal_error"}"#);
+        }
+        acc.lock().unwrap().push(r.json());
+        json(200, r#"{"ok":true,"ts":"1.1"}"#)
+    })
+    .await;
+    ns.apply(&settings(&slack)).await;
+    let _ctl = start(&ns, options(&ns));
+    ns.apply(&subscribed_canary(SUBSCRIPTIONS)).await;
+    wait_rollout(
+        &ns,
+        NAME,
+        "initial deploy Healthy",
+        Duration::from_secs(60),
+        is_healthy,
+    )
+    .await;
+    set_image(&ns, NAME, "argoproj/rollouts-demo:yellow").await;
+    wait_rollout(
+        &ns,
+        NAME,
+        "paused at step 1",
+        Duration::from_secs(60),
+        |ro, _| phase(ro).0 == "Paused" && phase(ro).2 == Some(1),
+    )
+    .await;
+    assert!(
+        since.elapsed() < Duration::from_secs(30),
+        "the rollout reached its pause only after Slack recovered ({:?})",
+        since.elapsed()
+    );
+    assert!(accepted.lock().unwrap().is_empty());
+    promote(&ns, NAME).await;
+    wait_rollout(
+        &ns,
+        NAME,
+        "Healthy on the new image",
+        Duration::from_secs(120),
+        |ro, rss| is_healthy(ro, rss) && phase(ro).2 == Some(8),
+    )
+    .await;
+    let expected = expected_sequence();
+    let acc = accepted.clone();
+    ns.wait_for(
+        "every message after recovery",
+        Duration::from_secs(60),
+        || {
+            let n = acc.lock().unwrap().len();
+            let want = expected.len();
+            async move { Ok((n >= want).then_some(())) }
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(texts(&accepted.lock().unwrap()), expected);
+    assert!(
+        slack.requests().len() > expected.len(),
+        "the 500s were answered and retried"
+    );
+}
+
+/// Warning events on the Rollout (reason, note), newest last.
+async fn warnings(ns: &TestNs) -> Vec<(String, String)> {
+    let events: kube::Api<k8s_openapi::api::events::v1::Event> = ns.api();
+    events
+        .list(&Default::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e.type_.as_deref() == Some("Warning"))
+        .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
+        .collect()
+}
+
+/// A broken template, an unknown service and a missing secret key each give a Warning event
+/// on the Rollout; the Rollout is unaffected and the good subscription still sends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_settings_give_warning_events() {
+    init_logging();
+    crds_installed().await;
+    let ns = TestNs::new("notify-bad").await;
+    let slack = fake_slack().await;
+    ns.apply(&settings(&slack)).await;
+    let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> = ns.api();
+    cms.patch(
+        "argo-rollouts-notification-configmap",
+        &Default::default(),
+        &kube::api::Patch::Merge(serde_json::json!({"data": {
+            "template.bad": "message: \"{{if .rollout}\"\n",
+            "trigger.on-rollout-completed": "- send: [completed]\n- send: [bad]\n",
+            "service.teams": "recipientUrls:\n  ops: $teams-url\n",
+        }})),
+    )
+    .await
+    .unwrap();
+    let _ctl = start(&ns, options(&ns));
+    ns.apply(&subscribed_canary(&[
+        (
+            "notifications.argoproj.io/subscribe.on-rollout-completed.slack",
+            "deploys",
+        ),
+        (
+            "notifications.argoproj.io/subscribe.on-rollout-completed.pager",
+            "x",
+        ),
+        (
+            "notifications.argoproj.io/subscribe.on-rollout-completed.teams",
+            "ops",
+        ),
+    ]))
+    .await;
+    wait_rollout(&ns, NAME, "Healthy", Duration::from_secs(60), is_healthy).await;
+    let want = [
+        "template \"bad\"",
+        "service \"pager\" is not defined",
+        "secret key \"teams-url\"",
+    ];
+    let found = ns
+        .wait_for("the three warnings", Duration::from_secs(30), || {
+            let ns = &ns;
+            async move {
+                let w = warnings(ns).await;
+                let all = want.iter().all(|p| {
+                    w.iter()
+                        .any(|(r, n)| r == notify::WARNING_REASON && n.contains(p))
+                });
+                Ok(all.then_some(w))
+            }
+        })
+        .await;
+    eprintln!("{found:#?}");
+    let messages = settle(&ns, &slack, 1).await;
+    assert_eq!(
+        texts(&messages),
+        vec!["deploys: canary-demo completed argoproj/rollouts-demo:blue"]
+    );
+    let ro = get_rollout(&ns, NAME).await;
+    assert_eq!(phase(&ro).0, "Healthy");
+}
+
+/// Upstream's catalog ConfigMap, applied unchanged (plus `service.slack`): the update and the
+/// abort send the catalog's messages with their rendered attachments.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_catalog_update_and_abort() {
+    let Some(catalog) = compat_file("manifests/notifications-install.yaml") else {
+        return;
+    };
+    init_logging();
+    crds_installed().await;
+    let ns = TestNs::new("notify-catalog").await;
+    let slack = fake_slack().await;
+    ns.apply(&catalog).await;
+    ns.apply("apiVersion: v1\nkind: Secret\nmetadata: {name: argo-rollouts-notification-secret}\nstringData: {slack-token: xoxb-1}\n").await;
+    let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> = ns.api();
+    cms.patch(
+        "argo-rollouts-notification-configmap",
+        &Default::default(),
+        &kube::api::Patch::Merge(serde_json::json!({"data": {
+            "service.slack": format!("token: $slack-token\napiURL: {}/api\n", slack.url()),
+        }})),
+    )
+    .await
+    .unwrap();
+    let _ctl = start(&ns, options(&ns));
+    let triggers = [
+        "on-rollout-updated",
+        "on-rollout-step-completed",
+        "on-rollout-paused",
+        "on-rollout-completed",
+        "on-rollout-aborted",
+    ];
+    let keys: Vec<String> = triggers
+        .iter()
+        .map(|t| format!("notifications.argoproj.io/subscribe.{t}.slack"))
+        .collect();
+    let subs: Vec<(&str, &str)> = keys.iter().map(|k| (k.as_str(), "rollouts")).collect();
+    ns.apply(&subscribed_canary(&subs)).await;
+    wait_rollout(
+        &ns,
+        NAME,
+        "initial deploy Healthy",
+        Duration::from_secs(60),
+        is_healthy,
+    )
+    .await;
+    set_image(&ns, NAME, "argoproj/rollouts-demo:yellow").await;
+    wait_rollout(
+        &ns,
+        NAME,
+        "paused at step 1",
+        Duration::from_secs(60),
+        |ro, _| phase(ro).0 == "Paused" && phase(ro).2 == Some(1),
+    )
+    .await;
+    abort(&ns, NAME).await;
+    wait_rollout(&ns, NAME, "aborted", Duration::from_secs(60), |ro, _| {
+        phase(ro).0 == "Degraded"
+    })
+    .await;
+    let messages = settle(&ns, &slack, 5).await;
+    let got = texts(&messages);
+    eprintln!("{got:#?}");
+    assert_eq!(
+        got,
+        vec![
+            "rollouts: Rollout canary-demo has been updated.",
+            "rollouts: Rollout canary-demo has been completed.",
+            "rollouts: Rollout canary-demo has been updated.",
+            "rollouts: Rollout canary-demo step number 1/8 has been completed.",
+            "rollouts: Rollout canary-demo has been paused.",
+            "rollouts: Rollout canary-demo has been aborted.",
+        ]
+    );
+    for m in &messages {
+        let a = &m["attachments"][0];
+        assert_eq!(a["title"], "canary-demo", "{m}");
+        assert_eq!(a["fields"][0]["value"], "Canary", "{m}");
+        assert_eq!(a["fields"][1]["title"].as_str().is_some(), true, "{m}");
+    }
+}
