@@ -160,7 +160,7 @@ pub struct Job {
 enum Work {
     Send(Box<Job>),
     Warn {
-        reference: ObjectReference,
+        reference: Box<ObjectReference>,
         labels: SendLabels,
         action: &'static str,
         problem: String,
@@ -404,7 +404,7 @@ impl Notifier {
 
     fn warn(&self, reference: &ObjectReference, labels: SendLabels, problem: NotifyError) {
         let _ = self.tx.try_send(Work::Warn {
-            reference: reference.clone(),
+            reference: Box::new(reference.clone()),
             labels,
             action: problem.action(),
             problem: problem.to_string(),

@@ -519,6 +519,14 @@ async fn upstream_catalog_update_and_abort() {
         let a = &m["attachments"][0];
         assert_eq!(a["title"], "canary-demo", "{m}");
         assert_eq!(a["fields"][0]["value"], "Canary", "{m}");
-        assert_eq!(a["fields"][1]["title"].as_str().is_some(), true, "{m}");
+        let fields = a["fields"].as_array().expect("fields");
+        let last = fields.last().expect("a field");
+        assert_eq!(last["title"], "canary-demo", "{m}");
+        assert!(
+            last["value"]
+                .as_str()
+                .is_some_and(|v| v.starts_with("argoproj/rollouts-demo:")),
+            "{m}"
+        );
     }
 }
