@@ -1,5 +1,5 @@
 //! What was sent: the annotation `notified.notifications.argoproj.io` on the Rollout, a JSON
-//! map from a notification's key (see [`super::trigger::key`]) to the Unix time it was sent,
+//! map from a notification's key (trigger, condition, moment, destination) to the Unix time it was sent,
 //! as upstream's notifications engine keeps it. It survives restarts and leader changes; it
 //! keeps the newest [`MAX_ENTRIES`] keys.
 

@@ -6,7 +6,7 @@
 //! condition of the trigger then sends its templates when its `when` (expr-lang, with the
 //! variable `rollout`) holds or is empty.
 //!
-//! Each notification has a key, recorded once sent (see [`super::record`]): the trigger, the
+//! Each notification has a key, recorded once sent (the `notified.notifications.argoproj.io` annotation): the trigger, the
 //! condition's index, the moment and the destination. The moment is the `oncePer` value when
 //! the condition has one (so it sends once per distinct value), otherwise the Rollout's
 //! revision with a digest of the event (reason and message): the same event recorded twice for
