@@ -2,8 +2,7 @@
 //! Secret `argo-rollouts-notification-secret`, subscription annotations on the Rollout) and
 //! delivered to Slack, webhooks, Microsoft Teams and email.
 //!
-//! - **When.** The controller records events on a Rollout after writing its status (see
-//!   the controller); each event fires the trigger its reason names
+//! - **When.** The controller records events on a Rollout after writing its status; each event fires the trigger its reason names
 //!   ([`trigger::trigger_for_reason`]), as upstream's event recorder does. [`Notifier::observe`]
 //!   works out, without any I/O, the destinations subscribed to that trigger, the conditions
 //!   that hold and the key of each notification, and puts one job per notification in a
