@@ -366,9 +366,13 @@ pub async fn run(
         instance: std::env::var("POD_NAME").ok(),
     };
     let notifier = config.notifications.clone().map(|opts| {
-        crate::notify::Notifier::start(client.clone(), opts, config.namespace.as_deref(), |f| {
-            tasks.spawn(f)
-        })
+        crate::notify::Notifier::start(
+            client.clone(),
+            opts,
+            config.namespace.as_deref(),
+            &label_selector(&config.instance_id),
+            |f| tasks.spawn(f),
+        )
     });
     let ctx = Arc::new(Context {
         client: client.clone(),

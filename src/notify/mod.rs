@@ -11,11 +11,16 @@
 //! - **Who sends.** One worker per controller. The controller runs only while its replica holds
 //!   the leader Lease, so only the leader sends, and a replica that loses the Lease stops
 //!   sending in the same instant its controller is dropped.
-//! - **Never twice.** Before sending, the worker reads the Rollout from the API server and skips a
-//!   job whose key is in the record (`notified.notifications.argoproj.io`, see [`record`]); after
-//!   a delivery it adds the key to the record (a merge patch with the resourceVersion it read as
-//!   precondition, read again and retried on a conflict). The record lives on the Rollout, so it
-//!   survives restarts and moves with leadership. What stays possible is in the README.
+//! - **Never twice, never lost.** The worker works in two stages. Stage one renders a job and
+//!   stores it, rendered, in the Rollout's annotation `pending.notifications.argoproj.io`
+//!   (skipping a key already sent or pending); stage two delivers pending notifications in
+//!   order and then, in one write, removes the entry and adds the key to the record
+//!   `notified.notifications.argoproj.io` (see [`record`]). Both writes are merge patches with
+//!   the resourceVersion read as precondition (read again and retried on a conflict). Both
+//!   annotations live on the Rollout, so they survive restarts and move with leadership: a new
+//!   leader lists the Rollouts once at start and delivers what was left pending. What stays
+//!   possible (a crash between the delivery and the record, or between the status write and
+//!   the pending entry) is in the README.
 //! - **Failures.** Transport errors, timeouts, 5xx and 429 are retried with exponential backoff
 //!   (capped) until [`Retry::give_up_after`]; a 4xx is not retried. A broken template, an
 //!   unknown service, a missing secret key or a bad subscription annotation is a Warning event
@@ -156,8 +161,16 @@ pub struct Job {
     pub settings: Arc<Settings>,
 }
 
+/// Events recorded before the settings were read.
+struct Deferred {
+    rollout: Rollout,
+    events: Vec<crate::plan::Event>,
+    runs: Vec<AnalysisRun>,
+}
+
 enum Work {
     Send(Box<Job>),
+    Defer(Box<Deferred>),
     Warn {
         reference: Box<ObjectReference>,
         labels: SendLabels,
@@ -171,11 +184,31 @@ type Cached = HashMap<String, ((String, String), Arc<Settings>)>;
 
 /// The notification front end: watches the settings, turns events into jobs.
 pub struct Notifier {
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<Work>,
+}
+
+/// What the front end and the worker both read.
+struct Shared {
     opts: Options,
     config_maps: Store<ConfigMap>,
     secrets: Store<Secret>,
-    tx: mpsc::Sender<Work>,
+    /// Set when each store has had its first listing (read from the watch streams: a store's
+    /// own readiness future wakes only one waiter).
+    config_maps_synced: Arc<std::sync::atomic::AtomicBool>,
+    secrets_synced: Arc<std::sync::atomic::AtomicBool>,
     cache: Mutex<Cached>,
+}
+
+/// Sets `flag` when a watch stream has listed.
+fn synced_on_init<K>(
+    flag: Arc<std::sync::atomic::AtomicBool>,
+) -> impl FnMut(&Result<watcher::Event<K>, watcher::Error>) {
+    move |ev| {
+        if matches!(ev, Ok(watcher::Event::InitDone)) {
+            flag.store(true, std::sync::atomic::Ordering::Release);
+        }
+    }
 }
 
 fn secret_data(secret: Option<&Secret>) -> HashMap<String, String> {
@@ -193,11 +226,13 @@ fn secret_data(secret: Option<&Secret>) -> HashMap<String, String> {
 
 impl Notifier {
     /// Starts watching the settings and the delivery worker; both are spawned with `spawn`
-    /// (the controller's task set, so they end with it).
+    /// (the controller's task set, so they end with it). `scope` is the controller's namespace
+    /// (`None`: all), `selector` the label selector of the Rollouts it manages.
     pub fn start(
         client: Client,
         opts: Options,
         scope: Option<&str>,
+        selector: &str,
         spawn: impl Fn(futures::future::BoxFuture<'static, ()>),
     ) -> Arc<Notifier> {
         let watch_ns = if opts.self_service {
@@ -205,6 +240,8 @@ impl Notifier {
         } else {
             Some(opts.namespace.clone())
         };
+        let cm_synced = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let secret_synced = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (cm_store, cm_writer) = reflector::store::<ConfigMap>();
         let (secret_store, secret_writer) = reflector::store::<Secret>();
         let cm_api: Api<ConfigMap> = match &watch_ns {
@@ -222,6 +259,7 @@ impl Notifier {
             )
             .default_backoff()
             .reflect(cm_writer)
+            .inspect(synced_on_init(cm_synced.clone()))
             .for_each(|ev| async move {
                 if let Err(e) = ev {
                     debug!("watching the notification ConfigMap: {e}");
@@ -235,6 +273,7 @@ impl Notifier {
             )
             .default_backoff()
             .reflect(secret_writer)
+            .inspect(synced_on_init(secret_synced.clone()))
             .for_each(|ev| async move {
                 if let Err(e) = ev {
                     debug!("watching the notification Secret: {e}");
@@ -242,7 +281,15 @@ impl Notifier {
             }),
         ));
         let (tx, rx) = mpsc::channel(opts.queue_capacity.max(1));
-        let worker = Worker {
+        let shared = Arc::new(Shared {
+            opts: opts.clone(),
+            config_maps: cm_store,
+            secrets: secret_store,
+            config_maps_synced: cm_synced,
+            secrets_synced: secret_synced,
+            cache: Mutex::new(HashMap::new()),
+        });
+        let worker = Arc::new(Worker {
             client: client.clone(),
             recorder: Recorder::new(
                 client,
@@ -256,15 +303,35 @@ impl Notifier {
             http: services::http_client(),
             threads: services::slack::Threads::default(),
             warned: Mutex::new(HashSet::new()),
-        };
-        spawn(Box::pin(worker.run(rx)));
-        Arc::new(Notifier {
-            opts,
-            config_maps: cm_store,
-            secrets: secret_store,
-            tx,
-            cache: Mutex::new(HashMap::new()),
-        })
+            shared: shared.clone(),
+            seq: Mutex::new(0),
+        });
+        spawn(Box::pin(worker.run(
+            rx,
+            scope.map(str::to_string),
+            selector.to_string(),
+        )));
+        Arc::new(Notifier { shared, tx })
+    }
+
+    /// The settings for a Rollout in `ns` (`None` without a notification ConfigMap).
+    pub fn settings_for(&self, ns: &str) -> Option<Arc<Settings>> {
+        self.shared.settings_for(ns)
+    }
+}
+
+impl Shared {
+    /// Whether both stores have listed.
+    fn synced(&self) -> bool {
+        use std::sync::atomic::Ordering::Acquire;
+        self.config_maps_synced.load(Acquire) && self.secrets_synced.load(Acquire)
+    }
+
+    /// Waits until [`Shared::synced`].
+    async fn wait_synced(&self) {
+        while !self.synced() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// The settings of one namespace's pair, if its ConfigMap exists.
@@ -293,7 +360,7 @@ impl Notifier {
     }
 
     /// The settings for a Rollout in `ns`.
-    pub fn settings_for(&self, ns: &str) -> Option<Arc<Settings>> {
+    fn settings_for(&self, ns: &str) -> Option<Arc<Settings>> {
         let global = self.settings_in(&self.opts.namespace);
         if !self.opts.self_service || ns == self.opts.namespace {
             return global;
@@ -303,112 +370,141 @@ impl Notifier {
             (g, l) => g.or(l),
         }
     }
+}
 
+impl Notifier {
     /// Queues the notifications that `events`, just recorded on `rollout` (as the reconcile
-    /// that recorded them read it), fire. Never waits.
+    /// that recorded them read it), fire. Never waits. Until the settings have been read, the
+    /// events are queued as they are and judged by the worker once they are.
     pub fn observe(&self, rollout: &Rollout, events: &[crate::plan::Event], runs: &[&AnalysisRun]) {
         if events.is_empty() {
             return;
         }
-        let ns = rollout.namespace().unwrap_or_default();
-        let Some(settings) = self.settings_for(&ns) else {
-            return;
+        let works = if self.shared.synced() {
+            let Some(settings) = self
+                .shared
+                .settings_for(&rollout.namespace().unwrap_or_default())
+            else {
+                return;
+            };
+            works(&settings, rollout, events, runs)
+        } else {
+            vec![Work::Defer(Box::new(Deferred {
+                rollout: rollout.clone(),
+                events: events.to_vec(),
+                runs: runs.iter().map(|r| (*r).clone()).collect(),
+            }))]
         };
-        let labels: BTreeMap<String, String> = rollout.labels().clone();
-        let (destinations, annotation_errors) =
-            subscriptions::destinations(&settings, &labels, rollout.annotations());
-        let reference = rollout.object_ref(&());
-        let name = rollout.name_any();
-        let labels_for = |ev: &crate::plan::Event| SendLabels {
-            namespace: ns.clone(),
-            name: name.clone(),
-            event: EventLabels {
-                r#type: if ev.warning { "Warning" } else { "Normal" }.into(),
-                reason: ev.reason.clone(),
-            },
-        };
-        for e in annotation_errors {
-            self.warn(&reference, labels_for(&events[0]), NotifyError::from(e));
-        }
-        if destinations.is_empty() {
-            return;
-        }
-        let mut rollout_json: Option<Arc<Json>> = None;
-        let mut runs_json: Option<Arc<Vec<Json>>> = None;
-        for ev in events {
-            let trigger = trigger::trigger_for_reason(&ev.reason);
-            let Some(dests) = destinations.get(&trigger) else {
-                continue;
+        for w in works {
+            let labels = match &w {
+                Work::Send(job) => Some(SendLabels {
+                    namespace: job.namespace.clone(),
+                    name: job.name.clone(),
+                    event: job.event.clone(),
+                }),
+                _ => None,
             };
-            let Some(conditions) = settings.triggers.get(&trigger) else {
-                self.warn(
-                    &reference,
-                    labels_for(ev),
-                    TriggerError::Unknown(trigger).into(),
-                );
-                continue;
-            };
-            let rj = rollout_json
-                .get_or_insert_with(|| {
-                    Arc::new(serde_json::to_value(rollout).unwrap_or(Json::Null))
-                })
-                .clone();
-            let fired = match trigger::evaluate(&trigger, conditions, &rj, &ev.reason, &ev.message)
-            {
-                Ok(f) => f,
-                Err(e) => {
-                    self.warn(&reference, labels_for(ev), e.into());
-                    continue;
-                }
-            };
-            let runs = runs_json
-                .get_or_insert_with(|| Arc::new(current_runs(rollout, runs)))
-                .clone();
-            for f in &fired {
-                for d in dests {
-                    if !settings.services.contains_key(&d.service) {
-                        let problem = settings
-                            .errors
-                            .iter()
-                            .find(|e| config_error_names_service(e, &d.service))
-                            .map(|e| NotifyError::Config(e.clone()))
-                            .unwrap_or_else(|| NotifyError::UnknownService(d.service.clone()));
-                        self.warn(&reference, labels_for(ev), problem);
-                        continue;
-                    }
-                    let job = Job {
-                        namespace: ns.clone(),
-                        name: name.clone(),
-                        uid: rollout.uid().unwrap_or_default(),
-                        reference: reference.clone(),
-                        key: trigger::key(&trigger, f, d),
-                        trigger: trigger.clone(),
-                        event: labels_for(ev).event,
-                        destination: d.clone(),
-                        templates: f.templates.clone(),
-                        rollout: rj.clone(),
-                        analysis_runs: runs.clone(),
-                        settings: settings.clone(),
-                    };
-                    debug!(rollout = %name, key = %job.key, "queueing a notification");
-                    if self.tx.try_send(Work::Send(Box::new(job))).is_err() {
-                        let e = NotifyError::QueueFull(self.opts.queue_capacity);
-                        warn!(rollout = %name, trigger = %trigger, "{e}");
-                        self.opts.metrics.failed(labels_for(ev), None);
-                    }
+            if self.tx.try_send(w).is_err() {
+                let e = NotifyError::QueueFull(self.shared.opts.queue_capacity);
+                warn!(rollout = %rollout.name_any(), "{e}");
+                if let Some(l) = labels {
+                    self.shared.opts.metrics.failed(l, None);
                 }
             }
         }
     }
+}
 
-    fn warn(&self, reference: &ObjectReference, labels: SendLabels, problem: NotifyError) {
-        let _ = self.tx.try_send(Work::Warn {
-            reference: Box::new(reference.clone()),
-            labels,
-            action: problem.action(),
-            problem: problem.to_string(),
-        });
+/// The jobs and problems that `events` on `rollout` give with `settings` (no I/O).
+fn works(
+    settings: &Arc<Settings>,
+    rollout: &Rollout,
+    events: &[crate::plan::Event],
+    runs: &[&AnalysisRun],
+) -> Vec<Work> {
+    let mut out = Vec::new();
+    let ns = rollout.namespace().unwrap_or_default();
+    let labels: BTreeMap<String, String> = rollout.labels().clone();
+    let (destinations, annotation_errors) =
+        subscriptions::destinations(settings, &labels, rollout.annotations());
+    let reference = rollout.object_ref(&());
+    let name = rollout.name_any();
+    let labels_for = |ev: &crate::plan::Event| SendLabels {
+        namespace: ns.clone(),
+        name: name.clone(),
+        event: EventLabels {
+            r#type: if ev.warning { "Warning" } else { "Normal" }.into(),
+            reason: ev.reason.clone(),
+        },
+    };
+    let warn = |labels: SendLabels, problem: NotifyError| Work::Warn {
+        reference: Box::new(reference.clone()),
+        labels,
+        action: problem.action(),
+        problem: problem.to_string(),
+    };
+    if let Some(first) = events.first() {
+        for e in annotation_errors {
+            out.push(warn(labels_for(first), NotifyError::from(e)));
+        }
     }
+    if destinations.is_empty() {
+        return out;
+    }
+    let mut rollout_json: Option<Arc<Json>> = None;
+    let mut runs_json: Option<Arc<Vec<Json>>> = None;
+    for ev in events {
+        let trigger = trigger::trigger_for_reason(&ev.reason);
+        let Some(dests) = destinations.get(&trigger) else {
+            continue;
+        };
+        let Some(conditions) = settings.triggers.get(&trigger) else {
+            out.push(warn(labels_for(ev), TriggerError::Unknown(trigger).into()));
+            continue;
+        };
+        let rj = rollout_json
+            .get_or_insert_with(|| Arc::new(serde_json::to_value(rollout).unwrap_or(Json::Null)))
+            .clone();
+        let fired = match trigger::evaluate(&trigger, conditions, &rj, &ev.reason, &ev.message) {
+            Ok(f) => f,
+            Err(e) => {
+                out.push(warn(labels_for(ev), e.into()));
+                continue;
+            }
+        };
+        let runs = runs_json
+            .get_or_insert_with(|| Arc::new(current_runs(rollout, runs)))
+            .clone();
+        for f in &fired {
+            for d in dests {
+                if !settings.services.contains_key(&d.service) {
+                    let problem = settings
+                        .errors
+                        .iter()
+                        .find(|e| config_error_names_service(e, &d.service))
+                        .map(|e| NotifyError::Config(e.clone()))
+                        .unwrap_or_else(|| NotifyError::UnknownService(d.service.clone()));
+                    out.push(warn(labels_for(ev), problem));
+                    continue;
+                }
+                out.push(Work::Send(Box::new(Job {
+                    namespace: ns.clone(),
+                    name: name.clone(),
+                    uid: rollout.uid().unwrap_or_default(),
+                    reference: reference.clone(),
+                    key: trigger::key(&trigger, f, d),
+                    trigger: trigger.clone(),
+                    event: labels_for(ev).event,
+                    destination: d.clone(),
+                    templates: f.templates.clone(),
+                    rollout: rj.clone(),
+                    analysis_runs: runs.clone(),
+                    settings: settings.clone(),
+                })));
+            }
+        }
+    }
+    out
 }
 
 fn config_error_names_service(e: &ConfigError, service: &str) -> bool {
@@ -508,6 +604,37 @@ pub async fn deliver(
     .map_err(NotifyError::from)
 }
 
+/// A pending notification, queued for the sender.
+struct Queued {
+    namespace: String,
+    name: String,
+    uid: String,
+    reference: ObjectReference,
+    key: String,
+    pending: record::Pending,
+}
+
+impl Queued {
+    fn labels(&self) -> SendLabels {
+        SendLabels {
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            event: EventLabels {
+                r#type: self.pending.event_type.clone(),
+                reason: self.pending.reason.clone(),
+            },
+        }
+    }
+}
+
+/// How [`Worker::update`] changes the Rollout's annotations.
+enum Update {
+    /// Nothing to write.
+    Skip,
+    /// New values (`None` removes the annotation).
+    Write(BTreeMap<&'static str, Option<String>>),
+}
+
 struct Worker {
     client: Client,
     recorder: Recorder,
@@ -517,20 +644,115 @@ struct Worker {
     threads: services::slack::Threads,
     /// (Rollout uid, problem) already reported.
     warned: Mutex<HashSet<(String, String)>>,
+    shared: Arc<Shared>,
+    /// The last `seq` given (they increase).
+    seq: Mutex<i64>,
 }
 
 impl Worker {
-    async fn run(self, mut rx: mpsc::Receiver<Work>) {
-        while let Some(work) = rx.recv().await {
-            match work {
-                Work::Send(job) => self.handle(*job).await,
-                Work::Warn {
-                    reference,
-                    labels,
-                    action,
-                    problem,
-                } => self.report(&reference, labels, action, problem).await,
+    /// Recovers what the previous leader left pending, then persists new jobs (stage one) while
+    /// a second loop delivers them (stage two), so a slow service never delays persisting.
+    async fn run(
+        self: Arc<Self>,
+        mut rx: mpsc::Receiver<Work>,
+        scope: Option<String>,
+        selector: String,
+    ) {
+        let (send_tx, send_rx) = mpsc::unbounded_channel::<Queued>();
+        self.recover(scope.as_deref(), &selector, &send_tx).await;
+        let sender = self.clone().send_loop(send_rx);
+        let persister = async {
+            while let Some(work) = rx.recv().await {
+                let works = match work {
+                    Work::Defer(d) => {
+                        self.shared.wait_synced().await;
+                        let ns = d.rollout.namespace().unwrap_or_default();
+                        match self.shared.settings_for(&ns) {
+                            Some(settings) => {
+                                let runs: Vec<&AnalysisRun> = d.runs.iter().collect();
+                                works(&settings, &d.rollout, &d.events, &runs)
+                            }
+                            None => Vec::new(),
+                        }
+                    }
+                    w => vec![w],
+                };
+                for w in works {
+                    match w {
+                        Work::Send(job) => self.persist(*job, &send_tx).await,
+                        Work::Warn {
+                            reference,
+                            labels,
+                            action,
+                            problem,
+                        } => self.report(&reference, labels, action, problem).await,
+                        Work::Defer(_) => {}
+                    }
+                }
             }
+        };
+        tokio::join!(sender, persister);
+    }
+
+    /// Queues the pending entries stored on the Rollouts in scope (one LIST, at start).
+    async fn recover(
+        &self,
+        scope: Option<&str>,
+        selector: &str,
+        tx: &mpsc::UnboundedSender<Queued>,
+    ) {
+        let api: Api<Rollout> = match scope {
+            Some(ns) => Api::namespaced(self.client.clone(), ns),
+            None => Api::all(self.client.clone()),
+        };
+        let started = Instant::now();
+        let mut attempt = 0;
+        let list = loop {
+            attempt += 1;
+            match api
+                .list_metadata(&kube::api::ListParams::default().labels(selector))
+                .await
+            {
+                Ok(l) => break l,
+                Err(e) => {
+                    if !self.backoff(attempt, started).await {
+                        warn!("notifications: reading pending notifications failed: {e}");
+                        return;
+                    }
+                }
+            }
+        };
+        let mut all = Vec::new();
+        for ro in list.items {
+            let pending =
+                record::parse_pending(ro.annotations().get(record::PENDING).map(String::as_str));
+            for (key, p) in record::in_order(&pending) {
+                all.push(Queued {
+                    namespace: ro.namespace().unwrap_or_default(),
+                    name: ro.name_any(),
+                    uid: ro.uid().unwrap_or_default(),
+                    reference: ObjectReference {
+                        api_version: Some(Rollout::api_version(&()).into_owned()),
+                        kind: Some(Rollout::kind(&()).into_owned()),
+                        name: ro.metadata.name.clone(),
+                        namespace: ro.metadata.namespace.clone(),
+                        uid: ro.metadata.uid.clone(),
+                        ..Default::default()
+                    },
+                    key,
+                    pending: p,
+                });
+            }
+        }
+        all.sort_by_key(|q| q.pending.seq);
+        if !all.is_empty() {
+            info!(
+                count = all.len(),
+                "notifications: resuming what the previous leader left pending"
+            );
+        }
+        for q in all {
+            let _ = tx.send(q);
         }
     }
 
@@ -568,20 +790,6 @@ impl Worker {
         }
     }
 
-    /// The Rollout as stored now, if it is still the one the job is about.
-    async fn current(&self, job: &Job) -> Result<Option<Rollout>, kube::Error> {
-        let api: Api<Rollout> = Api::namespaced(self.client.clone(), &job.namespace);
-        match api.get_opt(&job.name).await? {
-            Some(ro) if ro.uid().as_deref() == Some(job.uid.as_str()) => Ok(Some(ro)),
-            _ => Ok(None),
-        }
-    }
-
-    fn already_sent(ro: &Rollout, key: &str) -> bool {
-        record::parse(ro.annotations().get(record::ANNOTATION).map(String::as_str))
-            .contains_key(key)
-    }
-
     /// Waits before attempt `n` (1-based), or says to give up.
     async fn backoff(&self, n: u32, started: Instant) -> bool {
         let wait = self
@@ -596,33 +804,71 @@ impl Worker {
         true
     }
 
-    async fn handle(&self, job: Job) {
+    /// Reads the Rollout (`uid` must match) and writes the annotations `decide` asks for, with
+    /// the resourceVersion read as precondition; again on a conflict, with backoff while the API
+    /// server cannot be reached. `Ok(false)`: the Rollout is gone or `decide` skipped.
+    async fn update(
+        &self,
+        namespace: &str,
+        name: &str,
+        uid: &str,
+        decide: impl Fn(&Rollout) -> Update,
+    ) -> Result<bool, kube::Error> {
+        let api: Api<Rollout> = Api::namespaced(self.client.clone(), namespace);
         let started = Instant::now();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let res = async {
+                let ro = match api.get_opt(name).await? {
+                    Some(ro) if ro.uid().as_deref() == Some(uid) => ro,
+                    _ => return Ok(Some(false)),
+                };
+                let Update::Write(values) = decide(&ro) else {
+                    return Ok(Some(false));
+                };
+                let body = json!({"metadata": {
+                    "resourceVersion": ro.resource_version(),
+                    "annotations": values,
+                }});
+                match api
+                    .patch(name, &PatchParams::default(), &Patch::Merge(&body))
+                    .await
+                {
+                    Ok(_) => Ok(Some(true)),
+                    Err(kube::Error::Api(e)) if e.code == 409 => Ok(None),
+                    Err(kube::Error::Api(e)) if e.code == 404 => Ok(Some(false)),
+                    Err(e) => Err(e),
+                }
+            }
+            .await;
+            match res {
+                Ok(Some(done)) => return Ok(done),
+                Ok(None) => continue,
+                Err(e) => {
+                    if !self.backoff(attempt, started).await {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    }
+
+    fn next_seq(&self) -> i64 {
+        let mut s = self.seq.lock().unwrap_or_else(|e| e.into_inner());
+        let now = k8s_openapi::jiff::Timestamp::now().as_microsecond();
+        *s = (*s + 1).max(now);
+        *s
+    }
+
+    /// Stage one: renders a job and stores it as pending on the Rollout (unless it was sent or
+    /// is pending already), then hands it to the sender.
+    async fn persist(&self, job: Job, tx: &mpsc::UnboundedSender<Queued>) {
         let labels = SendLabels {
             namespace: job.namespace.clone(),
             name: job.name.clone(),
             event: job.event.clone(),
         };
-        // Read the record (retrying while the API server is unreachable).
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.current(&job).await {
-                Ok(Some(ro)) if Self::already_sent(&ro, &job.key) => {
-                    debug!(rollout = %job.name, key = %job.key, "already sent");
-                    return;
-                }
-                Ok(Some(_)) => break,
-                Ok(None) => return,
-                Err(e) => {
-                    if !self.backoff(attempt, started).await {
-                        warn!(rollout = %job.name, key = %job.key, "notification given up: reading the Rollout: {e}");
-                        self.metrics.failed(labels, Some(started.elapsed()));
-                        return;
-                    }
-                }
-            }
-        }
         let rendered = match render(
             &job.settings,
             &job.templates,
@@ -638,85 +884,147 @@ impl Worker {
                     .await;
             }
         };
+        let pending = record::Pending {
+            trigger: job.trigger.clone(),
+            service: job.destination.service.clone(),
+            recipient: job.destination.recipient.clone(),
+            event_type: job.event.r#type.clone(),
+            reason: job.event.reason.clone(),
+            notification: rendered,
+            seq: self.next_seq(),
+        };
+        let dropped = Mutex::new(Vec::new());
+        let res = self
+            .update(&job.namespace, &job.name, &job.uid, |ro| {
+                let a = ro.annotations();
+                if record::parse(a.get(record::ANNOTATION).map(String::as_str))
+                    .contains_key(&job.key)
+                {
+                    return Update::Skip;
+                }
+                let mut p = record::parse_pending(a.get(record::PENDING).map(String::as_str));
+                if p.contains_key(&job.key) {
+                    return Update::Skip;
+                }
+                p.insert(job.key.clone(), pending.clone());
+                let (value, d) = record::pending_value(p);
+                *dropped.lock().unwrap_or_else(|e| e.into_inner()) = d;
+                Update::Write([(record::PENDING, value)].into())
+            })
+            .await;
+        match res {
+            Ok(true) => {
+                for d in dropped.into_inner().unwrap_or_else(|e| e.into_inner()) {
+                    warn!(rollout = %job.name, key = %d, "notification dropped: more than {} pending", record::MAX_PENDING);
+                    self.metrics.failed(labels.clone(), None);
+                }
+                debug!(rollout = %job.name, key = %job.key, "notification pending");
+                let _ = tx.send(Queued {
+                    namespace: job.namespace,
+                    name: job.name,
+                    uid: job.uid,
+                    reference: job.reference,
+                    key: job.key,
+                    pending,
+                });
+            }
+            Ok(false) => debug!(rollout = %job.name, key = %job.key, "already sent or pending"),
+            Err(e) => {
+                warn!(rollout = %job.name, key = %job.key, "notification lost: storing it failed: {e}");
+                self.metrics.failed(labels, None);
+            }
+        }
+    }
+
+    async fn send_loop(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Queued>) {
+        // The settings must be known before anything is sent.
+        self.shared.wait_synced().await;
+        while let Some(q) = rx.recv().await {
+            self.send(q).await;
+        }
+    }
+
+    /// Stage two: delivers a pending notification, then moves its key from the pending
+    /// entries to the record in one write.
+    async fn send(&self, q: Queued) {
+        let started = Instant::now();
+        let labels = q.labels();
+        let Some(settings) = self.shared.settings_for(&q.namespace) else {
+            return self
+                .report(
+                    &q.reference,
+                    labels,
+                    "LoadSettings",
+                    format!("{CONFIG_MAP} is gone; {} not sent", q.pending.trigger),
+                )
+                .await;
+        };
+        let destination = Destination {
+            service: q.pending.service.clone(),
+            recipient: q.pending.recipient.clone(),
+        };
         let mut attempt = 0;
-        loop {
+        let outcome: Result<bool, (NotifyError, u32)> = loop {
             attempt += 1;
             match deliver(
                 &self.http,
                 &self.threads,
-                &job.settings,
-                &job.destination,
-                &rendered,
+                &settings,
+                &destination,
+                &q.pending.notification,
             )
             .await
             {
-                Ok(true) => break,
-                Ok(false) => return,
+                Ok(sent) => break Ok(sent),
                 Err(NotifyError::Send(e)) if e.retryable() => {
-                    debug!(rollout = %job.name, key = %job.key, attempt, "notification failed, retrying: {e}");
+                    debug!(rollout = %q.name, key = %q.key, attempt, "notification failed, retrying: {e}");
                     if !self.backoff(attempt, started).await {
-                        let problem = format!(
-                            "{} to {}:{} given up after {attempt} attempts: {e}",
-                            job.trigger, job.destination.service, job.destination.recipient
-                        );
-                        return self.report(&job.reference, labels, "Send", problem).await;
+                        break Err((NotifyError::Send(e), attempt));
                     }
                 }
-                Err(e) => {
-                    let problem = format!(
-                        "{} to {}:{}: {e}",
-                        job.trigger, job.destination.service, job.destination.recipient
-                    );
-                    return self
-                        .report(&job.reference, labels, e.action(), problem)
-                        .await;
-                }
+                Err(e) => break Err((e, attempt)),
             }
-        }
-        info!(rollout = %job.name, trigger = %job.trigger, service = %job.destination.service,
-              recipient = %job.destination.recipient, "notification sent");
-        self.metrics.sent(labels, started.elapsed());
-        self.remember(&job).await;
-    }
-
-    /// Adds the job's key to the record on the Rollout.
-    async fn remember(&self, job: &Job) {
-        let api: Api<Rollout> = Api::namespaced(self.client.clone(), &job.namespace);
-        let started = Instant::now();
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let res = async {
-                let Some(ro) = self.current(job).await? else {
-                    return Ok(true);
-                };
-                let record =
-                    record::parse(ro.annotations().get(record::ANNOTATION).map(String::as_str));
-                let now = k8s_openapi::jiff::Timestamp::now().as_second();
-                let body = json!({"metadata": {
-                    "resourceVersion": ro.resource_version(),
-                    "annotations": {record::ANNOTATION: record::with(record, &job.key, now)},
-                }});
-                match api
-                    .patch(&job.name, &PatchParams::default(), &Patch::Merge(&body))
-                    .await
-                {
-                    Ok(_) => Ok(true),
-                    Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
-                    Err(kube::Error::Api(e)) if e.code == 404 => Ok(true),
-                    Err(e) => Err(e),
+        };
+        let sent = matches!(outcome, Ok(true));
+        let now = k8s_openapi::jiff::Timestamp::now().as_second();
+        let res = self
+            .update(&q.namespace, &q.name, &q.uid, |ro| {
+                let a = ro.annotations();
+                let mut p = record::parse_pending(a.get(record::PENDING).map(String::as_str));
+                let was_pending = p.remove(&q.key).is_some();
+                let mut values: BTreeMap<&'static str, Option<String>> = BTreeMap::new();
+                if was_pending {
+                    values.insert(record::PENDING, record::pending_value(p).0);
                 }
-            }
+                if sent {
+                    let r = record::parse(a.get(record::ANNOTATION).map(String::as_str));
+                    if !r.contains_key(&q.key) {
+                        values.insert(record::ANNOTATION, Some(record::with(r, &q.key, now)));
+                    }
+                }
+                if values.is_empty() {
+                    Update::Skip
+                } else {
+                    Update::Write(values)
+                }
+            })
             .await;
-            match res {
-                Ok(true) => return,
-                Ok(false) => continue,
-                Err(e) => {
-                    if !self.backoff(attempt, started).await {
-                        warn!(rollout = %job.name, key = %job.key, "recording a sent notification failed: {e}");
-                        return;
-                    }
-                }
+        if let Err(e) = res {
+            warn!(rollout = %q.name, key = %q.key, "recording the notification failed: {e}");
+        }
+        match outcome {
+            Ok(true) => {
+                info!(rollout = %q.name, trigger = %q.pending.trigger, service = %q.pending.service,
+                      recipient = %q.pending.recipient, "notification sent");
+                self.metrics.sent(labels, started.elapsed());
+            }
+            Ok(false) => {}
+            Err((e, attempts)) => {
+                let problem = format!(
+                    "{} to {}:{} failed after {attempts} attempt(s): {e}",
+                    q.pending.trigger, q.pending.service, q.pending.recipient
+                );
+                self.report(&q.reference, labels, e.action(), problem).await;
             }
         }
     }

@@ -530,3 +530,91 @@ async fn upstream_catalog_update_and_abort() {
         );
     }
 }
+
+/// Slack is down while the first controller runs: what it decided is stored as pending on the
+/// Rollout. It dies; the next controller delivers the pending messages once Slack is back, then
+/// carries on: every message exactly once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_messages_survive_the_controller() {
+    init_logging();
+    crds_installed().await;
+    let ns = TestNs::new("notify-pending").await;
+    let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let accepted: std::sync::Arc<std::sync::Mutex<Vec<Value>>> = Default::default();
+    let (u, acc) = (up.clone(), accepted.clone());
+    let slack = FakeServer::start(move |r| {
+        if !u.load(std::sync::atomic::Ordering::SeqCst) {
+            return json(503, "unavailable");
+        }
+        acc.lock().unwrap().push(r.json());
+        json(200, r#"{"ok":true,"ts":"1.1"}"#)
+    })
+    .await;
+    ns.apply(&settings(&slack)).await;
+    let first = start(&ns, options(&ns));
+    ns.apply(&subscribed_canary(SUBSCRIPTIONS)).await;
+    wait_rollout(
+        &ns,
+        NAME,
+        "initial deploy Healthy",
+        Duration::from_secs(60),
+        is_healthy,
+    )
+    .await;
+    set_image(&ns, NAME, "argoproj/rollouts-demo:yellow").await;
+    wait_rollout(
+        &ns,
+        NAME,
+        "paused at step 1",
+        Duration::from_secs(60),
+        |ro, _| phase(ro).0 == "Paused" && phase(ro).2 == Some(1),
+    )
+    .await;
+    // Completed (blue), step 1, paused ×2: pending on the Rollout.
+    let pending = ns
+        .wait_for(
+            "four pending notifications",
+            Duration::from_secs(30),
+            || {
+                let ns = &ns;
+                async move {
+                    let ro = get_rollout(ns, NAME).await;
+                    let p = notify::record::parse_pending(
+                        kube::ResourceExt::annotations(&ro)
+                            .get(notify::record::PENDING)
+                            .map(String::as_str),
+                    );
+                    Ok((p.len() == 4).then_some(p))
+                }
+            },
+        )
+        .await;
+    assert!(pending.values().all(|p| p.service == "slack"));
+    drop(first);
+    up.store(true, std::sync::atomic::Ordering::SeqCst);
+    let _second = start(&ns, options(&ns));
+    promote(&ns, NAME).await;
+    wait_rollout(
+        &ns,
+        NAME,
+        "Healthy on the new image",
+        Duration::from_secs(120),
+        |ro, rss| is_healthy(ro, rss) && phase(ro).2 == Some(8),
+    )
+    .await;
+    let expected = expected_sequence();
+    let acc = accepted.clone();
+    ns.wait_for("every message", Duration::from_secs(60), || {
+        let n = acc.lock().unwrap().len();
+        let want = expected.len();
+        async move { Ok((n >= want).then_some(())) }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(texts(&accepted.lock().unwrap()), expected);
+    let ro = get_rollout(&ns, NAME).await;
+    assert!(
+        !kube::ResourceExt::annotations(&ro).contains_key(notify::record::PENDING),
+        "nothing left pending"
+    );
+}
