@@ -618,3 +618,179 @@ async fn pending_messages_survive_the_controller() {
         "nothing left pending"
     );
 }
+
+/// A small SMTP server (no TLS, no auth): records each message's envelope and data.
+async fn fake_smtp() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let mails: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>> = Default::default();
+    let m = mails.clone();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            let m = m.clone();
+            tokio::spawn(async move {
+                let (r, mut w) = s.into_split();
+                let mut lines = BufReader::new(r).lines();
+                let _ = w.write_all(b"220 fake ESMTP\r\n").await;
+                let mut rcpt = String::new();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let upper = line.to_ascii_uppercase();
+                    let answer: &[u8] = if upper.starts_with("EHLO") || upper.starts_with("HELO") {
+                        b"250-fake\r\n250 8BITMIME\r\n"
+                    } else if upper.starts_with("RCPT TO:") {
+                        rcpt = line[8..]
+                            .trim()
+                            .trim_matches(|c| c == '<' || c == '>')
+                            .to_string();
+                        b"250 ok\r\n"
+                    } else if upper.starts_with("DATA") {
+                        let _ = w.write_all(b"354 go on\r\n").await;
+                        let mut data = String::new();
+                        while let Ok(Some(l)) = lines.next_line().await {
+                            if l == "." {
+                                break;
+                            }
+                            data.push_str(&l);
+                            data.push('\n');
+                        }
+                        m.lock().unwrap().push((rcpt.clone(), data));
+                        b"250 queued\r\n"
+                    } else if upper.starts_with("QUIT") {
+                        let _ = w.write_all(b"221 bye\r\n").await;
+                        return;
+                    } else {
+                        b"250 ok\r\n"
+                    };
+                    let _ = w.write_all(answer).await;
+                }
+            });
+        }
+    });
+    (port, mails)
+}
+
+/// A webhook (templated method, path, body; headers, basic auth), Microsoft Teams and email
+/// (SMTP) each receive the completion of the initial deploy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_teams_and_email_deliver() {
+    init_logging();
+    crds_installed().await;
+    let ns = TestNs::new("notify-services").await;
+    let hook = FakeServer::start(|_| json(200, "{}")).await;
+    let teams = FakeServer::start(|_| crate::fake_http::reply(200, "text/plain", "1")).await;
+    let (smtp_port, mails) = fake_smtp().await;
+    ns.apply(&format!(
+        r#"
+apiVersion: v1
+kind: Secret
+metadata: {{name: argo-rollouts-notification-secret}}
+stringData: {{hook-password: s3cret}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: argo-rollouts-notification-configmap}}
+data:
+  service.webhook.deploys: |
+    url: {hook}
+    headers:
+    - name: Content-Type
+      value: application/json
+    basicAuth:
+      username: bot
+      password: $hook-password
+  service.teams: |
+    recipientUrls:
+      ops: {teams}/hook
+  service.email: |
+    host: 127.0.0.1
+    port: {smtp_port}
+    from: rollouts@example.com
+  template.completed: |
+    message: "{{{{.rollout.metadata.name}}}} completed"
+    email:
+      subject: "Rollout {{{{.rollout.metadata.name}}}} completed"
+    teams:
+      title: "{{{{.rollout.metadata.name}}}}"
+      facts: '[{{"name": "replicas", "value": "{{{{.rollout.spec.replicas}}}}"}}]'
+    webhook:
+      deploys:
+        method: POST
+        path: /rollouts/{{{{.rollout.metadata.name}}}}
+        body: '{{"rollout": "{{{{.rollout.metadata.name}}}}", "to": "{{{{.recipient}}}}"}}'
+  trigger.on-rollout-completed: |
+    - send: [completed]
+"#,
+        hook = hook.url(),
+        teams = teams.url(),
+    ))
+    .await;
+    let _ctl = start(&ns, options(&ns));
+    ns.apply(&subscribed_canary(&[
+        (
+            "notifications.argoproj.io/subscribe.on-rollout-completed.deploys",
+            "",
+        ),
+        (
+            "notifications.argoproj.io/subscribe.on-rollout-completed.teams",
+            "ops",
+        ),
+        (
+            "notifications.argoproj.io/subscribe.on-rollout-completed.email",
+            "oncall@example.com",
+        ),
+    ]))
+    .await;
+    wait_rollout(&ns, NAME, "Healthy", Duration::from_secs(60), is_healthy).await;
+    let (h, t, m) = (hook.clone(), teams.clone(), mails.clone());
+    ns.wait_for("the three deliveries", Duration::from_secs(30), || {
+        let done =
+            !h.requests().is_empty() && !t.requests().is_empty() && !m.lock().unwrap().is_empty();
+        async move { Ok(done.then_some(())) }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let reqs = hook.requests();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].method, "POST");
+    assert_eq!(reqs[0].path, "/rollouts/canary-demo");
+    assert_eq!(
+        reqs[0].json(),
+        serde_json::json!({"rollout": "canary-demo", "to": ""})
+    );
+    assert_eq!(reqs[0].header("content-type"), Some("application/json"));
+    use base64::Engine;
+    let auth = base64::engine::general_purpose::STANDARD.encode("bot:s3cret");
+    assert_eq!(
+        reqs[0].header("authorization"),
+        Some(format!("Basic {auth}").as_str())
+    );
+    let t = teams.requests();
+    assert_eq!(t.len(), 1);
+    assert_eq!(t[0].path, "/hook");
+    let card = t[0].json();
+    assert_eq!(card["@type"], "MessageCard");
+    assert_eq!(card["title"], "canary-demo");
+    assert_eq!(card["text"], "canary-demo completed");
+    assert_eq!(card["sections"][0]["facts"][0]["value"], "5");
+    let mails = mails.lock().unwrap().clone();
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].0, "oncall@example.com");
+    assert!(
+        mails[0]
+            .1
+            .contains("Subject: Rollout canary-demo completed"),
+        "{}",
+        mails[0].1
+    );
+    assert!(
+        mails[0].1.contains("canary-demo completed"),
+        "{}",
+        mails[0].1
+    );
+    assert!(
+        mails[0].1.contains("From: rollouts@example.com"),
+        "{}",
+        mails[0].1
+    );
+}
