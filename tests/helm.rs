@@ -591,3 +591,89 @@ fn dashboard_is_off_by_default_then_read_only_behind_a_cluster_ip_service() {
         );
     }
 }
+
+/// `notifications.*` render upstream's ConfigMap and Secret, a Role reading only those two
+/// objects, and with `selfService` the flag and the same rules cluster-wide.
+#[test]
+fn notifications_values_render_the_configmap_secret_and_rbac() {
+    let values = json!({"notifications": {
+        "secret": {"create": true, "items": {"slack-token": "xoxb-1"}},
+        "notifiers": {"service.slack": "token: $slack-token\n"},
+        "templates": {"template.done": "message: done {{.rollout.metadata.name}}\n"},
+        "triggers": {"trigger.on-rollout-completed": "- send: [done]\n"},
+        "extra": {"defaultTriggers": "- on-rollout-completed\n"},
+    }});
+    assert_lint_clean(&values);
+    let r = render("rel", "ops", &values);
+    let cm = r
+        .of_kind("ConfigMap")
+        .into_iter()
+        .find(|c| c["metadata"]["name"] == "argo-rollouts-notification-configmap")
+        .expect("the notification ConfigMap");
+    let data: std::collections::BTreeMap<String, String> =
+        serde_json::from_value(cm["data"].clone()).unwrap();
+    let settings = rollouts::notify::config::Settings::parse(
+        &data,
+        &[("slack-token".to_string(), "xoxb-1".to_string())].into(),
+    );
+    assert_eq!(settings.errors, vec![]);
+    assert_eq!(settings.services["slack"].options["token"], "xoxb-1");
+    assert_eq!(settings.default_triggers, vec!["on-rollout-completed"]);
+    assert!(settings.templates.contains_key("done"));
+    let secret = r.one("Secret");
+    assert_eq!(
+        secret["metadata"]["name"],
+        "argo-rollouts-notification-secret"
+    );
+    assert_eq!(secret["stringData"]["slack-token"], "xoxb-1");
+    let role = r
+        .of_kind("Role")
+        .into_iter()
+        .find(|ro| ro["metadata"]["name"] == "rel-rollouts-notifications")
+        .expect("the notifications Role");
+    assert_eq!(role["metadata"]["namespace"], "ops");
+    let rs = rules(&role);
+    assert_eq!(rs.len(), 2);
+    for (g, res, verbs, names) in &rs {
+        assert_eq!(g, "");
+        assert_eq!(verbs, &["get", "list", "watch"]);
+        let want = if res == "secrets" {
+            "argo-rollouts-notification-secret"
+        } else {
+            "argo-rollouts-notification-configmap"
+        };
+        assert_eq!(names, &[want.to_string()], "{res}");
+    }
+    let opts = parsed_args(&r.one("Deployment"), "ops");
+    assert_eq!(opts.notifications.namespace, "ops");
+    assert!(!opts.notifications.self_service);
+
+    // Defaults: an empty ConfigMap, no Secret.
+    let r = render("rel", "ops", &json!({}));
+    assert!(r.of_kind("Secret").is_empty());
+    assert_eq!(r.of_kind("ConfigMap").len(), 1);
+
+    // Self-service: the flag, and the rules in a ClusterRole.
+    let r = render(
+        "rel",
+        "ops",
+        &json!({"notifications": {"selfService": true}}),
+    );
+    assert!(
+        parsed_args(&r.one("Deployment"), "ops")
+            .notifications
+            .self_service
+    );
+    let cr = r
+        .of_kind("ClusterRole")
+        .into_iter()
+        .find(|c| c["metadata"]["name"] == "rel-rollouts-notifications")
+        .expect("the notifications ClusterRole");
+    assert_eq!(rules(&cr).len(), 2);
+    for bad in [
+        json!({"notifications": {"notifiers": {"slack": "token: x"}}}),
+        json!({"notifications": {"selfService": "yes"}}),
+    ] {
+        assert!(schema_error(&bad).is_some(), "{bad} should be refused");
+    }
+}

@@ -457,6 +457,10 @@ async fn rbac_cluster_role_drives_canary_analysis_and_experiments_as_the_service
         leader_election: Some(lease_config(&ns.name, "rbac-test")),
         metrics_addr: local(),
         healthz_addr: local(),
+        notifications: ops::NotificationOptions {
+            namespace: ns.name.clone(),
+            ..Default::default()
+        },
         ..Options::default()
     };
     let proc = start(opts, kube_config(Some(user.clone())).await).await;
@@ -657,6 +661,10 @@ async fn rbac_namespaced_role_drives_istio_canary_as_the_service_account() {
         namespace: Some(ns.name.clone()),
         metrics_addr: local(),
         healthz_addr: local(),
+        notifications: ops::NotificationOptions {
+            namespace: ns.name.clone(),
+            ..Default::default()
+        },
         ..Options::default()
     };
     let proc = start(opts, kube_config(Some(user)).await).await;
@@ -717,6 +725,10 @@ async fn leader_election_one_writer_then_failover_after_a_crash() {
         leader_election: Some(lease_config(&ns.name, id)),
         metrics_addr: local(),
         healthz_addr: local(),
+        notifications: ops::NotificationOptions {
+            namespace: ns.name.clone(),
+            ..Default::default()
+        },
         ..Options::default()
     };
     let mut a = start(config("a"), kube_config(None).await).await;
@@ -797,6 +809,10 @@ async fn leader_stops_at_once_when_the_lease_is_lost() {
         leader_election: Some(lease_config(&ns.name, "holder")),
         metrics_addr: local(),
         healthz_addr: local(),
+        notifications: ops::NotificationOptions {
+            namespace: ns.name.clone(),
+            ..Default::default()
+        },
         ..Options::default()
     };
     let mut a = start(opts, kube_config(None).await).await;
@@ -858,6 +874,10 @@ async fn leader_stops_at_once_when_the_lease_is_lost() {
         leader_election: Some(lease_config(&ns2.name, "holder")),
         metrics_addr: local(),
         healthz_addr: local(),
+        notifications: ops::NotificationOptions {
+            namespace: ns.name.clone(),
+            ..Default::default()
+        },
         ..Options::default()
     };
     let mut p = start(opts, kube_config(Some(user)).await).await;
