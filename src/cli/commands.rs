@@ -69,6 +69,14 @@ pub fn run(cli: Cli) -> Result<()> {
                 .map_err(|e| CliError::failed(format!("starting the async runtime: {e}")))?;
             rt.block_on(backtest(target, req))
         }
+        Command::Notifications(args) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .map_err(|e| CliError::failed(format!("starting the async runtime: {e}")))?;
+            rt.block_on(super::notifications::run(target, args, out))
+        }
         Command::Version { short } => {
             let v = env!("CARGO_PKG_VERSION");
             if short {
@@ -422,6 +430,7 @@ async fn cluster_command(target: Target, command: Command) -> Result<()> {
         Command::Lint { .. }
         | Command::Plan { .. }
         | Command::Analysis { .. }
+        | Command::Notifications(_)
         | Command::Version { .. }
         | Command::Completion { .. } => Ok(()),
     }

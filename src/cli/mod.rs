@@ -33,6 +33,7 @@ pub mod dashboard;
 pub mod error;
 pub mod info;
 pub mod lint;
+pub mod notifications;
 pub mod render;
 pub mod timeline;
 pub mod verbs;
@@ -218,6 +219,11 @@ pub enum Command {
     /// commands. Actions need the token printed in the URL at start; `--read-only` offers
     /// none. Stops on Ctrl-C.
     Dashboard(dashboard::Options),
+    /// Notification settings: `template get|notify`, `trigger get|run`.
+    ///
+    /// Reads the namespace's argo-rollouts-notification-configmap and -secret (or the files
+    /// given), renders with the controller's templates and sends with its services.
+    Notifications(notifications::NotificationsArgs),
     /// Print the version.
     Version {
         /// Only the version number.

@@ -794,3 +794,138 @@ data:
         mails[0].1
     );
 }
+
+/// Runs `kubectl-rollouts -n NS args...` with the test cluster's kubeconfig: (exit, stdout,
+/// stderr).
+async fn cli(ns: &TestNs, args: &[&str]) -> (i32, String, String) {
+    let kubeconfig = testkit::cluster().kubeconfig.clone();
+    let mut full: Vec<String> = vec!["-n".into(), ns.name.clone()];
+    full.extend(args.iter().map(|s| s.to_string()));
+    tokio::task::spawn_blocking(move || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_kubectl-rollouts"))
+            .args(&full)
+            .env("KUBECONFIG", &kubeconfig)
+            .output()
+            .expect("running kubectl-rollouts");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    })
+    .await
+    .expect("the CLI thread")
+}
+
+/// `notifications template get|notify` and `trigger get|run`: an administrator previews a
+/// template against a Rollout, test-sends it, and sees which conditions of a trigger hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_previews_and_test_sends() {
+    init_logging();
+    crds_installed().await;
+    let ns = TestNs::new("notify-cli").await;
+    let slack = fake_slack().await;
+    let settings_yaml = settings(&slack);
+    ns.apply(&settings_yaml).await;
+    let _ctl = start_controller(&ns);
+    ns.apply(&subscribed_canary(&[])).await;
+    wait_rollout(&ns, NAME, "Healthy", Duration::from_secs(60), is_healthy).await;
+
+    let (code, out, err) = cli(&ns, &["notifications", "template", "get", "-o", "name"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "completed\npaused\nstep\n");
+    let (code, out, err) = cli(&ns, &["notifications", "template", "get"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("NAME"), "{out}");
+    assert!(
+        out.contains("paused     {{.rollout.metadata.name}} paused at step"),
+        "{out}"
+    );
+    let (code, out, err) = cli(&ns, &["notifications", "trigger", "get"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.lines().any(|l| l.starts_with("on-rollout-completed")
+            && l.contains("completed")
+            && l.ends_with("rollout.spec.replicas == 5")),
+        "{out}"
+    );
+    let (code, out, err) = cli(
+        &ns,
+        &[
+            "notifications",
+            "trigger",
+            "run",
+            "on-rollout-completed",
+            NAME,
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(lines[0], vec!["CONDITION", "RESULT"]);
+    assert_eq!(lines[1].last(), Some(&"true"), "{out}");
+    assert_eq!(lines[2].last(), Some(&"false"), "{out}");
+    let (code, out, err) = cli(
+        &ns,
+        &["notifications", "template", "notify", "completed", NAME],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("message: canary-demo completed argoproj/rollouts-demo:blue"),
+        "{out}"
+    );
+    assert!(slack.requests().is_empty(), "a preview sends nothing");
+    let (code, out, err) = cli(
+        &ns,
+        &[
+            "notifications",
+            "template",
+            "notify",
+            "completed",
+            NAME,
+            "--recipient",
+            "slack:ops",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "notification sent to slack:ops\n");
+    let sent = slack_messages(&slack);
+    assert_eq!(
+        texts(&sent),
+        vec!["ops: canary-demo completed argoproj/rollouts-demo:blue"]
+    );
+    // Files instead of the cluster's objects; an unknown template is an error naming it.
+    let dir = std::env::temp_dir().join(format!("notify-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cm_file = dir.join("cm.yaml");
+    let cm_doc = settings_yaml.split("---").nth(1).unwrap();
+    std::fs::write(&cm_file, cm_doc).unwrap();
+    let (code, out, err) = cli(
+        &ns,
+        &[
+            "notifications",
+            "--config-map",
+            cm_file.to_str().unwrap(),
+            "--secret",
+            ":empty",
+            "trigger",
+            "get",
+            "-o",
+            "name",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "on-rollout-completed\non-rollout-paused\non-rollout-step-completed\n"
+    );
+    let (code, _, err) = cli(&ns, &["notifications", "template", "get", "nope"]).await;
+    assert_ne!(code, 0);
+    assert!(err.contains("template \"nope\" is not defined"), "{err}");
+}
