@@ -929,3 +929,114 @@ async fn cli_previews_and_test_sends() {
     assert_ne!(code, 0);
     assert!(err.contains("template \"nope\" is not defined"), "{err}");
 }
+
+/// A failing analysis (a web metric whose value fails its condition) fires
+/// `on-analysis-run-running`, `on-analysis-run-failed` and `on-rollout-aborted`; templates see
+/// the run in `.analysisRuns`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analysis_triggers_fire_on_a_failing_analysis() {
+    init_logging();
+    crds_installed().await;
+    let ns = TestNs::new("notify-analysis").await;
+    let slack = fake_slack().await;
+    let metric = FakeServer::start(|_| json(200, r#"{"value": 1}"#)).await;
+    ns.apply(&format!(
+        r#"
+apiVersion: v1
+kind: Secret
+metadata: {{name: argo-rollouts-notification-secret}}
+stringData: {{slack-token: xoxb-test}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: argo-rollouts-notification-configmap}}
+data:
+  service.slack: |
+    token: $slack-token
+    apiURL: {url}/api
+  template.analysis: |
+    message: "{{{{.rollout.metadata.name}}}} analysis:{{{{range .analysisRuns}}}} {{{{.status.phase}}}}{{{{end}}}}"
+  template.aborted: |
+    message: "{{{{.rollout.metadata.name}}}} aborted"
+  trigger.on-analysis-run-running: |
+    - send: [analysis]
+  trigger.on-analysis-run-failed: |
+    - send: [analysis]
+  trigger.on-analysis-run-error: |
+    - send: [analysis]
+  trigger.on-rollout-aborted: |
+    - send: [aborted]
+  defaultTriggers: |
+    - on-analysis-run-running
+    - on-analysis-run-failed
+    - on-analysis-run-error
+    - on-rollout-aborted
+---
+apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {{name: zero-errors}}
+spec:
+  metrics:
+  - name: errors
+    count: 1
+    initialDelay: 3s
+    failureLimit: 0
+    successCondition: result == 0
+    provider:
+      web:
+        url: {metric}/errors
+        jsonPath: "{{$.value}}"
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata:
+  name: judged
+  annotations:
+    notifications.argoproj.io/subscribe.slack: deploys
+spec:
+  replicas: 2
+  selector: {{matchLabels: {{app: judged}}}}
+  template:
+    metadata: {{labels: {{app: judged}}}}
+    spec:
+      containers: [{{name: app, image: "app:v1"}}]
+  strategy:
+    canary:
+      steps:
+      - setWeight: 50
+      - analysis:
+          templates: [{{templateName: zero-errors}}]
+"#,
+        url = slack.url(),
+        metric = metric.url(),
+    ))
+    .await;
+    let _ctl = start(&ns, options(&ns));
+    let _actl = crate::analysis::start_analysis_controller(&ns);
+    wait_rollout(
+        &ns,
+        "judged",
+        "Healthy",
+        Duration::from_secs(60),
+        is_healthy,
+    )
+    .await;
+    set_image(&ns, "judged", "app:v2").await;
+    wait_rollout(
+        &ns,
+        "judged",
+        "aborted",
+        Duration::from_secs(90),
+        |ro, _| ro.status.as_ref().and_then(|s| s.abort) == Some(true),
+    )
+    .await;
+    let got = texts(&settle(&ns, &slack, 3).await);
+    assert_eq!(
+        got,
+        vec![
+            "deploys: judged analysis: Running",
+            "deploys: judged analysis: Failed",
+            "deploys: judged aborted",
+        ]
+    );
+}
