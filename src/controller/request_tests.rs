@@ -117,6 +117,7 @@ fn context(client: Client, replica_sets: Vec<ReplicaSet>) -> Arc<Context> {
         cluster_analysis_templates: listed(vec![]),
         cluster_templates_watched: false,
         observer: None,
+        notifier: None,
         written_from: Mutex::new(HashMap::new()),
         failures: Mutex::new(HashMap::new()),
         waits: Mutex::new(HashMap::new()),
