@@ -80,6 +80,7 @@ data:
   template.step: |
     message: "{{{{.rollout.metadata.name}}}} step {{{{add .rollout.status.currentStepIndex 1}}}}/{{{{len .rollout.spec.strategy.canary.steps}}}}"
     slack:
+      groupingKey: 'steps-{{{{index .rollout.metadata.annotations "rollout.argoproj.io/revision"}}}}'
       attachments: |
         [{{"title": "{{{{.rollout.metadata.name}}}}", "fields": [{{{{range $i, $c := .rollout.spec.template.spec.containers}}}}{{{{if $i}}}},{{{{end}}}}{{"title": "{{{{$c.name}}}}", "value": "{{{{$c.image}}}}"}}{{{{end}}}}]}}]
   template.paused: |
@@ -182,7 +183,9 @@ async fn slack_gets_each_message_once_in_order() {
     let ns = TestNs::new("notify-slack").await;
     let slack = fake_slack().await;
     ns.apply(&settings(&slack)).await;
-    let _ctl = start(&ns, options(&ns));
+    let opts = options(&ns);
+    let metrics = opts.metrics.clone();
+    let _ctl = start(&ns, opts);
     ns.apply(&subscribed_canary(SUBSCRIPTIONS)).await;
     update_and_promote(&ns).await;
     let messages = settle(&ns, &slack, 1).await;
@@ -205,6 +208,7 @@ async fn slack_gets_each_message_once_in_order() {
             {"title": "canary-demo", "value": "argoproj/rollouts-demo:yellow"}]}])
     );
     assert_eq!(step["username"], "rollouts");
+    check_threads(&messages);
     let req = slack.requests()[0].clone();
     assert_eq!(req.header("authorization"), Some("Bearer xoxb-test"));
     // The record on the Rollout names every notification sent.
@@ -215,6 +219,55 @@ async fn slack_gets_each_message_once_in_order() {
             .map(String::as_str),
     );
     assert_eq!(record.len(), expected.len(), "{record:?}");
+    // Metrics, with upstream's names and labels.
+    let labels = |reason: &str| notify::metrics::SendLabels {
+        namespace: ns.name.clone(),
+        name: NAME.into(),
+        event: notify::metrics::EventLabels {
+            r#type: "Normal".into(),
+            reason: reason.into(),
+        },
+    };
+    assert_eq!(metrics.success_count(&labels("RolloutStepCompleted")), 8);
+    assert_eq!(metrics.success_count(&labels("RolloutPaused")), 2);
+    assert_eq!(metrics.error_total(), 0);
+    let mut registry = prometheus_client::registry::Registry::default();
+    registry.register_collector(Box::new(notify::metrics::NotifyCollector(metrics.clone())));
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    let want = format!(
+        "notification_send_success{{namespace=\"{}\",name=\"canary-demo\",type=\"Normal\",reason=\"RolloutCompleted\"}} 2",
+        ns.name
+    );
+    assert!(text.contains(&want), "{want} not in\n{text}");
+    assert!(text.contains("notification_send_count{"), "{text}");
+}
+
+/// The steps of one revision go in one Slack thread (`groupingKey`): the first message starts
+/// it, the next ones answer in it.
+fn check_threads(messages: &[Value]) {
+    let steps: Vec<&Value> = messages
+        .iter()
+        .filter(|m| {
+            m["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("canary-demo step "))
+        })
+        .collect();
+    assert_eq!(steps.len(), 8);
+    assert!(steps[0].get("thread_ts").is_none(), "{}", steps[0]);
+    for s in &steps[1..] {
+        assert_eq!(s["thread_ts"], "1700000000.000100", "{s}");
+    }
+    let others: Vec<&Value> = messages
+        .iter()
+        .filter(|m| {
+            !m["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("canary-demo step "))
+        })
+        .collect();
+    assert!(others.iter().all(|m| m.get("thread_ts").is_none()));
 }
 
 /// The messages of [`update_and_promote`] with [`settings`] and [`SUBSCRIPTIONS`].

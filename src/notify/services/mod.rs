@@ -140,3 +140,41 @@ pub async fn send_http(service: &str, req: reqwest::RequestBuilder) -> Result<St
     }
     Ok(body)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: u16) -> SendError {
+        SendError::Status {
+            service: "s".into(),
+            status: code,
+            body: String::new(),
+        }
+    }
+
+    #[test]
+    fn only_transient_failures_are_retried() {
+        for code in [500, 502, 503, 504, 429] {
+            assert!(status(code).retryable(), "{code}");
+        }
+        for code in [400, 401, 403, 404, 410, 422] {
+            assert!(!status(code).retryable(), "{code}");
+        }
+        let api = |m: &str| SendError::Api {
+            service: "slack".into(),
+            message: m.into(),
+        };
+        assert!(api("ratelimited").retryable());
+        assert!(!api("channel_not_found").retryable());
+        assert!(
+            !SendError::Invalid {
+                service: "s".into(),
+                message: "m".into()
+            }
+            .retryable()
+        );
+        assert_eq!(status(503).reason(), "http_5xx");
+        assert_eq!(status(404).reason(), "http_4xx");
+    }
+}
