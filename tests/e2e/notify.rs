@@ -181,11 +181,21 @@ async fn slack_gets_each_message_once_in_order() {
     init_logging();
     crds_installed().await;
     let ns = TestNs::new("notify-slack").await;
-    let slack = fake_slack().await;
+    // Arrival times (Unix µs) of the step messages, by step number.
+    let arrivals: std::sync::Arc<std::sync::Mutex<Vec<(String, i64)>>> = Default::default();
+    let arr = arrivals.clone();
+    let slack = FakeServer::start(move |r| {
+        let text = r.json()["text"].as_str().unwrap_or_default().to_string();
+        let now = k8s_openapi::jiff::Timestamp::now().as_microsecond();
+        arr.lock().unwrap().push((text, now));
+        json(200, r#"{"ok":true,"ts":"1700000000.000100"}"#)
+    })
+    .await;
     ns.apply(&settings(&slack)).await;
     let opts = options(&ns);
     let metrics = opts.metrics.clone();
     let _ctl = start(&ns, opts);
+    let steps = watch_steps(&ns);
     ns.apply(&subscribed_canary(SUBSCRIPTIONS)).await;
     update_and_promote(&ns).await;
     let messages = settle(&ns, &slack, 1).await;
@@ -209,6 +219,12 @@ async fn slack_gets_each_message_once_in_order() {
     );
     assert_eq!(step["username"], "rollouts");
     check_threads(&messages);
+    let hash = get_rollout(&ns, NAME)
+        .await
+        .status
+        .and_then(|s| s.current_pod_hash)
+        .unwrap_or_default();
+    print_latency(&hash, &steps.lock().unwrap(), &arrivals.lock().unwrap());
     let req = slack.requests()[0].clone();
     assert_eq!(req.header("authorization"), Some("Bearer xoxb-test"));
     // The record on the Rollout names every notification sent.
@@ -241,6 +257,57 @@ async fn slack_gets_each_message_once_in_order() {
     );
     assert!(text.contains(&want), "{want} not in\n{text}");
     assert!(text.contains("notification_send_count{"), "{text}");
+}
+
+/// Records when a watch first sees each (currentPodHash, currentStepIndex) of the Rollout.
+fn watch_steps(ns: &TestNs) -> std::sync::Arc<std::sync::Mutex<Vec<(String, i32, i64)>>> {
+    use futures::StreamExt;
+    use kube::runtime::WatchStreamExt;
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<(String, i32, i64)>>> = Default::default();
+    let s = seen.clone();
+    let api = ns.api::<rollouts::api::Rollout>();
+    tokio::spawn(async move {
+        let mut stream = kube::runtime::watcher(api, Default::default())
+            .applied_objects()
+            .boxed();
+        while let Some(Ok(ro)) = stream.next().await {
+            let now = k8s_openapi::jiff::Timestamp::now().as_microsecond();
+            let st = ro.status.clone().unwrap_or_default();
+            let (Some(hash), Some(idx)) = (st.current_pod_hash, st.current_step_index) else {
+                continue;
+            };
+            let mut v = s.lock().unwrap();
+            if !v.iter().any(|(h, i, _)| *h == hash && *i == idx) {
+                v.push((hash, idx, now));
+            }
+        }
+    });
+    seen
+}
+
+/// Prints (a figure, not an assertion) the time from the status write completing a step, as
+/// a watch sees it, to that step's Slack message arriving.
+fn print_latency(hash: &str, steps: &[(String, i32, i64)], arrivals: &[(String, i64)]) {
+    let mut lat: Vec<i64> = Vec::new();
+    for k in 1..=8 {
+        let seen = steps.iter().find(|(h, i, _)| h == hash && *i == k);
+        let arrived = arrivals
+            .iter()
+            .find(|(t, _)| t.ends_with(&format!(" step {k}/8")));
+        if let (Some((_, _, at)), Some((_, arr))) = (seen, arrived) {
+            lat.push(arr - at);
+        }
+    }
+    lat.sort();
+    if let (Some(min), Some(max)) = (lat.first(), lat.last()) {
+        eprintln!(
+            "FIGURE: step completed (seen by a watch) -> Slack message: median {} ms, min {} ms, max {} ms ({} steps)",
+            lat[lat.len() / 2] / 1000,
+            min / 1000,
+            max / 1000,
+            lat.len()
+        );
+    }
 }
 
 /// The steps of one revision go in one Slack thread (`groupingKey`): the first message starts
