@@ -191,13 +191,55 @@ pub struct Notifier {
 /// What the front end and the worker both read.
 struct Shared {
     opts: Options,
-    config_maps: Store<ConfigMap>,
-    secrets: Store<Secret>,
+    /// One store per namespace scope watched.
+    config_maps: Vec<Store<ConfigMap>>,
+    secrets: Vec<Store<Secret>>,
     /// Set when each store has had its first listing (read from the watch streams: a store's
     /// own readiness future wakes only one waiter).
-    config_maps_synced: Arc<std::sync::atomic::AtomicBool>,
-    secrets_synced: Arc<std::sync::atomic::AtomicBool>,
+    synced: Vec<Arc<std::sync::atomic::AtomicBool>>,
     cache: Mutex<Cached>,
+}
+
+/// Watches the objects named `name` in `ns` (`None`: all namespaces) into a store, spawned
+/// with `spawn`; the flag is set once the store has listed.
+fn watch_named<K>(
+    client: &Client,
+    ns: Option<&str>,
+    name: &str,
+    spawn: &impl Fn(futures::future::BoxFuture<'static, ()>),
+) -> (Store<K>, Arc<std::sync::atomic::AtomicBool>)
+where
+    K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (store, writer) = reflector::store::<K>();
+    let api: Api<K> = match ns {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let what = format!("{name} in {}", ns.unwrap_or("all namespaces"));
+    spawn(Box::pin(
+        watcher(
+            api,
+            watcher::Config::default().fields(&format!("metadata.name={name}")),
+        )
+        .default_backoff()
+        .reflect(writer)
+        .inspect(synced_on_init(flag.clone()))
+        .for_each(move |ev| {
+            if let Err(e) = ev {
+                debug!("watching {what}: {e}");
+            }
+            futures::future::ready(())
+        }),
+    ));
+    (store, flag)
 }
 
 /// Sets `flag` when a watch stream has listed.
@@ -235,58 +277,34 @@ impl Notifier {
         selector: &str,
         spawn: impl Fn(futures::future::BoxFuture<'static, ()>),
     ) -> Arc<Notifier> {
-        let watch_ns = if opts.self_service {
-            scope.map(str::to_string)
-        } else {
-            Some(opts.namespace.clone())
-        };
-        let cm_synced = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let secret_synced = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (cm_store, cm_writer) = reflector::store::<ConfigMap>();
-        let (secret_store, secret_writer) = reflector::store::<Secret>();
-        let cm_api: Api<ConfigMap> = match &watch_ns {
-            Some(ns) => Api::namespaced(client.clone(), ns),
-            None => Api::all(client.clone()),
-        };
-        let secret_api: Api<Secret> = match &watch_ns {
-            Some(ns) => Api::namespaced(client.clone(), ns),
-            None => Api::all(client.clone()),
-        };
-        spawn(Box::pin(
-            watcher(
-                cm_api,
-                watcher::Config::default().fields(&format!("metadata.name={CONFIG_MAP}")),
-            )
-            .default_backoff()
-            .reflect(cm_writer)
-            .inspect(synced_on_init(cm_synced.clone()))
-            .for_each(|ev| async move {
-                if let Err(e) = ev {
-                    debug!("watching the notification ConfigMap: {e}");
-                }
-            }),
-        ));
-        spawn(Box::pin(
-            watcher(
-                secret_api,
-                watcher::Config::default().fields(&format!("metadata.name={SECRET}")),
-            )
-            .default_backoff()
-            .reflect(secret_writer)
-            .inspect(synced_on_init(secret_synced.clone()))
-            .for_each(|ev| async move {
-                if let Err(e) = ev {
-                    debug!("watching the notification Secret: {e}");
-                }
-            }),
-        ));
+        // The controller's namespace; with self-service also the Rollouts' (all of them, or
+        // the one a namespaced controller watches).
+        let mut scopes: Vec<Option<String>> = vec![Some(opts.namespace.clone())];
+        if opts.self_service {
+            match scope {
+                None => scopes = vec![None],
+                Some(x) if x != opts.namespace => scopes.push(Some(x.to_string())),
+                Some(_) => {}
+            }
+        }
+        let mut config_maps = Vec::new();
+        let mut secrets = Vec::new();
+        let mut synced = Vec::new();
+        for ns in &scopes {
+            let (store, flag) =
+                watch_named::<ConfigMap>(&client, ns.as_deref(), CONFIG_MAP, &spawn);
+            config_maps.push(store);
+            synced.push(flag);
+            let (store, flag) = watch_named::<Secret>(&client, ns.as_deref(), SECRET, &spawn);
+            secrets.push(store);
+            synced.push(flag);
+        }
         let (tx, rx) = mpsc::channel(opts.queue_capacity.max(1));
         let shared = Arc::new(Shared {
             opts: opts.clone(),
-            config_maps: cm_store,
-            secrets: secret_store,
-            config_maps_synced: cm_synced,
-            secrets_synced: secret_synced,
+            config_maps,
+            secrets,
+            synced,
             cache: Mutex::new(HashMap::new()),
         });
         let worker = Arc::new(Worker {
@@ -321,10 +339,11 @@ impl Notifier {
 }
 
 impl Shared {
-    /// Whether both stores have listed.
+    /// Whether every store has listed.
     fn synced(&self) -> bool {
-        use std::sync::atomic::Ordering::Acquire;
-        self.config_maps_synced.load(Acquire) && self.secrets_synced.load(Acquire)
+        self.synced
+            .iter()
+            .all(|f| f.load(std::sync::atomic::Ordering::Acquire))
     }
 
     /// Waits until [`Shared::synced`].
@@ -338,8 +357,12 @@ impl Shared {
     fn settings_in(&self, ns: &str) -> Option<Arc<Settings>> {
         let cm = self
             .config_maps
-            .get(&ObjectRef::new(CONFIG_MAP).within(ns))?;
-        let secret = self.secrets.get(&ObjectRef::new(SECRET).within(ns));
+            .iter()
+            .find_map(|s| s.get(&ObjectRef::new(CONFIG_MAP).within(ns)))?;
+        let secret = self
+            .secrets
+            .iter()
+            .find_map(|s| s.get(&ObjectRef::new(SECRET).within(ns)));
         let versions = (
             cm.resource_version().unwrap_or_default(),
             secret

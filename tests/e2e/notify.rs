@@ -1160,3 +1160,37 @@ spec:
         ]
     );
 }
+
+/// Self-service: the controller's namespace has the Slack service, the Rollout's namespace its
+/// own template (which wins over the controller's of the same name).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn self_service_reads_the_rollouts_namespace_too() {
+    init_logging();
+    crds_installed().await;
+    let controller_ns = TestNs::new("notify-ctl").await;
+    let ns = TestNs::new("notify-self").await;
+    let slack = fake_slack().await;
+    controller_ns.apply(&settings(&slack)).await;
+    ns.apply(
+        r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: argo-rollouts-notification-configmap}
+data:
+  template.completed: |
+    message: "{{.rollout.metadata.namespace}} team says: done"
+"#,
+    )
+    .await;
+    let mut opts = options(&controller_ns);
+    opts.self_service = true;
+    let _ctl = start(&ns, opts);
+    ns.apply(&subscribed_canary(&[(
+        "notifications.argoproj.io/subscribe.on-rollout-completed.slack",
+        "team",
+    )]))
+    .await;
+    wait_rollout(&ns, NAME, "Healthy", Duration::from_secs(60), is_healthy).await;
+    let got = texts(&settle(&ns, &slack, 1).await);
+    assert_eq!(got, vec![format!("team: {} team says: done", ns.name)]);
+}
