@@ -11,12 +11,12 @@ use std::time::Duration;
 const NAME: &str = "canary-demo";
 
 /// A Slack API answering `ok`.
-async fn fake_slack() -> FakeServer {
+pub(crate) async fn fake_slack() -> FakeServer {
     FakeServer::start(|_| json(200, r#"{"ok":true,"ts":"1700000000.000100"}"#)).await
 }
 
 /// The chat.postMessage bodies received, in order.
-fn slack_messages(server: &FakeServer) -> Vec<Value> {
+pub(crate) fn slack_messages(server: &FakeServer) -> Vec<Value> {
     server
         .requests()
         .iter()
@@ -25,7 +25,7 @@ fn slack_messages(server: &FakeServer) -> Vec<Value> {
         .collect()
 }
 
-fn texts(messages: &[Value]) -> Vec<String> {
+pub(crate) fn texts(messages: &[Value]) -> Vec<String> {
     messages
         .iter()
         .map(|m| {
@@ -60,7 +60,7 @@ fn start(ns: &TestNs, opts: notify::Options) -> Ctl {
 }
 
 /// The project's own small settings (a clean clone has no upstream catalog).
-fn settings(slack: &FakeServer) -> String {
+pub(crate) fn settings(slack: &FakeServer) -> String {
     format!(
         r#"
 apiVersion: v1
@@ -102,7 +102,7 @@ data:
 }
 
 /// The seed canary with subscriptions.
-fn subscribed_canary(annotations: &[(&str, &str)]) -> String {
+pub(crate) fn subscribed_canary(annotations: &[(&str, &str)]) -> String {
     let mut yaml = example("examples/canary-demo.yaml");
     let mut meta = String::from("metadata:\n  annotations:\n");
     for (k, v) in annotations {
@@ -113,7 +113,7 @@ fn subscribed_canary(annotations: &[(&str, &str)]) -> String {
     yaml
 }
 
-const SUBSCRIPTIONS: &[(&str, &str)] = &[
+pub(crate) const SUBSCRIPTIONS: &[(&str, &str)] = &[
     (
         "notifications.argoproj.io/subscribe.on-rollout-step-completed.slack",
         "deploys",
@@ -159,7 +159,7 @@ async fn update_and_promote(ns: &TestNs) {
 }
 
 /// Waits until `server` has received `n` messages, then a little longer for extra ones.
-async fn settle(ns: &TestNs, server: &FakeServer, n: usize) -> Vec<Value> {
+pub(crate) async fn settle(ns: &TestNs, server: &FakeServer, n: usize) -> Vec<Value> {
     let s = server.clone();
     ns.wait_for(
         "the expected Slack messages",
@@ -338,7 +338,7 @@ fn check_threads(messages: &[Value]) {
 }
 
 /// The messages of [`update_and_promote`] with [`settings`] and [`SUBSCRIPTIONS`].
-fn expected_sequence() -> Vec<String> {
+pub(crate) fn expected_sequence() -> Vec<String> {
     let mut expected = vec![
         "deploys: canary-demo completed argoproj/rollouts-demo:blue".to_string(),
         "deploys: canary-demo step 1/8".into(),

@@ -990,3 +990,60 @@ async fn example_canary_analysis_prometheus_validates() {
     )
     .await;
 }
+
+/// Notifications across a leader crash: two replicas with leader election, Slack subscriptions
+/// on the seed canary; the leader is killed in the middle of the update and the standby takes
+/// over: every message arrives exactly once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_once_each_across_a_leader_crash() {
+    use crate::notify::{
+        SUBSCRIPTIONS, expected_sequence, fake_slack, settings, settle, subscribed_canary, texts,
+    };
+    init_logging();
+    crds_installed().await;
+    let ns = TestNs::new("ops-notify").await;
+    let slack = fake_slack().await;
+    ns.apply(&settings(&slack)).await;
+    let config = |id: &str| Options {
+        namespace: Some(ns.name.clone()),
+        leader_election: Some(lease_config(&ns.name, id)),
+        metrics_addr: local(),
+        healthz_addr: local(),
+        notifications: ops::NotificationOptions {
+            namespace: ns.name.clone(),
+            ..Default::default()
+        },
+        ..Options::default()
+    };
+    let mut a = start(config("a"), kube_config(None).await).await;
+    a.wait_role(Role::Leader, Duration::from_secs(10)).await;
+    let b = start(config("b"), kube_config(None).await).await;
+    b.wait_role(Role::Follower, Duration::from_secs(10)).await;
+    ns.apply(&subscribed_canary(SUBSCRIPTIONS)).await;
+    let name = "canary-demo";
+    wait_rollout(&ns, name, "Healthy", Duration::from_secs(60), is_healthy).await;
+    set_image_retrying(&ns, name, "argoproj/rollouts-demo:yellow").await;
+    wait_rollout(&ns, name, "paused", Duration::from_secs(60), paused_at(1)).await;
+    promote(&ns, name).await;
+    wait_rollout(
+        &ns,
+        name,
+        "in the first timed pause",
+        Duration::from_secs(60),
+        |ro, _| phase(ro).2 == Some(3),
+    )
+    .await;
+    a.kill();
+    b.wait_role(Role::Leader, Duration::from_secs(10)).await;
+    wait_rollout(
+        &ns,
+        name,
+        "Healthy on the new image",
+        Duration::from_secs(120),
+        |ro, rss| is_healthy(ro, rss) && phase(ro).2 == Some(8),
+    )
+    .await;
+    let expected = expected_sequence();
+    assert_eq!(texts(&settle(&ns, &slack, expected.len()).await), expected);
+    b.shutdown().await.expect("a clean stop");
+}
