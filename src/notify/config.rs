@@ -22,7 +22,7 @@ pub enum ConfigError {
     #[error("{CONFIG_MAP} key {key:?}: secret key {secret_key:?} is not in {SECRET}")]
     MissingSecretKey { key: String, secret_key: String },
     #[error(
-        "{CONFIG_MAP} key {key:?}: unknown service type {kind:?} (supported: slack, webhook, teams, email)"
+        "{CONFIG_MAP} key {key:?}: unknown service type {kind:?} (supported: slack, webhook, teams, email, mattermost, googlechat)"
     )]
     UnknownServiceType { key: String, kind: String },
 }
@@ -61,14 +61,21 @@ pub struct GlobalSubscription {
 /// A configured service.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Service {
-    /// `slack`, `webhook`, `teams`, `email`.
+    /// One of [`SERVICE_TYPES`].
     pub kind: String,
     /// The service's options with `$key` references resolved.
     pub options: Json,
 }
 
 /// Supported service types.
-pub const SERVICE_TYPES: &[&str] = &["slack", "webhook", "teams", "email"];
+pub const SERVICE_TYPES: &[&str] = &[
+    "slack",
+    "webhook",
+    "teams",
+    "email",
+    "mattermost",
+    "googlechat",
+];
 
 /// Everything the ConfigMap and Secret say.
 #[derive(Debug, Clone, Default, PartialEq)]

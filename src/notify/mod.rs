@@ -1,6 +1,6 @@
 //! Notifications, configured as upstream's (ConfigMap `argo-rollouts-notification-configmap`,
 //! Secret `argo-rollouts-notification-secret`, subscription annotations on the Rollout) and
-//! delivered to Slack, webhooks, Microsoft Teams and email.
+//! delivered to Slack, webhooks, Microsoft Teams, email, Mattermost and Google Chat.
 //!
 //! - **When.** The controller records events on a Rollout after writing its status; each event fires the trigger its reason names
 //!   ([`trigger::trigger_for_reason`]), as upstream's event recorder does. [`Notifier::observe`]
@@ -622,6 +622,8 @@ pub async fn deliver(
         "webhook" => services::webhook::send(http, &out).await,
         "teams" => services::teams::send(http, &out).await.map(|_| true),
         "email" => services::email::send(&out).await.map(|_| true),
+        "mattermost" => services::mattermost::send(http, &out).await.map(|_| true),
+        "googlechat" => services::googlechat::send(http, &out).await.map(|_| true),
         _ => return Err(NotifyError::UnknownService(destination.service.clone())),
     }
     .map_err(NotifyError::from)

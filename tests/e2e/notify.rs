@@ -790,16 +790,19 @@ async fn fake_smtp() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<(String, Strin
     (port, mails)
 }
 
-/// A webhook (templated method, path, body; headers, basic auth), Microsoft Teams and email
-/// (SMTP) each receive the completion of the initial deploy.
+/// A webhook (templated method, path, body; headers, basic auth), Microsoft Teams, email
+/// (SMTP), Mattermost and Google Chat (cards, thread key) each receive the completion of the
+/// initial deploy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn webhook_teams_and_email_deliver() {
+async fn webhook_teams_email_mattermost_and_googlechat_deliver() {
     init_logging();
     crds_installed().await;
     let ns = TestNs::new("notify-services").await;
     let hook = FakeServer::start(|_| json(200, "{}")).await;
     let teams = FakeServer::start(|_| crate::fake_http::reply(200, "text/plain", "1")).await;
     let (smtp_port, mails) = fake_smtp().await;
+    let mm = FakeServer::start(|_| json(201, r#"{"id":"p1"}"#)).await;
+    let chat = FakeServer::start(|_| json(200, "{}")).await;
     ns.apply(&format!(
         r#"
 apiVersion: v1
@@ -826,6 +829,12 @@ data:
     host: 127.0.0.1
     port: {smtp_port}
     from: rollouts@example.com
+  service.mattermost: |
+    apiURL: {mm}
+    token: mm-token
+  service.googlechat: |
+    webhooks:
+      space: {chat}/v1/spaces/x/messages?key=k
   template.completed: |
     message: "{{{{.rollout.metadata.name}}}} completed"
     email:
@@ -833,6 +842,13 @@ data:
     teams:
       title: "{{{{.rollout.metadata.name}}}}"
       facts: '[{{"name": "replicas", "value": "{{{{.rollout.spec.replicas}}}}"}}]'
+    mattermost:
+      attachments: '[{{"title": "{{{{.rollout.metadata.name}}}}"}}]'
+    googlechat:
+      threadKey: "{{{{.rollout.metadata.name}}}}"
+      cardsV2: |
+        - header:
+            title: "{{{{.rollout.metadata.name}}}}"
     webhook:
       deploys:
         method: POST
@@ -843,6 +859,8 @@ data:
 "#,
         hook = hook.url(),
         teams = teams.url(),
+        mm = mm.url(),
+        chat = chat.url(),
     ))
     .await;
     let _ctl = start(&ns, options(&ns));
@@ -859,13 +877,30 @@ data:
             "notifications.argoproj.io/subscribe.on-rollout-completed.email",
             "oncall@example.com",
         ),
+        (
+            "notifications.argoproj.io/subscribe.on-rollout-completed.mattermost",
+            "chan-1",
+        ),
+        (
+            "notifications.argoproj.io/subscribe.on-rollout-completed.googlechat",
+            "space",
+        ),
     ]))
     .await;
     wait_rollout(&ns, NAME, "Healthy", Duration::from_secs(60), is_healthy).await;
-    let (h, t, m) = (hook.clone(), teams.clone(), mails.clone());
-    ns.wait_for("the three deliveries", Duration::from_secs(30), || {
-        let done =
-            !h.requests().is_empty() && !t.requests().is_empty() && !m.lock().unwrap().is_empty();
+    let (h, t, m, mm2, c2) = (
+        hook.clone(),
+        teams.clone(),
+        mails.clone(),
+        mm.clone(),
+        chat.clone(),
+    );
+    ns.wait_for("the five deliveries", Duration::from_secs(30), || {
+        let done = !h.requests().is_empty()
+            && !t.requests().is_empty()
+            && !m.lock().unwrap().is_empty()
+            && !mm2.requests().is_empty()
+            && !c2.requests().is_empty();
         async move { Ok(done.then_some(())) }
     })
     .await;
@@ -912,6 +947,24 @@ data:
         mails[0].1.contains("From: rollouts@example.com"),
         "{}",
         mails[0].1
+    );
+    let p = mm.requests();
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].path, "/api/v4/posts");
+    assert_eq!(p[0].header("authorization"), Some("Bearer mm-token"));
+    assert_eq!(
+        p[0].json(),
+        serde_json::json!({"channel_id": "chan-1", "message": "canary-demo completed",
+                           "props": {"attachments": [{"title": "canary-demo"}]}})
+    );
+    let c = chat.requests();
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].path, "/v1/spaces/x/messages");
+    assert_eq!(c[0].q("key"), Some("k"));
+    assert_eq!(c[0].q("threadKey"), Some("canary-demo"));
+    assert_eq!(
+        c[0].json()["cardsV2"][0]["card"]["header"]["title"],
+        "canary-demo"
     );
 }
 

@@ -1,10 +1,13 @@
-//! Delivery to one service: Slack, generic webhooks, Microsoft Teams, email (SMTP).
+//! Delivery to one service: Slack, generic webhooks, Microsoft Teams, email (SMTP),
+//! Mattermost, Google Chat.
 //!
 //! Every sender takes the rendered template (`message` and the service's own section) and a
 //! recipient, and says whether a failure is worth retrying: transport errors, timeouts, 5xx
 //! and 429 are; any other 4xx, a Slack `ok: false` and a bad template section are not.
 
 pub mod email;
+pub mod googlechat;
+pub mod mattermost;
 pub mod slack;
 pub mod teams;
 pub mod webhook;
