@@ -120,8 +120,6 @@ pub enum NotifyError {
     UnknownService(String),
     #[error(transparent)]
     Send(#[from] SendError),
-    #[error("kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
     #[error("the notification queue is full ({0} jobs); notification dropped")]
     QueueFull(usize),
 }
@@ -137,7 +135,6 @@ impl NotifyError {
             NotifyError::Template(_) => "RenderTemplate",
             NotifyError::UnknownService(_) => "FindService",
             NotifyError::Send(_) => "Send",
-            NotifyError::Kube(_) => "ReadRollout",
             NotifyError::QueueFull(_) => "Queue",
         }
     }

@@ -25,8 +25,6 @@ pub enum TemplateError {
         field: String,
         message: String,
     },
-    #[error("template {name:?} is not a YAML map: {message}")]
-    Shape { name: String, message: String },
     #[error("template {0:?} is not defined in the notification ConfigMap")]
     Unknown(String),
 }
