@@ -9,9 +9,10 @@
 //! Each notification has a key, recorded once sent (the `notified.notifications.argoproj.io` annotation): the trigger, the
 //! condition's index, the moment and the destination. The moment is the `oncePer` value when
 //! the condition has one (so it sends once per distinct value), otherwise the Rollout's
-//! revision with a digest of the event (reason and message): the same event recorded twice for
-//! one revision (a stale replay) sends once; a later revision, or a rollback to a template
-//! (which gets a new revision), sends again.
+//! revision, the resourceVersion the recording reconcile read and a digest of the event (reason
+//! and message): the same event recorded again from the same view of the Rollout (a stale
+//! replay, a restart) sends once; the same step completed again later (after an abort and a
+//! retry), a later revision or a rollback (which gets a new revision) sends again.
 
 use super::subscriptions::Destination;
 use rollouts_core::analysis::condition::{expand_member_shorthand, json_to_value};
@@ -112,6 +113,10 @@ pub fn evaluate(
         .pointer("/metadata/annotations/rollout.argoproj.io~1revision")
         .and_then(Json::as_str)
         .unwrap_or("");
+    let version = rollout
+        .pointer("/metadata/resourceVersion")
+        .and_then(Json::as_str)
+        .unwrap_or("");
     let mut out = Vec::new();
     for (i, c) in conditions.iter().enumerate() {
         if !c.when.trim().is_empty() {
@@ -128,7 +133,10 @@ pub fn evaluate(
             }
         }
         let moment = if c.once_per.trim().is_empty() {
-            format!("{revision}/{}", digest(&format!("{reason}\n{message}")))
+            format!(
+                "{revision}/{version}/{}",
+                digest(&format!("{reason}\n{message}"))
+            )
         } else {
             let v = eval(trigger, "oncePer", &c.once_per, &value)?;
             match v {
@@ -181,7 +189,7 @@ mod tests {
     }
 
     fn ro(replicas: i64, generation: i64) -> Json {
-        json!({"metadata": {"name": "web", "generation": generation,
+        json!({"metadata": {"name": "web", "generation": generation, "resourceVersion": "41",
                             "annotations": {"rollout.argoproj.io/revision": "3"}},
                "spec": {"replicas": replicas}, "status": {"phase": "Healthy"}})
     }
@@ -255,12 +263,17 @@ mod tests {
         let d = evaluate("on-x", &c, &ro(1, 7), "R", "step 2").unwrap();
         assert_eq!(a, b);
         assert_ne!(a[0].moment, d[0].moment);
-        assert!(a[0].moment.starts_with("3/"));
+        assert!(a[0].moment.starts_with("3/41/"));
+        // The same event read from a later version of the Rollout is another moment.
+        let mut later = ro(1, 7);
+        later["metadata"]["resourceVersion"] = json!("57");
+        let e = evaluate("on-x", &c, &later, "R", "step 1").unwrap();
+        assert_ne!(a[0].moment, e[0].moment);
         let dest = Destination {
             service: "slack".into(),
             recipient: "ops".into(),
         };
-        assert!(key("on-x", &a[0], &dest).starts_with("on-x:0:3/"));
+        assert!(key("on-x", &a[0], &dest).starts_with("on-x:0:3/41/"));
         assert!(key("on-x", &a[0], &dest).ends_with(":slack:ops"));
     }
 }
