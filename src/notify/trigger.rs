@@ -9,10 +9,12 @@
 //! Each notification has a key, recorded once sent (the `notified.notifications.argoproj.io` annotation): the trigger, the
 //! condition's index, the moment and the destination. The moment is the `oncePer` value when
 //! the condition has one (so it sends once per distinct value), otherwise the Rollout's
-//! revision, the resourceVersion the recording reconcile read and a digest of the event (reason
-//! and message): the same event recorded again from the same view of the Rollout (a stale
-//! replay, a restart) sends once; the same step completed again later (after an abort and a
-//! retry), a later revision or a rollback (which gets a new revision) sends again.
+//! revision and current step index (as the recording reconcile read them) and a digest of the
+//! event (reason and message): the same event recorded again for the same step of the same
+//! revision (a stale replay, or a new leader recording again what the old one recorded) sends
+//! once; each pause of an update, a later revision and a rollback (which gets a new revision)
+//! send again. A step completed a second time in one revision (after an abort and a retry) is
+//! not notified again.
 
 use super::subscriptions::Destination;
 use rollouts_core::analysis::condition::{expand_member_shorthand, json_to_value};
@@ -113,10 +115,11 @@ pub fn evaluate(
         .pointer("/metadata/annotations/rollout.argoproj.io~1revision")
         .and_then(Json::as_str)
         .unwrap_or("");
-    let version = rollout
-        .pointer("/metadata/resourceVersion")
-        .and_then(Json::as_str)
-        .unwrap_or("");
+    let step = rollout
+        .pointer("/status/currentStepIndex")
+        .and_then(Json::as_i64)
+        .map(|i| i.to_string())
+        .unwrap_or_default();
     let mut out = Vec::new();
     for (i, c) in conditions.iter().enumerate() {
         if !c.when.trim().is_empty() {
@@ -134,7 +137,7 @@ pub fn evaluate(
         }
         let moment = if c.once_per.trim().is_empty() {
             format!(
-                "{revision}/{version}/{}",
+                "{revision}/{step}/{}",
                 digest(&format!("{reason}\n{message}"))
             )
         } else {
@@ -191,7 +194,7 @@ mod tests {
     fn ro(replicas: i64, generation: i64) -> Json {
         json!({"metadata": {"name": "web", "generation": generation, "resourceVersion": "41",
                             "annotations": {"rollout.argoproj.io/revision": "3"}},
-               "spec": {"replicas": replicas}, "status": {"phase": "Healthy"}})
+               "spec": {"replicas": replicas}, "status": {"phase": "Healthy", "currentStepIndex": 2}})
     }
 
     fn cond(when: &str, once_per: &str) -> Condition {
@@ -263,17 +266,22 @@ mod tests {
         let d = evaluate("on-x", &c, &ro(1, 7), "R", "step 2").unwrap();
         assert_eq!(a, b);
         assert_ne!(a[0].moment, d[0].moment);
-        assert!(a[0].moment.starts_with("3/41/"));
-        // The same event read from a later version of the Rollout is another moment.
+        assert!(a[0].moment.starts_with("3/2/"));
+        // The same event at another step (a second pause) is another moment; read from a
+        // later version of the Rollout at the same step, it is the same one.
         let mut later = ro(1, 7);
-        later["metadata"]["resourceVersion"] = json!("57");
+        later["status"]["currentStepIndex"] = json!(4);
         let e = evaluate("on-x", &c, &later, "R", "step 1").unwrap();
         assert_ne!(a[0].moment, e[0].moment);
+        let mut same = ro(1, 7);
+        same["metadata"]["resourceVersion"] = json!("57");
+        let f = evaluate("on-x", &c, &same, "R", "step 1").unwrap();
+        assert_eq!(a[0].moment, f[0].moment);
         let dest = Destination {
             service: "slack".into(),
             recipient: "ops".into(),
         };
-        assert!(key("on-x", &a[0], &dest).starts_with("on-x:0:3/41/"));
+        assert!(key("on-x", &a[0], &dest).starts_with("on-x:0:3/2/"));
         assert!(key("on-x", &a[0], &dest).ends_with(":slack:ops"));
     }
 }

@@ -998,6 +998,7 @@ async fn example_canary_analysis_prometheus_validates() {
 async fn notifications_once_each_across_a_leader_crash() {
     use crate::notify::{
         SUBSCRIPTIONS, expected_sequence, fake_slack, settings, settle, subscribed_canary, texts,
+        wait_for_first_timed_pause_messages,
     };
     init_logging();
     crds_installed().await;
@@ -1033,6 +1034,7 @@ async fn notifications_once_each_across_a_leader_crash() {
         |ro, _| phase(ro).2 == Some(3),
     )
     .await;
+    wait_for_first_timed_pause_messages(&ns, &slack).await;
     a.kill();
     b.wait_role(Role::Leader, Duration::from_secs(10)).await;
     wait_rollout(
