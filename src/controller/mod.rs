@@ -370,7 +370,7 @@ pub async fn run(
             client.clone(),
             opts,
             config.namespace.as_deref(),
-            &label_selector(&config.instance_id),
+            &crate::api::instance_selector(config.instance_id.as_deref()),
             |f| tasks.spawn(f),
         )
     });
