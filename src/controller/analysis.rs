@@ -503,8 +503,7 @@ fn error_policy(run: Arc<AnalysisRun>, err: &Error, ctx: Arc<Context>) -> Action
         *n = n.saturating_add(1);
         *n
     };
-    let delay =
-        Duration::from_millis(100u64.saturating_mul(1u64 << n.min(7))).min(Duration::from_secs(10));
+    let delay = super::retry_delay(n);
     warn!(run = %run.name_any(), reason = err.reason(), "analysis reconcile failed ({err}); retrying in {delay:?}");
     Action::requeue(delay)
 }

@@ -175,14 +175,6 @@ pub async fn run(
     drop(tasks);
 }
 
-/// Whether `obj` is controlled by `ex` (a controller owner reference to its uid).
-fn is_owned_by(obj: &impl Resource, ex: &Experiment) -> bool {
-    let uid = ex.uid();
-    obj.owner_references()
-        .iter()
-        .any(|o| o.controller == Some(true) && Some(&o.uid) == uid.as_ref())
-}
-
 impl Context {
     /// Whether every cache a plan reads has listed: until then "none" means "not known yet".
     async fn caches_synced(&self) -> bool {
@@ -229,7 +221,10 @@ async fn reconcile(ex: Arc<Experiment>, ctx: Arc<Context>) -> Result<Action, Err
         .replica_sets
         .state()
         .into_iter()
-        .filter(|rs| rs.namespace().as_deref() == Some(ns.as_str()) && is_owned_by(&**rs, &ex))
+        .filter(|rs| {
+            rs.namespace().as_deref() == Some(ns.as_str())
+                && crate::api::is_controlled_by(&**rs, &*ex)
+        })
         .collect();
     let taken_names: BTreeSet<String> = ex
         .spec
@@ -240,14 +235,17 @@ async fn reconcile(ex: Arc<Experiment>, ctx: Arc<Context>) -> Result<Action, Err
         .filter(|n| {
             ctx.replica_sets
                 .get(&ObjectRef::new(n).within(&ns))
-                .is_some_and(|rs| !is_owned_by(&*rs, &ex))
+                .is_some_and(|rs| !crate::api::is_controlled_by(&*rs, &*ex))
         })
         .collect();
     let services: Vec<Arc<Service>> = ctx
         .services
         .state()
         .into_iter()
-        .filter(|s| s.namespace().as_deref() == Some(ns.as_str()) && is_owned_by(&**s, &ex))
+        .filter(|s| {
+            s.namespace().as_deref() == Some(ns.as_str())
+                && crate::api::is_controlled_by(&**s, &*ex)
+        })
         .collect();
     let taken_service_names: BTreeSet<String> = ex
         .spec
@@ -258,7 +256,7 @@ async fn reconcile(ex: Arc<Experiment>, ctx: Arc<Context>) -> Result<Action, Err
         .filter(|n| {
             ctx.services
                 .get(&ObjectRef::new(n).within(&ns))
-                .is_some_and(|s| !is_owned_by(&*s, &ex))
+                .is_some_and(|s| !crate::api::is_controlled_by(&*s, &*ex))
         })
         .collect();
     let in_ns = |o: Option<String>| o.as_deref() == Some(ns.as_str());
@@ -268,7 +266,7 @@ async fn reconcile(ex: Arc<Experiment>, ctx: Arc<Context>) -> Result<Action, Err
         .state()
         .into_iter()
         .filter(|r| in_ns(r.namespace()) && r.name_any().starts_with(&prefix))
-        .partition(|r| is_owned_by(&**r, &ex));
+        .partition(|r| crate::api::is_controlled_by(&**r, &*ex));
     let templates: Vec<Arc<AnalysisTemplate>> = ctx
         .analysis_templates
         .state()
@@ -492,8 +490,7 @@ fn error_policy(ex: Arc<Experiment>, err: &Error, ctx: Arc<Context>) -> Action {
         *n = n.saturating_add(1);
         *n
     };
-    let delay =
-        Duration::from_millis(100u64.saturating_mul(1u64 << n.min(7))).min(Duration::from_secs(10));
+    let delay = super::retry_delay(n);
     warn!(experiment = %ex.name_any(), reason = err.reason(), "experiment reconcile failed ({err}); retrying in {delay:?}");
     Action::requeue(delay)
 }

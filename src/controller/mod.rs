@@ -645,7 +645,7 @@ async fn replica_set_exists(
         .get(&ObjectRef::new(&rs.name_any()).within(&ns));
     if existing
         .as_deref()
-        .is_some_and(|e| observe::is_owned_by(e, ro))
+        .is_some_and(|e| crate::api::is_controlled_by(e, ro))
     {
         return Ok(Action::requeue(Duration::from_millis(200)));
     }
@@ -673,6 +673,13 @@ async fn replica_set_exists(
     Ok(Action::await_change())
 }
 
+/// The wait before retrying an object after `failures` consecutive failed reconciles:
+/// 200 ms doubling, at most 10 s.
+pub(crate) fn retry_delay(failures: u32) -> Duration {
+    Duration::from_millis(100u64.saturating_mul(1u64 << failures.min(7)))
+        .min(Duration::from_secs(10))
+}
+
 fn error_policy(ro: Arc<Rollout>, err: &Error, ctx: Arc<Context>) -> Action {
     let key = ObjectRef::from_obj(&*ro);
     let n = {
@@ -681,8 +688,7 @@ fn error_policy(ro: Arc<Rollout>, err: &Error, ctx: Arc<Context>) -> Action {
         *n = n.saturating_add(1);
         *n
     };
-    let delay =
-        Duration::from_millis(100u64.saturating_mul(1u64 << n.min(7))).min(Duration::from_secs(10));
+    let delay = retry_delay(n);
     warn!(rollout = %ro.name_any(), reason = err.reason(), "reconcile failed ({err}); retrying in {delay:?}");
     if let Some(o) = &ctx.observer {
         o.reconciled(&ro, None, None, Duration::ZERO, Some(err.reason()));

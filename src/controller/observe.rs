@@ -31,14 +31,6 @@ pub(crate) struct Observation {
     workload: Option<serde_json::Value>,
 }
 
-/// Whether `rs` is controlled by `ro` (a controller owner reference to its uid).
-pub(crate) fn is_owned_by(rs: &ReplicaSet, ro: &Rollout) -> bool {
-    let uid = ro.uid();
-    rs.owner_references()
-        .iter()
-        .any(|o| o.controller == Some(true) && Some(&o.uid) == uid.as_ref())
-}
-
 /// Gathers what the planner reads about `ro` at `now`.
 pub(crate) async fn observe(
     ctx: &Context,
@@ -51,7 +43,7 @@ pub(crate) async fn observe(
         .replica_sets
         .state()
         .into_iter()
-        .filter(|rs| in_ns(rs.namespace()) && is_owned_by(rs, &ro))
+        .filter(|rs| in_ns(rs.namespace()) && crate::api::is_controlled_by(&**rs, &*ro))
         .collect();
     let services: Vec<(String, Arc<Service>)> = plan::service_names(&ro)
         .into_iter()
@@ -96,17 +88,11 @@ pub(crate) async fn observe(
         None
     };
     drop(owned);
-    let uid = ro.uid();
     let analysis_runs = ctx
         .analysis_runs
         .state()
         .into_iter()
-        .filter(|r| {
-            in_ns(r.namespace())
-                && r.owner_references()
-                    .iter()
-                    .any(|o| o.controller == Some(true) && Some(&o.uid) == uid.as_ref())
-        })
+        .filter(|r| in_ns(r.namespace()) && crate::api::is_controlled_by(&**r, &*ro))
         .collect();
     let analysis_templates = ctx
         .analysis_templates

@@ -92,14 +92,9 @@ fn eval(
         .map_err(|e| err(e.to_string()))
 }
 
+/// The project's FNV-1a (the pod-template hash's), stable across versions and platforms.
 fn digest(s: &str) -> String {
-    // FNV-1a, 64 bits: stable across versions and platforms.
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in s.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    format!("{h:016x}")
+    format!("{:08x}", crate::plan::hash::fnv1a32(s.as_bytes()))
 }
 
 /// The conditions of `trigger` that hold for `rollout`, for an event `reason`/`message`.

@@ -177,34 +177,10 @@ fn clean_returned(new: &mut Map<String, Value>, old: &Map<String, Value>) {
 }
 
 /// RFC 7386 merge patch turning `live` into `new` (evanphx/json-patch `CreateMergePatch`, as
-/// Argo CD computes it): removed keys are null, changed arrays and scalars are replaced.
+/// Argo CD computes it): removed keys are null, changed arrays and scalars are replaced. The
+/// controller's own status diff computes exactly that; `{}` when nothing changed.
 pub fn create_merge_patch(live: &Value, new: &Value) -> Value {
-    match (live, new) {
-        (Value::Object(l), Value::Object(n)) => {
-            let mut out = Map::new();
-            for k in l.keys() {
-                if !n.contains_key(k) {
-                    out.insert(k.clone(), Value::Null);
-                }
-            }
-            for (k, nv) in n {
-                match l.get(k) {
-                    None => {
-                        out.insert(k.clone(), nv.clone());
-                    }
-                    Some(lv) if lv == nv => {}
-                    Some(lv @ Value::Object(_)) if nv.is_object() => {
-                        out.insert(k.clone(), create_merge_patch(lv, nv));
-                    }
-                    Some(_) => {
-                        out.insert(k.clone(), nv.clone());
-                    }
-                }
-            }
-            Value::Object(out)
-        }
-        (_, n) => n.clone(),
-    }
+    rollouts::controller::diff::merge_diff(live, new).unwrap_or_else(|| Value::Object(Map::new()))
 }
 
 /// Argo CD's `splitStatusPatch`: (patch of everything but status, patch of status), each

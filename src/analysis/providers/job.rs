@@ -138,9 +138,7 @@ impl JobProvider {
                     .get(&name)
                     .await
                     .map_err(|e| format!("job create (verify) {name} failed: {}", kube_msg(&e)))?;
-                let ours = existing.owner_references().iter().any(|o| {
-                    o.controller == Some(true) && Some(&o.uid) == run.metadata.uid.as_ref()
-                });
+                let ours = crate::api::is_controlled_by(&existing, run);
                 if ours {
                     Ok(name)
                 } else {

@@ -19,6 +19,16 @@ pub use analysis::*;
 pub use experiment::*;
 pub use rollout::*;
 
+/// Whether `owner` controls `obj`: a controller owner reference to the owner's uid.
+pub fn is_controlled_by(obj: &impl kube_core::Resource, owner: &impl kube_core::Resource) -> bool {
+    let uid = owner.meta().uid.as_ref();
+    obj.meta()
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.controller == Some(true) && Some(&o.uid) == uid)
+}
+
 use schemars::{Schema, SchemaGenerator, json_schema};
 
 /// Schema for a free-form JSON object: `type: object` + `x-kubernetes-preserve-unknown-fields`.
