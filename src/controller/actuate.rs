@@ -220,49 +220,18 @@ pub(crate) async fn send(ctx: &Context, ns: &str, req: &Request) -> Result<Sent,
     };
     let w = &ctx.writes;
     let counter = match req {
-        Request::CreateReplicaSet(_)
-        | Request::Patch {
-            kind: Kind::ReplicaSet,
-            ..
-        }
-        | Request::Delete {
-            kind: Kind::ReplicaSet,
-            ..
-        } => &w.replica_sets,
-        Request::CreateAnalysisRun(_)
-        | Request::Patch {
-            kind: Kind::AnalysisRun,
-            ..
-        }
-        | Request::Delete {
-            kind: Kind::AnalysisRun,
-            ..
-        } => &w.analysis_runs,
-        Request::Patch {
-            kind: Kind::Service,
-            ..
-        }
-        | Request::Delete {
-            kind: Kind::Service,
-            ..
-        } => &w.services,
-        Request::Patch {
-            kind: Kind::Pod, ..
-        }
-        | Request::Delete {
-            kind: Kind::Pod, ..
-        }
-        | Request::Evict { .. } => &w.pods,
-        Request::Patch {
-            kind: Kind::Rollout,
-            ..
-        }
-        | Request::Delete {
-            kind: Kind::Rollout,
-            ..
-        } => &w.rollouts,
+        Request::CreateReplicaSet(_) => &w.replica_sets,
+        Request::CreateAnalysisRun(_) => &w.analysis_runs,
+        Request::Evict { .. } => &w.pods,
         Request::Router(_) => &w.traffic,
         Request::Workload(_) => &w.workloads,
+        Request::Patch { kind, .. } | Request::Delete { kind, .. } => match kind {
+            Kind::ReplicaSet => &w.replica_sets,
+            Kind::AnalysisRun => &w.analysis_runs,
+            Kind::Service => &w.services,
+            Kind::Pod => &w.pods,
+            Kind::Rollout => &w.rollouts,
+        },
     };
     counter.fetch_add(1, Ordering::Relaxed);
     let res: Result<Sent, kube::Error> = match req {

@@ -529,13 +529,8 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error>
     let mut observation = observe::observe(&ctx, ro.clone(), now).await?;
     let plan = plan::plan(&observation.observed(), now);
     // The Rollout's AnalysisRuns, for notification templates (only when they may be needed).
-    let runs: Vec<crate::api::AnalysisRun> = if ctx.notifier.is_some() && !plan.events.is_empty() {
-        observation
-            .observed()
-            .analysis_runs
-            .iter()
-            .map(|r| (*r).clone())
-            .collect()
+    let runs = if ctx.notifier.is_some() && !plan.events.is_empty() {
+        observation.analysis_runs().to_vec()
     } else {
         Vec::new()
     };
@@ -590,7 +585,11 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error>
     if let Some(n) = &ctx.notifier {
         // As upstream, templates see the Rollout as this reconcile read it (so the catalog's
         // `add .rollout.status.currentStepIndex 1` is the number of the step just completed).
-        n.observe(&ro, &plan.events, &runs.iter().collect::<Vec<_>>());
+        n.observe(
+            &ro,
+            &plan.events,
+            &runs.iter().map(|r| &**r).collect::<Vec<_>>(),
+        );
     }
     ctx.failures.lock().unwrap().remove(&key);
     if let Some(o) = &ctx.observer {

@@ -115,6 +115,11 @@ pub(crate) async fn observe(
 }
 
 impl Observation {
+    /// The AnalysisRuns the Rollout controls (shared with the store).
+    pub(crate) fn analysis_runs(&self) -> &[Arc<AnalysisRun>] {
+        &self.analysis_runs
+    }
+
     /// The planner's input, borrowed from this observation (the router objects and the
     /// workload move into it: call once).
     pub(crate) fn observed(&mut self) -> Observed<'_> {
