@@ -122,6 +122,18 @@ pub fn retry() -> PatchOp {
     PatchOp::status(json!({"status": {"abort": false}}))
 }
 
+/// `terminate experiment` and `terminate analysisrun`: upstream's merge patch of the main
+/// resource.
+pub fn terminate() -> Value {
+    json!({"spec": {"terminate": true}})
+}
+
+/// `retry experiment`: upstream's merge patch, clearing the status (Experiments have no
+/// status subresource), so the controller starts the Experiment over.
+pub fn retry_experiment() -> Value {
+    json!({"status": null})
+}
+
 /// `pause`.
 pub fn pause() -> PatchOp {
     PatchOp::spec(json!({"spec": {"paused": true}}))
@@ -437,6 +449,8 @@ mod tests {
         assert!(abort().status);
         assert_eq!(retry().body, json!({"status": {"abort": false}}));
         assert_eq!(pause().body, json!({"spec": {"paused": true}}));
+        assert_eq!(terminate(), json!({"spec": {"terminate": true}}));
+        assert_eq!(retry_experiment(), json!({"status": null}));
         assert!(!pause().status);
         let at: Timestamp = "2024-05-06T07:08:09.5Z".parse().unwrap();
         assert_eq!(

@@ -3,8 +3,8 @@
 
 use super::actions::{PatchKind, PatchOp};
 use super::error::{CliError, Result};
-use super::info::Model;
-use crate::api::{AnalysisRun, Rollout};
+use super::info::{ExperimentModel, Model};
+use crate::api::{AnalysisRun, Experiment, Rollout};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
@@ -178,19 +178,117 @@ impl Conn {
 
     /// The error for a Rollout that is not there: its namespace may be missing too.
     async fn rollout_not_found(&self, name: &str) -> CliError {
+        self.not_found("rollout", name).await
+    }
+
+    /// The error for an object (`kind`: `rollout`, `experiment`, ...) that is not there: its
+    /// namespace may be missing too.
+    async fn not_found(&self, kind: &str, name: &str) -> CliError {
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
         if let Err(kube::Error::Api(s)) = namespaces.get(&self.namespace).await
             && s.code == 404
         {
             return CliError::not_found(format!(
-                "namespace {:?} not found (looking for rollout {name:?} on {})",
+                "namespace {:?} not found (looking for {kind} {name:?} on {})",
                 self.namespace, self.server
             ));
         }
         CliError::not_found(format!(
-            "rollout {name:?} not found in namespace {:?}",
+            "{kind} {name:?} not found in namespace {:?}",
             self.namespace
         ))
+    }
+
+    pub fn experiments(&self) -> Api<Experiment> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    /// Reads an Experiment.
+    pub async fn get_experiment(&self, name: &str) -> Result<Experiment> {
+        match self.experiments().get(name).await {
+            Ok(ex) => Ok(ex),
+            Err(kube::Error::Api(s)) if s.code == 404 && !is_missing_resource_type(&s) => {
+                Err(self.not_found("experiment", name).await)
+            }
+            Err(e) => Err(self.error(
+                e,
+                &format!(
+                    "getting experiment {name:?} in namespace {:?}",
+                    self.namespace
+                ),
+            )),
+        }
+    }
+
+    /// Merge-patches the main resource of an object of kind `K` (`kind` names it in
+    /// messages), as upstream's `terminate` and `retry experiment` do.
+    pub async fn merge_patch<K>(&self, kind: &str, name: &str, body: &Value) -> Result<()>
+    where
+        K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), &self.namespace);
+        let pp = PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..Default::default()
+        };
+        match api.patch(name, &pp, &Patch::Merge(body)).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 && !is_missing_resource_type(&s) => {
+                Err(self.not_found(kind, name).await)
+            }
+            Err(e) => Err(self.error(
+                e,
+                &format!("patching {kind} {name:?} in namespace {:?}", self.namespace),
+            )),
+        }
+    }
+
+    /// Lists the namespace's objects of kind `K` (`what` names them in messages).
+    async fn list_all<K>(&self, what: &str, lp: &ListParams) -> Result<Vec<K>>
+    where
+        K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), &self.namespace);
+        api.list(lp).await.map(|l| l.items).map_err(|e| {
+            self.error(
+                e,
+                &format!("listing {what} in namespace {:?}", self.namespace),
+            )
+        })
+    }
+
+    /// The namespace's objects of an optional kind (a CRD that may be missing, or not
+    /// readable): none then.
+    async fn list_optional<K>(&self, what: &str) -> Result<Vec<K>>
+    where
+        K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        match self.list_all(what, &ListParams::default()).await {
+            Ok(items) => Ok(items),
+            Err(e) if matches!(e.http_status, Some(404 | 403)) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The Experiment and what it owns (the namespace's ReplicaSets, pods and AnalysisRuns).
+    pub async fn experiment_model(&self, name: &str) -> Result<ExperimentModel> {
+        let experiment = self.get_experiment(name).await?;
+        let lp = ListParams::default();
+        Ok(ExperimentModel {
+            experiment,
+            replica_sets: self.list_all("ReplicaSets", &lp).await?,
+            pods: self.list_all("pods", &lp).await?,
+            analysis_runs: self.list_optional("AnalysisRuns").await?,
+        })
     }
 
     fn getting(&self, name: &str) -> String {
@@ -299,23 +397,30 @@ impl Conn {
                     &format!("listing pods in namespace {:?}", self.namespace),
                 )
             })?;
-        let ars: Api<AnalysisRun> = Api::namespaced(self.client.clone(), &self.namespace);
-        let analysis_runs = match ars.list(&ListParams::default()).await {
-            Ok(l) => l.items,
-            // No AnalysisRun CRD (or not allowed to read them): show the rest.
-            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 403 => Vec::new(),
-            Err(e) => {
-                return Err(self.error(
-                    e,
-                    &format!("listing AnalysisRuns in namespace {:?}", self.namespace),
-                ));
-            }
+        let analysis_runs: Vec<AnalysisRun> = self.list_optional("AnalysisRuns").await?;
+        let uid = rollout.uid().unwrap_or_default();
+        let experiments: Vec<Experiment> = self
+            .list_optional::<Experiment>("Experiments")
+            .await?
+            .into_iter()
+            .filter(|e| e.owner_references().iter().any(|o| o.uid == uid))
+            .collect();
+        let (replica_sets, pods) = if experiments.is_empty() {
+            (replica_sets, pods)
+        } else {
+            // An experiment's templates may select pods the Rollout's selector does not.
+            let lp = ListParams::default();
+            (
+                self.list_all("ReplicaSets", &lp).await?,
+                self.list_all("pods", &lp).await?,
+            )
         };
         Ok(Model {
             rollout,
             replica_sets,
             pods,
             analysis_runs,
+            experiments,
         })
     }
 

@@ -4,15 +4,15 @@ use super::actions;
 use super::backtest::{self as bt, TemplateSet};
 use super::cluster::{Conn, Target, connect};
 use super::error::{CliError, Result};
-use super::info::{ListLine, RolloutInfo, rollout_phase};
+use super::info::{ExperimentInfo, ExperimentListLine, ListLine, RolloutInfo, rollout_phase};
 use super::render::{self, Style};
 use super::timeline::{self, Outcome};
 use super::verbs;
 use super::{
-    AnalysisWhat, Cli, Command, GetWhat, ListWhat, PlanOutput, RetryWhat, SetWhat, out,
-    parse_duration,
+    AnalysisWhat, Cli, Command, GetWhat, ListWhat, PlanOutput, RetryWhat, SetWhat, TerminateWhat,
+    out, parse_duration,
 };
-use crate::api::Rollout;
+use crate::api::{Experiment, Rollout};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::jiff::Timestamp;
@@ -339,6 +339,59 @@ async fn cluster_command(target: Target, command: Command) -> Result<()> {
             super::print_info(&info, style, output);
             Ok(())
         }
+        Command::Get {
+            what:
+                GetWhat::Experiment {
+                    name,
+                    watch,
+                    no_color,
+                },
+        } => {
+            let style = use_color(no_color);
+            let model = conn.experiment_model(&name).await?;
+            if watch {
+                return super::watch::get_experiment(&conn, &name, model, style).await;
+            }
+            out(&render::experiment(
+                &ExperimentInfo::new(&model),
+                Timestamp::now(),
+                style,
+            ));
+            Ok(())
+        }
+        Command::List {
+            what: ListWhat::Experiments { all_namespaces },
+        } => list_experiments(&conn, all_namespaces).await,
+        Command::Terminate {
+            what: TerminateWhat::Experiment { names },
+        } => {
+            for name in names {
+                out(&format!(
+                    "{}\n",
+                    verbs::terminate_experiment(&conn, &name).await?
+                ));
+            }
+            Ok(())
+        }
+        Command::Terminate {
+            what: TerminateWhat::Analysisrun { names },
+        } => {
+            for name in names {
+                out(&format!(
+                    "{}\n",
+                    verbs::terminate_analysis_run(&conn, &name).await?
+                ));
+            }
+            Ok(())
+        }
+        Command::Retry {
+            what: RetryWhat::Experiment { names },
+        } => {
+            for name in names {
+                out(&format!("{}\n", verbs::retry_experiment(&conn, &name).await?));
+            }
+            Ok(())
+        }
         Command::List {
             what:
                 ListWhat::Rollouts {
@@ -473,6 +526,45 @@ pub async fn list_objects(
             .items;
     }
     Ok((ros, all_rss))
+}
+
+/// `list experiments [-A]`.
+async fn list_experiments(conn: &Conn, all_namespaces: bool) -> Result<()> {
+    let (api, where_): (Api<Experiment>, String) = if all_namespaces {
+        (
+            Api::all(conn.client.clone()),
+            "in all namespaces".to_string(),
+        )
+    } else {
+        (
+            conn.experiments(),
+            format!("in namespace {:?}", conn.namespace),
+        )
+    };
+    let exs = api
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| conn.error(e, &format!("listing experiments {where_}")))?
+        .items;
+    if exs.is_empty() {
+        if !all_namespaces {
+            let namespaces: Api<Namespace> = Api::all(conn.client.clone());
+            if let Err(kube::Error::Api(s)) = namespaces.get(&conn.namespace).await
+                && s.code == 404
+            {
+                return Err(CliError::not_found(format!(
+                    "namespace {:?} not found on {}",
+                    conn.namespace, conn.server
+                )));
+            }
+        }
+        eprintln!("No resources found.");
+        return Ok(());
+    }
+    let now = Timestamp::now();
+    let lines = ExperimentListLine::for_experiments(&exs, now);
+    out(&render::list_experiments(&lines, all_namespaces, now));
+    Ok(())
 }
 
 async fn list(conn: &Conn, all_namespaces: bool, watch: bool, name: Option<&str>) -> Result<()> {

@@ -5,8 +5,10 @@
 //!
 //! Times are kept as timestamps; ages are computed when rendering, from an injected `now`.
 
-use crate::api::consts::{DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY, REVISION_ANNOTATION};
-use crate::api::{AnalysisRun, Rollout, rollout_phase};
+use crate::api::consts::{
+    DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY, EXPERIMENT_TEMPLATE_NAME_ANNOTATION_KEY, REVISION_ANNOTATION,
+};
+use crate::api::{AnalysisRun, Experiment, Rollout, rollout_phase};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -31,6 +33,7 @@ pub mod icon {
     pub const POD: &str = "□";
     pub const ANALYSIS: &str = "α";
     pub const JOB: &str = "⊞";
+    pub const EXPERIMENT: &str = "Σ";
 }
 
 /// Stack markers of ReplicaSets and images.
@@ -49,8 +52,56 @@ pub struct Model {
     pub replica_sets: Vec<ReplicaSet>,
     /// Pods of the namespace (those not owned by one of the Rollout's ReplicaSets are ignored).
     pub pods: Vec<Pod>,
-    /// AnalysisRuns of the namespace (those not owned by the Rollout are ignored).
+    /// AnalysisRuns of the namespace (those not owned by the Rollout or one of its
+    /// Experiments are ignored).
     pub analysis_runs: Vec<AnalysisRun>,
+    /// Experiments of the namespace (those not owned by the Rollout are ignored).
+    pub experiments: Vec<Experiment>,
+}
+
+/// An Experiment and the objects it owns, as read from the cluster (or a fixture).
+#[derive(Clone, Debug, Default)]
+pub struct ExperimentModel {
+    pub experiment: Experiment,
+    /// ReplicaSets of the namespace (those not owned by the Experiment are ignored).
+    pub replica_sets: Vec<ReplicaSet>,
+    /// Pods of the namespace (those not owned by one of its ReplicaSets are ignored).
+    pub pods: Vec<Pod>,
+    /// AnalysisRuns of the namespace (those not owned by the Experiment are ignored).
+    pub analysis_runs: Vec<AnalysisRun>,
+}
+
+/// What `get experiment` shows, and an Experiment in `get rollout`'s tree (upstream's
+/// `ExperimentInfo`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExperimentInfo {
+    pub name: String,
+    pub namespace: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub creation_timestamp: Option<Timestamp>,
+    /// The phase (`Pending`, `Running`, `Successful`, `Failed`, `Error`, `Inconclusive`).
+    pub status: String,
+    pub message: String,
+    #[serde(skip)]
+    pub icon: &'static str,
+    /// The `rollout.argoproj.io/revision` annotation (set on an Experiment a Rollout created).
+    pub revision: i64,
+    pub replica_sets: Vec<ReplicaSetInfo>,
+    pub analysis_runs: Vec<AnalysisRunInfo>,
+}
+
+/// One line of `list experiments`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExperimentListLine {
+    pub namespace: String,
+    pub name: String,
+    pub status: String,
+    /// `spec.duration` as a human duration, `-` without one.
+    pub duration: String,
+    /// What is left of the duration while the Experiment runs, else `-`.
+    pub remaining: String,
+    pub creation_timestamp: Option<Timestamp>,
 }
 
 /// What `get rollout` shows (also its `-o json|yaml` form).
@@ -83,6 +134,7 @@ pub struct RolloutInfo {
     pub ready: i32,
     pub available: i32,
     pub replica_sets: Vec<ReplicaSetInfo>,
+    pub experiments: Vec<ExperimentInfo>,
     pub analysis_runs: Vec<AnalysisRunInfo>,
     /// Why it is not advancing, as the controller would plan it now (`get` fills it in; see
     /// `cli::waiting`).
@@ -113,6 +165,9 @@ pub struct ReplicaSetInfo {
     pub canary: bool,
     pub active: bool,
     pub preview: bool,
+    /// The Experiment template it runs (its `experiment.argoproj.io/template-name`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scale_down_deadline: Option<String>,
     pub images: Vec<String>,
@@ -461,14 +516,24 @@ fn pod_info(pod: &Pod) -> PodInfo {
 }
 
 fn replica_set_infos(model: &Model) -> Vec<ReplicaSetInfo> {
-    let ro = &model.rollout;
-    let uid = ro.uid().unwrap_or_default();
-    let st = ro.status.clone().unwrap_or_default();
+    let uid = model.rollout.uid().unwrap_or_default();
+    replica_set_infos_of(&uid, Some(&model.rollout), &model.replica_sets, &model.pods)
+}
+
+/// Upstream's `GetReplicaSetInfo`: the ReplicaSets owned by `owner_uid` with their pods,
+/// newest revision first; `ro` (the owning Rollout, if it is one) marks the stacks.
+fn replica_set_infos_of(
+    owner_uid: &str,
+    ro: Option<&Rollout>,
+    replica_sets: &[ReplicaSet],
+    pods: &[Pod],
+) -> Vec<ReplicaSetInfo> {
+    let st = ro.and_then(|r| r.status.clone()).unwrap_or_default();
     let stable = st.stable_rs.clone().unwrap_or_default();
     let current = st.current_pod_hash.clone().unwrap_or_default();
     let bg = st.blue_green.clone().unwrap_or_default();
-    let mut out: Vec<ReplicaSetInfo> = model
-        .replica_sets
+    let uid = owner_uid;
+    let mut out: Vec<ReplicaSetInfo> = replica_sets
         .iter()
         .filter(|rs| owned_by(rs.owner_references(), &uid))
         .map(|rs| {
@@ -491,6 +556,11 @@ fn replica_set_infos(model: &Model) -> Vec<ReplicaSetInfo> {
                     .get(crate::api::consts::DEFAULT_REPLICASET_SCALE_DOWN_DEADLINE_ANNOTATION_KEY)
                     .filter(|d| !d.is_empty())
                     .cloned(),
+                template: rs
+                    .annotations()
+                    .get(EXPERIMENT_TEMPLATE_NAME_ANNOTATION_KEY)
+                    .filter(|t| !t.is_empty())
+                    .cloned(),
                 images: rs
                     .spec
                     .as_ref()
@@ -505,6 +575,9 @@ fn replica_set_infos(model: &Model) -> Vec<ReplicaSetInfo> {
                     .unwrap_or_default(),
                 uid: rs.uid().unwrap_or_default(),
                 ..Default::default()
+            };
+            let Some(ro) = ro else {
+                return info;
             };
             if ro.canary().is_some() {
                 if !hash.is_empty() && stable == hash {
@@ -527,8 +600,7 @@ fn replica_set_infos(model: &Model) -> Vec<ReplicaSetInfo> {
         .collect();
     out.sort_by(|a, b| b.revision.cmp(&a.revision).then(a.name.cmp(&b.name)));
     for rs in &mut out {
-        let mut pods: Vec<PodInfo> = model
-            .pods
+        let mut pods: Vec<PodInfo> = pods
             .iter()
             .filter(|p| owned_by(p.owner_references(), &rs.uid))
             .map(pod_info)
@@ -545,10 +617,15 @@ fn replica_set_infos(model: &Model) -> Vec<ReplicaSetInfo> {
 
 fn analysis_run_infos(model: &Model) -> Vec<AnalysisRunInfo> {
     let uid = model.rollout.uid().unwrap_or_default();
-    let mut out: Vec<AnalysisRunInfo> = model
-        .analysis_runs
+    analysis_run_infos_of(&uid, &model.analysis_runs)
+}
+
+/// Upstream's `getAnalysisRunInfo`: the AnalysisRuns owned by `owner_uid`, newest revision
+/// first.
+fn analysis_run_infos_of(owner_uid: &str, analysis_runs: &[AnalysisRun]) -> Vec<AnalysisRunInfo> {
+    let mut out: Vec<AnalysisRunInfo> = analysis_runs
         .iter()
-        .filter(|ar| owned_by(ar.owner_references(), &uid))
+        .filter(|ar| owned_by(ar.owner_references(), owner_uid))
         .map(|ar| {
             let st = ar.status.clone().unwrap_or_default();
             let phase = st.phase.clone().unwrap_or_default();
@@ -593,7 +670,7 @@ fn analysis_run_infos(model: &Model) -> Vec<AnalysisRunInfo> {
 /// tags. As upstream's `mergeImageAndTags`: one ReplicaSet's tags in the order canary, stable,
 /// active, preview (a blue-green stable is `(stable, active)`); tags merged from several
 /// ReplicaSets running the same image are sorted (`mergeTags`).
-fn images(replica_sets: &[ReplicaSetInfo]) -> Vec<ImageInfo> {
+fn images(replica_sets: &[ReplicaSetInfo], experiments: &[ExperimentInfo]) -> Vec<ImageInfo> {
     let mut out: Vec<ImageInfo> = Vec::new();
     for rs in replica_sets.iter().filter(|rs| rs.replicas > 0) {
         let tags: Vec<String> = [
@@ -607,22 +684,50 @@ fn images(replica_sets: &[ReplicaSetInfo]) -> Vec<ImageInfo> {
         .map(|(_, t)| t.to_string())
         .collect();
         for image in &rs.images {
-            match out.iter_mut().find(|i| &i.image == image) {
-                Some(existing) => {
-                    let merged: BTreeSet<String> = existing
-                        .tags
-                        .drain(..)
-                        .chain(tags.iter().cloned())
-                        .collect();
-                    existing.tags = merged.into_iter().collect();
-                }
-                None => out.push(ImageInfo {
-                    image: image.clone(),
-                    tags: tags.clone(),
-                }),
-            }
+            merge_image(&mut out, image, &tags);
         }
-        out.sort_by(|a, b| a.image.cmp(&b.image));
+    }
+    for ex in experiments {
+        for image in experiment_images(ex) {
+            merge_image(&mut out, &image.image, &image.tags);
+        }
+    }
+    out
+}
+
+/// Upstream's `mergeImageAndTags`: adds `image` with `tags`, or merges (and sorts) the tags
+/// of the entry already there; the list stays sorted by image.
+fn merge_image(out: &mut Vec<ImageInfo>, image: &str, tags: &[String]) {
+    match out.iter_mut().find(|i| i.image == image) {
+        Some(existing) => {
+            let merged: BTreeSet<String> = existing
+                .tags
+                .drain(..)
+                .chain(tags.iter().cloned())
+                .collect();
+            existing.tags = merged.into_iter().collect();
+        }
+        None => out.push(ImageInfo {
+            image: image.to_string(),
+            tags: tags.to_vec(),
+        }),
+    }
+    out.sort_by(|a, b| a.image.cmp(&b.image));
+}
+
+/// Upstream's `ExperimentImages`: the images of an Experiment's ReplicaSets with pods, each
+/// tagged `Σ:<template>`.
+pub fn experiment_images(ex: &ExperimentInfo) -> Vec<ImageInfo> {
+    let mut out = Vec::new();
+    for rs in ex.replica_sets.iter().filter(|rs| rs.replicas > 0) {
+        let tags: Vec<String> = rs
+            .template
+            .iter()
+            .map(|t| format!("{}:{t}", icon::EXPERIMENT))
+            .collect();
+        for image in &rs.images {
+            merge_image(&mut out, image, &tags);
+        }
     }
     out
 }
@@ -659,12 +764,105 @@ fn actual_weight(ro: &Rollout, replica_sets: &[ReplicaSetInfo], set_weight: i32)
     }
 }
 
+/// Upstream's `getExperimentInfo`: the Experiments the Rollout owns, newest revision first.
+fn experiment_infos(model: &Model) -> Vec<ExperimentInfo> {
+    let uid = model.rollout.uid().unwrap_or_default();
+    let mut out: Vec<ExperimentInfo> = model
+        .experiments
+        .iter()
+        .filter(|ex| owned_by(ex.owner_references(), &uid))
+        .map(|ex| {
+            ExperimentInfo::of(
+                ex,
+                &model.replica_sets,
+                &model.pods,
+                &model.analysis_runs,
+            )
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.revision
+            .cmp(&a.revision)
+            .then(a.creation_timestamp.cmp(&b.creation_timestamp))
+            .then(a.name.cmp(&b.name))
+    });
+    out
+}
+
+impl ExperimentInfo {
+    /// Everything `get experiment` shows, from the objects.
+    pub fn new(model: &ExperimentModel) -> ExperimentInfo {
+        ExperimentInfo::of(
+            &model.experiment,
+            &model.replica_sets,
+            &model.pods,
+            &model.analysis_runs,
+        )
+    }
+
+    /// Upstream's `NewExperimentInfo`.
+    fn of(
+        ex: &Experiment,
+        replica_sets: &[ReplicaSet],
+        pods: &[Pod],
+        analysis_runs: &[AnalysisRun],
+    ) -> ExperimentInfo {
+        let uid = ex.uid().unwrap_or_default();
+        let st = ex.status.clone().unwrap_or_default();
+        let phase = st.phase.unwrap_or_default();
+        ExperimentInfo {
+            name: ex.name_any(),
+            namespace: ex.namespace().unwrap_or_default(),
+            creation_timestamp: created(&ex.metadata),
+            icon: analysis_icon(&phase),
+            status: phase,
+            message: st.message.unwrap_or_default(),
+            revision: revision(ex.annotations()),
+            replica_sets: replica_set_infos_of(&uid, None, replica_sets, pods),
+            analysis_runs: analysis_run_infos_of(&uid, analysis_runs),
+        }
+    }
+}
+
+impl ExperimentListLine {
+    /// `list experiments` lines, in the order given (the API server's: namespace, name).
+    pub fn for_experiments(exs: &[Experiment], now: Timestamp) -> Vec<ExperimentListLine> {
+        exs.iter().map(|ex| ExperimentListLine::new(ex, now)).collect()
+    }
+
+    /// Upstream's `PrintExperimentTable` row: the duration and, while the Experiment runs
+    /// (not completed, available), the time left of it.
+    pub fn new(ex: &Experiment, now: Timestamp) -> ExperimentListLine {
+        let st = ex.status.clone().unwrap_or_default();
+        let phase = st.phase.clone().unwrap_or_default();
+        let mut line = ExperimentListLine {
+            namespace: ex.namespace().unwrap_or_default(),
+            name: ex.name_any(),
+            status: phase.clone(),
+            duration: "-".into(),
+            remaining: "-".into(),
+            creation_timestamp: created(&ex.metadata),
+        };
+        if let Some(nanos) = crate::experiment::duration_nanos(ex) {
+            line.duration = super::render::human_duration((nanos / 1_000_000_000) as i64);
+            if !crate::api::analysis_phase::is_completed(&phase) && st.available_at.is_some() {
+                let (_, left) = crate::experiment::passed_duration(ex, &st, now);
+                if let Some(left) = left.filter(|l| !l.is_zero()) {
+                    line.remaining = super::render::human_duration(left.as_secs() as i64);
+                }
+            }
+        }
+        line
+    }
+}
+
 impl RolloutInfo {
     /// Everything `get rollout` shows, from the objects.
     pub fn new(model: &Model) -> RolloutInfo {
         let ro = &model.rollout;
         let st = ro.status.clone().unwrap_or_default();
         let replica_sets = replica_set_infos(model);
+        let experiments = experiment_infos(model);
         let (status, message) = rollout_phase(ro);
         let strategy = strategy_name(ro);
         let (step, set_weight, actual) = if ro.canary().is_some() {
@@ -688,7 +886,7 @@ impl RolloutInfo {
             step,
             set_weight,
             actual_weight: actual,
-            images: images(&replica_sets),
+            images: images(&replica_sets, &experiments),
             desired: ro.replicas_or_default(),
             current: st.replicas.unwrap_or(0),
             updated: st.updated_replicas.unwrap_or(0),
@@ -697,6 +895,7 @@ impl RolloutInfo {
             analysis_runs: analysis_run_infos(model),
             waiting: None,
             replica_sets,
+            experiments,
         }
     }
 
@@ -706,6 +905,7 @@ impl RolloutInfo {
             .replica_sets
             .iter()
             .map(|r| r.revision)
+            .chain(self.experiments.iter().map(|e| e.revision))
             .chain(self.analysis_runs.iter().map(|a| a.revision))
             .collect();
         set.into_iter().rev().collect()
@@ -790,7 +990,7 @@ mod tests {
             ..Default::default()
         };
         let tags = |rss: &[ReplicaSetInfo]| {
-            images(rss)
+            images(rss, &[])
                 .into_iter()
                 .map(|i| format!("{} ({})", i.image, i.tags.join(", ")))
                 .collect::<Vec<_>>()

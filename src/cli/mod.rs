@@ -124,10 +124,15 @@ pub enum Command {
         #[arg(required = true, value_name = "NAME")]
         names: Vec<String>,
     },
-    /// Retry an aborted rollout.
+    /// Retry an aborted rollout or a failed experiment.
     Retry {
         #[command(subcommand)]
         what: RetryWhat,
+    },
+    /// Terminate an AnalysisRun or Experiment that is in progress.
+    Terminate {
+        #[command(subcommand)]
+        what: TerminateWhat,
     },
     /// Roll back to the previous (or a given) revision.
     ///
@@ -298,6 +303,13 @@ pub enum ListWhat {
         #[arg(long, value_name = "NAME")]
         name: Option<String>,
     },
+    /// List experiments: name, phase, duration, time remaining and age.
+    #[command(visible_aliases = ["exp", "experiment"])]
+    Experiments {
+        /// Experiments of every namespace.
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -317,6 +329,18 @@ pub enum GetWhat {
         #[arg(short = 'o', long, value_enum)]
         output: Option<Output>,
     },
+    /// Show an experiment and its ReplicaSets, pods and AnalysisRuns as a tree.
+    #[command(visible_aliases = ["exp", "experiments"])]
+    Experiment {
+        /// The experiment.
+        name: String,
+        /// Keep watching, redrawing on every change.
+        #[arg(short = 'w', long)]
+        watch: bool,
+        /// No colours, even on a terminal.
+        #[arg(long)]
+        no_color: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -325,6 +349,33 @@ pub enum RetryWhat {
     #[command(visible_aliases = ["ro", "rollouts"])]
     Rollout {
         /// The rollouts.
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
+    },
+    /// Retry experiments: clears their status, so the controller runs them again.
+    #[command(visible_aliases = ["exp", "experiments"])]
+    Experiment {
+        /// The experiments.
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TerminateWhat {
+    /// Terminate AnalysisRuns (sets `spec.terminate`): the run stops measuring and ends
+    /// with the phase of what it measured so far.
+    #[command(visible_aliases = ["ar", "analysisruns"])]
+    Analysisrun {
+        /// The AnalysisRuns.
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
+    },
+    /// Terminate experiments (sets `spec.terminate`): their templates scale down and their
+    /// runs are terminated.
+    #[command(visible_aliases = ["exp", "experiments"])]
+    Experiment {
+        /// The experiments.
         #[arg(required = true, value_name = "NAME")]
         names: Vec<String>,
     },

@@ -4,7 +4,10 @@
 //! Differences from upstream: trailing blanks at the end of lines are trimmed, and words
 //! without a colour are printed without an (empty) escape sequence.
 
-use super::info::{AnalysisRunInfo, ImageInfo, ListLine, ReplicaSetInfo, RolloutInfo, icon, tag};
+use super::info::{
+    AnalysisRunInfo, ExperimentInfo, ExperimentListLine, ImageInfo, ListLine, ReplicaSetInfo,
+    RolloutInfo, experiment_images, icon, tag,
+};
 use k8s_openapi::jiff::Timestamp;
 use std::fmt::Write as _;
 
@@ -248,17 +251,27 @@ pub fn tree(info: &RolloutInfo, now: Timestamp, style: Style) -> String {
             .iter()
             .filter(|r| r.revision == *rev)
             .collect();
+        let exs: Vec<&ExperimentInfo> = info
+            .experiments
+            .iter()
+            .filter(|e| e.revision == *rev)
+            .collect();
         let ars: Vec<&AnalysisRunInfo> = info
             .analysis_runs
             .iter()
             .filter(|a| a.revision == *rev)
             .collect();
-        let total = rss.len() + ars.len();
+        let total = rss.len() + exs.len() + ars.len();
         let mut n = 0;
         for rs in rss {
             n += 1;
             let (p, s) = prefixes(n == total, &sub);
             replica_set_lines(&mut lines, rs, &p, &s, now, style);
+        }
+        for ex in exs {
+            n += 1;
+            let (p, s) = prefixes(n == total, &sub);
+            experiment_lines(&mut lines, ex, &p, &s, now, style);
         }
         for ar in ars {
             n += 1;
@@ -267,6 +280,64 @@ pub fn tree(info: &RolloutInfo, now: Timestamp, style: Style) -> String {
         }
     }
     tabulate(&lines)
+}
+
+/// The `get experiment` view: the summary, then the tree.
+pub fn experiment(info: &ExperimentInfo, now: Timestamp, style: Style) -> String {
+    let mut out = String::new();
+    let mut field = |label: &str, value: &str| {
+        let _ = writeln!(out, "{label:<17}{value}");
+    };
+    field("Name:", &info.name);
+    field("Namespace:", &info.namespace);
+    field(
+        "Status:",
+        &format!("{} {}", style.paint(info.icon), info.status),
+    );
+    if !info.message.is_empty() {
+        field("Message:", &info.message);
+    }
+    for (i, image) in experiment_images(info).iter().enumerate() {
+        let label = if i == 0 { "Images:" } else { "" };
+        field(label, &format_image(image, style));
+    }
+    out.push('\n');
+    let mut lines = vec!["NAME\tKIND\tSTATUS\tAGE\tINFO".to_string()];
+    experiment_lines(&mut lines, info, "", "", now, style);
+    out.push_str(&tabulate(&lines));
+    out
+}
+
+/// An Experiment and its ReplicaSets (with pods) and AnalysisRuns, as upstream's
+/// `PrintExperimentInfo`.
+fn experiment_lines(
+    lines: &mut Vec<String>,
+    ex: &ExperimentInfo,
+    prefix: &str,
+    sub: &str,
+    now: Timestamp,
+    style: Style,
+) {
+    lines.push(format!(
+        "{prefix}{} {}\tExperiment\t{} {}\t{}\t",
+        icon::EXPERIMENT,
+        style.paint_as(&ex.name, &ex.status),
+        style.paint(ex.icon),
+        ex.status,
+        age(ex.creation_timestamp, now)
+    ));
+    let total = ex.replica_sets.len() + ex.analysis_runs.len();
+    let mut n = 0;
+    for rs in &ex.replica_sets {
+        n += 1;
+        let (p, s) = prefixes(n == total, sub);
+        replica_set_lines(lines, rs, &p, &s, now, style);
+    }
+    for ar in &ex.analysis_runs {
+        n += 1;
+        let (p, s) = prefixes(n == total, sub);
+        analysis_run_lines(lines, ar, &p, &s, now, style);
+    }
 }
 
 fn replica_set_lines(
@@ -406,6 +477,31 @@ pub fn list(lines: &[ListLine], all_namespaces: bool) -> String {
     tabulate(&rows)
 }
 
+/// The `list experiments` table (with `NAMESPACE` first for `-A`), its cells padded as
+/// upstream's `expColumnFmtString` pads them.
+pub fn list_experiments(lines: &[ExperimentListLine], all_namespaces: bool, now: Timestamp) -> String {
+    let mut h = "NAME\tSTATUS\tDURATION\tREMAINING\tAGE".to_string();
+    if all_namespaces {
+        h = format!("NAMESPACE\t{h}");
+    }
+    let mut rows = vec![h];
+    for l in lines {
+        let mut row = format!(
+            "{:<10}\t{:<6}\t{:<8}\t{:<9}\t{:<3}",
+            l.name,
+            l.status,
+            l.duration,
+            l.remaining,
+            age(l.creation_timestamp, now)
+        );
+        if all_namespaces {
+            row = format!("{:<9}\t{row}", l.namespace);
+        }
+        rows.push(row);
+    }
+    tabulate(&rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -456,6 +552,144 @@ mod tests {
         assert_eq!(
             Style::COLOR.paint_as("rs-1", "stable"),
             "\x1b[32mrs-1\x1b[0m"
+        );
+    }
+}
+
+#[cfg(test)]
+mod experiment_tests {
+    use super::*;
+    use crate::cli::info::{ExperimentInfo, ExperimentListLine, ExperimentModel, Model};
+    use serde_json::json;
+
+    fn now() -> Timestamp {
+        "2024-01-01T00:10:00Z".parse().unwrap()
+    }
+
+    fn fixture() -> ExperimentModel {
+        let ex = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Experiment",
+            "metadata": {"name": "ab", "namespace": "ns", "uid": "ex1",
+                         "creationTimestamp": "2024-01-01T00:00:00Z"},
+            "spec": {"duration": "1h", "templates": []},
+            "status": {"phase": "Running", "message": "all good",
+                       "availableAt": "2024-01-01T00:05:00Z"}});
+        let rs = |t: &str, image: &str, replicas: i32| {
+            serde_json::from_value(json!({
+                "metadata": {"name": format!("ab-{t}"), "uid": format!("rs-{t}"),
+                    "creationTimestamp": "2024-01-01T00:01:00Z",
+                    "annotations": {"experiment.argoproj.io/template-name": t},
+                    "ownerReferences": [{"apiVersion": "argoproj.io/v1alpha1", "kind": "Experiment",
+                        "name": "ab", "uid": "ex1", "controller": true}]},
+                "spec": {"replicas": replicas, "selector": {"matchLabels": {"t": t}},
+                         "template": {"spec": {"containers": [{"name": "app", "image": image}]}}},
+                "status": {"replicas": replicas, "availableReplicas": replicas}
+            }))
+            .unwrap()
+        };
+        let pod = serde_json::from_value(json!({
+            "metadata": {"name": "ab-canary-x", "creationTimestamp": "2024-01-01T00:02:00Z",
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                    "name": "ab-canary", "uid": "rs-canary"}]},
+            "spec": {"containers": [{"name": "app"}]},
+            "status": {"phase": "Running", "containerStatuses": [{"name": "app", "ready": true,
+                "restartCount": 0, "image": "", "imageID": "", "state": {"running": {}}}]}
+        }))
+        .unwrap();
+        let run = serde_json::from_value(json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisRun",
+            "metadata": {"name": "ab-errors", "creationTimestamp": "2024-01-01T00:05:00Z",
+                "ownerReferences": [{"apiVersion": "argoproj.io/v1alpha1", "kind": "Experiment",
+                    "name": "ab", "uid": "ex1", "controller": true}]},
+            "spec": {"metrics": []},
+            "status": {"phase": "Running", "metricResults": [{"name": "m", "successful": 2}]}
+        }))
+        .unwrap();
+        ExperimentModel {
+            experiment: serde_json::from_value(ex).unwrap(),
+            replica_sets: vec![rs("baseline", "app:v1", 1), rs("canary", "app:v2", 1)],
+            pods: vec![pod],
+            analysis_runs: vec![run],
+        }
+    }
+
+    #[test]
+    fn get_experiment_view() {
+        let info = ExperimentInfo::new(&fixture());
+        let text = experiment(&info, now(), Style::PLAIN);
+        let want = "\
+Name:            ab
+Namespace:       ns
+Status:          ◌ Running
+Message:         all good
+Images:          app:v1 (Σ:baseline)
+                 app:v2 (Σ:canary)
+
+NAME                 KIND         STATUS     AGE  INFO
+Σ ab                 Experiment   ◌ Running  10m
+├──⧉ ab-baseline     ReplicaSet   ✔ Healthy  9m
+├──⧉ ab-canary       ReplicaSet   ✔ Healthy  9m
+│  └──□ ab-canary-x  Pod          ✔ Running  8m   ready:1/1
+└──α ab-errors       AnalysisRun  ◌ Running  5m   ✔ 2
+";
+        pretty_assertions::assert_eq!(text, want);
+    }
+
+    #[test]
+    fn list_experiments_columns() {
+        let ex = fixture().experiment;
+        let line = ExperimentListLine::new(&ex, now());
+        assert_eq!((line.duration.as_str(), line.remaining.as_str()), ("60m", "55m"));
+        let text = list_experiments(&[line.clone()], true, now());
+        assert_eq!(
+            text,
+            "NAMESPACE  NAME        STATUS   DURATION  REMAINING  AGE\n\
+             ns         ab          Running  60m       55m        10m\n"
+        );
+        // Completed: no time remaining.
+        let mut done = ex.clone();
+        done.status.as_mut().unwrap().phase = Some("Successful".into());
+        assert_eq!(ExperimentListLine::new(&done, now()).remaining, "-");
+    }
+
+    #[test]
+    fn get_rollout_shows_its_experiments_under_their_revision() {
+        let mut m = fixture();
+        let ro: crate::api::Rollout = serde_json::from_value(json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": "r", "namespace": "ns", "uid": "ro1",
+                         "creationTimestamp": "2024-01-01T00:00:00Z"},
+            "spec": {"replicas": 1, "strategy": {"canary": {"steps": [{"experiment": {"templates": []}}]}}},
+            "status": {"currentStepIndex": 0}
+        }))
+        .unwrap();
+        let meta = &mut m.experiment.metadata;
+        meta.annotations = Some([("rollout.argoproj.io/revision".to_string(), "2".to_string())].into());
+        meta.owner_references = Some(vec![serde_json::from_value(json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": "r", "uid": "ro1",
+            "controller": true}))
+        .unwrap()]);
+        let info = crate::cli::info::RolloutInfo::new(&Model {
+            rollout: ro,
+            replica_sets: m.replica_sets.clone(),
+            pods: m.pods.clone(),
+            analysis_runs: m.analysis_runs.clone(),
+            experiments: vec![m.experiment.clone()],
+        });
+        assert_eq!(info.experiments.len(), 1);
+        let text = tree(&info, now(), Style::PLAIN);
+        assert!(
+            text.contains("└──# revision:2\n")
+                && text.contains("   └──Σ ab                 Experiment")
+                && text.contains("      ├──⧉ ab-baseline     ReplicaSet"),
+            "{text}"
+        );
+        // The experiment's images, with their template tags.
+        assert_eq!(
+            info.images
+                .iter()
+                .map(|i| format!("{} {:?}", i.image, i.tags))
+                .collect::<Vec<_>>(),
+            ["app:v1 [\"Σ:baseline\"]", "app:v2 [\"Σ:canary\"]"]
         );
     }
 }

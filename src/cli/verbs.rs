@@ -6,7 +6,7 @@
 use super::actions::{self, Undo};
 use super::cluster::Conn;
 use super::error::{CliError, Result};
-use crate::api::Rollout;
+use crate::api::{AnalysisRun, Experiment, Rollout};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::DynamicObject;
 use serde_json::Value;
@@ -38,6 +38,27 @@ pub async fn abort(conn: &Conn, name: &str) -> Result<String> {
 pub async fn retry(conn: &Conn, name: &str) -> Result<String> {
     conn.patch(name, &actions::retry()).await?;
     Ok(format!("rollout '{name}' retried"))
+}
+
+/// `terminate experiment`.
+pub async fn terminate_experiment(conn: &Conn, name: &str) -> Result<String> {
+    conn.merge_patch::<Experiment>("experiment", name, &actions::terminate())
+        .await?;
+    Ok(format!("experiment '{name}' terminated"))
+}
+
+/// `terminate analysisrun`.
+pub async fn terminate_analysis_run(conn: &Conn, name: &str) -> Result<String> {
+    conn.merge_patch::<AnalysisRun>("analysisrun", name, &actions::terminate())
+        .await?;
+    Ok(format!("analysisRun '{name}' terminated"))
+}
+
+/// `retry experiment`.
+pub async fn retry_experiment(conn: &Conn, name: &str) -> Result<String> {
+    conn.merge_patch::<Experiment>("experiment", name, &actions::retry_experiment())
+        .await?;
+    Ok(format!("experiment '{name}' retried"))
 }
 
 /// `pause`.

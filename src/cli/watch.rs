@@ -3,7 +3,7 @@
 
 use super::cluster::{Conn, selector_params};
 use super::error::{CliError, Result};
-use super::info::{ListLine, Model, RolloutInfo, rollout_phase};
+use super::info::{ExperimentInfo, ExperimentModel, ListLine, Model, RolloutInfo, rollout_phase};
 use super::render::{self, Style};
 use super::{Output, out};
 use crate::api::{AnalysisRun, Rollout};
@@ -107,6 +107,20 @@ pub async fn get(
     } else {
         None
     };
+    let ex_store = if conn
+        .experiments()
+        .list(&kube::api::ListParams::default().limit(1))
+        .await
+        .is_ok()
+    {
+        let index = ready.len();
+        let (store, s) = reflect(conn.experiments(), watcher::Config::default(), index);
+        streams.push(s);
+        ready.push(false);
+        Some(store)
+    } else {
+        None
+    };
 
     let draw = |info: &RolloutInfo| {
         if tty {
@@ -162,12 +176,98 @@ pub async fn get(
                     replica_sets: owned(&rs_store),
                     pods: owned(&pod_store),
                     analysis_runs: ar_store.as_ref().map(owned).unwrap_or_default(),
+                    experiments: ex_store.as_ref().map(owned).unwrap_or_default(),
                 };
                 let mut info = RolloutInfo::new(&model);
                 let now = Timestamp::now();
                 info.waiting = super::waiting::waiting(conn, &model, now)
                     .await
                     .map(|w| w.describe(now));
+                if info != last || refresh {
+                    draw(&info);
+                    last = info;
+                    last_draw = Instant::now();
+                }
+            }
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+    }
+}
+
+/// `get experiment --watch`: redrawn on every change (in place on a terminal) until Ctrl-C.
+pub async fn get_experiment(
+    conn: &Conn,
+    name: &str,
+    first: ExperimentModel,
+    style: Style,
+) -> Result<()> {
+    let tty = std::io::stdout().is_terminal();
+    let ns = conn.namespace.clone();
+    let by_name = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let (ex_store, s0) = reflect(conn.experiments(), by_name, 0);
+    let (rs_store, s1) = reflect(
+        Api::<ReplicaSet>::namespaced(conn.client.clone(), &ns),
+        watcher::Config::default(),
+        1,
+    );
+    let (pod_store, s2) = reflect(
+        Api::<Pod>::namespaced(conn.client.clone(), &ns),
+        watcher::Config::default(),
+        2,
+    );
+    let (ar_store, s3) = reflect(
+        Api::<AnalysisRun>::namespaced(conn.client.clone(), &ns),
+        watcher::Config::default(),
+        3,
+    );
+    let mut streams = futures::stream::select_all(vec![s0, s1, s2, s3]);
+    let mut ready = [false; 4];
+    let draw = |info: &ExperimentInfo| {
+        if tty {
+            out(CLEAR);
+        }
+        out(&render::experiment(info, Timestamp::now(), style));
+        if !tty {
+            out("\n");
+        }
+    };
+    let mut last = ExperimentInfo::new(&first);
+    draw(&last);
+    let mut last_draw = Instant::now();
+    let mut dirty = false;
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            ev = streams.next() => match ev {
+                Some(Tick::Event { index, init }) => {
+                    if init {
+                        ready[index] = true;
+                    }
+                    dirty = true;
+                }
+                Some(Tick::Error) => {}
+                None => return Ok(()),
+            },
+            _ = tick.tick() => {
+                if !ready.iter().all(|r| *r) {
+                    continue;
+                }
+                let refresh = tty && last_draw.elapsed() >= Duration::from_secs(1);
+                if !dirty && !refresh {
+                    continue;
+                }
+                dirty = false;
+                let Some(experiment) = owned(&ex_store).into_iter().next() else {
+                    return Err(CliError::not_found(format!(
+                        "experiment {name:?} in namespace {ns:?} was deleted"
+                    )));
+                };
+                let info = ExperimentInfo::new(&ExperimentModel {
+                    experiment,
+                    replica_sets: owned(&rs_store),
+                    pods: owned(&pod_store),
+                    analysis_runs: owned(&ar_store),
+                });
                 if info != last || refresh {
                     draw(&info);
                     last = info;

@@ -358,6 +358,8 @@ impl WatchSet {
             replica_sets,
             pods,
             analysis_runs,
+            // The dashboard does not watch Experiments (yet): its tree has none.
+            experiments: Vec::new(),
         })
     }
 
