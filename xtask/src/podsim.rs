@@ -5,12 +5,13 @@
 //! requeues for delays:
 //! - a pod becomes Running and Ready with a unique pod IP after the ready delay (default
 //!   [`SimOptions::ready_delay`], per pod: annotation [`READY_DELAY_ANNOTATION`], e.g. `"3s"`);
-//! - a container image whose tag contains `bad` never becomes Ready: the container waits in
+//! - a container image whose tag contains `bad` (or `does-not-exist`) never becomes Ready: the container waits in
 //!   CrashLoopBackOff with a rising restart count;
 //! - annotation [`UNHEALTHY_ANNOTATION`]`: "true"` on a running pod makes it NotReady (tests flip
 //!   pods unhealthy this way), removing it makes it Ready again;
 //! - pods owned by a Job finish Succeeded after the delay, or Failed when an image tag contains
-//!   `fail`;
+//!   `fail` or a container's command line ends with a non-zero `exit N` (upstream's test
+//!   manifests fail their Jobs with `command: [exit, "1"]`);
 //! - terminating pods are deleted at once (there is no container to stop).
 
 use anyhow::Result;
@@ -125,6 +126,44 @@ fn images(pod: &Pod) -> Vec<(String, String)> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The exit code a container's command line asks for: its last `exit N` (command and args
+/// taken as one shell line), if any.
+pub fn exit_code(command: &[String]) -> Option<i32> {
+    let line = command.join(" ");
+    let words: Vec<&str> = line
+        .split(|c: char| c.is_whitespace() || c == ';' || c == '&' || c == '|')
+        .filter(|w| !w.is_empty())
+        .collect();
+    words
+        .windows(2)
+        .rev()
+        .find(|w| w[0] == "exit")
+        .and_then(|w| w[1].trim_matches(['"', '\'']).parse().ok())
+}
+
+/// Whether a container of this image never becomes Ready: its tag contains `bad`, or
+/// `does-not-exist` (upstream's test manifests use `rollouts-demo:does-not-exist` for an image
+/// that cannot be pulled).
+fn never_ready(image: &str) -> bool {
+    let tag = image_tag(image);
+    tag.contains("bad") || tag.contains("does-not-exist")
+}
+
+/// Whether a Job pod fails: an image tag with `fail`, or a non-zero `exit N`.
+fn job_fails(pod: &Pod) -> bool {
+    pod.spec.iter().flat_map(|s| &s.containers).any(|c| {
+        let line: Vec<String> = c
+            .command
+            .iter()
+            .flatten()
+            .chain(c.args.iter().flatten())
+            .cloned()
+            .collect();
+        image_tag(c.image.as_deref().unwrap_or_default()).contains("fail")
+            || exit_code(&line).is_some_and(|code| code != 0)
+    })
 }
 
 fn owned_by_job(pod: &Pod) -> bool {
@@ -295,7 +334,7 @@ fn target_status(
     }
     let imgs = images(pod);
     if owned_by_job(pod) {
-        let failed = imgs.iter().any(|(_, i)| image_tag(i).contains("fail"));
+        let failed = job_fails(pod);
         let (phase, code, reason) = if failed {
             ("Failed", 1, "Error")
         } else {
@@ -320,7 +359,7 @@ fn target_status(
             requeue: None,
         };
     }
-    let bad = imgs.iter().any(|(_, i)| image_tag(i).contains("bad"));
+    let bad = imgs.iter().any(|(_, i)| never_ready(i));
     if bad {
         let restarts = 1 + (elapsed - delay).as_secs() / opts.crash_interval.as_secs().max(1);
         let mut s = base("Running");
@@ -331,7 +370,7 @@ fn target_status(
             condition("Ready", false, &now, Some("ContainersNotReady")),
         ]);
         s["containerStatuses"] = json!(container_statuses(pod, |name, image| {
-            let crashing = image_tag(image).contains("bad");
+            let crashing = never_ready(image);
             if crashing {
                 json!({
                     "name": name, "image": image, "imageID": format!("sim://{image}"),
@@ -564,6 +603,11 @@ mod tests {
     #[test]
     fn tags() {
         assert_eq!(image_tag("nginx:1.19-bad"), "1.19-bad");
+        let line = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(exit_code(&line(&["exit", "1"])), Some(1));
+        assert_eq!(exit_code(&line(&["sh", "-c", "exit 0"])), Some(0));
+        assert_eq!(exit_code(&line(&["sh", "-c", "echo x; exit 3"])), Some(3));
+        assert_eq!(exit_code(&line(&["sleep", "5"])), None);
         assert_eq!(image_tag("localhost:5000/app"), "latest");
         assert_eq!(image_tag("localhost:5000/app:v2"), "v2");
         assert_eq!(image_tag("argoproj/rollouts-demo:blue"), "blue");
