@@ -7,6 +7,9 @@
 //! - actuate: the plan's ReplicaSet creations and merge patches (replicas, the
 //!   `scale-down-deadline` annotation), template Services created and deleted, AnalysisRun
 //!   creations and terminations, with one field manager (the runs are measured by the AnalysisRun controller);
+//!   a ReplicaSet the API server refuses (an invalid pod template, a quota) is planned again
+//!   as observed (`Observed::refused_templates`): the template is an Error, as upstream, not
+//!   a retry;
 //! - report: the status as a JSON merge patch of the smallest diff on the main resource
 //!   (Experiment has no status subresource, as upstream) carrying `metadata.resourceVersion`
 //!   as precondition, so a status computed from a stale view never overwrites a user's
@@ -274,30 +277,54 @@ async fn reconcile(ex: Arc<Experiment>, ctx: Arc<Context>) -> Result<Action, Err
         .filter(|t| in_ns(t.namespace()))
         .collect();
     let cluster_templates = ctx.cluster_analysis_templates.state();
-    let plan = experiment::plan(
-        &Observed {
-            experiment: &ex,
-            replica_sets: owned.iter().map(|rs| &**rs).collect(),
-            taken_names,
-            services: services.iter().map(|s| &**s).collect(),
-            taken_service_names,
-            analysis_runs: runs.iter().map(|r| &**r).collect(),
-            taken_run_names: others.iter().map(|r| r.name_any()).collect(),
-            analysis_templates: templates.iter().map(|t| (t.name_any(), &**t)).collect(),
-            cluster_analysis_templates: cluster_templates
-                .iter()
-                .map(|t| (t.name_any(), &**t))
-                .collect(),
-        },
-        now,
-    );
+    let mut refused_templates = std::collections::BTreeMap::new();
+    let mut done: Vec<Effect> = Vec::new();
+    let plan = loop {
+        let plan = experiment::plan(
+            &Observed {
+                experiment: &ex,
+                replica_sets: owned.iter().map(|rs| &**rs).collect(),
+                taken_names: taken_names.clone(),
+                services: services.iter().map(|s| &**s).collect(),
+                taken_service_names: taken_service_names.clone(),
+                analysis_runs: runs.iter().map(|r| &**r).collect(),
+                taken_run_names: others.iter().map(|r| r.name_any()).collect(),
+                refused_templates: refused_templates.clone(),
+                analysis_templates: templates.iter().map(|t| (t.name_any(), &**t)).collect(),
+                cluster_analysis_templates: cluster_templates
+                    .iter()
+                    .map(|t| (t.name_any(), &**t))
+                    .collect(),
+            },
+            now,
+        );
 
-    // Actuate.
-    for effect in &plan.effects {
-        if let Some(action) = actuate(&ctx, &ns, effect).await? {
-            return Ok(action);
+        // Actuate.
+        let mut refused = None;
+        for effect in &plan.effects {
+            if done.contains(effect) {
+                // Carried out before the refusal that made this plan.
+                continue;
+            }
+            match actuate(&ctx, &ns, effect).await? {
+                Actuated::Done => done.push(effect.clone()),
+                Actuated::Again(action) => return Ok(action),
+                Actuated::Refused { template, message } => {
+                    refused = Some((template, message));
+                    break;
+                }
+            }
         }
-    }
+        match refused {
+            // Plan again with the refusal observed: the template is an Error (once per
+            // template, so this ends).
+            Some((template, message)) if !refused_templates.contains_key(&template) => {
+                warn!(template = %template, %message, "the API server refused a template's ReplicaSet");
+                refused_templates.insert(template, message);
+            }
+            _ => break plan,
+        }
+    };
 
     // Report.
     if let Some(action) = write_status(&ctx, &ex, &plan, &key, &rv).await? {
@@ -319,8 +346,24 @@ async fn reconcile(ex: Arc<Experiment>, ctx: Arc<Context>) -> Result<Action, Err
     })
 }
 
-/// Carries out one effect; `Some(action)` ends the reconcile there (plan again).
-async fn actuate(ctx: &Context, ns: &str, effect: &Effect) -> Result<Option<Action>, Error> {
+/// What became of one effect.
+enum Actuated {
+    Done,
+    /// End the reconcile there and plan again (the store is behind).
+    Again(Action),
+    /// The API server refused a template's ReplicaSet (a client error other than a
+    /// conflict or throttling): a domain outcome, not a retry.
+    Refused { template: String, message: String },
+}
+
+/// Whether an API error refuses the request itself (invalid, forbidden, quota), rather than
+/// saying the world is briefly in the way (conflict, throttling) or unreachable.
+fn is_refusal(e: &kube::core::Status) -> bool {
+    (400..500).contains(&e.code) && !matches!(e.code, 404 | 408 | 409 | 429)
+}
+
+/// Carries out one effect.
+async fn actuate(ctx: &Context, ns: &str, effect: &Effect) -> Result<Actuated, Error> {
     let api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), ns);
     match effect {
         Effect::CreateReplicaSet(rs) => {
@@ -332,7 +375,18 @@ async fn actuate(ctx: &Context, ns: &str, effect: &Effect) -> Result<Option<Acti
                 Ok(_) => info!(rs = rs.name_any(), "created ReplicaSet"),
                 // Ours, ahead of the store, or someone else's: the next plan tells them apart.
                 Err(kube::Error::Api(e)) if e.code == 409 => {
-                    return Ok(Some(Action::requeue(Duration::from_millis(200))));
+                    return Ok(Actuated::Again(Action::requeue(Duration::from_millis(200))));
+                }
+                Err(kube::Error::Api(e)) if is_refusal(&e) => {
+                    let template = rs
+                        .annotations()
+                        .get(crate::api::consts::EXPERIMENT_TEMPLATE_NAME_ANNOTATION_KEY)
+                        .cloned()
+                        .unwrap_or_default();
+                    return Ok(Actuated::Refused {
+                        template,
+                        message: e.message,
+                    });
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -350,7 +404,7 @@ async fn actuate(ctx: &Context, ns: &str, effect: &Effect) -> Result<Option<Acti
             match api.patch(name, &pp, &Patch::Merge(&body)).await {
                 Ok(_) => debug!(rs = %name, patch = %body, "patched ReplicaSet"),
                 Err(kube::Error::Api(e)) if e.code == 404 => {
-                    return Ok(Some(Action::requeue(Duration::from_millis(200))));
+                    return Ok(Actuated::Again(Action::requeue(Duration::from_millis(200))));
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -364,7 +418,7 @@ async fn actuate(ctx: &Context, ns: &str, effect: &Effect) -> Result<Option<Acti
             match api.create(&post, svc).await {
                 Ok(_) => info!(service = svc.name_any(), "created Service"),
                 Err(kube::Error::Api(e)) if e.code == 409 => {
-                    return Ok(Some(Action::requeue(Duration::from_millis(200))));
+                    return Ok(Actuated::Again(Action::requeue(Duration::from_millis(200))));
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -387,7 +441,7 @@ async fn actuate(ctx: &Context, ns: &str, effect: &Effect) -> Result<Option<Acti
                 Ok(_) => info!(run = run.name_any(), "created AnalysisRun"),
                 // Ours, ahead of the store, or someone else's: the next plan tells them apart.
                 Err(kube::Error::Api(e)) if e.code == 409 => {
-                    return Ok(Some(Action::requeue(Duration::from_millis(200))));
+                    return Ok(Actuated::Again(Action::requeue(Duration::from_millis(200))));
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -406,7 +460,7 @@ async fn actuate(ctx: &Context, ns: &str, effect: &Effect) -> Result<Option<Acti
             }
         }
     }
-    Ok(None)
+    Ok(Actuated::Done)
 }
 
 /// The merge patch of a template ReplicaSet.

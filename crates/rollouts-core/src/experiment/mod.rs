@@ -61,6 +61,10 @@ pub struct Observed<'a> {
     /// Names of AnalysisRuns of the namespace that start with `<experiment>-` and that the
     /// Experiment does not control (an analysis' run takes another name).
     pub taken_run_names: BTreeSet<String>,
+    /// Templates whose ReplicaSet the API server refused to create in this reconcile (an
+    /// invalid pod template, a quota), with the API server's message: upstream's
+    /// `Failed to create ReplicaSet for template` Error.
+    pub refused_templates: BTreeMap<String, String>,
     /// AnalysisTemplates of the Experiment's namespace, by name.
     pub analysis_templates: BTreeMap<String, &'a AnalysisTemplate>,
     /// ClusterAnalysisTemplates, by name.

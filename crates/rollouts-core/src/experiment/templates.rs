@@ -135,6 +135,15 @@ pub fn reconcile(
                 "Failed to create ReplicaSet for template '{name}': replicasets.apps \"{rs_name}\" already exists"
             ));
         }
+        None if obs.refused_templates.contains_key(&name) => {
+            ts.status = Some(code::ERROR.into());
+            ts.message = Some(format!(
+                "Failed to create ReplicaSet for template '{name}': {}",
+                obs.refused_templates[&name]
+            ));
+        }
+        // A finished template (e.g. one whose ReplicaSet was refused) gets none.
+        None if ts.status.as_deref().is_some_and(status_completed) => {}
         None => {
             let new = new_replica_set(ex, t, ts.collision_count, desired);
             if desired > 0 {

@@ -48,6 +48,7 @@ struct World {
     ex: Experiment,
     rss: Vec<ReplicaSet>,
     taken: BTreeSet<String>,
+    refused: BTreeMap<String, String>,
     runs: Vec<AnalysisRun>,
     templates: Vec<AnalysisTemplate>,
     services: Vec<k8s_openapi::api::core::v1::Service>,
@@ -59,6 +60,7 @@ impl World {
             ex,
             rss: vec![],
             taken: BTreeSet::new(),
+            refused: BTreeMap::new(),
             runs: vec![],
             templates: vec![],
             services: vec![],
@@ -75,6 +77,7 @@ impl World {
                 taken_service_names: BTreeSet::new(),
                 analysis_runs: self.runs.iter().collect(),
                 taken_run_names: BTreeSet::new(),
+                refused_templates: self.refused.clone(),
                 analysis_templates: self.templates.iter().map(|t| (t.name_any(), t)).collect(),
                 cluster_analysis_templates: BTreeMap::new(),
             },
@@ -491,6 +494,43 @@ fn a_name_taken_by_a_foreign_replica_set_is_a_template_error() {
     assert_eq!(w.phase(), "Error");
 }
 
+/// Regression: a template whose ReplicaSet the API server refuses (upstream's
+/// `expectedfailures/experiment-invalid.yaml`: a template without a pod spec) used to be
+/// retried forever with the Experiment stuck in Pending; it is a template Error, as upstream,
+/// and the Experiment ends in Error without trying again.
+#[test]
+fn a_replica_set_the_api_server_refuses_is_a_template_error_and_is_not_retried() {
+    let mut w = World::new(two_templates(json!({})));
+    w.refused.insert(
+        "canary".into(),
+        "ReplicaSet.apps \"ex-canary\" is invalid: spec.template.spec.containers: Required value"
+            .into(),
+    );
+    let p = w.step(t0());
+    // The baseline is created; the canary is not (its creation was refused).
+    assert_eq!(p.effects.len(), 1);
+    let ts = w.template("canary");
+    assert_eq!(ts.status.as_deref(), Some(code::ERROR));
+    assert_eq!(
+        ts.message.as_deref(),
+        Some(
+            "Failed to create ReplicaSet for template 'canary': ReplicaSet.apps \"ex-canary\" is invalid: spec.template.spec.containers: Required value"
+        )
+    );
+    // The next reconciles (no refusal observed any more) do not create it again.
+    w.refused.clear();
+    let p = w.step(at(1));
+    assert!(
+        !p.effects
+            .iter()
+            .any(|e| matches!(e, Effect::CreateReplicaSet(_))),
+        "{:?}",
+        p.effects
+    );
+    assert_eq!(w.phase(), "Error");
+    assert_eq!(w.template("canary").status.as_deref(), Some(code::ERROR));
+}
+
 #[test]
 fn replica_sets_of_another_experiment_or_no_template_are_not_claimed() {
     let mut w = World::new(two_templates(json!({})));
@@ -830,6 +870,7 @@ fn a_service_name_taken_by_someone_else_is_a_template_error() {
                 taken_service_names: taken,
                 analysis_runs: vec![],
                 taken_run_names: BTreeSet::new(),
+                refused_templates: BTreeMap::new(),
                 analysis_templates: BTreeMap::new(),
                 cluster_analysis_templates: BTreeMap::new(),
             },
