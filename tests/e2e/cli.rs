@@ -36,8 +36,8 @@ spec:
 
 pub(crate) struct Out {
     pub(crate) code: i32,
-    stdout: String,
-    stderr: String,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl std::fmt::Display for Out {

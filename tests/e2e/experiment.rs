@@ -562,3 +562,375 @@ async fn upstream_experiment_manifests_run_to_their_expected_phase() {
         assert_eq!(progressing(&ex).1, "ExperimentCompleted");
     }
 }
+
+// ------------------------------------------------------------------------------------------
+// The CLI's experiment commands
+// ------------------------------------------------------------------------------------------
+
+/// An AnalysisTemplate whose one metric is a Job measured every 2s, 100 times: its run stays
+/// Running until terminated.
+const LOOP_TEMPLATE: &str = r#"apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata:
+  name: loop
+spec:
+  metrics:
+  - name: smoke
+    interval: 2s
+    count: 100
+    provider:
+      job:
+        spec:
+          backoffLimit: 0
+          template:
+            spec:
+              restartPolicy: Never
+              containers:
+              - name: test
+                image: busybox:ok
+                command: [sh, -c, "exit 0"]
+"#;
+
+/// `get experiment` (tree, images, `--watch`), `list experiments` (upstream's columns),
+/// `terminate analysisrun`, `terminate experiment`, `retry experiment` and their errors, with
+/// the Experiment and AnalysisRun controllers running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_gets_lists_terminates_and_retries_experiments() {
+    use crate::cli::cli;
+    let (ns, _ctl) = setup_experiment("exp-cli").await;
+    let _analysis = crate::analysis::start_analysis_controller(&ns);
+    ns.apply(LOOP_TEMPLATE).await;
+    ns.apply(&manifest(
+        "cli",
+        "nginx:1.20",
+        json!({"duration": "1h", "scaleDownDelaySeconds": 0,
+               "analyses": [{"name": "loop", "templateName": "loop"}]}),
+    ))
+    .await;
+    ns.apply(&manifest(
+        "again",
+        "nginx:1.21",
+        json!({"duration": "3s", "scaleDownDelaySeconds": 0}),
+    ))
+    .await;
+    wait_phase(&ns, "cli", "Running", Duration::from_secs(60)).await;
+    ns.wait_for("the run measuring", Duration::from_secs(60), || async {
+        let run = ns
+            .api::<rollouts::api::AnalysisRun>()
+            .get_opt("cli-loop")
+            .await?;
+        let phase = run.and_then(|r| r.status).and_then(|s| s.phase);
+        Ok((phase.as_deref() == Some("Running")).then_some(()))
+    })
+    .await;
+
+    // get experiment: the summary and the tree of ReplicaSets, pods and the run.
+    let pods_ready = || async {
+        let out = cli(&ns, &["get", "experiment", "cli", "--no-color"]).await;
+        assert_eq!(out.code, 0, "{out}");
+        let ready = out.stdout.matches("ready:1/1").count();
+        (ready == 3).then_some(out.stdout)
+    };
+    let text = ns
+        .wait_for("three pods in the tree", Duration::from_secs(30), || async {
+            Ok(pods_ready().await)
+        })
+        .await;
+    for want in [
+        "Name:            cli\n",
+        &format!("Namespace:       {}\n", ns.name),
+        "Status:          ◌ Running\n",
+        "Images:          nginx:1.19 (Σ:baseline)\n",
+        "                 nginx:1.20 (Σ:canary)\n",
+        "NAME ",
+        "Σ cli ",
+        " Experiment ",
+        "├──⧉ cli-baseline ",
+        "├──⧉ cli-canary ",
+        " ReplicaSet   ✔ Healthy ",
+        "└──α cli-loop ",
+        " AnalysisRun  ◌ Running ",
+    ] {
+        assert!(text.contains(want), "no {want:?} in:\n{text}");
+    }
+    // The aliases upstream has.
+    let out = cli(&ns, &["get", "exp", "cli"]).await;
+    assert_eq!(out.code, 0, "{out}");
+
+    // list experiments: NAME STATUS DURATION REMAINING AGE.
+    let out = cli(&ns, &["list", "experiments"]).await;
+    assert_eq!(out.code, 0, "{out}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["NAME", "STATUS", "DURATION", "REMAINING", "AGE"],
+        "{out}"
+    );
+    let row = |name: &str| {
+        lines
+            .iter()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|c| c[0] == name)
+            .unwrap_or_else(|| panic!("no row {name}:\n{out}"))
+    };
+    let cli_row = row("cli");
+    assert_eq!(&cli_row[1..3], ["Running", "60m"], "{out}");
+    assert!(
+        ["59m", "60m"].contains(&cli_row[3]),
+        "remaining {:?}",
+        cli_row[3]
+    );
+    let out = cli(&ns, &["list", "exp", "-A"]).await;
+    assert_eq!(out.code, 0, "{out}");
+    assert!(out.stdout.starts_with("NAMESPACE "), "{out}");
+    assert!(out.stdout.contains(&ns.name), "{out}");
+
+    // terminate analysisrun: the run ends, the Experiment keeps running (not required).
+    let out = cli(&ns, &["terminate", "analysisrun", "cli-loop"]).await;
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "analysisRun 'cli-loop' terminated\n"),
+        "{out}"
+    );
+    let run = ns
+        .wait_for("the run terminated", Duration::from_secs(30), || async {
+            let run = ns
+                .api::<rollouts::api::AnalysisRun>()
+                .get("cli-loop")
+                .await?;
+            let phase = run.status.as_ref().and_then(|s| s.phase.clone());
+            Ok((phase.as_deref() == Some("Successful")).then_some(run))
+        })
+        .await;
+    assert_eq!(run.spec.terminate, Some(true));
+    assert_eq!(
+        get_experiment(&ns, "cli")
+            .await
+            .status
+            .unwrap()
+            .phase
+            .as_deref(),
+        Some("Running")
+    );
+
+    // terminate experiment: Successful, scaled down.
+    let out = cli(&ns, &["terminate", "experiment", "cli"]).await;
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "experiment 'cli' terminated\n"),
+        "{out}"
+    );
+    wait_phase(&ns, "cli", "Successful", Duration::from_secs(30)).await;
+    let out = cli(&ns, &["get", "experiment", "cli", "--no-color"]).await;
+    assert!(
+        out.stdout.contains("Status:          ✔ Successful\n"),
+        "{out}"
+    );
+
+    // retry experiment: the status is cleared and the Experiment runs again (a new
+    // availableAt, its ReplicaSets scaled up again), to Successful again.
+    let first = wait_phase(&ns, "again", "Successful", Duration::from_secs(60)).await;
+    let first_available = first.status.unwrap().available_at.unwrap().0;
+    ns.wait_for("again scaled down", Duration::from_secs(30), || async {
+        let rs = ns.api::<ReplicaSet>().get("again-canary").await?;
+        Ok((spec_replicas(&rs) == 0).then_some(()))
+    })
+    .await;
+    let out = cli(&ns, &["retry", "experiment", "again"]).await;
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "experiment 'again' retried\n"),
+        "{out}"
+    );
+    let rerun = ns
+        .wait_for("a second run", Duration::from_secs(60), || async {
+            let ex = ns.api::<Experiment>().get("again").await?;
+            let st = ex.status.clone().unwrap_or_default();
+            let later = st
+                .available_at
+                .as_ref()
+                .is_some_and(|t| t.0 > first_available);
+            Ok((later && st.phase.as_deref() == Some("Successful")).then_some(ex))
+        })
+        .await;
+    assert_eq!(
+        template_status(&rerun, "canary").status.as_deref(),
+        Some("Successful")
+    );
+
+    // What is not there: one line, exit 3.
+    for args in [
+        &["get", "experiment", "nope"][..],
+        &["terminate", "experiment", "nope"],
+        &["retry", "experiment", "nope"],
+        &["terminate", "analysisrun", "nope"],
+    ] {
+        let out = cli(&ns, args).await;
+        assert_eq!(out.code, 3, "{args:?}: {out}");
+        let kind = if args[1] == "analysisrun" {
+            "analysisrun"
+        } else {
+            "experiment"
+        };
+        assert_eq!(
+            out.stderr,
+            format!(
+                "error: {kind} \"nope\" not found in namespace \"{}\"\n",
+                ns.name
+            ),
+            "{args:?}"
+        );
+    }
+}
+
+/// `get experiment --watch` redraws when the Experiment changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_experiment_watch_redraws_on_change() {
+    let (ns, _ctl) = setup_experiment("exp-cli-watch").await;
+    ns.apply(&manifest(
+        "w",
+        "nginx:1.20",
+        json!({"scaleDownDelaySeconds": 0}),
+    ))
+    .await;
+    wait_phase(&ns, "w", "Running", Duration::from_secs(60)).await;
+    /// The watching CLI, killed when the test ends.
+    struct Child(std::process::Child);
+    impl Drop for Child {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Child(
+        std::process::Command::new(env!("CARGO_BIN_EXE_kubectl-rollouts"))
+            .args(["-n", &ns.name, "get", "experiment", "w", "--watch"])
+            .env("KUBECONFIG", &testkit::cluster().kubeconfig)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting get --watch"),
+    );
+    let mut stdout = child.0.stdout.take().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let s = seen.clone();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            s.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    let has = |want: &'static str| {
+        let seen = seen.clone();
+        move || {
+            let seen = seen.clone();
+            async move { Ok(seen.lock().unwrap().contains(want).then_some(())) }
+        }
+    };
+    ns.wait_for("the first view", Duration::from_secs(20), has("◌ Running"))
+        .await;
+    ns.api::<Experiment>()
+        .patch(
+            "w",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"terminate": true}})),
+        )
+        .await
+        .expect("terminating");
+    ns.wait_for("the redraw", Duration::from_secs(30), has("✔ Successful"))
+        .await;
+    drop(child);
+    let text = seen.lock().unwrap().clone();
+    assert!(
+        text.matches("Name:            w\n").count() >= 2,
+        "one view only:\n{text}"
+    );
+}
+
+/// `get rollout` shows the Experiments the Rollout owns in its tree, under their revision,
+/// with their ReplicaSets and pods, and their images tagged `Σ:<template>`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_rollout_shows_the_rollouts_experiment() {
+    use crate::cli::cli;
+    let (ns, rctl) = setup("exp-cli-rollout").await;
+    let _ectl = ExperimentCtl::start(&ns);
+    ns.apply(
+        r#"
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: web}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: "nginx:1.19"}]
+  strategy:
+    canary:
+      steps: [{setWeight: 50}, {pause: {}}]
+"#,
+    )
+    .await;
+    let ro = ns
+        .wait_for("the Rollout Healthy", Duration::from_secs(60), || async {
+            let ro = ns.api::<rollouts::api::Rollout>().get("web").await?;
+            let phase = ro.status.as_ref().and_then(|s| s.phase.clone());
+            Ok((phase.as_deref() == Some("Healthy")).then_some(ro))
+        })
+        .await;
+    // The Rollout controller is done; only the Experiment controller runs from here (this
+    // test is about the view, not about what a Rollout does with its Experiments).
+    drop(rctl);
+    // An Experiment of the Rollout's revision 1, owned by it (as an experiment step makes one).
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&manifest("web-1-0", "nginx:1.20", json!({}))).unwrap();
+    doc["metadata"]["annotations"] = json!({"rollout.argoproj.io/revision": "1"});
+    doc["metadata"]["ownerReferences"] = json!([{
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": "web",
+        "uid": ro.uid().unwrap(), "controller": true, "blockOwnerDeletion": true}]);
+    for t in doc["spec"]["templates"].as_array_mut().unwrap() {
+        t["selector"]["matchLabels"]["app"] = json!("web");
+        t["template"]["metadata"]["labels"]["app"] = json!("web");
+    }
+    ns.apply(&doc.to_string()).await;
+    wait_phase(&ns, "web-1-0", "Running", Duration::from_secs(60)).await;
+    let text = ns
+        .wait_for(
+            "the experiment in the tree",
+            Duration::from_secs(30),
+            || async {
+                let out = cli(&ns, &["get", "rollout", "web", "--no-color"]).await;
+                assert_eq!(out.code, 0, "{out}");
+                let ok = out.stdout.matches(" Pod ").count() == 4;
+                Ok(ok.then_some(out.stdout))
+            },
+        )
+        .await;
+    for want in [
+        "nginx:1.19 (stable, Σ:baseline)",
+        "nginx:1.20 (Σ:canary)",
+        "└──# revision:1",
+        "Σ web-1-0 ",
+        " Experiment ",
+        "⧉ web-1-0-baseline ",
+        "⧉ web-1-0-canary ",
+    ] {
+        assert!(text.contains(want), "no {want:?} in:\n{text}");
+    }
+    // The experiment's ReplicaSets are under it, not beside the Rollout's.
+    let exp_line = text.lines().position(|l| l.contains("Σ web-1-0")).unwrap();
+    let canary_line = text
+        .lines()
+        .position(|l| l.contains("⧉ web-1-0-canary"))
+        .unwrap();
+    assert!(canary_line > exp_line, "{text}");
+    assert!(
+        text.lines().nth(canary_line).unwrap().starts_with("      "),
+        "{text}"
+    );
+}
