@@ -934,3 +934,220 @@ spec:
         "{text}"
     );
 }
+
+// ------------------------------------------------------------------------------------------
+// Garbage collection, restarts, refusals
+// ------------------------------------------------------------------------------------------
+
+/// The controller owner reference every object of the Experiment carries (upstream's
+/// `NewControllerRef`: controller and blockOwnerDeletion).
+fn assert_controlled_by(what: &str, refs: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference], ex: &Experiment) {
+    assert_eq!(refs.len(), 1, "{what}: {refs:?}");
+    let o = &refs[0];
+    assert_eq!(
+        (
+            o.api_version.as_str(),
+            o.kind.as_str(),
+            o.name.as_str(),
+            Some(o.uid.clone()),
+            o.controller,
+            o.block_owner_deletion
+        ),
+        (
+            "argoproj.io/v1alpha1",
+            "Experiment",
+            ex.name_any().as_str(),
+            ex.uid(),
+            Some(true),
+            Some(true)
+        ),
+        "{what}"
+    );
+}
+
+/// Deleting an Experiment: the control plane's garbage collector (kube-controller-manager)
+/// deletes its ReplicaSets (and their pods), its Service and its AnalysisRun, through the
+/// controller owner references.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_an_experiment_garbage_collects_what_it_owns() {
+    use k8s_openapi::api::core::v1::{Pod, Service};
+    use rollouts::api::AnalysisRun;
+    let (ns, _ctl) = setup_experiment("exp-gc").await;
+    let _analysis = crate::analysis::start_analysis_controller(&ns);
+    ns.apply(LOOP_TEMPLATE).await;
+    let mut doc: serde_json::Value = serde_json::from_str(&manifest(
+        "gc",
+        "nginx:1.20",
+        json!({"analyses": [{"name": "loop", "templateName": "loop"}]}),
+    ))
+    .unwrap();
+    doc["spec"]["templates"][1]["service"] = json!({});
+    ns.apply(&doc.to_string()).await;
+    let ex = wait_phase(&ns, "gc", "Running", Duration::from_secs(60)).await;
+    let svc = ns
+        .wait_for("the Service", Duration::from_secs(30), || async {
+            Ok(ns.api::<Service>().get_opt("gc-canary").await?)
+        })
+        .await;
+    let run = ns
+        .wait_for("the AnalysisRun", Duration::from_secs(30), || async {
+            Ok(ns.api::<AnalysisRun>().get_opt("gc-loop").await?)
+        })
+        .await;
+    for t in ["baseline", "canary"] {
+        let rs = replica_set(&ns, &format!("gc-{t}")).await;
+        assert_controlled_by(&format!("ReplicaSet gc-{t}"), rs.owner_references(), &ex);
+    }
+    assert_controlled_by("Service gc-canary", svc.owner_references(), &ex);
+    assert_controlled_by("AnalysisRun gc-loop", run.owner_references(), &ex);
+    let pods = ns.api::<Pod>().list(&ListParams::default()).await.unwrap();
+    assert!(pods.items.len() >= 3, "the template pods run");
+
+    // A plain delete (background propagation, as `kubectl delete`).
+    ns.api::<Experiment>()
+        .delete("gc", &Default::default())
+        .await
+        .expect("deleting the Experiment");
+    ns.wait_for(
+        "the ReplicaSets, Service, AnalysisRun and template pods collected",
+        Duration::from_secs(60),
+        || async {
+            let rss = ns.api::<ReplicaSet>().list(&ListParams::default()).await?;
+            let svcs = ns.api::<Service>().list(&ListParams::default()).await?;
+            let runs = ns.api::<AnalysisRun>().list(&ListParams::default()).await?;
+            let pods = ns
+                .api::<Pod>()
+                .list(&ListParams::default().labels("app=gc"))
+                .await?;
+            Ok((rss.items.is_empty()
+                && svcs.items.is_empty()
+                && runs.items.is_empty()
+                && pods.items.is_empty())
+            .then_some(()))
+        },
+    )
+    .await;
+    assert!(
+        ns.api::<Experiment>().get_opt("gc").await.unwrap().is_none(),
+        "the Experiment is gone"
+    );
+}
+
+/// The controller is stopped for most of an Experiment's `duration` and a new one takes
+/// over: the same ReplicaSets (uids), the same one AnalysisRun (no duplicate), the same
+/// `availableAt`, and the Experiment ends once `duration` has passed since `availableAt`, not
+/// since the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_controller_resumes_with_the_same_objects_and_honours_the_duration() {
+    use rollouts::api::AnalysisRun;
+    let (ns, ctl) = setup_experiment("exp-restart").await;
+    let _analysis = crate::analysis::start_analysis_controller(&ns);
+    ns.apply(LOOP_TEMPLATE).await;
+    let duration = 12;
+    ns.apply(&manifest(
+        "mid",
+        "nginx:1.20",
+        json!({"duration": format!("{duration}s"), "scaleDownDelaySeconds": 0,
+               "analyses": [{"name": "loop", "templateName": "loop"}]}),
+    ))
+    .await;
+    let ex = wait_phase(&ns, "mid", "Running", Duration::from_secs(60)).await;
+    let available_at = ex.status.clone().unwrap().available_at.unwrap().0;
+    let run = ns
+        .wait_for("the AnalysisRun", Duration::from_secs(30), || async {
+            Ok(ns.api::<AnalysisRun>().get_opt("mid-loop").await?)
+        })
+        .await;
+    let uids_of_rss = || async {
+        let mut v: Vec<String> = ns
+            .api::<ReplicaSet>()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .filter_map(|r| r.uid())
+            .collect();
+        v.sort();
+        v
+    };
+    let runs = || async {
+        ns.api::<AnalysisRun>()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|r| (r.name_any(), r.uid().unwrap_or_default()))
+            .collect::<Vec<_>>()
+    };
+    let rss_before = uids_of_rss().await;
+    assert_eq!(rss_before.len(), 2);
+
+    // Down for 8 of the 12 seconds.
+    drop(ctl);
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let restarted = k8s_openapi::jiff::Timestamp::now();
+    let _ctl = ExperimentCtl::start(&ns);
+    let ex = wait_phase(&ns, "mid", "Successful", Duration::from_secs(60)).await;
+    let ended = k8s_openapi::jiff::Timestamp::now();
+    let status = ex.status.clone().unwrap();
+    assert_eq!(status.available_at.map(|t| t.0), Some(available_at));
+    assert!(
+        ended.duration_since(available_at).as_secs() >= duration,
+        "Successful at {ended}, availableAt {available_at}"
+    );
+    // Counted from availableAt: well before a full duration after the restart.
+    assert!(
+        ended.duration_since(restarted).as_secs() < duration,
+        "Successful at {ended}, {duration}s after the restart at {restarted}: the duration was counted again"
+    );
+    assert_eq!(uids_of_rss().await, rss_before, "the same ReplicaSets");
+    assert_eq!(
+        runs().await,
+        [("mid-loop".to_string(), run.uid().unwrap())],
+        "the same one AnalysisRun"
+    );
+    let recorded = status.analysis_runs.unwrap();
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0].analysis_run.as_deref(), Some("mid-loop"));
+    wait_scaled_down(&ns, Duration::from_secs(30)).await;
+}
+
+/// A template the API server refuses (no pod spec: upstream's
+/// `expectedfailures/experiment-invalid.yaml`, here project-owned) is a template Error with
+/// the API server's reason, and the Experiment ends in Error; the valid template is scaled
+/// down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_the_api_server_refuses_ends_the_experiment_in_error() {
+    let (ns, _ctl) = setup_experiment("exp-refused").await;
+    let mut doc: serde_json::Value = serde_json::from_str(&manifest(
+        "refused",
+        "nginx:1.20",
+        json!({"scaleDownDelaySeconds": 0}),
+    ))
+    .unwrap();
+    doc["spec"]["templates"][1]["template"]
+        .as_object_mut()
+        .unwrap()
+        .remove("spec");
+    ns.apply(&doc.to_string()).await;
+    let ex = wait_phase(&ns, "refused", "Error", Duration::from_secs(60)).await;
+    let ts = template_status(&ex, "canary");
+    assert_eq!(ts.status.as_deref(), Some("Error"));
+    let msg = ts.message.clone().unwrap_or_default();
+    assert!(
+        msg.starts_with("Failed to create ReplicaSet for template 'canary': ")
+            && msg.contains("containers"),
+        "{msg}"
+    );
+    assert!(
+        ns.api::<ReplicaSet>()
+            .get_opt("refused-canary")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    wait_scaled_down(&ns, Duration::from_secs(30)).await;
+    wait_events(&ns, "refused", &["TemplateError"]).await;
+}

@@ -175,7 +175,13 @@ fn step(
         }
         return;
     }
-    new.phase = st.phase.filter(|p| !p.is_empty());
+    // A run the AnalysisRun controller has not started yet has no phase: its entry stays
+    // Pending (the CRD requires a phase; upstream writes the run's, `""`).
+    new.phase = Some(
+        st.phase
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| phase::PENDING.into()),
+    );
     new.message = st.message.filter(|m| !m.is_empty());
 }
 

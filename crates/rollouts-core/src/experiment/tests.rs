@@ -612,6 +612,32 @@ impl World {
     }
 }
 
+/// Regression: between the run's creation and the AnalysisRun controller's first status, the
+/// run has no phase; the Experiment's entry for it used to lose its phase then, and the API
+/// server refused every status write (`status.analysisRuns.phase: Required value`), so the
+/// Experiment stalled. The entry stays Pending.
+#[test]
+fn a_run_without_a_phase_yet_keeps_its_entry_pending() {
+    let mut w = with_analysis(false, json!({}));
+    w.running();
+    w.step(at(2));
+    assert_eq!(w.runs.len(), 1);
+    assert_eq!(w.runs[0].status, None);
+    w.step(at(3));
+    let entry = w.analysis("cmp");
+    assert_eq!(
+        (entry.analysis_run.as_deref(), entry.phase.as_deref()),
+        (Some("ex-cmp"), Some("Pending"))
+    );
+    // An empty phase is no phase either.
+    w.run_phase("ex-cmp", "", "");
+    w.step(at(4));
+    assert_eq!(w.analysis("cmp").phase.as_deref(), Some("Pending"));
+    w.run_phase("ex-cmp", "Running", "");
+    w.step(at(5));
+    assert_eq!(w.analysis("cmp").phase.as_deref(), Some("Running"));
+}
+
 #[test]
 fn the_analysis_run_starts_once_the_experiment_is_available() {
     let mut w = with_analysis(
