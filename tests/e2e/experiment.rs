@@ -982,6 +982,8 @@ async fn deleting_an_experiment_garbage_collects_what_it_owns() {
     ))
     .unwrap();
     doc["spec"]["templates"][1]["service"] = json!({});
+    doc["spec"]["templates"][1]["template"]["spec"]["containers"][0]["ports"] =
+        json!([{"name": "http", "containerPort": 8080}]);
     ns.apply(&doc.to_string()).await;
     let ex = wait_phase(&ns, "gc", "Running", Duration::from_secs(60)).await;
     let svc = ns
