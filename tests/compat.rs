@@ -291,7 +291,8 @@ fn compat_upstream_manifests_round_trip() {
 /// - the other documents are well-formed objects whose failure comes at run time (a Job the
 ///   API server refuses, a Prometheus that does not answer, a missing template, an image that
 ///   never starts): they must decode and round-trip, so that the controller can report that
-///   failure on them (`invalid_runs_end_in_error_with_the_cause` and the analysis e2e tests
+///   failure on them (`invalid_runs_end_in_error_with_the_cause`, the analysis e2e tests and,
+///   for the Experiments, `experiment::upstream_expected_failure_experiments_end_as_upstream_expects`
 ///   prove the run-time side);
 /// - `analysis-run-failfast.yaml` is not valid YAML (its second metric is mis-indented):
 ///   it must be refused as YAML, as `kubectl apply` refuses it.

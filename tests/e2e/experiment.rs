@@ -1153,3 +1153,273 @@ async fn a_template_the_api_server_refuses_ends_the_experiment_in_error() {
     wait_scaled_down(&ns, Duration::from_secs(30)).await;
     wait_events(&ns, "refused", &["TemplateError"]).await;
 }
+
+// ------------------------------------------------------------------------------------------
+// A/B with a Prometheus analysis
+// ------------------------------------------------------------------------------------------
+
+/// An A/B Experiment: a baseline and a canary template side by side, and a required
+/// Prometheus analysis comparing the canary's error rate with the baseline's (by their
+/// pod-template hashes, as a dashboard would label their requests).
+fn ab_manifest(name: &str, prometheus: &str) -> String {
+    format!(
+        r#"apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {{name: error-rate-vs-baseline}}
+spec:
+  args:
+  - name: baseline-hash
+  - name: canary-hash
+  metrics:
+  - name: error-rate-difference
+    interval: 1s
+    count: 3
+    initialDelay: 2s
+    successCondition: result[0] < 0.05
+    failureCondition: result[0] >= 0.05
+    failureLimit: 0
+    provider:
+      prometheus:
+        address: {prometheus}
+        query: >-
+          abs(
+            sum(test_requests{{svc="{{{{args.canary-hash}}}}",code="5xx"}}) / sum(test_requests{{svc="{{{{args.canary-hash}}}}"}})
+            - scalar(sum(test_requests{{svc="{{{{args.baseline-hash}}}}",code="5xx"}}) / sum(test_requests{{svc="{{{{args.baseline-hash}}}}"}}))
+          )
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Experiment
+metadata: {{name: {name}}}
+spec:
+  scaleDownDelaySeconds: 0
+  templates:
+  - name: baseline
+    replicas: 1
+    selector: {{matchLabels: {{app: {name}, role: baseline}}}}
+    template:
+      metadata: {{labels: {{app: {name}, role: baseline}}}}
+      spec: {{containers: [{{name: app, image: "app:v1"}}]}}
+  - name: canary
+    replicas: 1
+    selector: {{matchLabels: {{app: {name}, role: canary}}}}
+    template:
+      metadata: {{labels: {{app: {name}, role: canary}}}}
+      spec: {{containers: [{{name: app, image: "app:v2"}}]}}
+  analyses:
+  - name: compare
+    templateName: error-rate-vs-baseline
+    requiredForCompletion: true
+    args:
+    - name: baseline-hash
+      value: "{{{{templates.baseline.podTemplateHash}}}}"
+    - name: canary-hash
+      value: "{{{{templates.canary.podTemplateHash}}}}"
+"#
+    )
+}
+
+/// A/B against the real Prometheus of the tests: two Experiments with the same analysis.
+/// In `same`, the canary fails 10% of its requests like the baseline: the analysis passes and
+/// the Experiment is Successful. In `worse`, the canary fails 50%: the analysis fails and the
+/// Experiment is Failed. The request counters are served per pod-template hash, read from
+/// the template ReplicaSets the controller created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ab_prometheus_analysis_passes_when_error_rates_match_and_fails_when_not() {
+    use crate::analysis::{Shared, request_metrics, serve};
+    let (ns, _ctl) = setup_experiment("exp-ab").await;
+    let _analysis = crate::analysis::start_analysis_controller(&ns);
+    let state: Shared = Default::default();
+    let port = serve(state.clone()).await;
+    let prom = xtask::prometheus::Prometheus::start(&[format!("127.0.0.1:{port}")])
+        .await
+        .expect("a real Prometheus must start for the analysis tests");
+    prom.wait_for("up", "1", Duration::from_secs(30))
+        .await
+        .expect("Prometheus scrapes the test endpoint");
+    for name in ["same", "worse"] {
+        ns.apply(&ab_manifest(name, &prom.url())).await;
+    }
+    // The hashes of the four templates, once their ReplicaSets exist.
+    let hash = |name: String| {
+        let ns = &ns;
+        async move {
+            let rs = ns
+                .wait_for(
+                    &format!("ReplicaSet {name}"),
+                    Duration::from_secs(30),
+                    || async { Ok(ns.api::<ReplicaSet>().get_opt(&name).await?) },
+                )
+                .await;
+            hash_of(&rs)
+        }
+    };
+    let same_baseline = hash("same-baseline".into()).await;
+    let same_canary = hash("same-canary".into()).await;
+    let worse_baseline = hash("worse-baseline".into()).await;
+    let worse_canary = hash("worse-canary".into()).await;
+    state.lock().unwrap().metrics = request_metrics(&[
+        (&same_baseline, 900, 100),
+        (&same_canary, 450, 50),
+        (&worse_baseline, 900, 100),
+        (&worse_canary, 500, 500),
+    ]);
+    prom.wait_for(
+        &format!("test_requests{{svc=\"{worse_canary}\",code=\"5xx\"}}"),
+        "500",
+        Duration::from_secs(30),
+    )
+    .await
+    .expect("Prometheus has the counters");
+
+    let ex = wait_phase(&ns, "same", "Successful", Duration::from_secs(90)).await;
+    let status = ex.status.clone().unwrap();
+    assert_eq!(
+        status.message.as_deref(),
+        Some("Required AnalysisRuns completed")
+    );
+    let run = ns
+        .api::<rollouts::api::AnalysisRun>()
+        .get("same-compare")
+        .await
+        .unwrap();
+    let args = run.spec.args.clone().unwrap();
+    for (arg, want) in [("baseline-hash", &same_baseline), ("canary-hash", &same_canary)] {
+        assert!(
+            args.iter()
+                .any(|a| a.name.as_deref() == Some(arg) && a.value.as_deref() == Some(want)),
+            "{arg}: {args:?}"
+        );
+    }
+    let results = run.status.clone().unwrap().metric_results.unwrap();
+    assert_eq!(results[0].successful, Some(3), "{results:?}");
+
+    let ex = wait_phase(&ns, "worse", "Failed", Duration::from_secs(90)).await;
+    let runs = ex.status.clone().unwrap().analysis_runs.unwrap();
+    assert_eq!(
+        (runs[0].analysis_run.as_deref(), runs[0].phase.as_deref()),
+        (Some("worse-compare"), Some("Failed"))
+    );
+    let run = ns
+        .api::<rollouts::api::AnalysisRun>()
+        .get("worse-compare")
+        .await
+        .unwrap();
+    let m = &run.status.clone().unwrap().metric_results.unwrap()[0];
+    let value = m.measurements.as_ref().unwrap()[0].value.clone().unwrap_or_default();
+    assert!(value.contains("0.4"), "the difference measured: {value}");
+    wait_scaled_down(&ns, Duration::from_secs(30)).await;
+}
+
+// ------------------------------------------------------------------------------------------
+// Upstream's corpus: dry-run and measurement retention, expected failures
+// ------------------------------------------------------------------------------------------
+
+/// Upstream's `TestExperimentWithDryRunMetrics` and
+/// `TestExperimentWithMeasurementRetentionMetrics` on their manifests, unchanged: both end
+/// Successful after their 30s; the dry-run run counts its failed Job in `dryRunSummary`
+/// (count 1, failed 1) without failing, the retained run keeps 2 measurements. Skipped with a
+/// notice where the corpus is absent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_dry_run_and_measurement_retention_experiments() {
+    let Some(_) = compat_corpus() else {
+        return;
+    };
+    let (ns, _ctl) = setup_experiment("exp-corpus-analysis").await;
+    let _analysis = crate::analysis::start_analysis_controller(&ns);
+    for f in [
+        "experiment-dry-run-analysis",
+        "experiment-measurement-retention-analysis",
+    ] {
+        ns.apply(&compat_file(&format!("test/e2e/functional/{f}.yaml")).unwrap())
+            .await;
+    }
+    let run_of = |ex: &Experiment| {
+        ex.status.as_ref().unwrap().analysis_runs.as_ref().unwrap()[0]
+            .analysis_run
+            .clone()
+            .unwrap()
+    };
+    let ex = wait_phase(&ns, "experiment-with-dry-run", "Successful", Duration::from_secs(90)).await;
+    let run = ns
+        .api::<rollouts::api::AnalysisRun>()
+        .get(&run_of(&ex))
+        .await
+        .unwrap();
+    let summary = run.status.clone().unwrap().dry_run_summary.unwrap();
+    assert_eq!(
+        (
+            summary.count.unwrap_or(0),
+            summary.error.unwrap_or(0),
+            summary.failed.unwrap_or(0)
+        ),
+        (1, 0, 1),
+        "{summary:?}"
+    );
+    let ex = wait_phase(&ns, "experiment-with-mr", "Successful", Duration::from_secs(90)).await;
+    let run = ns
+        .api::<rollouts::api::AnalysisRun>()
+        .get(&run_of(&ex))
+        .await
+        .unwrap();
+    let results = run.status.clone().unwrap().metric_results.unwrap();
+    assert_eq!(results[0].measurements.as_ref().map(Vec::len), Some(2));
+    assert!(results[0].count.unwrap_or(0) > 2, "{results:?}");
+}
+
+/// Upstream's `test/e2e/expectedfailures/experiment-*.yaml` (and `malformed-experiment.yaml`),
+/// applied unchanged (a name given where they only have `generateName`), end as their names
+/// say upstream expects: `degrade` (an image that never pulls, a 30s progress deadline)
+/// Failed; `error-template-missing` (an analysis of a template that does not exist) Error;
+/// `failed-analysis` (a Job that exits 1) Failed; `invalid` (a template without a pod spec)
+/// and `malformed-experiment` (an invalid memory quantity) Error, as the API server refuses
+/// their ReplicaSets. Skipped with a notice where the corpus is absent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_expected_failure_experiments_end_as_upstream_expects() {
+    let Some(_) = compat_corpus() else {
+        return;
+    };
+    let (ns, _ctl) = setup_experiment("exp-corpus-failures").await;
+    let _analysis = crate::analysis::start_analysis_controller(&ns);
+    let cases = [
+        ("experiment-degrade", "Failed", "exceeded its progressDeadlineSeconds (30)"),
+        (
+            "experiment-error-template-missing",
+            "Error",
+            "analysistemplate.argoproj.io \"does-not-exist\" not found",
+        ),
+        ("experiment-failed-analysis", "Failed", ""),
+        (
+            "experiment-invalid",
+            "Error",
+            "Failed to create ReplicaSet for template 'invalid-spec'",
+        ),
+        (
+            "malformed-experiment",
+            "Error",
+            "Failed to create ReplicaSet for template 'canary'",
+        ),
+    ];
+    for (file, _, _) in &cases {
+        let text = compat_file(&format!("test/e2e/expectedfailures/{file}.yaml")).unwrap();
+        for doc in text.split("\n---") {
+            let mut doc: serde_json::Value = serde_yaml::from_str(doc).expect("corpus YAML");
+            if doc["kind"] == "Experiment" {
+                let meta = doc["metadata"].as_object_mut().unwrap();
+                meta.remove("generateName");
+                meta.insert("name".into(), json!(file));
+            }
+            ns.apply(&doc.to_string()).await;
+        }
+    }
+    for (name, phase, message) in &cases {
+        let ex = wait_phase(&ns, name, phase, Duration::from_secs(120)).await;
+        let st = ex.status.clone().unwrap();
+        let messages = format!(
+            "{} {:?} {:?}",
+            st.message.clone().unwrap_or_default(),
+            st.template_statuses,
+            st.analysis_runs
+        );
+        assert!(messages.contains(message), "{name}: {messages}");
+    }
+}

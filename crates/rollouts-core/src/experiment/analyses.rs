@@ -244,7 +244,21 @@ fn new_run(
                 .map(|t| t.spec.clone())
         },
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| match e {
+        // Upstream's lister error, word for word.
+        build::BuildError::TemplateNotFound {
+            name,
+            cluster_scope,
+        } => format!(
+            "{}.argoproj.io \"{name}\" not found",
+            if cluster_scope {
+                "clusteranalysistemplate"
+            } else {
+                "analysistemplate"
+            }
+        ),
+        e => e.to_string(),
+    })?;
     let args = resolve_args(obs, a.args.as_deref().unwrap_or_default())?;
     let mut labels = BTreeMap::new();
     let id_key = crate::api::consts::LABEL_KEY_CONTROLLER_INSTANCE_ID;
