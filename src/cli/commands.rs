@@ -388,7 +388,10 @@ async fn cluster_command(target: Target, command: Command) -> Result<()> {
             what: RetryWhat::Experiment { names },
         } => {
             for name in names {
-                out(&format!("{}\n", verbs::retry_experiment(&conn, &name).await?));
+                out(&format!(
+                    "{}\n",
+                    verbs::retry_experiment(&conn, &name).await?
+                ));
             }
             Ok(())
         }

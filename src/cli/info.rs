@@ -1,7 +1,8 @@
-//! What `get rollout` and `list rollouts` show, computed from the objects alone (pure), after
-//! upstream's `pkg/kubectl-argo-rollouts/info`: the phase and message, the step, set and actual
-//! weight, the images with their stack markers, and the revisions → ReplicaSets → pods tree
-//! with the AnalysisRuns.
+//! What `get rollout`, `list rollouts`, `get experiment` and `list experiments` show, computed
+//! from the objects alone (pure), after upstream's `pkg/kubectl-argo-rollouts/info`: the phase
+//! and message, the step, set and actual weight, the images with their stack markers (and
+//! `Σ:<template>` for an Experiment's), and the revisions → ReplicaSets → pods tree with the
+//! Experiments (their ReplicaSets, pods and runs) and AnalysisRuns.
 //!
 //! Times are kept as timestamps; ages are computed when rendering, from an injected `now`.
 
@@ -535,7 +536,7 @@ fn replica_set_infos_of(
     let uid = owner_uid;
     let mut out: Vec<ReplicaSetInfo> = replica_sets
         .iter()
-        .filter(|rs| owned_by(rs.owner_references(), &uid))
+        .filter(|rs| owned_by(rs.owner_references(), uid))
         .map(|rs| {
             let status = replica_set_health(rs);
             let hash = pod_template_hash(rs);
@@ -771,14 +772,7 @@ fn experiment_infos(model: &Model) -> Vec<ExperimentInfo> {
         .experiments
         .iter()
         .filter(|ex| owned_by(ex.owner_references(), &uid))
-        .map(|ex| {
-            ExperimentInfo::of(
-                ex,
-                &model.replica_sets,
-                &model.pods,
-                &model.analysis_runs,
-            )
-        })
+        .map(|ex| ExperimentInfo::of(ex, &model.replica_sets, &model.pods, &model.analysis_runs))
         .collect();
     out.sort_by(|a, b| {
         b.revision
@@ -827,7 +821,9 @@ impl ExperimentInfo {
 impl ExperimentListLine {
     /// `list experiments` lines, in the order given (the API server's: namespace, name).
     pub fn for_experiments(exs: &[Experiment], now: Timestamp) -> Vec<ExperimentListLine> {
-        exs.iter().map(|ex| ExperimentListLine::new(ex, now)).collect()
+        exs.iter()
+            .map(|ex| ExperimentListLine::new(ex, now))
+            .collect()
     }
 
     /// Upstream's `PrintExperimentTable` row: the duration and, while the Experiment runs

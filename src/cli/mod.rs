@@ -15,12 +15,12 @@
 //! - Errors are one line naming what was looked for and where, e.g.
 //!   `rollout "foo" not found in namespace "bar"`, `namespace "bar" not found`.
 //! - `list rollouts` has an ACTUAL-WEIGHT column (after SET-WEIGHT).
-//! - `get rollout` has `-o json|yaml` (the view's data); there is no `get experiment`.
+//! - `get rollout` has `-o json|yaml` (the view's data); `get experiment` has not.
+//! - `terminate experiment` prints "experiment 'NAME' terminated" (upstream's says "retried").
 //! - `lint` prints field paths and reports unknown fields and features the controller does
 //!   not carry out yet; a file without a Rollout is an error.
 //! - `plan` and `analysis backtest` (see [`backtest`]) are new. Not offered: `create`,
-//!   `terminate`, `abort`/`retry` of experiments, `set image` of experiments, the deprecated
-//!   `promote --skip-*` and `resume`.
+//!   the deprecated `promote --skip-*` and `resume`.
 //! - `dashboard` ([`dashboard`]) listens on 127.0.0.1 and needs a per-start token for
 //!   actions (upstream's has no authentication); `--read-only`, `--address`, `-A` are new.
 //! - The writes themselves are upstream's; see [`actions`].
@@ -46,7 +46,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Manage Rollouts (argoproj.io/v1alpha1): inspect, promote, abort, retry, undo, plan.
+/// Manage Rollouts (argoproj.io/v1alpha1): inspect, promote, abort, retry, undo, plan; inspect,
+/// terminate and retry Experiments.
 ///
 /// Installed on the PATH as `kubectl-rollouts`, it also runs as `kubectl rollouts ...`.
 #[derive(Debug, Parser)]

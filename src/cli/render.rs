@@ -479,7 +479,11 @@ pub fn list(lines: &[ListLine], all_namespaces: bool) -> String {
 
 /// The `list experiments` table (with `NAMESPACE` first for `-A`), its cells padded as
 /// upstream's `expColumnFmtString` pads them.
-pub fn list_experiments(lines: &[ExperimentListLine], all_namespaces: bool, now: Timestamp) -> String {
+pub fn list_experiments(
+    lines: &[ExperimentListLine],
+    all_namespaces: bool,
+    now: Timestamp,
+) -> String {
     let mut h = "NAME\tSTATUS\tDURATION\tREMAINING\tAGE".to_string();
     if all_namespaces {
         h = format!("NAMESPACE\t{h}");
@@ -638,8 +642,11 @@ NAME                 KIND         STATUS     AGE  INFO
     fn list_experiments_columns() {
         let ex = fixture().experiment;
         let line = ExperimentListLine::new(&ex, now());
-        assert_eq!((line.duration.as_str(), line.remaining.as_str()), ("60m", "55m"));
-        let text = list_experiments(&[line.clone()], true, now());
+        assert_eq!(
+            (line.duration.as_str(), line.remaining.as_str()),
+            ("60m", "55m")
+        );
+        let text = list_experiments(std::slice::from_ref(&line), true, now());
         assert_eq!(
             text,
             "NAMESPACE  NAME        STATUS   DURATION  REMAINING  AGE\n\
@@ -663,11 +670,14 @@ NAME                 KIND         STATUS     AGE  INFO
         }))
         .unwrap();
         let meta = &mut m.experiment.metadata;
-        meta.annotations = Some([("rollout.argoproj.io/revision".to_string(), "2".to_string())].into());
-        meta.owner_references = Some(vec![serde_json::from_value(json!({
+        meta.annotations =
+            Some([("rollout.argoproj.io/revision".to_string(), "2".to_string())].into());
+        meta.owner_references = Some(vec![
+            serde_json::from_value(json!({
             "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": "r", "uid": "ro1",
             "controller": true}))
-        .unwrap()]);
+            .unwrap(),
+        ]);
         let info = crate::cli::info::RolloutInfo::new(&Model {
             rollout: ro,
             replica_sets: m.replica_sets.clone(),

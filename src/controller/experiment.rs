@@ -353,7 +353,10 @@ enum Actuated {
     Again(Action),
     /// The API server refused a template's ReplicaSet (a client error other than a
     /// conflict or throttling): a domain outcome, not a retry.
-    Refused { template: String, message: String },
+    Refused {
+        template: String,
+        message: String,
+    },
 }
 
 /// Whether an API error refuses the request itself (invalid, forbidden, quota), rather than

@@ -632,9 +632,11 @@ async fn the_cli_gets_lists_terminates_and_retries_experiments() {
         (ready == 3).then_some(out.stdout)
     };
     let text = ns
-        .wait_for("three pods in the tree", Duration::from_secs(30), || async {
-            Ok(pods_ready().await)
-        })
+        .wait_for(
+            "three pods in the tree",
+            Duration::from_secs(30),
+            || async { Ok(pods_ready().await) },
+        )
         .await;
     for want in [
         "Name:            cli\n",
@@ -821,7 +823,9 @@ async fn get_experiment_watch_redraws_on_change() {
             if n == 0 {
                 break;
             }
-            s.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            s.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
         }
     });
     let has = |want: &'static str| {
@@ -941,7 +945,11 @@ spec:
 
 /// The controller owner reference every object of the Experiment carries (upstream's
 /// `NewControllerRef`: controller and blockOwnerDeletion).
-fn assert_controlled_by(what: &str, refs: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference], ex: &Experiment) {
+fn assert_controlled_by(
+    what: &str,
+    refs: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference],
+    ex: &Experiment,
+) {
     assert_eq!(refs.len(), 1, "{what}: {refs:?}");
     let o = &refs[0];
     assert_eq!(
@@ -1030,7 +1038,11 @@ async fn deleting_an_experiment_garbage_collects_what_it_owns() {
     )
     .await;
     assert!(
-        ns.api::<Experiment>().get_opt("gc").await.unwrap().is_none(),
+        ns.api::<Experiment>()
+            .get_opt("gc")
+            .await
+            .unwrap()
+            .is_none(),
         "the Experiment is gone"
     );
 }
@@ -1283,7 +1295,10 @@ async fn ab_prometheus_analysis_passes_when_error_rates_match_and_fails_when_not
         .await
         .unwrap();
     let args = run.spec.args.clone().unwrap();
-    for (arg, want) in [("baseline-hash", &same_baseline), ("canary-hash", &same_canary)] {
+    for (arg, want) in [
+        ("baseline-hash", &same_baseline),
+        ("canary-hash", &same_canary),
+    ] {
         assert!(
             args.iter()
                 .any(|a| a.name.as_deref() == Some(arg) && a.value.as_deref() == Some(want)),
@@ -1305,7 +1320,10 @@ async fn ab_prometheus_analysis_passes_when_error_rates_match_and_fails_when_not
         .await
         .unwrap();
     let m = &run.status.clone().unwrap().metric_results.unwrap()[0];
-    let value = m.measurements.as_ref().unwrap()[0].value.clone().unwrap_or_default();
+    let value = m.measurements.as_ref().unwrap()[0]
+        .value
+        .clone()
+        .unwrap_or_default();
     assert!(value.contains("0.4"), "the difference measured: {value}");
     wait_scaled_down(&ns, Duration::from_secs(30)).await;
 }
@@ -1339,7 +1357,13 @@ async fn upstream_dry_run_and_measurement_retention_experiments() {
             .clone()
             .unwrap()
     };
-    let ex = wait_phase(&ns, "experiment-with-dry-run", "Successful", Duration::from_secs(90)).await;
+    let ex = wait_phase(
+        &ns,
+        "experiment-with-dry-run",
+        "Successful",
+        Duration::from_secs(90),
+    )
+    .await;
     let run = ns
         .api::<rollouts::api::AnalysisRun>()
         .get(&run_of(&ex))
@@ -1355,7 +1379,13 @@ async fn upstream_dry_run_and_measurement_retention_experiments() {
         (1, 0, 1),
         "{summary:?}"
     );
-    let ex = wait_phase(&ns, "experiment-with-mr", "Successful", Duration::from_secs(90)).await;
+    let ex = wait_phase(
+        &ns,
+        "experiment-with-mr",
+        "Successful",
+        Duration::from_secs(90),
+    )
+    .await;
     let run = ns
         .api::<rollouts::api::AnalysisRun>()
         .get(&run_of(&ex))
@@ -1381,7 +1411,11 @@ async fn upstream_expected_failure_experiments_end_as_upstream_expects() {
     let (ns, _ctl) = setup_experiment("exp-corpus-failures").await;
     let _analysis = crate::analysis::start_analysis_controller(&ns);
     let cases = [
-        ("experiment-degrade", "Failed", "exceeded its progressDeadlineSeconds (30)"),
+        (
+            "experiment-degrade",
+            "Failed",
+            "exceeded its progressDeadlineSeconds (30)",
+        ),
         (
             "experiment-error-template-missing",
             "Error",
