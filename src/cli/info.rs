@@ -98,10 +98,10 @@ pub struct ExperimentListLine {
     pub namespace: String,
     pub name: String,
     pub status: String,
-    /// `spec.duration` as a human duration, `-` without one.
-    pub duration: String,
-    /// What is left of the duration while the Experiment runs, else `-`.
-    pub remaining: String,
+    /// `spec.duration` in seconds, when set.
+    pub duration: Option<i64>,
+    /// The seconds left of the duration while the Experiment runs.
+    pub remaining: Option<i64>,
     pub creation_timestamp: Option<Timestamp>,
 }
 
@@ -835,17 +835,15 @@ impl ExperimentListLine {
             namespace: ex.namespace().unwrap_or_default(),
             name: ex.name_any(),
             status: phase.clone(),
-            duration: "-".into(),
-            remaining: "-".into(),
+            duration: None,
+            remaining: None,
             creation_timestamp: created(&ex.metadata),
         };
         if let Some(nanos) = crate::experiment::duration_nanos(ex) {
-            line.duration = super::render::human_duration((nanos / 1_000_000_000) as i64);
+            line.duration = Some((nanos / 1_000_000_000) as i64);
             if !crate::api::analysis_phase::is_completed(&phase) && st.available_at.is_some() {
                 let (_, left) = crate::experiment::passed_duration(ex, &st, now);
-                if let Some(left) = left.filter(|l| !l.is_zero()) {
-                    line.remaining = super::render::human_duration(left.as_secs() as i64);
-                }
+                line.remaining = left.filter(|l| !l.is_zero()).map(|l| l.as_secs() as i64);
             }
         }
         line

@@ -494,8 +494,8 @@ pub fn list_experiments(
             "{:<10}\t{:<6}\t{:<8}\t{:<9}\t{:<3}",
             l.name,
             l.status,
-            l.duration,
-            l.remaining,
+            l.duration.map_or("-".into(), human_duration),
+            l.remaining.map_or("-".into(), human_duration),
             age(l.creation_timestamp, now)
         );
         if all_namespaces {
@@ -642,10 +642,7 @@ NAME                 KIND         STATUS     AGE  INFO
     fn list_experiments_columns() {
         let ex = fixture().experiment;
         let line = ExperimentListLine::new(&ex, now());
-        assert_eq!(
-            (line.duration.as_str(), line.remaining.as_str()),
-            ("60m", "55m")
-        );
+        assert_eq!((line.duration, line.remaining), (Some(3600), Some(3300)));
         let text = list_experiments(std::slice::from_ref(&line), true, now());
         assert_eq!(
             text,
@@ -655,7 +652,13 @@ NAME                 KIND         STATUS     AGE  INFO
         // Completed: no time remaining.
         let mut done = ex.clone();
         done.status.as_mut().unwrap().phase = Some("Successful".into());
-        assert_eq!(ExperimentListLine::new(&done, now()).remaining, "-");
+        let line = ExperimentListLine::new(&done, now());
+        assert_eq!(line.remaining, None);
+        let text = list_experiments(&[line], false, now());
+        assert!(
+            text.ends_with("ab          Successful  60m       -          10m\n"),
+            "{text}"
+        );
     }
 
     #[test]
