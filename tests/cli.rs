@@ -1,5 +1,6 @@
 //! `kubectl-rollouts` without a cluster: snapshots of `get rollout` and `list rollouts` built
-//! from fixtures (`tests/fixtures/cli/*.yaml`, ages from a fixed `now`), snapshots of `plan`
+//! from fixtures (`tests/fixtures/cli/*.yaml`, ages from a fixed `now`), `get rollout` and `get
+//! experiment` of upstream's experiment testdata compared with upstream's expected text, snapshots of `plan`
 //! for several strategies, and the binary's offline behaviour (lint, plan, usage errors, an
 //! unreachable API server, help, completion).
 //!
@@ -7,7 +8,7 @@
 //! (or `INSTA_UPDATE=always` and a diff).
 
 use k8s_openapi::jiff::Timestamp;
-use rollouts::cli::info::{ListLine, Model, RolloutInfo};
+use rollouts::cli::info::{ExperimentInfo, ExperimentModel, ListLine, Model, RolloutInfo};
 use rollouts::cli::render::{self, Style};
 use rollouts::cli::timeline;
 use serde::Deserialize as _;
@@ -46,6 +47,12 @@ fn load(file: &str) -> Objects {
                 .model_rest
                 .analysis_runs
                 .push(serde_json::from_value(v).unwrap()),
+            "Experiment" => out
+                .model_rest
+                .experiments
+                .push(serde_json::from_value(v).unwrap()),
+            // Not read by the views (an analysis' Job is shown from its run's measurements).
+            "Job" => {}
             other => panic!("{file}: unexpected kind {other:?}"),
         }
     }
@@ -105,6 +112,127 @@ fn get_rollout_blue_green() {
         "get_rollout_blue_green",
         &render::rollout(&info, now(), Style::PLAIN),
     );
+}
+
+/// Upstream's `TestExperimentRollout` (`cmd/get/get_test.go`): the same objects
+/// (`experiment-analysis.yaml`, from upstream's testdata), the same text.
+#[test]
+fn get_rollout_with_an_experiment_as_upstream_prints_it() {
+    let info = RolloutInfo::new(&model("experiment-analysis.yaml"));
+    let want = "\
+Name:            rollout-experiment-analysis
+Namespace:       jesse-test
+Status:          ✖ Degraded
+Message:         ProgressDeadlineExceeded: ReplicaSet \"rollout-experiment-analysis-6f646bf7b7\" has timed out progressing.
+Strategy:        Canary
+  Step:          1/2
+  SetWeight:     25
+  ActualWeight:  25
+Images:          argoproj/rollouts-demo:blue (stable)
+                 argoproj/rollouts-demo:yellow (canary)
+Replicas:
+  Desired:       4
+  Current:       4
+  Updated:       1
+  Ready:         4
+  Available:     4
+
+NAME                                                                           KIND         STATUS          AGE  INFO
+⟳ rollout-experiment-analysis                                                  Rollout      ✖ Degraded      7d
+├──# revision:2
+│  ├──⧉ rollout-experiment-analysis-6f646bf7b7                                 ReplicaSet   ✔ Healthy       7d   canary
+│  │  └──□ rollout-experiment-analysis-6f646bf7b7-wn5w8                        Pod          ✔ Running       7d   ready:1/1
+│  ├──Σ rollout-experiment-analysis-6f646bf7b7-1-vcv27                         Experiment   ◌ Running       7d
+│  │  ├──⧉ rollout-experiment-analysis-6f646bf7b7-1-vcv27-baseline-7d768b8b5f  ReplicaSet   ✔ Healthy       7d
+│  │  │  └──□ rollout-experiment-analysis-6f646bf7b7-1-vcv27-baseline-7dczdst  Pod          ✔ Running       7d   ready:1/1
+│  │  └──⧉ rollout-experiment-analysis-6f646bf7b7-1-vcv27-canary-7699dcf5d     ReplicaSet   ✔ Healthy       7d
+│  │     └──□ rollout-experiment-analysis-6f646bf7b7-1-vcv27-canary-7699vgr24  Pod          ✔ Running       7d   ready:1/1
+│  └──α rollout-experiment-analysis-random-fail-6f646bf7b7-skqcr               AnalysisRun  ? Inconclusive  7d   ✔ 4,✖ 4,? 1,⚠ 1
+│     ├──⊞ rollout-experiment-analysis-random-fail-6f646bf7b7-skqcr-rzl6lt     Job          ✖ Failed        7d
+│     ├──⊞ rollout-experiment-analysis-random-fail-6f646bf7b7-skqcr-r8lqpd     Job          ✔ Successful    7d
+│     ├──⊞ rollout-experiment-analysis-random-fail-6f646bf7b7-skqcr-rjjsgg     Job          ✔ Successful    7d
+│     ├──⊞ rollout-experiment-analysis-random-fail-6f646bf7b7-skqcr-rrnfj5     Job          ✖ Failed        7d
+│     ├──⊞ rollout-experiment-analysis-random-fail-6f646bf7b7-skqcr-rx5kqk     Job          ✖ Failed        7d
+│     ├──⊞ rollout-experiment-analysis-random-fail-6f646bf7b7-skqcr-rp894b     Job          ✔ Successful    7d
+│     ├──⊞ rollout-experiment-analysis-random-fail-6f646bf7b7-skqcr-rmngtj     Job          ✖ Failed        7d
+│     └──⊞ rollout-experiment-analysis-random-fail-6f646bf7b7-skqcr-rsxm69     Job          ✔ Successful    7d
+└──# revision:1
+   └──⧉ rollout-experiment-analysis-f6db98dff                                  ReplicaSet   ✔ Healthy       7d   stable
+      ├──□ rollout-experiment-analysis-f6db98dff-8dmnz                         Pod          ✔ Running       7d   ready:1/1
+      ├──□ rollout-experiment-analysis-f6db98dff-bb6v6                         Pod          ✔ Running       7d   ready:1/1
+      └──□ rollout-experiment-analysis-f6db98dff-bq55x                         Pod          ✔ Running       7d   ready:1/1
+";
+    pretty_assertions::assert_eq!(render::rollout(&info, now(), Style::PLAIN), want);
+}
+
+/// Upstream's `TestGetExperiment`: the Experiment of the same objects.
+#[test]
+fn get_experiment_as_upstream_prints_it() {
+    let m = model("experiment-analysis.yaml");
+    let info = ExperimentInfo::new(&ExperimentModel {
+        experiment: m.experiments[0].clone(),
+        replica_sets: m.replica_sets,
+        pods: m.pods,
+        analysis_runs: m.analysis_runs,
+    });
+    let want = "\
+Name:            rollout-experiment-analysis-6f646bf7b7-1-vcv27
+Namespace:       jesse-test
+Status:          ◌ Running
+Images:          argoproj/rollouts-demo:blue
+                 argoproj/rollouts-demo:yellow
+
+NAME                                                                     KIND        STATUS     AGE  INFO
+Σ rollout-experiment-analysis-6f646bf7b7-1-vcv27                         Experiment  ◌ Running  7d
+├──⧉ rollout-experiment-analysis-6f646bf7b7-1-vcv27-baseline-7d768b8b5f  ReplicaSet  ✔ Healthy  7d
+│  └──□ rollout-experiment-analysis-6f646bf7b7-1-vcv27-baseline-7dczdst  Pod         ✔ Running  7d   ready:1/1
+└──⧉ rollout-experiment-analysis-6f646bf7b7-1-vcv27-canary-7699dcf5d     ReplicaSet  ✔ Healthy  7d
+   └──□ rollout-experiment-analysis-6f646bf7b7-1-vcv27-canary-7699vgr24  Pod         ✔ Running  7d   ready:1/1
+";
+    pretty_assertions::assert_eq!(render::experiment(&info, now(), Style::PLAIN), want);
+}
+
+/// Upstream's `TestGetRolloutWithExperimentJob`: an experiment step's Experiment with a Job
+/// analysis, its template's image tagged `Σ:canary-preview`.
+#[test]
+fn get_rollout_with_an_experiment_job_as_upstream_prints_it() {
+    let info = RolloutInfo::new(&model("experiment-step.yaml"));
+    let want = "\
+Name:            canary-demo
+Namespace:       jesse-test
+Status:          ◌ Progressing
+Message:         more replicas need to be updated
+Strategy:        Canary
+  Step:          0/1
+  SetWeight:     0
+  ActualWeight:  0
+Images:          argoproj/rollouts-demo:blue (Σ:canary-preview)
+                 argoproj/rollouts-demo:green (stable)
+Replicas:
+  Desired:       5
+  Current:       5
+  Updated:       0
+  Ready:         5
+  Available:     5
+
+NAME                                                           KIND         STATUS         AGE  INFO
+⟳ canary-demo                                                  Rollout      ◌ Progressing  7d
+├──# revision:2
+│  ├──⧉ canary-demo-645d5dbc4c                                 ReplicaSet   • ScaledDown   7d   canary
+│  └──Σ canary-demo-645d5dbc4c-2-0                             Experiment   ◌ Running      7d
+│     ├──⧉ canary-demo-645d5dbc4c-2-0-canary-preview           ReplicaSet   ✔ Healthy      7d
+│     │  └──□ canary-demo-645d5dbc4c-2-0-canary-preview-zmmvz  Pod          ✔ Running      7d   ready:1/1
+│     └──α canary-demo-645d5dbc4c-2-0-stress-test              AnalysisRun  ◌ Running      7d
+│        └──⊞ 4e2d824d-01af-11ea-b38c-42010aa80083.stress.1    Job          ◌ Running      7d
+└──# revision:1
+   └──⧉ canary-demo-877894d5b                                  ReplicaSet   ✔ Healthy      7d   stable
+      ├──□ canary-demo-877894d5b-n6xqz                         Pod          ✔ Running      7d   ready:1/1
+      ├──□ canary-demo-877894d5b-nlmj9                         Pod          ✔ Running      7d   ready:1/1
+      ├──□ canary-demo-877894d5b-txgs5                         Pod          ✔ Running      7d   ready:1/1
+      ├──□ canary-demo-877894d5b-wfqqr                         Pod          ✔ Running      7d   ready:1/1
+      └──□ canary-demo-877894d5b-zhh6x                         Pod          ✔ Running      7d   ready:1/1
+";
+    pretty_assertions::assert_eq!(render::rollout(&info, now(), Style::PLAIN), want);
 }
 
 #[test]
