@@ -126,6 +126,16 @@ impl Conn {
 
     /// A kube error as one line: `doing` says what was attempted.
     pub fn error(&self, e: kube::Error, doing: &str) -> CliError {
+        self.error_of::<Rollout>(e, doing)
+    }
+
+    /// [`Conn::error`] for a request about objects of kind `K` (named in the message when
+    /// its CRD is missing).
+    pub fn error_of<K: kube::Resource<DynamicType = ()>>(
+        &self,
+        e: kube::Error,
+        doing: &str,
+    ) -> CliError {
         let status = match &e {
             kube::Error::Api(s) => Some(s.code),
             _ => None,
@@ -136,7 +146,10 @@ impl Conn {
                 self.server, s.message
             )),
             kube::Error::Api(s) if is_missing_resource_type(s) => CliError::not_found(format!(
-                "{doing}: the Rollout CRD (rollouts.argoproj.io) is not installed in the cluster at {}",
+                "{doing}: the {} CRD ({}.{}) is not installed in the cluster at {}",
+                K::kind(&()),
+                K::plural(&()),
+                K::group(&()),
                 self.server
             )),
             kube::Error::Api(s) if s.code == 404 => {
@@ -210,7 +223,7 @@ impl Conn {
             Err(kube::Error::Api(s)) if s.code == 404 && !is_missing_resource_type(&s) => {
                 Err(self.not_found("experiment", name).await)
             }
-            Err(e) => Err(self.error(
+            Err(e) => Err(self.error_of::<Experiment>(
                 e,
                 &format!(
                     "getting experiment {name:?} in namespace {:?}",
@@ -239,7 +252,7 @@ impl Conn {
             Err(kube::Error::Api(s)) if s.code == 404 && !is_missing_resource_type(&s) => {
                 Err(self.not_found(kind, name).await)
             }
-            Err(e) => Err(self.error(
+            Err(e) => Err(self.error_of::<K>(
                 e,
                 &format!("patching {kind} {name:?} in namespace {:?}", self.namespace),
             )),
@@ -256,7 +269,7 @@ impl Conn {
     {
         let api: Api<K> = Api::namespaced(self.client.clone(), &self.namespace);
         api.list(lp).await.map(|l| l.items).map_err(|e| {
-            self.error(
+            self.error_of::<K>(
                 e,
                 &format!("listing {what} in namespace {:?}", self.namespace),
             )
@@ -497,5 +510,41 @@ pub fn selector_params(ro: &Rollout) -> ListParams {
             }
         }
         None => ListParams::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A missing CRD is named after the kind asked for.
+    #[tokio::test]
+    async fn a_missing_crd_is_named_after_the_kind() {
+        let config = Config::new("http://127.0.0.1:9".parse().unwrap());
+        let conn = Conn {
+            client: Client::try_from(config).unwrap(),
+            namespace: "ns".into(),
+            server: "http://127.0.0.1:9".into(),
+        };
+        let missing = || {
+            kube::Error::Api(Box::new(kube::core::Status {
+                code: 404,
+                message: "the server could not find the requested resource".into(),
+                ..Default::default()
+            }))
+        };
+        let e = conn.error_of::<Experiment>(missing(), "listing experiments");
+        assert_eq!(e.code, super::super::error::exit::NOT_FOUND);
+        assert_eq!(
+            e.message,
+            "listing experiments: the Experiment CRD (experiments.argoproj.io) is not installed in the cluster at http://127.0.0.1:9"
+        );
+        let e = conn.error(missing(), "getting rollout");
+        assert!(
+            e.message
+                .contains("the Rollout CRD (rollouts.argoproj.io) is not installed"),
+            "{}",
+            e.message
+        );
     }
 }

@@ -547,7 +547,7 @@ async fn list_experiments(conn: &Conn, all_namespaces: bool) -> Result<()> {
     let exs = api
         .list(&ListParams::default())
         .await
-        .map_err(|e| conn.error(e, &format!("listing experiments {where_}")))?
+        .map_err(|e| conn.error_of::<Experiment>(e, &format!("listing experiments {where_}")))?
         .items;
     if exs.is_empty() {
         if !all_namespaces {
