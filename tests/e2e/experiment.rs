@@ -1172,7 +1172,8 @@ async fn a_template_the_api_server_refuses_ends_the_experiment_in_error() {
 
 /// An A/B Experiment: a baseline and a canary template side by side, and a required
 /// Prometheus analysis comparing the canary's error rate with the baseline's (by their
-/// pod-template hashes, as a dashboard would label their requests).
+/// pod-template hashes, as a dashboard would label their requests). The first measurement
+/// waits 5s (`initialDelay`), by when the test serves the counters of the templates' hashes.
 fn ab_manifest(name: &str, prometheus: &str) -> String {
     format!(
         r#"apiVersion: argoproj.io/v1alpha1
@@ -1186,7 +1187,7 @@ spec:
   - name: error-rate-difference
     interval: 1s
     count: 3
-    initialDelay: 2s
+    initialDelay: 5s
     successCondition: result[0] < 0.05
     failureCondition: result[0] >= 0.05
     failureLimit: 0
