@@ -533,10 +533,9 @@ fn replica_set_infos_of(
     let stable = st.stable_rs.clone().unwrap_or_default();
     let current = st.current_pod_hash.clone().unwrap_or_default();
     let bg = st.blue_green.clone().unwrap_or_default();
-    let uid = owner_uid;
     let mut out: Vec<ReplicaSetInfo> = replica_sets
         .iter()
-        .filter(|rs| owned_by(rs.owner_references(), uid))
+        .filter(|rs| owned_by(rs.owner_references(), owner_uid))
         .map(|rs| {
             let status = replica_set_health(rs);
             let hash = pod_template_hash(rs);
