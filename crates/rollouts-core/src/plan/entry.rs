@@ -160,19 +160,61 @@ fn unsupported(ro: &Rollout) -> Option<FieldError> {
                 "header routes with ALB are not supported by this controller yet",
             ));
         }
-        let what = if step.experiment.is_some() {
-            "experiment"
-        } else if step.plugin.is_some() {
-            "plugin"
-        } else {
-            continue;
-        };
-        return Some(FieldError::forbidden(
-            format!("spec.strategy.canary.steps[{i}].{what}"),
-            format!("{what} steps are not supported by this controller yet"),
-        ));
+        if step.plugin.is_some() {
+            return Some(FieldError::forbidden(
+                format!("spec.strategy.canary.steps[{i}].plugin"),
+                "plugin steps are not supported by this controller yet",
+            ));
+        }
+        if let Some(err) = unsupported_experiment_weight(ro, i, step) {
+            return Some(err);
+        }
     }
     None
+}
+
+/// Experiment template weights are routed by the Istio router with a host-level split only
+/// (a destination per template Service); the subset-level split (a DestinationRule subset
+/// per template) and the other routers are not built.
+fn unsupported_experiment_weight(
+    ro: &Rollout,
+    i: usize,
+    step: &crate::api::CanaryStep,
+) -> Option<FieldError> {
+    let tr = ro.canary().and_then(|c| c.traffic_routing.as_ref());
+    let ex = step.experiment.as_ref()?;
+    let k = ex
+        .templates
+        .iter()
+        .flatten()
+        .position(|t| t.weight.is_some())?;
+    let istio_host_split = tr
+        .and_then(|t| t.istio.as_ref())
+        .is_some_and(|is| is.destination_rule.is_none());
+    let single = tr.is_some_and(|t| {
+        [
+            t.istio.is_some(),
+            t.nginx.is_some(),
+            t.alb.is_some(),
+            t.smi.is_some(),
+            t.ambassador.is_some(),
+            t.apisix.is_some(),
+            t.traefik.is_some(),
+            t.plugins.is_some(),
+            t.app_mesh.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count()
+            == 1
+    });
+    if istio_host_split && single {
+        return None;
+    }
+    Some(FieldError::forbidden(
+        format!("spec.strategy.canary.steps[{i}].experiment.templates[{k}].weight"),
+        "experiment template weights are supported by this controller only with Istio host-level traffic splitting (no destinationRule) yet",
+    ))
 }
 
 /// Services the spec names that do not exist (upstream reports them as InvalidSpec too).

@@ -3,13 +3,16 @@
 //!
 //! A canary step completes when its gate opens ([`canary_step`]): a `setWeight` step when the
 //! ReplicaSets are at its counts, a timed pause at its deadline, an indefinite pause on a
-//! promotion, an analysis step when its run succeeds. Blue-green's gates are the preview's size
+//! promotion, an analysis step when its run succeeds, an experiment step when its Experiment
+//! succeeds. Blue-green's gates are the preview's size
 //! ([`ready_for_pause`]), the pause ([`completed_pause`]) and the pre-promotion analysis
 //! ([`completed_pre_promotion_analysis`]). Every gate that holds the Rollout says why with a
 //! [`Wait`], which the plan returns ([`super::Plan::wait`]) for the CLI, the logs and a metric.
 
 use super::targets;
-use super::view::{CurrentRuns, View, pause_deadline, run_phase, run_succeeded};
+use super::view::{
+    CurrentRuns, View, experiment_phase, pause_deadline, run_phase, run_succeeded,
+};
 pub use super::wait::Wait;
 use super::writes::Writes;
 use crate::api::{analysis_phase, pause_reason};
@@ -43,8 +46,13 @@ fn analysis_wait(run: Option<&crate::api::AnalysisRun>) -> Wait {
 
 /// Upstream's `completedCurrentCanaryStep`: `None` without a current step (all done, or none),
 /// `Some(Ok(()))` when it is complete, or what it waits for. `runs` are the AnalysisRuns
-/// current after this reconcile's analysis.
-pub fn canary_step(v: &View<'_>, runs: &CurrentRuns) -> Option<Result<(), Wait>> {
+/// current after this reconcile's analysis, `experiment` the Experiment of the current step
+/// after this reconcile's experiments.
+pub fn canary_step(
+    v: &View<'_>,
+    runs: &CurrentRuns,
+    experiment: Option<&crate::api::Experiment>,
+) -> Option<Result<(), Wait>> {
     if v.ro.spec.paused == Some(true) {
         return Some(Err(Wait::UserPaused));
     }
@@ -87,8 +95,28 @@ pub fn canary_step(v: &View<'_>, runs: &CurrentRuns) -> Option<Result<(), Wait>>
     if step.set_header_route.is_some() || step.set_mirror_route.is_some() {
         return Some(Ok(()));
     }
-    // Experiment and plugin steps are refused before planning (InvalidSpec).
+    if step.experiment.is_some() {
+        return Some(match experiment {
+            Some(ex) if experiment_phase(ex) == analysis_phase::SUCCESSFUL => Ok(()),
+            _ => Err(experiment_wait(experiment)),
+        });
+    }
+    // Plugin steps are refused before planning (InvalidSpec).
     Some(Err(Wait::Indefinite))
+}
+
+/// An `experiment` step's gate on `ex` (`None`: not created yet).
+fn experiment_wait(ex: Option<&crate::api::Experiment>) -> Wait {
+    Wait::Experiment {
+        name: ex.and_then(|e| e.metadata.name.clone()).unwrap_or_default(),
+        phase: ex.map(experiment_phase).unwrap_or_default().to_string(),
+    }
+}
+
+/// An inconclusive Experiment holds the Rollout until promoted.
+pub fn inconclusive_experiment(ex: Option<&crate::api::Experiment>) -> Option<Wait> {
+    ex.filter(|e| experiment_phase(e) == analysis_phase::INCONCLUSIVE)
+        .map(|e| experiment_wait(Some(e)))
 }
 
 /// Upstream's `NewRSNewReplicas` for blue-green: the new ReplicaSet's size (all replicas, or

@@ -13,11 +13,11 @@
 //! 1. [`entry`]: a Rollout being deleted is left alone, a `workloadRef` is resolved, and the
 //!    validation gate ([`validate`]) turns an invalid spec into an InvalidSpec condition.
 //! 2. [`view`]: a read-only [`view::View`] of the observation, computed once: the strategy, the
-//!    previous status, the ReplicaSets classified, the current AnalysisRuns. [`targets`]
+//!    previous status, the ReplicaSets classified, the current AnalysisRuns and Experiment. [`targets`]
 //!    derives what the current step asks for (counts, weights) from it.
 //! 3. [`gate`]: what holds the Rollout, as a typed [`Wait`] ("why is my rollout waiting?").
 //! 4. The strategies, [`canary`] and [`bluegreen`], with what they share ([`rollout_rs`],
-//!    [`analysis`], [`ephemeral`], [`restart`]): they read the view and append to one
+//!    [`analysis`], [`experiments`], [`ephemeral`], [`restart`]): they read the view and append to one
 //!    [`writes::Writes`] accumulator.
 //! 5. [`status`]: conditions, pause and abort bookkeeping, phase, events, and the [`Plan`].
 //!
@@ -32,6 +32,7 @@ pub mod canary;
 pub mod conditions;
 pub mod entry;
 pub mod ephemeral;
+pub mod experiments;
 pub mod gate;
 pub mod hash;
 pub mod replicas;
@@ -88,6 +89,8 @@ pub struct Observed<'a> {
     pub cluster_analysis_templates: BTreeMap<String, &'a crate::api::ClusterAnalysisTemplate>,
     /// The object the Rollout's `spec.workloadRef` names ([`workload::key`]), when it exists.
     pub workload: Option<serde_json::Value>,
+    /// The Experiments this Rollout controls (its canary `experiment` steps).
+    pub experiments: Vec<&'a crate::api::Experiment>,
 }
 
 /// What one reconcile should do.
@@ -135,6 +138,13 @@ pub enum Effect {
     TerminateAnalysisRun { name: String },
     /// Delete a finished AnalysisRun (history limits).
     DeleteAnalysisRun { name: String },
+    /// Create an Experiment (a canary `experiment` step; an existing one of the same name is
+    /// ours: not an error).
+    CreateExperiment(Box<crate::api::Experiment>),
+    /// Terminate a running Experiment (`spec.terminate: true`).
+    TerminateExperiment { name: String },
+    /// Delete a finished Experiment (history limits, or its ReplicaSet is gone).
+    DeleteExperiment { name: String },
     /// Bring a ReplicaSet's ephemeral metadata to its role ([`ephemeral`]), in this order:
     /// its pod template, its pods (in place, by name), then its record annotation
     /// (`None`: leave it, pods are still to be listed; `Some(None)`: remove it).
@@ -255,6 +265,8 @@ pub fn stamp(now: Timestamp) -> Time {
     Time(Timestamp::from_second(now.as_second()).unwrap_or(now))
 }
 
+#[cfg(test)]
+mod experiment_tests;
 #[cfg(test)]
 mod parity_tests;
 #[cfg(test)]

@@ -55,6 +55,8 @@ pub struct World {
     pub runs: Vec<crate::api::AnalysisRun>,
     /// AnalysisTemplates of the namespace.
     pub templates: Vec<crate::api::AnalysisTemplate>,
+    /// Experiments the planner created (their phase is set by the test or by `plan` users).
+    pub experiments: Vec<crate::api::Experiment>,
     /// Pods a test adds (none by default). Shown to the planner only when the controller
     /// would list them ([`super::canary::needs_pods`]); ephemeral metadata changes apply.
     pub pods: Vec<k8s_openapi::api::core::v1::Pod>,
@@ -119,6 +121,7 @@ impl World {
             traffic: Default::default(),
             runs: Vec::new(),
             templates: Vec::new(),
+            experiments: Vec::new(),
             pods: Vec::new(),
             workload: None,
             options,
@@ -144,6 +147,7 @@ impl World {
             analysis_templates: self.templates.iter().map(|t| (t.name_any(), t)).collect(),
             cluster_analysis_templates: Default::default(),
             workload: self.workload.clone(),
+            experiments: self.experiments.iter().collect(),
         };
         plan(&obs, self.now)
     }
@@ -366,6 +370,25 @@ impl World {
                     }
                 }
                 Effect::DeleteAnalysisRun { name } => self.runs.retain(|r| r.name_any() != name),
+                Effect::CreateExperiment(ex) => {
+                    let mut ex = *ex;
+                    self.created += 1;
+                    ex.metadata.creation_timestamp =
+                        Timestamp::from_second(1_700_000_000 + self.created)
+                            .ok()
+                            .map(Time);
+                    if !self.experiments.iter().any(|e| e.name_any() == ex.name_any()) {
+                        self.experiments.push(ex);
+                    }
+                }
+                Effect::TerminateExperiment { name } => {
+                    if let Some(e) = self.experiments.iter_mut().find(|e| e.name_any() == name) {
+                        e.spec.terminate = Some(true);
+                    }
+                }
+                Effect::DeleteExperiment { name } => {
+                    self.experiments.retain(|e| e.name_any() != name)
+                }
                 Effect::SetRolloutRevision { revision } => {
                     self.ro
                         .metadata
@@ -574,6 +597,52 @@ impl World {
         st.phase = Some(phase.to_string());
         st.message = (!message.is_empty()).then(|| message.to_string());
         true
+    }
+}
+
+impl World {
+    /// Sets the phase (and message) of the newest Experiment whose name starts with `prefix`,
+    /// as the Experiment controller would. Returns whether one was found.
+    pub fn set_experiment_phase(&mut self, prefix: &str, phase: &str, message: &str) -> bool {
+        let Some(e) = self
+            .experiments
+            .iter_mut()
+            .rev()
+            .find(|e| e.name_any().starts_with(prefix))
+        else {
+            return false;
+        };
+        let st = e.status.get_or_insert_with(Default::default);
+        st.phase = Some(phase.to_string());
+        st.message = (!message.is_empty()).then(|| message.to_string());
+        true
+    }
+
+    /// Completes every unfinished, unterminated Experiment as Successful (the offline `plan`
+    /// assumes experiments pass) and returns how long the longest would take (its
+    /// `duration`; 0 without one). `None` when there was nothing to complete.
+    pub fn finish_pending_experiments(&mut self) -> Option<i64> {
+        let mut longest: Option<i64> = None;
+        for e in &mut self.experiments {
+            let done = e
+                .status
+                .as_ref()
+                .and_then(|s| s.phase.as_deref())
+                .is_some_and(crate::api::analysis_phase::is_completed);
+            if done || e.spec.terminate == Some(true) {
+                continue;
+            }
+            let took = e
+                .spec
+                .duration
+                .as_deref()
+                .and_then(crate::api::parse_go_duration)
+                .map_or(0, |ns| (ns / 1_000_000_000) as i64);
+            e.status.get_or_insert_with(Default::default).phase =
+                Some(crate::api::analysis_phase::SUCCESSFUL.to_string());
+            longest = Some(longest.map_or(took, |l| l.max(took)));
+        }
+        longest
     }
 }
 

@@ -14,7 +14,7 @@ use super::replicasets::{Classified, Rs};
 use super::{Observed, stamp};
 use crate::api::consts::{DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY, EXPERIMENT_NAME_ANNOTATION_KEY};
 use crate::api::{
-    AnalysisRun, BlueGreenStrategy, CanaryStep, CanaryStrategy, PauseCondition, Rollout,
+    AnalysisRun, BlueGreenStrategy, CanaryStep, Experiment, CanaryStrategy, PauseCondition, Rollout,
     RolloutAnalysisRunStatus, RolloutStatus, analysis_phase, pause_reason,
 };
 use k8s_openapi::api::apps::v1::ReplicaSet;
@@ -57,6 +57,14 @@ pub fn run_phase(run: &AnalysisRun) -> &str {
         .unwrap_or_default()
 }
 
+/// An Experiment's phase (empty until the Experiment controller sets one).
+pub fn experiment_phase(ex: &Experiment) -> &str {
+    ex.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or_default()
+}
+
 /// Whether a run ended successfully.
 pub fn run_succeeded(run: Option<&AnalysisRun>) -> bool {
     run.is_some_and(|r| run_phase(r) == analysis_phase::SUCCESSFUL)
@@ -88,6 +96,9 @@ pub struct View<'a> {
     pub selectors: BTreeMap<String, String>,
     /// The AnalysisRuns the previous status names as current.
     pub runs: CurrentRuns,
+    /// The Experiment `status.canary.currentExperiment` names, when observed (upstream's
+    /// `currentEx`).
+    pub experiment: Option<&'a Experiment>,
 }
 
 impl<'a> View<'a> {
@@ -119,6 +130,17 @@ impl<'a> View<'a> {
             })
             .collect();
         let runs = current_runs(&raw, &obs.analysis_runs);
+        let current_ex = raw
+            .canary
+            .as_ref()
+            .and_then(|c| c.current_experiment.as_deref())
+            .filter(|n| !n.is_empty());
+        let experiment = current_ex.and_then(|name| {
+            obs.experiments
+                .iter()
+                .copied()
+                .find(|e| e.metadata.name.as_deref() == Some(name))
+        });
         Some(View {
             ro,
             canary,
@@ -136,6 +158,7 @@ impl<'a> View<'a> {
             desired_hash,
             selectors,
             runs,
+            experiment,
         })
     }
 

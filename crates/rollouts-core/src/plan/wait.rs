@@ -19,6 +19,9 @@ pub enum Wait {
     Indefinite,
     /// An AnalysisRun must succeed first (or an inconclusive one be promoted).
     Analysis { run: String, phase: String },
+    /// The Experiment of an `experiment` step must succeed first (or an inconclusive one be
+    /// promoted); an empty name: not created yet.
+    Experiment { name: String, phase: String },
     /// The traffic router cannot be driven (a missing VirtualService, a route...); the
     /// message names the object.
     TrafficBlocked(String),
@@ -38,6 +41,7 @@ impl Wait {
             Wait::PauseUntil(_) => "PauseUntil",
             Wait::Indefinite => "Indefinite",
             Wait::Analysis { .. } => "Analysis",
+            Wait::Experiment { .. } => "Experiment",
             Wait::TrafficBlocked(_) => "TrafficBlocked",
             Wait::UserPaused => "UserPaused",
             Wait::Aborted => "Aborted",
@@ -78,6 +82,13 @@ impl fmt::Display for Wait {
                 write!(f, "analysis run {run} has not started")
             }
             Wait::Analysis { run, phase } => write!(f, "analysis run {run} is {phase}"),
+            Wait::Experiment { name, .. } if name.is_empty() => {
+                write!(f, "experiment not created yet")
+            }
+            Wait::Experiment { name, phase } if phase.is_empty() => {
+                write!(f, "experiment {name} has not started")
+            }
+            Wait::Experiment { name, phase } => write!(f, "experiment {name} is {phase}"),
             Wait::TrafficBlocked(msg) => write!(f, "traffic routing blocked: {msg}"),
             Wait::UserPaused => write!(f, "paused by the user (spec.paused)"),
             Wait::Aborted => write!(f, "aborted, waits for retry or a new update"),

@@ -47,6 +47,9 @@ pub struct Writes {
     pub selectors: BTreeMap<String, String>,
     /// The AnalysisRuns current after this reconcile.
     pub runs: CurrentRuns,
+    /// The Experiment of the current `experiment` step after this reconcile (upstream's
+    /// `currentEx` once `reconcileExperiments` ran).
+    pub experiment: Option<crate::api::Experiment>,
     /// The first gate that held the Rollout in this reconcile.
     pub wait: Option<Wait>,
 }
@@ -57,6 +60,7 @@ impl Writes {
         Writes {
             selectors: v.selectors.clone(),
             runs: v.runs.clone(),
+            experiment: v.experiment.cloned(),
             ..Writes::default()
         }
     }

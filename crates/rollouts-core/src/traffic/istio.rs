@@ -10,7 +10,9 @@
 //! Differences from upstream, all on the safe side: a DestinationRule's other subsets are left
 //! alone (upstream drops subsets that are neither canary, stable nor experiment);
 //! `additionalSubsetNames` destinations keep their weight (the stable one gets the rest);
-//! with `routes` omitted the one non-managed HTTP route is used even if it has a name
+//! weighted experiment templates (upstream's `additionalDestinations`) get a destination
+//! per template Service, host-level split only (the planner refuses a subset-level split
+//! with experiment weights); with `routes` omitted the one non-managed HTTP route is used even if it has a name
 //! (upstream then silently changes nothing); a route listed both in `routes` and in
 //! `managedRoutes` is refused (removing managed routes would delete it); a VirtualService with
 //! no route to weight is an error.
@@ -88,6 +90,8 @@ enum Role {
     Additional,
     /// Not ours (another host of a subset-level split, or no host): left as it is.
     Foreign,
+    /// The Service of a weighted experiment template: its weight (percent).
+    Experiment(i64),
     /// Neither canary nor stable: removed (upstream removes e.g. finished experiment services).
     Remove,
 }
@@ -99,6 +103,8 @@ struct Split<'s> {
     canary_subset: Option<&'s str>,
     stable_subset: Option<&'s str>,
     additional_subsets: &'s [String],
+    /// Weighted experiment templates: (Service, weight in percent).
+    experiments: Vec<(&'s str, i64)>,
     /// Short name (before the first dot) of the DestinationRule's `spec.host`.
     dr_host: Option<&'s str>,
 }
@@ -134,6 +140,9 @@ impl Split<'_> {
         }
         if !self.stable_svc.is_empty() && host == self.stable_svc {
             return Role::Stable;
+        }
+        if let Some((_, w)) = self.experiments.iter().find(|(s, _)| *s == host) {
+            return Role::Experiment(*w);
         }
         match (self.canary_subset, self.dr_host) {
             (Some(_), Some(dr)) if short_host(dr) != host => Role::Foreign,
@@ -385,6 +394,14 @@ impl<'a> Istio<'a> {
             additional_subsets: dr
                 .and_then(|d| d.additional_subset_names.as_deref())
                 .unwrap_or_default(),
+            experiments: intent
+                .additional
+                .iter()
+                .filter_map(|d| {
+                    let svc = d.service_name.as_deref().filter(|s| !s.is_empty())?;
+                    Some((svc, percent(d.weight.unwrap_or(0), intent.max_weight)))
+                })
+                .collect(),
             dr_host,
         }
     }
@@ -550,20 +567,40 @@ impl<'a> Istio<'a> {
             .filter(|(_, r)| **r == Role::Additional)
             .map(|(d, _)| d.get("weight").and_then(as_int).unwrap_or(0))
             .fold(0i64, i64::saturating_add);
-        let stable_pct = 100i64.saturating_sub(canary_pct).saturating_sub(additional);
+        let experiments: i64 = split.experiments.iter().map(|(_, w)| *w).sum();
+        let stable_pct = 100i64
+            .saturating_sub(canary_pct)
+            .saturating_sub(additional)
+            .saturating_sub(experiments);
         if stable_pct < 0 {
             return Err(TrafficError::invalid(
                 label,
                 format!(
-                    "additional subsets take {additional}%, leaving no room for a canary weight of {canary_pct}%"
+                    "additional subsets take {additional}% and experiments {experiments}%, leaving no room for a canary weight of {canary_pct}%"
                 ),
             ));
         }
-        let mut out = Vec::with_capacity(dests.len());
+        // Experiment Services without a destination yet get one at the end, in name order
+        // (upstream's order).
+        let mut missing: Vec<(&str, i64)> = split
+            .experiments
+            .iter()
+            .filter(|(svc, _)| {
+                !dests.iter().zip(&roles).any(|(d, r)| {
+                    matches!(r, Role::Experiment(_))
+                        && short_host(get_str(d, &["destination", "host"]).unwrap_or_default())
+                            == *svc
+                })
+            })
+            .copied()
+            .collect();
+        missing.sort();
+        let mut out = Vec::with_capacity(dests.len() + missing.len());
         for (mut d, role) in std::mem::take(dests).into_iter().zip(roles) {
             let w = match role {
                 Role::Canary => canary_pct,
                 Role::Stable => stable_pct,
+                Role::Experiment(w) => w,
                 Role::Additional | Role::Foreign => {
                     out.push(d);
                     continue;
@@ -579,6 +616,9 @@ impl<'a> Istio<'a> {
                 }
             }
             out.push(d);
+        }
+        for (svc, w) in missing {
+            out.push(json!({"destination": {"host": svc}, "weight": w}));
         }
         let total: i64 = out
             .iter()

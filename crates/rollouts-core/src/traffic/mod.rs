@@ -136,6 +136,11 @@ pub struct TrafficIntent<'a> {
     /// End of update / abort: remove every route named in `managedRoutes` (then header and
     /// mirror routes are ignored). With `weight == 0` NGINX also deletes its canary Ingress.
     pub remove_managed_routes: bool,
+    /// Upstream's `additionalDestinations`: the weighted templates of a running `experiment`
+    /// step, each a Service with its weight (out of `max_weight`), taken from the stable's
+    /// share. Only the Istio router with a host-level split routes them (the planner refuses
+    /// the others, InvalidSpec).
+    pub additional: Vec<crate::api::WeightDestination>,
 }
 
 impl<'a> TrafficIntent<'a> {
@@ -155,6 +160,7 @@ impl<'a> TrafficIntent<'a> {
             header_routes: Vec::new(),
             mirror_routes: Vec::new(),
             remove_managed_routes: false,
+            additional: Vec::new(),
         }
     }
 

@@ -4,7 +4,8 @@
 //! [`reconcile`] reads the [`View`] and appends to the [`Writes`]: it creates or syncs the new
 //! ReplicaSet, restarts pods and moves ephemeral metadata when asked, points the Services
 //! ([`traffic::reconcile_services`]), drives the traffic routers
-//! ([`traffic::reconcile_traffic`]), reconciles the AnalysisRuns, scales the ReplicaSets
+//! ([`traffic::reconcile_traffic`]), reconciles the Experiments of `experiment` steps
+//! ([`experiments::reconcile_experiments`]) and the AnalysisRuns, scales the ReplicaSets
 //! ([`scale::reconcile_replica_sets`]), pauses, and finally computes the status: the step
 //! advances when its gate ([`gate::canary_step`]) opens.
 
@@ -17,7 +18,7 @@ use super::replicasets::{self as rsets, Rs};
 use super::status;
 use super::view::{View, pause_deadline, step_string};
 use super::writes::Writes;
-use super::{Effect, Event, Observed, analysis, ephemeral, restart, rollout_rs};
+use super::{Effect, Event, Observed, analysis, ephemeral, experiments, restart, rollout_rs};
 use crate::api::{RolloutStatus, pause_reason};
 use std::time::Duration;
 
@@ -77,13 +78,19 @@ pub fn reconcile<'a>(v: &mut View<'a>, w: &mut Writes, obs: &Observed<'a>) -> Ro
         w.wait = Some(Wait::TrafficBlocked(e.to_string()));
         return status::blocked(v, w, e.to_string(), &e.reason());
     }
+    if let Err(e) = experiments::reconcile_experiments(v, w, obs, &mut status) {
+        let problem = e.to_string();
+        w.wait = Some(Wait::InvalidSpec(problem.clone()));
+        return status::blocked(v, w, problem, experiments::ERROR_REASON);
+    }
     if let Err(problem) = analysis::reconcile_analysis(v, w, obs, &mut status) {
         w.wait = Some(Wait::InvalidSpec(problem.clone()));
         return status::blocked(v, w, problem, "AnalysisRunError");
     }
     if !w.pause.add.is_empty() {
-        // An inconclusive analysis paused the Rollout: nothing else moves now.
-        w.wait = gate::inconclusive(&w.runs);
+        // An inconclusive analysis or Experiment paused the Rollout: nothing else moves now.
+        w.wait = gate::inconclusive(&w.runs)
+            .or_else(|| gate::inconclusive_experiment(w.experiment.as_ref()));
         return sync_status(v, w, status, false);
     }
     let scaled = scale::reconcile_replica_sets(v, w);
@@ -228,7 +235,7 @@ fn sync_status(
         status::calculate_conditions(v, w, &mut st);
         return st;
     }
-    match gate::canary_step(v, &w.runs) {
+    match gate::canary_step(v, &w.runs, w.experiment.as_ref()) {
         Some(Ok(())) => {
             if let (Some(step), Some(i)) = (step, idx.as_mut()) {
                 *i += 1;

@@ -153,6 +153,18 @@ pub fn reconcile_traffic(
             && (w.aborted(v)
                 || v.rs.new_rs().is_none_or(|r| r.available == 0)
                 || v.old.promote_full == Some(true)));
+    // The weighted templates of a running `experiment` step (upstream adds them while the
+    // update goes through its steps, not when it ends, aborts or is promoted fully).
+    let additional = if rolling_back.is_none()
+        && !fully_promoted
+        && !w.aborted(v)
+        && v.old.promote_full != Some(true)
+    {
+        super::super::experiments::weight_destinations(v)
+    } else {
+        Vec::new()
+    };
+    intent.additional = additional.clone();
     if let (false, (_, Some(i))) = (intent.remove_managed_routes, v.current_step()) {
         let (headers, mirrors) = crate::traffic::routes_at_step(v.ro, i.max(0) as usize);
         intent.header_routes = headers;
@@ -182,11 +194,11 @@ pub fn reconcile_traffic(
             pod_template_hash: new_hash,
         }),
         stable: Some(crate::api::WeightDestination {
-            weight: Some(max - weight),
+            weight: Some(max - weight - additional.iter().filter_map(|d| d.weight).sum::<i32>()),
             service_name: Some(stable_svc),
             pod_template_hash: stable_hash,
         }),
-        additional: None,
+        additional: (!additional.is_empty()).then_some(additional),
         verified: None,
     };
     status.canary.get_or_insert_with(Default::default).weights = Some(weights);

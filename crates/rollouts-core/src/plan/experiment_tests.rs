@@ -1,0 +1,378 @@
+//! Canary `experiment` steps in the simulated world: the Experiment as upstream builds it, the
+//! step's gate, abort and pause on its phase, termination, `currentExperiment`, and the
+//! weighted templates' Istio destinations.
+
+use super::simulate::{World, rollout};
+use super::*;
+use crate::api::consts::DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY;
+use kube_core::ResourceExt;
+use serde_json::json;
+
+fn experiment_step() -> serde_json::Value {
+    json!({"experiment": {
+        "duration": "5m",
+        "scaleDownDelaySeconds": 5,
+        "templates": [
+            {"name": "baseline", "specRef": "stable", "replicas": 2,
+             "metadata": {"labels": {"role": "baseline"}, "annotations": {"note": "b"}}},
+            {"name": "canary", "specRef": "canary",
+             "selector": {"matchLabels": {"app": "demo", "exp": "c"}},
+             "service": {"name": "exp-canary"}}
+        ],
+        "analyses": [{"name": "compare", "templateName": "compare",
+                      "requiredForCompletion": true,
+                      "args": [{"name": "hash", "valueFrom": {"podTemplateHashValue": "Latest"}},
+                               {"name": "stable", "valueFrom": {"podTemplateHashValue": "Stable"}},
+                               {"name": "plain", "value": "x"}]}]
+    }})
+}
+
+/// A Rollout at revision 2 waiting on its `experiment` step (step 1).
+fn at_experiment_step() -> World {
+    let mut ro = rollout(4, json!([{"setWeight": 25}, experiment_step(), {"setWeight": 50}]));
+    ro.metadata.labels = Some([("team".to_string(), "a".to_string())].into());
+    let mut w = World::new(ro);
+    w.settle();
+    w.set_image("demo:v2");
+    w.settle();
+    w
+}
+
+fn current_experiment(w: &World) -> Option<String> {
+    w.status().canary?.current_experiment
+}
+
+fn hash_of(w: &World, rs: usize) -> String {
+    w.rss[rs].labels()[DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY].clone()
+}
+
+#[test]
+fn experiment_step_creates_the_experiment_as_upstream_and_waits() {
+    let w = at_experiment_step();
+    let st = w.status();
+    assert_eq!(st.current_step_index, Some(1));
+    assert_eq!(w.experiments.len(), 1, "one Experiment");
+    let ex = &w.experiments[0];
+    let hash = st.current_pod_hash.clone().unwrap();
+    let stable = st.stable_rs.clone().unwrap();
+    assert_eq!(ex.name_any(), format!("demo-{hash}-2-1"));
+    assert_eq!(current_experiment(&w), Some(ex.name_any()));
+    assert_eq!(ex.namespace().as_deref(), Some("ns"));
+    assert_eq!(ex.labels()["team"], "a", "the Rollout's labels");
+    assert_eq!(ex.labels()[DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY], hash);
+    assert_eq!(ex.annotations()["rollout.argoproj.io/revision"], "2");
+    let owner = &ex.owner_references()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str(), owner.controller),
+        ("Rollout", "demo", Some(true))
+    );
+    assert_eq!(ex.spec.duration.as_deref(), Some("5m"));
+    assert_eq!(ex.spec.scale_down_delay_seconds, Some(5));
+    let t = ex.spec.templates.clone().unwrap();
+    assert_eq!(t.len(), 2);
+    // baseline: the stable ReplicaSet's pod template and selector, plus the step's metadata.
+    let labels = t[0].template.as_ref().unwrap().metadata.as_ref().unwrap();
+    assert_eq!(labels.labels.as_ref().unwrap()["role"], "baseline");
+    assert_eq!(
+        labels.labels.as_ref().unwrap()[DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY],
+        stable
+    );
+    assert_eq!(labels.annotations.as_ref().unwrap()["note"], "b");
+    let sel = t[0].selector.as_ref().unwrap().match_labels.clone().unwrap();
+    assert_eq!(sel["role"], "baseline");
+    assert_eq!(sel[DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY], stable);
+    assert_eq!(t[0].replicas, Some(2));
+    assert!(t[0].service.is_none());
+    // canary: the new ReplicaSet's template and image, the step's selector, its Service.
+    let tpl = t[1].template.as_ref().unwrap();
+    assert_eq!(
+        tpl.spec.as_ref().unwrap().containers[0].image.as_deref(),
+        Some("demo:v2")
+    );
+    let sel = t[1].selector.as_ref().unwrap().match_labels.clone().unwrap();
+    assert_eq!(sel.len(), 2);
+    assert_eq!(sel["exp"], "c");
+    assert_eq!(
+        t[1].service.as_ref().unwrap().name.as_deref(),
+        Some("exp-canary")
+    );
+    // analyses with the Rollout's args resolved
+    let a = &ex.spec.analyses.as_ref().unwrap()[0];
+    assert_eq!(a.required_for_completion, Some(true));
+    let args: Vec<(String, String)> = a
+        .args
+        .iter()
+        .flatten()
+        .map(|a| (a.name.clone().unwrap(), a.value.clone().unwrap()))
+        .collect();
+    assert_eq!(
+        args,
+        vec![
+            ("hash".into(), hash.clone()),
+            ("stable".into(), stable),
+            ("plain".into(), "x".into())
+        ]
+    );
+    assert!(w.has_event("ExperimentCreated"));
+    let plan = w.plan();
+    assert!(plan.effects.is_empty(), "settled: {:?}", plan.effects);
+    assert_eq!(
+        plan.wait,
+        Some(Wait::Experiment {
+            name: ex.name_any(),
+            phase: String::new()
+        })
+    );
+    assert_eq!(st.phase.as_deref(), Some("Progressing"));
+}
+
+#[test]
+fn successful_experiment_completes_the_step_and_clears_current_experiment() {
+    let mut w = at_experiment_step();
+    let name = w.experiments[0].name_any();
+    assert!(w.set_experiment_phase(&name, "Running", ""));
+    w.settle();
+    assert_eq!(w.status().current_step_index, Some(1), "Running: still waiting");
+    assert_eq!(current_experiment(&w), Some(name.clone()));
+    assert!(w.set_experiment_phase(&name, "Successful", ""));
+    w.settle();
+    let st = w.status();
+    assert_eq!(st.phase.as_deref(), Some("Healthy"), "{st:#?}");
+    assert_eq!(current_experiment(&w), None);
+    assert_eq!(w.experiments.len(), 1, "kept within the history limit");
+    assert_ne!(w.experiments[0].spec.terminate, Some(true));
+    assert!(
+        w.events
+            .iter()
+            .any(|e| e.message == "Rollout step 2/3 completed (experiment)")
+    );
+}
+
+#[test]
+fn failed_experiment_aborts_the_rollout_with_its_message() {
+    let mut w = at_experiment_step();
+    let name = w.experiments[0].name_any();
+    assert!(w.set_experiment_phase(&name, "Failed", "analysis compare failed"));
+    w.settle();
+    let st = w.status();
+    assert_eq!(st.abort, Some(true));
+    assert_eq!(st.phase.as_deref(), Some("Degraded"));
+    let msg = st.message.clone().unwrap();
+    assert!(
+        msg.contains("Experiment analysis phase is error/failed: analysis compare failed"),
+        "{msg}"
+    );
+    assert_eq!(current_experiment(&w), None);
+    assert_eq!(w.counts(), (0, 4), "stable back to full");
+    assert_ne!(
+        w.experiments[0].spec.terminate,
+        Some(true),
+        "an ended Experiment is not terminated"
+    );
+}
+
+#[test]
+fn error_experiment_aborts_too() {
+    let mut w = at_experiment_step();
+    let name = w.experiments[0].name_any();
+    w.set_experiment_phase(&name, "Error", "");
+    w.settle();
+    let st = w.status();
+    assert_eq!(st.abort, Some(true));
+    assert!(
+        st.message
+            .unwrap()
+            .contains("Experiment analysis phase is error/failed")
+    );
+}
+
+#[test]
+fn inconclusive_experiment_pauses() {
+    let mut w = at_experiment_step();
+    let name = w.experiments[0].name_any();
+    w.set_experiment_phase(&name, "Inconclusive", "");
+    w.settle();
+    let st = w.status();
+    assert_eq!(st.phase.as_deref(), Some("Paused"), "{st:#?}");
+    assert_eq!(st.message.as_deref(), Some("InconclusiveExperiment"));
+    assert_eq!(st.current_step_index, Some(1));
+}
+
+#[test]
+fn abort_during_the_step_terminates_the_experiment() {
+    let mut w = at_experiment_step();
+    let name = w.experiments[0].name_any();
+    w.set_experiment_phase(&name, "Running", "");
+    w.settle();
+    w.ro.status.as_mut().unwrap().abort = Some(true);
+    let plan = w.plan();
+    assert!(
+        plan.effects
+            .contains(&Effect::TerminateExperiment { name: name.clone() }),
+        "{:?}",
+        plan.effects
+    );
+    w.settle();
+    assert_eq!(w.experiments[0].spec.terminate, Some(true));
+    assert_eq!(current_experiment(&w), None);
+    assert_eq!(w.status().phase.as_deref(), Some("Degraded"));
+}
+
+#[test]
+fn a_new_update_during_the_step_terminates_the_experiment() {
+    let mut w = at_experiment_step();
+    let name = w.experiments[0].name_any();
+    w.set_experiment_phase(&name, "Running", "");
+    w.settle();
+    w.set_image("demo:v3");
+    w.settle();
+    let old = w.experiments.iter().find(|e| e.name_any() == name).unwrap();
+    assert_eq!(old.spec.terminate, Some(true));
+    // The v3 update reached its own experiment step with a new Experiment.
+    let st = w.status();
+    assert_eq!(st.current_step_index, Some(1));
+    let current = current_experiment(&w).unwrap();
+    assert_ne!(current, name);
+    assert!(current.contains(st.current_pod_hash.as_deref().unwrap()));
+}
+
+#[test]
+fn retry_after_a_failed_experiment_creates_the_next_name() {
+    let mut w = at_experiment_step();
+    let name = w.experiments[0].name_any();
+    w.set_experiment_phase(&name, "Failed", "");
+    w.settle();
+    // retry: clear the abort as `kubectl rollouts retry` does
+    let st = w.ro.status.as_mut().unwrap();
+    st.abort = None;
+    st.aborted_at = None;
+    w.settle();
+    assert_eq!(current_experiment(&w), Some(format!("{name}-1")));
+}
+
+#[test]
+fn experiment_weights_get_their_own_istio_destination_while_running() {
+    let mut ro = rollout(
+        4,
+        json!([{"setWeight": 10},
+               {"experiment": {"templates": [{"name": "exp", "specRef": "canary", "weight": 20}]}}]),
+    );
+    ro.spec.strategy = serde_json::from_value(json!({"canary": {
+        "canaryService": "canary", "stableService": "stable",
+        "trafficRouting": {"istio": {"virtualService": {"name": "vs", "routes": ["primary"]}}},
+        "steps": ro.canary_steps()
+    }}))
+    .unwrap();
+    let mut w = World::new(ro);
+    let key = crate::traffic::istio::virtual_service_key("ns", "vs");
+    w.traffic.insert(
+        key.clone(),
+        json!({
+            "apiVersion": "networking.istio.io/v1alpha3", "kind": "VirtualService",
+            "metadata": {"name": "vs", "namespace": "ns", "resourceVersion": "1"},
+            "spec": {"hosts": ["demo"], "http": [{"name": "primary", "route": [
+                {"destination": {"host": "stable"}, "weight": 100},
+                {"destination": {"host": "canary"}, "weight": 0}
+            ]}]}
+        }),
+    );
+    w.settle();
+    w.set_image("demo:v2");
+    w.settle();
+    let name = current_experiment(&w).unwrap();
+    let t = &w.experiments[0].spec.templates.as_ref().unwrap()[0];
+    assert!(t.service.is_some(), "a weight asks for a Service");
+    let routes = |w: &World| -> Vec<(String, i64)> {
+        w.traffic[&key]["spec"]["http"][0]["route"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["destination"]["host"].as_str().unwrap().to_string(),
+                    r["weight"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        routes(&w),
+        vec![("stable".into(), 90), ("canary".into(), 10)],
+        "no destination before the Experiment runs"
+    );
+    // The Experiment controller runs it: its template Service and hash are in its status.
+    let canary_hash = hash_of(&w, 1);
+    let e = w
+        .experiments
+        .iter_mut()
+        .find(|e| e.name_any() == name)
+        .unwrap();
+    e.status = serde_json::from_value(json!({"phase": "Running", "templateStatuses": [
+        {"name": "exp", "status": "Running", "replicas": 1, "updatedReplicas": 1,
+         "readyReplicas": 1, "availableReplicas": 1,
+         "serviceName": "demo-exp-svc", "podTemplateHash": canary_hash}
+    ]}))
+    .unwrap();
+    w.settle();
+    assert_eq!(
+        routes(&w),
+        vec![
+            ("stable".into(), 70),
+            ("canary".into(), 10),
+            ("demo-exp-svc".into(), 20)
+        ]
+    );
+    let weights = w.status().canary.unwrap().weights.unwrap();
+    assert_eq!(weights.stable.unwrap().weight, Some(70));
+    assert_eq!(weights.canary.unwrap().weight, Some(10));
+    let add = weights.additional.unwrap();
+    assert_eq!(add.len(), 1);
+    assert_eq!(add[0].service_name.as_deref(), Some("demo-exp-svc"));
+    assert_eq!(add[0].weight, Some(20));
+    w.set_experiment_phase(&name, "Successful", "");
+    w.settle();
+    assert_eq!(
+        routes(&w),
+        vec![("stable".into(), 100), ("canary".into(), 0)],
+        "the experiment's destination goes when the step ends"
+    );
+    assert_eq!(w.status().phase.as_deref(), Some("Healthy"));
+    assert!(w.status().canary.unwrap().weights.unwrap().additional.is_none());
+}
+
+#[test]
+fn experiment_weights_with_a_subset_split_are_refused_naming_the_field() {
+    let mut ro = rollout(
+        2,
+        json!([{"experiment": {"templates": [{"name": "exp", "specRef": "canary", "weight": 20}]}}]),
+    );
+    ro.spec.strategy = serde_json::from_value(json!({"canary": {
+        "trafficRouting": {"istio": {
+            "virtualService": {"name": "vs", "routes": ["primary"]},
+            "destinationRule": {"name": "dr", "canarySubsetName": "canary", "stableSubsetName": "stable"}}},
+        "steps": ro.canary_steps()
+    }}))
+    .unwrap();
+    let mut w = World::new(ro);
+    w.settle();
+    let (status, reason) = w.condition("InvalidSpec");
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "InvalidSpec"));
+    let msg = w.status().message.unwrap_or_default();
+    assert!(
+        msg.contains("spec.strategy.canary.steps[0].experiment.templates[0].weight"),
+        "{msg}"
+    );
+    assert!(w.rss.is_empty());
+}
+
+#[test]
+fn experiment_without_weights_needs_no_traffic_routing() {
+    // The corpus' basic experiment step: no traffic routing, Successful after its duration.
+    let mut w = at_experiment_step();
+    let plan = w.plan();
+    assert_eq!(plan.status.conditions.iter().flatten().filter(|c| c.type_.as_deref() == Some("InvalidSpec")).count(), 0);
+    let name = w.experiments[0].name_any();
+    w.set_experiment_phase(&name, "Successful", "");
+    w.settle();
+    assert_eq!(w.status().current_step_index, Some(3));
+}
