@@ -3,13 +3,13 @@
 //!
 //! `get` already has the Rollout, its ReplicaSets and its AnalysisRuns; this reads the rest
 //! of what a plan observes (the Services the spec names, the traffic router objects, the
-//! AnalysisTemplates and the workload a `workloadRef` names) with a few GETs, and runs
+//! AnalysisTemplates, the Experiments and the workload a `workloadRef` names) with a few GETs, and runs
 //! [`plan::plan`] on it, exactly as the controller would now. Nothing is written. An object it
 //! may not read is taken as missing, which can only make the answer name it.
 
 use super::cluster::Conn;
 use super::info::Model;
-use crate::api::{AnalysisTemplate, ClusterAnalysisTemplate};
+use crate::api::{AnalysisTemplate, ClusterAnalysisTemplate, Experiment};
 use crate::plan::{self, Observed, Wait};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::jiff::Timestamp;
@@ -55,6 +55,11 @@ pub async fn waiting(conn: &Conn, model: &Model, now: Timestamp) -> Option<Wait>
         .await
         .map(|l| l.items)
         .unwrap_or_default();
+    let experiments: Vec<Experiment> = Api::namespaced(conn.client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default();
     let cluster_templates: Vec<ClusterAnalysisTemplate> = Api::all(conn.client.clone())
         .list(&ListParams::default())
         .await
@@ -87,6 +92,10 @@ pub async fn waiting(conn: &Conn, model: &Model, now: Timestamp) -> Option<Wait>
             .map(|t| (t.name_any(), t))
             .collect(),
         workload,
+        experiments: experiments
+            .iter()
+            .filter(|e| owned(e.owner_references()))
+            .collect(),
     };
     plan::plan(&obs, now).wait
 }

@@ -12,7 +12,7 @@ use super::{Context, Error, FIELD_MANAGER};
 use crate::api::consts::{
     DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY, EPHEMERAL_METADATA_ANNOTATION, MANAGED_BY_ROLLOUTS_KEY,
 };
-use crate::api::{AnalysisRun, Rollout};
+use crate::api::{AnalysisRun, Experiment, Rollout};
 use crate::plan::{Effect, RsPatch};
 use crate::traffic::ObjectChange;
 use k8s_openapi::api::apps::v1::ReplicaSet;
@@ -30,6 +30,7 @@ pub enum Kind {
     Service,
     Pod,
     AnalysisRun,
+    Experiment,
     /// The Rollout's own metadata (its status is written by `report`).
     Rollout,
 }
@@ -39,6 +40,7 @@ pub enum Kind {
 pub enum Request {
     CreateReplicaSet(Box<ReplicaSet>),
     CreateAnalysisRun(Box<AnalysisRun>),
+    CreateExperiment(Box<Experiment>),
     /// A JSON merge patch of the named object.
     Patch {
         kind: Kind,
@@ -94,6 +96,17 @@ pub fn requests(effect: &Effect, rollout: &str, resource_version: &str) -> Vec<R
         }],
         Effect::DeleteAnalysisRun { name } => vec![Request::Delete {
             kind: Kind::AnalysisRun,
+            name: name.clone(),
+            uid: None,
+        }],
+        Effect::CreateExperiment(ex) => vec![Request::CreateExperiment(ex.clone())],
+        Effect::TerminateExperiment { name } => vec![Request::Patch {
+            kind: Kind::Experiment,
+            name: name.clone(),
+            body: json!({"spec": {"terminate": true}}),
+        }],
+        Effect::DeleteExperiment { name } => vec![Request::Delete {
+            kind: Kind::Experiment,
             name: name.clone(),
             uid: None,
         }],
@@ -172,9 +185,9 @@ fn replica_set_patch(patch: &RsPatch) -> Value {
 /// replaced, 429 for an eviction a PodDisruptionBudget refuses (the next reconcile retries).
 pub fn tolerated(req: &Request) -> &'static [u16] {
     match req {
-        Request::CreateAnalysisRun(_) => &[409],
+        Request::CreateAnalysisRun(_) | Request::CreateExperiment(_) => &[409],
         Request::Patch {
-            kind: Kind::Pod | Kind::AnalysisRun,
+            kind: Kind::Pod | Kind::AnalysisRun | Kind::Experiment,
             ..
         } => &[404],
         Request::Delete {
@@ -222,12 +235,14 @@ pub(crate) async fn send(ctx: &Context, ns: &str, req: &Request) -> Result<Sent,
     let counter = match req {
         Request::CreateReplicaSet(_) => &w.replica_sets,
         Request::CreateAnalysisRun(_) => &w.analysis_runs,
+        Request::CreateExperiment(_) => &w.experiments,
         Request::Evict { .. } => &w.pods,
         Request::Router(_) => &w.traffic,
         Request::Workload(_) => &w.workloads,
         Request::Patch { kind, .. } | Request::Delete { kind, .. } => match kind {
             Kind::ReplicaSet => &w.replica_sets,
             Kind::AnalysisRun => &w.analysis_runs,
+            Kind::Experiment => &w.experiments,
             Kind::Service => &w.services,
             Kind::Pod => &w.pods,
             Kind::Rollout => &w.rollouts,
@@ -247,6 +262,10 @@ pub(crate) async fn send(ctx: &Context, ns: &str, req: &Request) -> Result<Sent,
             let api: Api<AnalysisRun> = Api::namespaced(client.clone(), ns);
             api.create(&post, run).await.map(|_| Sent::Done)
         }
+        Request::CreateExperiment(ex) => {
+            let api: Api<Experiment> = Api::namespaced(client.clone(), ns);
+            api.create(&post, ex).await.map(|_| Sent::Done)
+        }
         Request::Patch { kind, name, body } => {
             let patch = Patch::Merge(body);
             match kind {
@@ -254,6 +273,7 @@ pub(crate) async fn send(ctx: &Context, ns: &str, req: &Request) -> Result<Sent,
                 Kind::Service => patch_of::<Service>(client, ns, name, &pp, &patch).await,
                 Kind::Pod => patch_of::<Pod>(client, ns, name, &pp, &patch).await,
                 Kind::AnalysisRun => patch_of::<AnalysisRun>(client, ns, name, &pp, &patch).await,
+                Kind::Experiment => patch_of::<Experiment>(client, ns, name, &pp, &patch).await,
                 Kind::Rollout => {
                     let api: Api<Rollout> = Api::namespaced(client.clone(), ns);
                     match api.patch(name, &pp, &patch).await {
@@ -279,6 +299,7 @@ pub(crate) async fn send(ctx: &Context, ns: &str, req: &Request) -> Result<Sent,
                 Kind::Service => delete_of::<Service>(client, ns, name, &dp).await,
                 Kind::Pod => delete_of::<Pod>(client, ns, name, &dp).await,
                 Kind::AnalysisRun => delete_of::<AnalysisRun>(client, ns, name, &dp).await,
+                Kind::Experiment => delete_of::<Experiment>(client, ns, name, &dp).await,
                 Kind::Rollout => delete_of::<Rollout>(client, ns, name, &dp).await,
             }
         }

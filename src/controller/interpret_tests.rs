@@ -56,7 +56,7 @@ fn workload_key() -> ObjectKey {
 }
 
 /// A world in the middle of an update: a stable and a canary ReplicaSet, both Services, an
-/// AnalysisRun, a pod, a router object and a workload.
+/// AnalysisRun, an Experiment, a pod, a router object and a workload.
 fn world() -> World {
     let mut w = World::new(rollout());
     w.try_settle().expect("the plan converges");
@@ -72,6 +72,14 @@ fn world() -> World {
             "apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisRun",
             "metadata": {"name": "demo-run", "namespace": "ns"},
             "spec": {"metrics": []}
+        }))
+        .unwrap(),
+    );
+    w.experiments.push(
+        serde_json::from_value(json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Experiment",
+            "metadata": {"name": "demo-ex", "namespace": "ns"},
+            "spec": {"templates": []}
         }))
         .unwrap(),
     );
@@ -117,6 +125,12 @@ fn samples(w: &World) -> Vec<Effect> {
     let run: AnalysisRun = serde_json::from_value(json!({
         "apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisRun",
         "metadata": {"name": "demo-run-2", "namespace": "ns"}, "spec": {"metrics": []}
+    }))
+    .unwrap();
+    let ex: crate::api::Experiment = serde_json::from_value(json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Experiment",
+        "metadata": {"name": "demo-ex-2", "namespace": "ns", "labels": {"a": "b"}},
+        "spec": {"duration": "1m", "templates": [{"name": "t", "replicas": 1}]}
     }))
     .unwrap();
     let all = vec![
@@ -193,6 +207,13 @@ fn samples(w: &World) -> Vec<Effect> {
         Effect::EvictPod {
             name: "demo-pod".into(),
         },
+        Effect::CreateExperiment(Box::new(ex)),
+        Effect::TerminateExperiment {
+            name: "demo-ex".into(),
+        },
+        Effect::DeleteExperiment {
+            name: "demo-ex".into(),
+        },
     ];
     // Every variant is here (no wildcard: a new variant must be added above).
     for e in &all {
@@ -209,7 +230,10 @@ fn samples(w: &World) -> Vec<Effect> {
             | Effect::TerminateAnalysisRun { .. }
             | Effect::DeleteAnalysisRun { .. }
             | Effect::EphemeralMetadata { .. }
-            | Effect::EvictPod { .. } => {}
+            | Effect::EvictPod { .. }
+            | Effect::CreateExperiment(_)
+            | Effect::TerminateExperiment { .. }
+            | Effect::DeleteExperiment { .. } => {}
         }
     }
     all
@@ -237,6 +261,11 @@ fn apply_requests(w: &mut World, effect: &Effect) {
                     w.runs.push(*run);
                 }
             }
+            Request::CreateExperiment(ex) => {
+                if !w.experiments.iter().any(|e| e.name_any() == ex.name_any()) {
+                    w.experiments.push(*ex);
+                }
+            }
             Request::Patch { kind, name, body } => match kind {
                 Kind::ReplicaSet => {
                     for rs in w.rss.iter_mut().filter(|r| r.name_any() == name) {
@@ -258,11 +287,17 @@ fn apply_requests(w: &mut World, effect: &Effect) {
                         *r = patched(r, &body);
                     }
                 }
+                Kind::Experiment => {
+                    for e in w.experiments.iter_mut().filter(|e| e.name_any() == name) {
+                        *e = patched(e, &body);
+                    }
+                }
                 Kind::Rollout => w.ro = patched(&w.ro, &body),
             },
             Request::Delete { kind, name, .. } => match kind {
                 Kind::ReplicaSet => w.rss.retain(|r| r.name_any() != name),
                 Kind::AnalysisRun => w.runs.retain(|r| r.name_any() != name),
+                Kind::Experiment => w.experiments.retain(|e| e.name_any() != name),
                 Kind::Service => w.services.retain(|s| s.name_any() != name),
                 Kind::Pod => w.pods.retain(|p| p.name_any() != name),
                 Kind::Rollout => panic!("the controller never deletes a Rollout"),
@@ -320,6 +355,7 @@ fn objects(w: &World) -> Value {
         "replicaSets": values(&w.rss),
         "services": values(&w.services),
         "runs": values(&w.runs),
+        "experiments": values(&w.experiments),
         "pods": values(&w.pods),
         "traffic": values(w.traffic.values()),
         "workload": w.workload.clone().map(strip),
@@ -397,5 +433,62 @@ fn effects_of_a_whole_update_mean_the_same_both_ways() {
     assert!(
         seen >= 10,
         "the update produced effects to compare ({seen})"
+    );
+}
+
+/// The effects of a canary `experiment` step (create, then terminate on an abort) mean the
+/// same both ways, each from the world it was planned in.
+#[test]
+fn experiment_step_effects_mean_the_same_both_ways() {
+    let with_step = || {
+        let mut ro = rollout();
+        ro.spec.strategy = serde_json::from_value(json!({"canary": {
+            "canaryService": "demo-canary", "stableService": "demo-stable",
+            "steps": [{"setWeight": 25},
+                      {"experiment": {"duration": "1m", "templates": [
+                          {"name": "c", "specRef": "canary", "service": {}}]}},
+                      {"pause": {}}]}}))
+        .unwrap();
+        let mut w = World::new(ro);
+        w.try_settle().expect("the plan converges");
+        w.set_image("demo:v2");
+        w
+    };
+    let script: &[&dyn Fn(&mut World)] = &[&|_| {}, &|w| {
+        w.ro.status.as_mut().unwrap().abort = Some(true);
+    }];
+    let replay = |upto: usize, rounds: usize| -> World {
+        let mut w = with_step();
+        for act in &script[..upto] {
+            act(&mut w);
+            w.try_settle().expect("the plan converges");
+        }
+        if upto < script.len() {
+            script[upto](&mut w);
+        }
+        for _ in 0..rounds {
+            w.apply(w.plan());
+        }
+        w
+    };
+    let mut kinds = std::collections::BTreeSet::new();
+    for step in 0..script.len() {
+        for round in 0..20 {
+            let w = replay(step, round);
+            let plan = w.plan();
+            for e in &plan.effects {
+                match e {
+                    Effect::CreateExperiment(_) => kinds.insert("create"),
+                    Effect::TerminateExperiment { .. } => kinds.insert("terminate"),
+                    _ => false,
+                };
+                check(e, || replay(step, round));
+            }
+        }
+    }
+    assert_eq!(
+        kinds.into_iter().collect::<Vec<_>>(),
+        vec!["create", "terminate"],
+        "the step created its Experiment and the abort terminated it"
     );
 }

@@ -191,6 +191,8 @@ pub struct WriteCounters {
     pub pods: AtomicU64,
     pub traffic: AtomicU64,
     pub analysis_runs: AtomicU64,
+    /// Experiments of canary `experiment` steps.
+    pub experiments: AtomicU64,
     /// Deployments named by `workloadRef` (scale-down).
     pub workloads: AtomicU64,
 }
@@ -204,6 +206,7 @@ impl WriteCounters {
             + self.pods.load(Ordering::Relaxed)
             + self.traffic.load(Ordering::Relaxed)
             + self.analysis_runs.load(Ordering::Relaxed)
+            + self.experiments.load(Ordering::Relaxed)
             + self.workloads.load(Ordering::Relaxed)
     }
 }
@@ -218,6 +221,8 @@ pub struct Context {
     /// Traffic router objects, watched on demand.
     pub traffic: traffic::TrafficStores,
     pub analysis_runs: Store<crate::api::AnalysisRun>,
+    /// Experiments (those a Rollout controls are its `experiment` steps').
+    pub experiments: Store<crate::api::Experiment>,
     pub analysis_templates: Store<crate::api::AnalysisTemplate>,
     pub cluster_analysis_templates: Store<crate::api::ClusterAnalysisTemplate>,
     /// Whether `cluster_analysis_templates` is fed (cluster-wide mode only).
@@ -278,6 +283,15 @@ pub async fn run(
     ))
     .default_backoff()
     .reflect(ar_writer)
+    .touched_objects();
+    // Experiments (owned by Rollouts through their `experiment` steps).
+    let (ex_store, ex_writer) = reflector::store::<crate::api::Experiment>();
+    let ex_stream = decode::tolerant(watcher(
+        decode::untyped::<crate::api::Experiment>(&client, config.namespace.as_deref()),
+        watcher::Config::default(),
+    ))
+    .default_backoff()
+    .reflect(ex_writer)
     .touched_objects();
     let (at_store, at_writer) = reflector::store::<crate::api::AnalysisTemplate>();
     let tasks = Tasks::default();
@@ -382,6 +396,7 @@ pub async fn run(
         writes,
         traffic: traffic_stores,
         analysis_runs: ar_store,
+        experiments: ex_store,
         analysis_templates: at_store,
         cluster_analysis_templates: cat_store,
         cluster_templates_watched: config.namespace.is_none(),
@@ -395,6 +410,7 @@ pub async fn run(
         .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency))
         .owns_stream(rs_stream)
         .owns_stream(ar_stream)
+        .owns_stream(ex_stream)
         .reconcile_on(traffic_triggers)
         .watches_stream(svc_stream, move |svc: Service| {
             // A Service change concerns the Rollouts that name it.
@@ -495,14 +511,15 @@ impl Context {
             !self.cluster_templates_watched
                 || store_ready(&self.cluster_analysis_templates, limit).await
         };
-        let (a, b, c, d, e) = futures::join!(
+        let (a, b, c, d, e, f) = futures::join!(
             store_ready(&self.replica_sets, limit),
             store_ready(&self.services, limit),
             store_ready(&self.analysis_runs, limit),
             store_ready(&self.analysis_templates, limit),
             cluster_templates,
+            store_ready(&self.experiments, limit),
         );
-        a && b && c && d && e
+        a && b && c && d && e && f
     }
 }
 

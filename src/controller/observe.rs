@@ -1,13 +1,13 @@
 //! Observe: everything one plan reads, gathered from the reflector stores (and, only when the
 //! planner needs them, the few reads no store holds: the workload a `workloadRef` names and the
-//! router objects are lazily watched stores; the pods of a restart or an ephemeral-metadata
+//! router objects are lazily watched stores; Experiments come from a store like AnalysisRuns; the pods of a restart or an ephemeral-metadata
 //! change, and the dry run that decides adoption, are requests).
 //!
 //! [`observe`] owns what it gathered ([`Observation`]); [`Observation::observed`] lends it to
 //! the pure planner as [`Observed`].
 
 use super::{Context, Error, adopt};
-use crate::api::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate, Rollout};
+use crate::api::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate, Experiment, Rollout};
 use crate::plan::{self, Observed};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Pod, Service};
@@ -26,6 +26,7 @@ pub(crate) struct Observation {
     pods: Option<Vec<Pod>>,
     traffic_objects: crate::traffic::Objects,
     analysis_runs: Vec<Arc<AnalysisRun>>,
+    experiments: Vec<Arc<Experiment>>,
     analysis_templates: Vec<Arc<AnalysisTemplate>>,
     cluster_analysis_templates: Vec<Arc<ClusterAnalysisTemplate>>,
     workload: Option<serde_json::Value>,
@@ -94,6 +95,12 @@ pub(crate) async fn observe(
         .into_iter()
         .filter(|r| in_ns(r.namespace()) && crate::api::is_controlled_by(&**r, &*ro))
         .collect();
+    let experiments = ctx
+        .experiments
+        .state()
+        .into_iter()
+        .filter(|e| in_ns(e.namespace()) && crate::api::is_controlled_by(&**e, &*ro))
+        .collect();
     let analysis_templates = ctx
         .analysis_templates
         .state()
@@ -108,6 +115,7 @@ pub(crate) async fn observe(
         pods,
         traffic_objects,
         analysis_runs,
+        experiments,
         analysis_templates,
         cluster_analysis_templates: ctx.cluster_analysis_templates.state(),
         workload,
@@ -149,6 +157,7 @@ impl Observation {
                 .map(|t| (t.name_any(), &**t))
                 .collect(),
             workload,
+            experiments: this.experiments.iter().map(|e| &**e).collect(),
         }
     }
 }

@@ -113,6 +113,7 @@ fn context(client: Client, replica_sets: Vec<ReplicaSet>) -> Arc<Context> {
         writes: Arc::new(WriteCounters::default()),
         traffic,
         analysis_runs: listed(vec![]),
+        experiments: listed(vec![]),
         analysis_templates: listed(vec![]),
         cluster_analysis_templates: listed(vec![]),
         cluster_templates_watched: false,
