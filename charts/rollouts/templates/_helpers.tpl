@@ -52,10 +52,11 @@ Role cannot grant (ClusterAnalysisTemplates).
 - apiGroups: [argoproj.io]
   resources: [rollouts/finalizers, analysisruns/finalizers, experiments/finalizers]
   verbs: [update]
-# Experiments: watched; their status is merge-patched (no status subresource, as upstream).
+# Experiments: watched; their status is merge-patched (no status subresource, as upstream);
+# created, terminated and deleted (history) for canary `experiment` steps.
 - apiGroups: [argoproj.io]
   resources: [experiments]
-  verbs: [list, watch, patch]
+  verbs: [list, watch, patch, create, delete]
 # AnalysisRuns: created for analysis steps, measured (status patched), deleted (TTL, history).
 - apiGroups: [argoproj.io]
   resources: [analysisruns]
