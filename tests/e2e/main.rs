@@ -13,6 +13,7 @@ mod cluster;
 mod common;
 mod dashboard;
 mod experiment;
+mod experiment_step;
 #[path = "../fake_http/mod.rs"]
 mod fake_http;
 mod notify;
