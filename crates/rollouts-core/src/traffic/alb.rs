@@ -152,7 +152,8 @@ impl<'a> Alb<'a> {
         format!("{}/actions.{}", self.prefix(), self.action_service(intent))
     }
 
-    /// Upstream's `getForwardActionString`: canary at `weight`, stable at the rest.
+    /// Upstream's `getForwardActionString`: canary at `weight`, each weighted experiment
+    /// template at its weight, stable at the rest.
     fn action(&self, intent: &TrafficIntent<'_>) -> String {
         let port = self.port.to_string();
         let group = |service: &str, weight: i32| TargetGroup {
@@ -169,13 +170,20 @@ impl<'a> Alb<'a> {
                 enabled: true,
                 duration_seconds: s.duration_seconds.unwrap_or(0),
             });
+        // Weighted experiment templates (upstream's `additionalDestinations`) between the
+        // canary and the stable, which gets what is left.
+        let mut target_groups = vec![group(intent.canary_service, intent.weight)];
+        let mut stable = intent.max_weight - intent.weight;
+        for d in &intent.additional {
+            let weight = d.weight.unwrap_or(0);
+            target_groups.push(group(d.service_name.as_deref().unwrap_or_default(), weight));
+            stable -= weight;
+        }
+        target_groups.push(group(intent.stable_service, stable));
         let action = Action {
             kind: "forward".into(),
             forward: ForwardConfig {
-                target_groups: vec![
-                    group(intent.canary_service, intent.weight),
-                    group(intent.stable_service, intent.max_weight - intent.weight),
-                ],
+                target_groups,
                 stickiness,
             },
         };
@@ -382,6 +390,29 @@ mod tests {
                 .is_empty()
         );
         assert_eq!(alb.current_weight(&intent, &objects(written)), Some(10));
+    }
+
+    #[test]
+    fn experiment_templates_get_their_own_target_group() {
+        let ro = rollout(json!({"ingress": "ing", "servicePort": 80}));
+        let alb = router(&ro);
+        let mut intent = TrafficIntent::for_rollout(&ro);
+        intent.weight = 10;
+        intent.additional = vec![crate::api::WeightDestination {
+            weight: Some(20),
+            service_name: Some("exp-svc".into()),
+            pod_template_hash: Some("abc".into()),
+        }];
+        let changes = alb
+            .set_weight(&intent, &objects(ingress("stable", json!({}))))
+            .unwrap();
+        let [ObjectChange::Patch { patch, .. }] = changes.as_slice() else {
+            panic!("one patch: {changes:?}");
+        };
+        assert_eq!(
+            patch["metadata"]["annotations"]["alb.ingress.kubernetes.io/actions.stable"],
+            r#"{"Type":"forward","ForwardConfig":{"TargetGroups":[{"ServiceName":"canary","ServicePort":"80","Weight":10},{"ServiceName":"exp-svc","ServicePort":"80","Weight":20},{"ServiceName":"stable","ServicePort":"80","Weight":70}]}}"#
+        );
     }
 
     #[test]

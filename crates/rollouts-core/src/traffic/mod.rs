@@ -138,8 +138,8 @@ pub struct TrafficIntent<'a> {
     pub remove_managed_routes: bool,
     /// Upstream's `additionalDestinations`: the weighted templates of a running `experiment`
     /// step, each a Service with its weight (out of `max_weight`), taken from the stable's
-    /// share. Only the Istio router with a host-level split routes them (the planner refuses
-    /// the others, InvalidSpec).
+    /// share. Only ALB and the Istio router with a host-level split route them (the planner
+    /// refuses the others, InvalidSpec).
     pub additional: Vec<crate::api::WeightDestination>,
 }
 
