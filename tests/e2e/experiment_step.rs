@@ -591,14 +591,24 @@ async fn alb_groups(ns: &TestNs, ingress: &str, key: &str) -> Vec<(String, i64)>
 /// Names in an ALB experiment-step manifest.
 struct AlbNames<'a> {
     rollout: &'a str,
-    ingress: &'a str,
+    ingresses: &'a [&'a str],
     /// The forward action's annotation key.
     action: &'a str,
     stable: &'a str,
     canary: &'a str,
 }
 
-/// Upstream's `TestALBExperimentStep`: at the experiment step the forward action is canary
+/// Whether every Ingress's forward action has these target groups.
+async fn alb_all(ns: &TestNs, n: &AlbNames<'_>, want: &[(String, i64)]) -> bool {
+    for ing in n.ingresses {
+        if alb_groups(ns, ing, n.action).await != want {
+            return false;
+        }
+    }
+    true
+}
+
+/// Upstream's `TestALBExperimentStep` (and `...MultiIngress`): at the experiment step the forward action is canary
 /// 10, the template's Service 20, stable 70; once the step ends it is back to 0/100.
 async fn alb_experiment(test: &str, manifest: &str, n: &AlbNames<'_>, skip_step: bool) {
     let (ns, _ctl, _ectl) = setup_step(test).await;
@@ -607,7 +617,7 @@ async fn alb_experiment(test: &str, manifest: &str, n: &AlbNames<'_>, skip_step:
     let v1 = stable_of(&ro);
     let at_rest = vec![(n.canary.to_string(), 0), (n.stable.to_string(), 100)];
     ns.wait_for("the action at 0/100", Duration::from_secs(30), || async {
-        Ok((alb_groups(&ns, n.ingress, n.action).await == at_rest).then_some(()))
+        Ok(alb_all(&ns, n, &at_rest).await.then_some(()))
     })
     .await;
     assert!(experiments(&ns).await.is_empty());
@@ -634,7 +644,7 @@ async fn alb_experiment(test: &str, manifest: &str, n: &AlbNames<'_>, skip_step:
     ns.wait_for(
         "the experiment's target group in the action",
         Duration::from_secs(60),
-        || async { Ok((alb_groups(&ns, n.ingress, n.action).await == want).then_some(())) },
+        || async { Ok(alb_all(&ns, n, &want).await.then_some(())) },
     )
     .await;
     if skip_step {
@@ -651,7 +661,7 @@ async fn alb_experiment(test: &str, manifest: &str, n: &AlbNames<'_>, skip_step:
     ns.wait_for(
         "the action back at 0/100 without the experiment",
         Duration::from_secs(30),
-        || async { Ok((alb_groups(&ns, n.ingress, n.action).await == at_rest).then_some(())) },
+        || async { Ok(alb_all(&ns, n, &at_rest).await.then_some(())) },
     )
     .await;
 }
@@ -726,7 +736,7 @@ async fn alb_experiment_step_weights() {
         ALB_EXPERIMENT,
         &AlbNames {
             rollout: "albx",
-            ingress: "albx-ingress",
+            ingresses: &["albx-ingress"],
             action: "alb.ingress.kubernetes.io/actions.albx-root",
             stable: "albx-stable",
             canary: "albx-canary",
@@ -749,7 +759,30 @@ async fn upstream_alb_experiment_step() {
         &manifest,
         &AlbNames {
             rollout: "alb-rollout",
-            ingress: "alb-rollout-ingress",
+            ingresses: &["alb-rollout-ingress"],
+            action: "alb.ingress.kubernetes.io/actions.alb-rollout-root",
+            stable: "alb-rollout-stable",
+            canary: "alb-rollout-canary",
+        },
+        true,
+    )
+    .await;
+}
+
+/// Upstream's `alb/rollout-alb-multi-ingress-experiment.yaml`: every Ingress carries the
+/// experiment's target group; skipped with a notice where the corpus is absent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_alb_multi_ingress_experiment_step() {
+    let Some(manifest) = compat_file("test/e2e/alb/rollout-alb-multi-ingress-experiment.yaml")
+    else {
+        return;
+    };
+    alb_experiment(
+        "exstep-alb-multi",
+        &manifest,
+        &AlbNames {
+            rollout: "alb-rollout",
+            ingresses: &["alb-rollout-multi-ingress-1", "alb-rollout-multi-ingress-2"],
             action: "alb.ingress.kubernetes.io/actions.alb-rollout-root",
             stable: "alb-rollout-stable",
             canary: "alb-rollout-canary",
