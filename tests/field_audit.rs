@@ -373,6 +373,102 @@ const ACTED: &[(&str, &str)] = &[
         "plan/analysis.rs, analysis/build.rs (step analysis)",
     ),
     (
+        "spec.strategy.canary.steps[].experiment.analyses[].args[].name",
+        "plan/experiments.rs (build: the Rollout's args, resolved)",
+    ),
+    (
+        "spec.strategy.canary.steps[].experiment.analyses[].args[].value",
+        "plan/experiments.rs (build: the Rollout's args, resolved)",
+    ),
+    (
+        "spec.strategy.canary.steps[].experiment.analyses[].args[].valueFrom.fieldRef.fieldPath",
+        "plan/experiments.rs (build: the Rollout's args, resolved)",
+    ),
+    (
+        "spec.strategy.canary.steps[].experiment.analyses[].args[].valueFrom.podTemplateHashValue",
+        "plan/experiments.rs (build: the Rollout's args, resolved)",
+    ),
+    (
+        "spec.strategy.canary.steps[].experiment.analyses[].clusterScope",
+        "plan/experiments.rs (build: copied into the step's Experiment, run by experiment/)",
+    ),
+    (
+        "spec.strategy.canary.steps[].experiment.analyses[].name",
+        "plan/experiments.rs (build: copied into the step's Experiment, run by experiment/)",
+    ),
+    (
+        "spec.strategy.canary.steps[].experiment.analyses[].requiredForCompletion",
+        "plan/experiments.rs (build: copied into the step's Experiment, run by experiment/)",
+    ),
+    (
+        "spec.strategy.canary.steps[].experiment.analyses[].templateName",
+        "plan/experiments.rs (build: copied into the step's Experiment, run by experiment/)",
+    ),
+    (
+        "spec.strategy.canary.steps[].experiment.analysisRunMetadata.annotations",
+        "plan/experiments.rs (build: copied into the step's Experiment, run by experiment/)",
+    ),
+    (
+        "spec.strategy.canary.steps[].experiment.analysisRunMetadata.labels",
+        "plan/experiments.rs (build: copied into the step's Experiment, run by experiment/)",
+    ),
+    (
+        "spec.strategy.canary.steps[].experiment.dryRun[].metricName",
+        "plan/experiments.rs (build: copied into the step's Experiment, run by experiment/)",
+    ),
+    (
+        "spec.strategy.canary.steps[].experiment.duration",
+        "plan/experiments.rs (build: copied into the step's Experiment, run by experiment/)",
+    ),
+    (
+        "spec.strategy.canary.steps[].experiment.scaleDownDelaySeconds",
+        "plan/experiments.rs (build: copied into the step's Experiment, run by experiment/)",
+    ),
+    (
+        "spec.strategy.canary.steps[].experiment.templates[].metadata.annotations",
+        "plan/experiments.rs (build: added to the template's pod metadata)",
+    ),
+    (
+        "spec.strategy.canary.steps[].experiment.templates[].metadata.labels",
+        "plan/experiments.rs (build: added to the template's pod labels and selector)",
+    ),
+    (
+        "spec.strategy.canary.steps[].experiment.templates[].name",
+        "plan/experiments.rs (build: copied into the step's Experiment, run by experiment/)",
+    ),
+    (
+        "spec.strategy.canary.steps[].experiment.templates[].replicas",
+        "plan/experiments.rs (build: copied into the step's Experiment, run by experiment/)",
+    ),
+    (
+        "spec.strategy.canary.steps[].experiment.templates[].selector.matchExpressions[].key",
+        "plan/experiments.rs (build: the template's selector)",
+    ),
+    (
+        "spec.strategy.canary.steps[].experiment.templates[].selector.matchExpressions[].operator",
+        "plan/experiments.rs (build: the template's selector)",
+    ),
+    (
+        "spec.strategy.canary.steps[].experiment.templates[].selector.matchExpressions[].values[]",
+        "plan/experiments.rs (build: the template's selector)",
+    ),
+    (
+        "spec.strategy.canary.steps[].experiment.templates[].selector.matchLabels",
+        "plan/experiments.rs (build: the template's selector)",
+    ),
+    (
+        "spec.strategy.canary.steps[].experiment.templates[].service.name",
+        "plan/experiments.rs (build: the template's Service)",
+    ),
+    (
+        "spec.strategy.canary.steps[].experiment.templates[].specRef",
+        "plan/experiments.rs (build: the stable or canary ReplicaSet's pod template)",
+    ),
+    (
+        "spec.strategy.canary.steps[].experiment.templates[].weight",
+        "plan/experiments.rs (weight_destinations), traffic/istio.rs, traffic/alb.rs (other routers refused)",
+    ),
+    (
         "spec.strategy.canary.steps[].pause.duration",
         "plan/canary.rs, plan/replicas.rs",
     ),
@@ -579,12 +675,6 @@ const ACTED: &[(&str, &str)] = &[
 fn refused() -> Vec<(&'static str, Value, &'static str)> {
     vec![
         (
-            "spec.strategy.canary.steps[].experiment",
-            json!({"canary": {"steps": [{"setWeight": 10},
-                {"experiment": {"templates": [{"name": "a", "specRef": "canary"}]}}]}}),
-            "spec.strategy.canary.steps[1].experiment",
-        ),
-        (
             "spec.strategy.canary.steps[].plugin",
             json!({"canary": {"steps": [{"plugin": {"name": "x/y"}}]}}),
             "spec.strategy.canary.steps[0].plugin",
@@ -632,6 +722,16 @@ fn refused_values() -> Vec<(&'static str, Value, &'static str)> {
             json!({"canary": {"canaryService": "c", "stableService": "s",
                 "trafficRouting": {"plugins": {"acme/mesh": {}}}, "steps": [{"setWeight": 10}]}}),
             "acme/mesh",
+        ),
+        (
+            "experiment template weights with an Istio subset-level split",
+            json!({"canary": {
+                "trafficRouting": {"istio": {
+                    "virtualService": {"name": "vs", "routes": ["primary"]},
+                    "destinationRule": {"name": "dr", "canarySubsetName": "c", "stableSubsetName": "s"}}},
+                "steps": [{"setWeight": 10},
+                    {"experiment": {"templates": [{"name": "a", "specRef": "canary", "weight": 5}]}}]}}),
+            "spec.strategy.canary.steps[1].experiment.templates[0].weight",
         ),
         (
             "setHeaderRoute with ALB",
