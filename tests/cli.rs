@@ -351,6 +351,14 @@ fn plan_with_an_analysis_step_assumes_it_passes() {
     );
 }
 
+#[test]
+fn plan_with_an_experiment_step_assumes_it_succeeds_after_its_duration() {
+    let text = plan_text(&fixtures().join("plan/experiment.yaml"), None);
+    assert!(text.contains("experiment"), "{text}");
+    assert!(text.contains("waits 1m0s"), "{text}");
+    snapshot("plan_experiment", &text);
+}
+
 /// Blue-green is being added to the planner: whatever it does, the timeline names the
 /// blue-green stages (or the InvalidSpec), never canary steps. Not a snapshot, so that the
 /// planner's blue-green work does not have to touch this file.
@@ -505,12 +513,12 @@ fn plan_writes_an_svg_chart() {
 
 #[test]
 fn plan_of_an_unsupported_rollout_fails_with_the_reason() {
-    let file = fixtures().join("plan/experiment.yaml");
+    let file = fixtures().join("plan/plugin.yaml");
     let r = run(&["plan", "-f", file.to_str().unwrap()]);
     assert_eq!(r.code, 1);
     assert!(
         r.stdout
-            .contains("experiment steps are not supported by this controller yet"),
+            .contains("plugin steps are not supported by this controller yet"),
         "{}",
         r.stdout
     );

@@ -226,6 +226,41 @@ fn is_healthy(w: &World) -> bool {
     st.phase.as_deref() == Some(rollout_phase::HEALTHY) && st.stable_is_current()
 }
 
+/// A step as upstream prints it; an `experiment` step also names its templates (with
+/// their `specRef` and `weight`) and analyses.
+fn step_label(step: &crate::api::CanaryStep) -> String {
+    let Some(ex) = &step.experiment else {
+        return crate::plan::step_string(step);
+    };
+    let templates: Vec<String> = ex
+        .templates
+        .iter()
+        .flatten()
+        .map(|t| {
+            let mut s = format!(
+                "{} ({})",
+                t.name.as_deref().unwrap_or_default(),
+                t.spec_ref.as_deref().unwrap_or_default()
+            );
+            if let Some(w) = t.weight {
+                s.push_str(&format!(" {w}%"));
+            }
+            s
+        })
+        .collect();
+    let mut label = format!("experiment: {}", templates.join(", "));
+    let analyses: Vec<&str> = ex
+        .analyses
+        .iter()
+        .flatten()
+        .filter_map(|a| a.name.as_deref())
+        .collect();
+    if !analyses.is_empty() {
+        label.push_str(&format!("; analyses {}", analyses.join(", ")));
+    }
+    label
+}
+
 /// The step index, the row's label and the traffic weight of the new version now (percent).
 fn stage(w: &World) -> (Option<i32>, String, i32) {
     let st = w.status();
@@ -254,7 +289,7 @@ fn stage(w: &World) -> (Option<i32>, String, i32) {
     let label = match idx {
         None => "rolling update (no steps)".to_string(),
         Some(i) => match w.ro.canary_steps().get(i.max(0) as usize) {
-            Some(s) => crate::plan::step_string(s),
+            Some(s) => step_label(s),
             None => "done: new version is stable".to_string(),
         },
     };
