@@ -791,3 +791,136 @@ async fn upstream_alb_multi_ingress_experiment_step() {
     )
     .await;
 }
+
+/// An A/B AnalysisTemplate: the canary's 5xx ratio minus the baseline's, from a real
+/// Prometheus, by pod-template hash.
+fn ab_template(addr: &str) -> String {
+    let ratio = |arg: &str| {
+        format!(
+            "sum(test_requests{{svc=\"{{{{args.{arg}}}}}\",code=\"5xx\"}}) / sum(test_requests{{svc=\"{{{{args.{arg}}}}}\"}})"
+        )
+    };
+    format!(
+        r#"apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {{name: ab}}
+spec:
+  args:
+  - name: baseline-hash
+  - name: canary-hash
+  metrics:
+  - name: error-ratio-difference
+    initialDelay: 5s
+    interval: 1s
+    count: 3
+    successCondition: result[0] < 0.05
+    failureCondition: result[0] >= 0.05
+    failureLimit: 0
+    provider:
+      prometheus:
+        address: {addr}
+        query: '({canary}) - ({baseline})'
+"#,
+        canary = ratio("canary-hash"),
+        baseline = ratio("baseline-hash"),
+    )
+}
+
+fn ab_step() -> Value {
+    json!({"experiment": {
+        "templates": [{"name": "baseline", "specRef": "stable"},
+                      {"name": "canary", "specRef": "canary"}],
+        "analyses": [{"name": "ab", "templateName": "ab", "requiredForCompletion": true,
+                      "args": [{"name": "baseline-hash", "valueFrom": {"podTemplateHashValue": "Stable"}},
+                               {"name": "canary-hash", "valueFrom": {"podTemplateHashValue": "Latest"}}]}]}})
+}
+
+/// A/B with analysis in a canary Rollout: a baseline (the stable's template) and a canary
+/// template side by side, judged by a real Prometheus comparing their error ratios (by the
+/// pod-template hashes the Rollout passes as args). The Rollout whose canary errs like its
+/// baseline completes; the one whose canary errs more aborts back to its stable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ab_experiment_step_judged_by_prometheus() {
+    let (ns, _ctl, _ectl) = setup_step("exstep-ab").await;
+    let _actl = crate::analysis::start_analysis_controller(&ns);
+    let state: crate::analysis::Shared = Default::default();
+    let port = crate::analysis::serve(state.clone()).await;
+    let prom = xtask::prometheus::Prometheus::start(&[format!("127.0.0.1:{port}")])
+        .await
+        .expect("a real Prometheus must start for the A/B test");
+    prom.wait_for("up", "1", Duration::from_secs(30))
+        .await
+        .expect("Prometheus scrapes the test endpoint");
+    ns.apply(&ab_template(&prom.url())).await;
+    ns.apply(&rollout("abpass", ab_step())).await;
+    ns.apply(&rollout("abfail", ab_step())).await;
+    let pass_v1 = stable_of(
+        &wait_rollout(&ns, "abpass", "Healthy", Duration::from_secs(60), is_healthy).await,
+    );
+    let fail_v1 = stable_of(
+        &wait_rollout(&ns, "abfail", "Healthy", Duration::from_secs(60), is_healthy).await,
+    );
+    set_image(&ns, "abpass", "app:v2").await;
+    set_image(&ns, "abfail", "app:v2").await;
+    let new_hash = |name: &'static str, v1: String| {
+        let ns = &ns;
+        async move {
+            ns.wait_for(
+                &format!("{name}'s new pod-template hash"),
+                Duration::from_secs(30),
+                || async {
+                    let ro = get_rollout(ns, name).await;
+                    let h = ro
+                        .status
+                        .and_then(|s| s.current_pod_hash)
+                        .unwrap_or_default();
+                    Ok((!h.is_empty() && h != v1).then_some(h))
+                },
+            )
+            .await
+        }
+    };
+    let pass_v2 = new_hash("abpass", pass_v1.clone()).await;
+    let fail_v2 = new_hash("abfail", fail_v1.clone()).await;
+    state.lock().unwrap().metrics = crate::analysis::request_metrics(&[
+        (pass_v1.as_str(), 990, 10),
+        (pass_v2.as_str(), 990, 10),
+        (fail_v1.as_str(), 990, 10),
+        (fail_v2.as_str(), 500, 500),
+    ]);
+    // abpass: the analysis passes, the Experiment completes (its required analysis), the
+    // Rollout goes on to v2.
+    let ro = wait_rollout(
+        &ns,
+        "abpass",
+        "Healthy on v2 after the A/B experiment",
+        Duration::from_secs(120),
+        |ro, rss| is_healthy(ro, rss) && stable_of(ro) == pass_v2,
+    )
+    .await;
+    assert_eq!(current_experiment(&ro), None);
+    // abfail: the analysis fails, so does the Experiment, and the Rollout aborts.
+    let ro = wait_rollout(
+        &ns,
+        "abfail",
+        "aborted back to v1",
+        Duration::from_secs(120),
+        |ro, _| ro.status.as_ref().and_then(|s| s.abort) == Some(true),
+    )
+    .await;
+    assert_eq!(stable_of(&ro), fail_v1);
+    let exs = experiments(&ns).await;
+    let phase_of = |rollout: &str| {
+        exs.iter()
+            .find(|e| e.owner_references().iter().any(|o| o.name == rollout))
+            .map(ex_phase)
+            .unwrap_or_default()
+    };
+    assert_eq!(phase_of("abpass"), "Successful");
+    assert_eq!(phase_of("abfail"), "Failed");
+    let msg = ro.status.unwrap().message.unwrap_or_default();
+    assert!(
+        msg.contains("Experiment analysis phase is error/failed"),
+        "{msg}"
+    );
+}
