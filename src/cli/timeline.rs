@@ -989,7 +989,10 @@ mod tests {
         assert_eq!(t.outcome, Outcome::Healthy, "{:?}", t.outcome);
         let out = render(&t);
         assert!(out.contains("experiment"), "{out}");
-        assert!(t.total_seconds >= 120, "the experiment's duration counts: {out}");
+        assert!(
+            t.total_seconds >= 120,
+            "the experiment's duration counts: {out}"
+        );
     }
 
     #[test]

@@ -170,7 +170,10 @@ async fn experiment_step_success_lets_the_rollout_continue() {
     .await;
     let ro = wait_rollout(&ns, "exok", "Healthy", Duration::from_secs(60), is_healthy).await;
     let v1 = stable_of(&ro);
-    assert!(experiments(&ns).await.is_empty(), "none on the initial deploy");
+    assert!(
+        experiments(&ns).await.is_empty(),
+        "none on the initial deploy"
+    );
     set_image(&ns, "exok", "app:v2").await;
     let (ro, ex) = wait_current_experiment(&ns, "exok").await;
     let st = ro.status.clone().unwrap();
@@ -256,7 +259,14 @@ async fn experiment_step_failure_aborts_the_rollout() {
                                    {"name": "hash", "valueFrom": {"podTemplateHashValue": "Latest"}}]}]}}),
     ))
     .await;
-    let ro = wait_rollout(&ns, "exfail", "Healthy", Duration::from_secs(60), is_healthy).await;
+    let ro = wait_rollout(
+        &ns,
+        "exfail",
+        "Healthy",
+        Duration::from_secs(60),
+        is_healthy,
+    )
+    .await;
     let v1 = stable_of(&ro);
     set_image(&ns, "exfail", "app:v2").await;
     let (ro, ex) = wait_current_experiment(&ns, "exfail").await;
@@ -314,16 +324,20 @@ async fn abort_during_the_step_terminates_the_experiment() {
                               "templates": [{"name": "canary", "specRef": "canary"}]}}),
     ))
     .await;
-    wait_rollout(&ns, "exabort", "Healthy", Duration::from_secs(60), is_healthy).await;
+    wait_rollout(
+        &ns,
+        "exabort",
+        "Healthy",
+        Duration::from_secs(60),
+        is_healthy,
+    )
+    .await;
     set_image(&ns, "exabort", "app:v2").await;
     let (_, ex) = wait_current_experiment(&ns, "exabort").await;
     let name = ex.name_any();
     wait_experiment(&ns, &name, "Running", |e| ex_phase(e) == "Running").await;
     abort(&ns, "exabort").await;
-    let ex = wait_experiment(&ns, &name, "terminated", |e| {
-        e.spec.terminate == Some(true)
-    })
-    .await;
+    let ex = wait_experiment(&ns, &name, "terminated", |e| e.spec.terminate == Some(true)).await;
     let _ = ex;
     ns.wait_for(
         "the Experiment's ReplicaSet scaled to 0",
@@ -401,7 +415,14 @@ async fn host_split_experiment(test: &str, manifest: &str, n: &HostSplit<'_>, sk
     istio_crds().await;
     let (ns, _ctl, _ectl) = setup_step(test).await;
     ns.apply(manifest).await;
-    let ro = wait_rollout(&ns, n.rollout, "Healthy", Duration::from_secs(60), is_healthy).await;
+    let ro = wait_rollout(
+        &ns,
+        n.rollout,
+        "Healthy",
+        Duration::from_secs(60),
+        is_healthy,
+    )
+    .await;
     let v1 = stable_of(&ro);
     assert_eq!(
         routes(&ns, n.vs).await,
@@ -465,7 +486,11 @@ async fn host_split_experiment(test: &str, manifest: &str, n: &HostSplit<'_>, sk
     .await;
     let ex = ns.api::<Experiment>().get(&name).await.unwrap();
     if skip_step {
-        assert_eq!(ex.spec.terminate, Some(true), "a skipped step's Experiment is terminated");
+        assert_eq!(
+            ex.spec.terminate,
+            Some(true),
+            "a skipped step's Experiment is terminated"
+        );
     } else {
         assert_eq!(ex_phase(&ex), "Successful");
     }
@@ -549,8 +574,7 @@ async fn istio_host_split_experiment_step_weights() {
 /// promotes it); skipped with a notice where the corpus is absent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_istio_host_split_experiment_step() {
-    let Some(manifest) = compat_file("test/e2e/istio/istio-host-split-experiment-step.yaml")
-    else {
+    let Some(manifest) = compat_file("test/e2e/istio/istio-host-split-experiment-step.yaml") else {
         return;
     };
     host_split_experiment(
@@ -570,7 +594,11 @@ async fn upstream_istio_host_split_experiment_step() {
 /// (service, weight) of the target groups of the ALB forward action `key` on an Ingress.
 async fn alb_groups(ns: &TestNs, ingress: &str, key: &str) -> Vec<(String, i64)> {
     use k8s_openapi::api::networking::v1::Ingress;
-    let ing = ns.api::<Ingress>().get(ingress).await.expect("reading the Ingress");
+    let ing = ns
+        .api::<Ingress>()
+        .get(ingress)
+        .await
+        .expect("reading the Ingress");
     let Some(action) = ing.metadata.annotations.and_then(|a| a.get(key).cloned()) else {
         return Vec::new();
     };
@@ -613,7 +641,14 @@ async fn alb_all(ns: &TestNs, n: &AlbNames<'_>, want: &[(String, i64)]) -> bool 
 async fn alb_experiment(test: &str, manifest: &str, n: &AlbNames<'_>, skip_step: bool) {
     let (ns, _ctl, _ectl) = setup_step(test).await;
     ns.apply(manifest).await;
-    let ro = wait_rollout(&ns, n.rollout, "Healthy", Duration::from_secs(60), is_healthy).await;
+    let ro = wait_rollout(
+        &ns,
+        n.rollout,
+        "Healthy",
+        Duration::from_secs(60),
+        is_healthy,
+    )
+    .await;
     let v1 = stable_of(&ro);
     let at_rest = vec![(n.canary.to_string(), 0), (n.stable.to_string(), 100)];
     ns.wait_for("the action at 0/100", Duration::from_secs(30), || async {
@@ -855,10 +890,24 @@ async fn ab_experiment_step_judged_by_prometheus() {
     ns.apply(&rollout("abpass", ab_step())).await;
     ns.apply(&rollout("abfail", ab_step())).await;
     let pass_v1 = stable_of(
-        &wait_rollout(&ns, "abpass", "Healthy", Duration::from_secs(60), is_healthy).await,
+        &wait_rollout(
+            &ns,
+            "abpass",
+            "Healthy",
+            Duration::from_secs(60),
+            is_healthy,
+        )
+        .await,
     );
     let fail_v1 = stable_of(
-        &wait_rollout(&ns, "abfail", "Healthy", Duration::from_secs(60), is_healthy).await,
+        &wait_rollout(
+            &ns,
+            "abfail",
+            "Healthy",
+            Duration::from_secs(60),
+            is_healthy,
+        )
+        .await,
     );
     set_image(&ns, "abpass", "app:v2").await;
     set_image(&ns, "abfail", "app:v2").await;

@@ -29,7 +29,10 @@ fn experiment_step() -> serde_json::Value {
 
 /// A Rollout at revision 2 waiting on its `experiment` step (step 1).
 fn at_experiment_step() -> World {
-    let mut ro = rollout(4, json!([{"setWeight": 25}, experiment_step(), {"setWeight": 50}]));
+    let mut ro = rollout(
+        4,
+        json!([{"setWeight": 25}, experiment_step(), {"setWeight": 50}]),
+    );
     ro.metadata.labels = Some([("team".to_string(), "a".to_string())].into());
     let mut w = World::new(ro);
     w.settle();
@@ -78,7 +81,13 @@ fn experiment_step_creates_the_experiment_as_upstream_and_waits() {
         stable
     );
     assert_eq!(labels.annotations.as_ref().unwrap()["note"], "b");
-    let sel = t[0].selector.as_ref().unwrap().match_labels.clone().unwrap();
+    let sel = t[0]
+        .selector
+        .as_ref()
+        .unwrap()
+        .match_labels
+        .clone()
+        .unwrap();
     assert_eq!(sel["role"], "baseline");
     assert_eq!(sel[DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY], stable);
     assert_eq!(t[0].replicas, Some(2));
@@ -89,7 +98,13 @@ fn experiment_step_creates_the_experiment_as_upstream_and_waits() {
         tpl.spec.as_ref().unwrap().containers[0].image.as_deref(),
         Some("demo:v2")
     );
-    let sel = t[1].selector.as_ref().unwrap().match_labels.clone().unwrap();
+    let sel = t[1]
+        .selector
+        .as_ref()
+        .unwrap()
+        .match_labels
+        .clone()
+        .unwrap();
     assert_eq!(sel.len(), 2);
     assert_eq!(sel["exp"], "c");
     assert_eq!(
@@ -132,7 +147,11 @@ fn successful_experiment_completes_the_step_and_clears_current_experiment() {
     let name = w.experiments[0].name_any();
     assert!(w.set_experiment_phase(&name, "Running", ""));
     w.settle();
-    assert_eq!(w.status().current_step_index, Some(1), "Running: still waiting");
+    assert_eq!(
+        w.status().current_step_index,
+        Some(1),
+        "Running: still waiting"
+    );
     assert_eq!(current_experiment(&w), Some(name.clone()));
     assert!(w.set_experiment_phase(&name, "Successful", ""));
     w.settle();
@@ -196,6 +215,15 @@ fn inconclusive_experiment_pauses() {
     assert_eq!(st.phase.as_deref(), Some("Paused"), "{st:#?}");
     assert_eq!(st.message.as_deref(), Some("InconclusiveExperiment"));
     assert_eq!(st.current_step_index, Some(1));
+    // As upstream: the inconclusive one is no longer current, so the step starts another
+    // (the Rollout stays paused until promoted).
+    assert_eq!(current_experiment(&w), Some(format!("{name}-1")));
+    assert_eq!(w.experiments.len(), 2);
+    w.promote();
+    w.set_experiment_phase(&format!("{name}-1"), "Successful", "");
+    w.settle();
+    assert_eq!(w.status().current_step_index, Some(3));
+    assert_eq!(w.status().phase.as_deref(), Some("Healthy"));
 }
 
 #[test]
@@ -337,7 +365,15 @@ fn experiment_weights_get_their_own_istio_destination_while_running() {
         "the experiment's destination goes when the step ends"
     );
     assert_eq!(w.status().phase.as_deref(), Some("Healthy"));
-    assert!(w.status().canary.unwrap().weights.unwrap().additional.is_none());
+    assert!(
+        w.status()
+            .canary
+            .unwrap()
+            .weights
+            .unwrap()
+            .additional
+            .is_none()
+    );
 }
 
 #[test]
@@ -370,9 +406,39 @@ fn experiment_without_weights_needs_no_traffic_routing() {
     // The corpus' basic experiment step: no traffic routing, Successful after its duration.
     let mut w = at_experiment_step();
     let plan = w.plan();
-    assert_eq!(plan.status.conditions.iter().flatten().filter(|c| c.type_.as_deref() == Some("InvalidSpec")).count(), 0);
+    assert_eq!(
+        plan.status
+            .conditions
+            .iter()
+            .flatten()
+            .filter(|c| c.type_.as_deref() == Some("InvalidSpec"))
+            .count(),
+        0
+    );
     let name = w.experiments[0].name_any();
     w.set_experiment_phase(&name, "Successful", "");
     w.settle();
     assert_eq!(w.status().current_step_index, Some(3));
+}
+
+#[test]
+fn the_experiment_wait_reads_for_people() {
+    let w = |name: &str, phase: &str| {
+        Wait::Experiment {
+            name: name.into(),
+            phase: phase.into(),
+        }
+        .to_string()
+    };
+    assert_eq!(w("", ""), "experiment not created yet");
+    assert_eq!(w("demo-1", ""), "experiment demo-1 has not started");
+    assert_eq!(w("demo-1", "Running"), "experiment demo-1 is Running");
+    assert_eq!(
+        Wait::Experiment {
+            name: "x".into(),
+            phase: String::new()
+        }
+        .kind(),
+        "Experiment"
+    );
 }

@@ -128,8 +128,14 @@ pub fn build(
             service,
         });
     }
-    let stable_hash = stable.labels().get(DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY).cloned();
-    let canary_hash = canary.labels().get(DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY).cloned();
+    let stable_hash = stable
+        .labels()
+        .get(DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY)
+        .cloned();
+    let canary_hash = canary
+        .labels()
+        .get(DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY)
+        .cloned();
     let mut analyses = Vec::new();
     for (k, a) in step.analyses.iter().flatten().enumerate() {
         let args = build::resolve_rollout_args(
@@ -193,7 +199,8 @@ fn create(w: &mut Writes, obs: &Observed<'_>, mut ex: Experiment) -> Experiment 
         name = format!("{base}-{n}");
     }
     ex.metadata.name = Some(name.clone());
-    w.effects.push(Effect::CreateExperiment(Box::new(ex.clone())));
+    w.effects
+        .push(Effect::CreateExperiment(Box::new(ex.clone())));
     w.events.push(Event::normal(
         "ExperimentCreated",
         format!("Created Experiment '{name}'"),
@@ -204,8 +211,9 @@ fn create(w: &mut Writes, obs: &Observed<'_>, mut ex: Experiment) -> Experiment 
 /// Terminates an Experiment still running.
 fn cancel(w: &mut Writes, ex: &Experiment) {
     if ex.spec.terminate != Some(true) && !completed(ex) {
-        w.effects
-            .push(Effect::TerminateExperiment { name: ex.name_any() });
+        w.effects.push(Effect::TerminateExperiment {
+            name: ex.name_any(),
+        });
     }
 }
 
@@ -280,8 +288,9 @@ pub fn reconcile_experiments(
                     }
                     analysis_phase::SUCCESSFUL => {}
                     _ => {
-                        st.canary.get_or_insert_with(Default::default).current_experiment =
-                            Some(ex.name_any());
+                        st.canary
+                            .get_or_insert_with(Default::default)
+                            .current_experiment = Some(ex.name_any());
                     }
                 }
             }
@@ -367,8 +376,7 @@ fn to_delete(v: &View<'_>, others: &[&Experiment]) -> Vec<String> {
 /// `weight`: its Service and pod-template hash.
 pub fn weight_destinations(v: &View<'_>) -> Vec<crate::api::WeightDestination> {
     let (step, _) = v.current_step();
-    let (Some(ex_step), Some(ex)) = (step.and_then(|s| s.experiment.as_ref()), v.experiment)
-    else {
+    let (Some(ex_step), Some(ex)) = (step.and_then(|s| s.experiment.as_ref()), v.experiment) else {
         return Vec::new();
     };
     if phase(ex) != analysis_phase::RUNNING {

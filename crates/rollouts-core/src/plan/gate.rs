@@ -10,9 +10,7 @@
 //! [`Wait`], which the plan returns ([`super::Plan::wait`]) for the CLI, the logs and a metric.
 
 use super::targets;
-use super::view::{
-    CurrentRuns, View, experiment_phase, pause_deadline, run_phase, run_succeeded,
-};
+use super::view::{CurrentRuns, View, experiment_phase, pause_deadline, run_phase, run_succeeded};
 pub use super::wait::Wait;
 use super::writes::Writes;
 use crate::api::{analysis_phase, pause_reason};

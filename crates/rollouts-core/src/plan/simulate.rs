@@ -377,7 +377,11 @@ impl World {
                         Timestamp::from_second(1_700_000_000 + self.created)
                             .ok()
                             .map(Time);
-                    if !self.experiments.iter().any(|e| e.name_any() == ex.name_any()) {
+                    if !self
+                        .experiments
+                        .iter()
+                        .any(|e| e.name_any() == ex.name_any())
+                    {
                         self.experiments.push(ex);
                     }
                 }

@@ -14,8 +14,8 @@ use super::replicasets::{Classified, Rs};
 use super::{Observed, stamp};
 use crate::api::consts::{DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY, EXPERIMENT_NAME_ANNOTATION_KEY};
 use crate::api::{
-    AnalysisRun, BlueGreenStrategy, CanaryStep, Experiment, CanaryStrategy, PauseCondition, Rollout,
-    RolloutAnalysisRunStatus, RolloutStatus, analysis_phase, pause_reason,
+    AnalysisRun, BlueGreenStrategy, CanaryStep, CanaryStrategy, Experiment, PauseCondition,
+    Rollout, RolloutAnalysisRunStatus, RolloutStatus, analysis_phase, pause_reason,
 };
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
