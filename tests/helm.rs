@@ -194,7 +194,11 @@ const EXPECTED_RULES: &[Rule] = &[
     ("argoproj.io", "rollouts/finalizers", &["update"]),
     ("argoproj.io", "analysisruns/finalizers", &["update"]),
     ("argoproj.io", "experiments/finalizers", &["update"]),
-    ("argoproj.io", "experiments", &["list", "watch", "patch"]),
+    (
+        "argoproj.io",
+        "experiments",
+        &["list", "watch", "patch", "create", "delete"],
+    ),
     (
         "argoproj.io",
         "analysisruns",
