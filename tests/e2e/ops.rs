@@ -586,6 +586,55 @@ stringData: {token: s3cr3t}
     )
     .await;
 
+    // A canary `experiment` step: the Rollout controller creates (and the Experiment
+    // controller runs) its Experiment.
+    let ro = json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": "rbac-step", "labels": {LABEL_KEY_CONTROLLER_INSTANCE_ID: instance_id}},
+        "spec": {"replicas": 1,
+            "selector": {"matchLabels": {"app": "rbac-step"}},
+            "template": {"metadata": {"labels": {"app": "rbac-step"}},
+                "spec": {"containers": [{"name": "c", "image": "nginx:1.20"}]}},
+            "strategy": {"canary": {"steps": [
+                {"experiment": {"duration": "2s", "templates": [{"name": "c", "specRef": "canary"}]}}]}}}
+    });
+    testkit::apply_value(&ns.client, Some(&ns.name), ro, false)
+        .await
+        .expect("creating the Rollout");
+    wait_rollout(
+        &ns,
+        "rbac-step",
+        "Healthy",
+        Duration::from_secs(60),
+        is_healthy,
+    )
+    .await;
+    set_image(&ns, "rbac-step", "nginx:1.21").await;
+    wait_rollout(
+        &ns,
+        "rbac-step",
+        "Healthy on nginx:1.21 after its experiment step",
+        Duration::from_secs(90),
+        healthy_on("nginx:1.21"),
+    )
+    .await;
+    let step_experiments: Vec<String> = experiments
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|o| o.name == "rbac-step")
+        })
+        .map(|e| e.status.and_then(|s| s.phase).unwrap_or_default())
+        .collect();
+    assert_eq!(step_experiments, vec!["Successful".to_string()]);
+
     // Observability.
     let (status, _) = proc.get(proc.health, "/healthz").await;
     assert_eq!(status, 200);
