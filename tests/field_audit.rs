@@ -724,11 +724,9 @@ fn refused_values() -> Vec<(&'static str, Value, &'static str)> {
             "acme/mesh",
         ),
         (
-            "experiment template weights with an Istio subset-level split",
-            json!({"canary": {
-                "trafficRouting": {"istio": {
-                    "virtualService": {"name": "vs", "routes": ["primary"]},
-                    "destinationRule": {"name": "dr", "canarySubsetName": "c", "stableSubsetName": "s"}}},
+            "experiment template weights with the Gateway API plugin router",
+            json!({"canary": {"canaryService": "c", "stableService": "s",
+                "trafficRouting": {"plugins": {"argoproj-labs/gatewayAPI": {"httpRoute": "r", "namespace": "ns"}}},
                 "steps": [{"setWeight": 10},
                     {"experiment": {"templates": [{"name": "a", "specRef": "canary", "weight": 5}]}}]}}),
             "spec.strategy.canary.steps[1].experiment.templates[0].weight",

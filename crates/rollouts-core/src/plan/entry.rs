@@ -173,10 +173,9 @@ fn unsupported(ro: &Rollout) -> Option<FieldError> {
     None
 }
 
-/// Experiment template weights are routed by the ALB router (a target group per template
-/// Service) and the Istio router with a host-level split (a destination per template
-/// Service); the Istio subset-level split (a DestinationRule subset per template) and the
-/// other routers are not built.
+/// Experiment template weights are routed by the Istio router (a destination per template
+/// Service, and with a subset-level split a DestinationRule subset) and the ALB router (a
+/// target group per template Service); the other routers (SMI, plugins) are not built.
 fn unsupported_experiment_weight(
     ro: &Rollout,
     i: usize,
@@ -189,9 +188,7 @@ fn unsupported_experiment_weight(
         .iter()
         .flatten()
         .position(|t| t.weight.is_some())?;
-    let istio_host_split = tr
-        .and_then(|t| t.istio.as_ref())
-        .is_some_and(|is| is.destination_rule.is_none());
+    let istio = tr.is_some_and(|t| t.istio.is_some());
     let alb = tr.is_some_and(|t| t.alb.is_some());
     let single = tr.is_some_and(|t| {
         [
@@ -210,12 +207,12 @@ fn unsupported_experiment_weight(
         .count()
             == 1
     });
-    if (istio_host_split || alb) && single {
+    if (istio || alb) && single {
         return None;
     }
     Some(FieldError::forbidden(
         format!("spec.strategy.canary.steps[{i}].experiment.templates[{k}].weight"),
-        "experiment template weights are supported by this controller only with ALB or Istio host-level traffic splitting (no destinationRule) yet",
+        "experiment template weights are supported by this controller only with Istio or ALB traffic routing yet",
     ))
 }
 

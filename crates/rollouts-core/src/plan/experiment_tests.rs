@@ -377,15 +377,140 @@ fn experiment_weights_get_their_own_istio_destination_while_running() {
 }
 
 #[test]
-fn experiment_weights_with_a_subset_split_are_refused_naming_the_field() {
+fn experiment_weights_with_a_subset_split_get_a_destination_and_a_subset() {
     let mut ro = rollout(
-        2,
-        json!([{"experiment": {"templates": [{"name": "exp", "specRef": "canary", "weight": 20}]}}]),
+        4,
+        json!([{"setWeight": 10},
+               {"experiment": {"templates": [{"name": "exp", "specRef": "canary", "weight": 20}]}}]),
     );
     ro.spec.strategy = serde_json::from_value(json!({"canary": {
         "trafficRouting": {"istio": {
             "virtualService": {"name": "vs", "routes": ["primary"]},
             "destinationRule": {"name": "dr", "canarySubsetName": "canary", "stableSubsetName": "stable"}}},
+        "steps": ro.canary_steps()
+    }}))
+    .unwrap();
+    let mut w = World::new(ro);
+    let vs_key = crate::traffic::istio::virtual_service_key("ns", "vs");
+    let dr_key = crate::traffic::istio::destination_rule_key("ns", "dr");
+    w.traffic.insert(
+        vs_key.clone(),
+        json!({
+            "apiVersion": "networking.istio.io/v1alpha3", "kind": "VirtualService",
+            "metadata": {"name": "vs", "namespace": "ns", "resourceVersion": "1"},
+            "spec": {"hosts": ["demo"], "http": [{"name": "primary", "route": [
+                {"destination": {"host": "demo", "subset": "stable"}, "weight": 100},
+                {"destination": {"host": "demo", "subset": "canary"}, "weight": 0}
+            ]}]}
+        }),
+    );
+    w.traffic.insert(
+        dr_key.clone(),
+        json!({
+            "apiVersion": "networking.istio.io/v1alpha3", "kind": "DestinationRule",
+            "metadata": {"name": "dr", "namespace": "ns", "resourceVersion": "1"},
+            "spec": {"host": "demo", "subsets": [
+                {"name": "stable", "labels": {"app": "demo"}},
+                {"name": "canary", "labels": {"app": "demo"}},
+                {"name": "other", "labels": {"version": "x"}}
+            ]}
+        }),
+    );
+    w.settle();
+    w.set_image("demo:v2");
+    w.settle();
+    let name = current_experiment(&w).unwrap();
+    let e = w
+        .experiments
+        .iter_mut()
+        .find(|e| e.name_any() == name)
+        .unwrap();
+    e.status = serde_json::from_value(json!({"phase": "Running", "templateStatuses": [
+        {"name": "exp", "status": "Running", "replicas": 1, "updatedReplicas": 1,
+         "readyReplicas": 1, "availableReplicas": 1,
+         "serviceName": "demo-exp-svc", "podTemplateHash": "exphash"}
+    ]}))
+    .unwrap();
+    w.settle();
+    let routes = |w: &World| -> Vec<(String, String, i64)> {
+        w.traffic[&vs_key]["spec"]["http"][0]["route"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["destination"]["host"].as_str().unwrap().to_string(),
+                    r["destination"]["subset"].as_str().unwrap_or("").to_string(),
+                    r["weight"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let subsets = |w: &World| -> Vec<(String, String)> {
+        w.traffic[&dr_key]["spec"]["subsets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["name"].as_str().unwrap().to_string(),
+                    s["labels"][DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        routes(&w),
+        vec![
+            ("demo".into(), "stable".into(), 70),
+            ("demo".into(), "canary".into(), 10),
+            ("demo-exp-svc".into(), "".into(), 20)
+        ]
+    );
+    let (stable, canary) = (hash_of(&w, 0), hash_of(&w, 1));
+    assert_eq!(
+        subsets(&w),
+        vec![
+            ("stable".into(), stable),
+            ("canary".into(), canary.clone()),
+            ("other".into(), "".into()),
+            ("demo-exp-svc".into(), "exphash".into())
+        ]
+    );
+    w.set_experiment_phase(&name, "Successful", "");
+    w.settle();
+    assert_eq!(w.status().phase.as_deref(), Some("Healthy"));
+    assert_eq!(
+        routes(&w),
+        vec![
+            ("demo".into(), "stable".into(), 100),
+            ("demo".into(), "canary".into(), 0)
+        ],
+        "the experiment's destination goes when the step ends"
+    );
+    assert_eq!(
+        subsets(&w),
+        vec![
+            ("stable".into(), canary.clone()),
+            ("canary".into(), canary),
+            ("other".into(), "".into())
+        ],
+        "its subset too; other subsets stay"
+    );
+}
+
+#[test]
+fn experiment_weights_with_another_router_are_refused_naming_the_field() {
+    let mut ro = rollout(
+        2,
+        json!([{"experiment": {"templates": [{"name": "exp", "specRef": "canary", "weight": 20}]}}]),
+    );
+    ro.spec.strategy = serde_json::from_value(json!({"canary": {
+        "canaryService": "canary", "stableService": "stable",
+        "trafficRouting": {"plugins": {"argoproj-labs/gatewayAPI": {"httpRoute": "route", "namespace": "ns"}}},
         "steps": ro.canary_steps()
     }}))
     .unwrap();

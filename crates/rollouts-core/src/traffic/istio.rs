@@ -7,13 +7,18 @@
 //! (what upstream uses; Istio serves v1alpha3, v1beta1 and v1 from one schema, so objects
 //! applied as v1beta1 or v1 are the same objects).
 //!
+//! Weighted experiment templates (upstream's `additionalDestinations`) get a destination per
+//! template Service at their weight, taken from the stable's share, and with a subset-level
+//! split also a DestinationRule subset named after the Service selecting its pod-template hash,
+//! as upstream adds them; both go when the step ends.
+//!
 //! Differences from upstream, all on the safe side: a DestinationRule's other subsets are left
-//! alone (upstream drops subsets that are neither canary, stable nor experiment);
-//! `additionalSubsetNames` destinations keep their weight (the stable one gets the rest);
-//! weighted experiment templates (upstream's `additionalDestinations`) get a destination
-//! per template Service, host-level split only (the planner refuses a subset-level split
-//! with experiment weights); with `routes` omitted the one non-managed HTTP route is used even if it has a name
-//! (upstream then silently changes nothing); a route listed both in `routes` and in
+//! alone unless they select a pod-template hash (a finished experiment's; upstream drops every
+//! subset that is neither canary, stable nor a running experiment's); with a subset-level split
+//! a destination of another host is left alone unless it is a finished experiment's Service
+//! (as `status.canary.weights.additional` recorded it); `additionalSubsetNames` destinations
+//! keep their weight (the stable one gets the rest); with `routes` omitted the one non-managed
+//! HTTP route is used even if it has a name (upstream then silently changes nothing); a route listed both in `routes` and in
 //! `managedRoutes` is refused (removing managed routes would delete it); a VirtualService with
 //! no route to weight is an error.
 
@@ -105,6 +110,8 @@ struct Split<'s> {
     additional_subsets: &'s [String],
     /// Weighted experiment templates: (Service, weight in percent).
     experiments: Vec<(&'s str, i64)>,
+    /// Services of experiment templates no longer routed.
+    retired: &'s [String],
     /// Short name (before the first dot) of the DestinationRule's `spec.host`.
     dr_host: Option<&'s str>,
 }
@@ -143,6 +150,9 @@ impl Split<'_> {
         }
         if let Some((_, w)) = self.experiments.iter().find(|(s, _)| *s == host) {
             return Role::Experiment(*w);
+        }
+        if subset.is_none() && self.retired.iter().any(|r| r == host) {
+            return Role::Remove;
         }
         match (self.canary_subset, self.dr_host) {
             (Some(_), Some(dr)) if short_host(dr) != host => Role::Foreign,
@@ -402,6 +412,7 @@ impl<'a> Istio<'a> {
                     Some((svc, percent(d.weight.unwrap_or(0), intent.max_weight)))
                 })
                 .collect(),
+            retired: &intent.retired,
             dr_host,
         }
     }
@@ -751,7 +762,8 @@ impl Router for Istio<'_> {
 
     /// Sets `rollouts-pod-template-hash` on the canary and stable subsets of the
     /// DestinationRule (removes it for a `None` hash) and marks the rule managed by the
-    /// Rollout. Other subsets are left alone.
+    /// Rollout; adds or updates a subset per weighted experiment template (named after its
+    /// Service) and removes a finished experiment's. Other subsets are left alone.
     fn update_hash(
         &self,
         intent: &TrafficIntent<'_>,
@@ -769,6 +781,30 @@ impl Router for Istio<'_> {
         let subsets = list_mut(&mut new, "subsets").ok_or_else(|| {
             TrafficError::invalid(format!("{key} spec.subsets"), "must be a list of subsets")
         })?;
+        // Weighted experiment templates: a subset per template Service, named after it,
+        // selecting its pod-template hash (upstream's `UpdateHash`).
+        let experiments: Vec<(&str, Option<&str>)> = intent
+            .additional
+            .iter()
+            .filter_map(|d| {
+                let svc = d.service_name.as_deref().filter(|s| !s.is_empty())?;
+                Some((svc, d.pod_template_hash.as_deref().filter(|h| !h.is_empty())))
+            })
+            .collect();
+        let additional = dr.additional_subset_names.as_deref().unwrap_or_default();
+        // A subset that is none of canary, stable, a running experiment's or an
+        // `additionalSubsetNames` one but selects a pod-template hash is a finished
+        // experiment's: removed, as upstream removes every extraneous subset (other subsets
+        // are left alone).
+        subsets.retain(|s| {
+            let name = s.get("name").and_then(Value::as_str).unwrap_or_default();
+            let ours = name == canary
+                || name == stable
+                || experiments.iter().any(|(svc, _)| *svc == name)
+                || additional.iter().any(|a| a == name);
+            ours || get(s, &["labels", DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY]).is_none()
+        });
+        let mut missing = experiments.clone();
         let mut seen = (false, false);
         for s in subsets.iter_mut() {
             let hash = match s.get("name").and_then(Value::as_str) {
@@ -779,6 +815,11 @@ impl Router for Istio<'_> {
                 Some(n) if n == stable => {
                     seen.1 = true;
                     intent.stable_hash
+                }
+                Some(n) if experiments.iter().any(|(svc, _)| *svc == n) => {
+                    let found = experiments.iter().find(|(svc, _)| *svc == n);
+                    missing.retain(|(svc, _)| *svc != n);
+                    found.and_then(|(_, h)| *h)
                 }
                 _ => continue,
             };
@@ -793,6 +834,13 @@ impl Router for Istio<'_> {
                     labels.remove(DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY);
                 }
             }
+        }
+        for (svc, hash) in missing {
+            let mut labels = Map::new();
+            if let Some(h) = hash {
+                labels.insert(DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY.into(), json!(h));
+            }
+            subsets.push(json!({"name": svc, "labels": labels}));
         }
         for (found, name) in [(seen.0, canary), (seen.1, stable)] {
             if !found {

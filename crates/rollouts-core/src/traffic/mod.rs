@@ -141,6 +141,10 @@ pub struct TrafficIntent<'a> {
     /// share. Only ALB and the Istio router with a host-level split route them (the planner
     /// refuses the others, InvalidSpec).
     pub additional: Vec<crate::api::WeightDestination>,
+    /// Services of weighted experiment templates routed before (`status.canary.weights`)
+    /// and not any more: their destinations are removed (a subset-level split cannot tell
+    /// them from other hosts otherwise).
+    pub retired: Vec<String>,
 }
 
 impl<'a> TrafficIntent<'a> {
@@ -161,6 +165,7 @@ impl<'a> TrafficIntent<'a> {
             mirror_routes: Vec::new(),
             remove_managed_routes: false,
             additional: Vec::new(),
+            retired: Vec::new(),
         }
     }
 

@@ -165,6 +165,21 @@ pub fn reconcile_traffic(
         Vec::new()
     };
     intent.additional = additional.clone();
+    intent.retired = v
+        .old
+        .canary
+        .as_ref()
+        .and_then(|c| c.weights.as_ref())
+        .and_then(|w| w.additional.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d.service_name.clone())
+        .filter(|svc| {
+            !additional
+                .iter()
+                .any(|d| d.service_name.as_deref() == Some(svc))
+        })
+        .collect();
     if let (false, (_, Some(i))) = (intent.remove_managed_routes, v.current_step()) {
         let (headers, mirrors) = crate::traffic::routes_at_step(v.ro, i.max(0) as usize);
         intent.header_routes = headers;
