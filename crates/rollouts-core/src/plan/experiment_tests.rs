@@ -440,7 +440,10 @@ fn experiment_weights_with_a_subset_split_get_a_destination_and_a_subset() {
             .map(|r| {
                 (
                     r["destination"]["host"].as_str().unwrap().to_string(),
-                    r["destination"]["subset"].as_str().unwrap_or("").to_string(),
+                    r["destination"]["subset"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string(),
                     r["weight"].as_i64().unwrap(),
                 )
             })

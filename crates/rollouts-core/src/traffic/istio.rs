@@ -788,7 +788,10 @@ impl Router for Istio<'_> {
             .iter()
             .filter_map(|d| {
                 let svc = d.service_name.as_deref().filter(|s| !s.is_empty())?;
-                Some((svc, d.pod_template_hash.as_deref().filter(|h| !h.is_empty())))
+                Some((
+                    svc,
+                    d.pod_template_hash.as_deref().filter(|h| !h.is_empty()),
+                ))
             })
             .collect();
         let additional = dr.additional_subset_names.as_deref().unwrap_or_default();
