@@ -350,6 +350,15 @@ fn experiment_weights_get_their_own_istio_destination_while_running() {
             ("demo-exp-svc".into(), 20)
         ]
     );
+    assert!(
+        w.events.iter().any(|e| e.reason == "TrafficWeightUpdated"
+            && e.message
+                == format!(
+                    "Traffic weight updated additional: [{{20 demo-exp-svc {canary_hash}}}]"
+                )),
+        "{:?}",
+        w.events
+    );
     let weights = w.status().canary.unwrap().weights.unwrap();
     assert_eq!(weights.stable.unwrap().weight, Some(70));
     assert_eq!(weights.canary.unwrap().weight, Some(10));

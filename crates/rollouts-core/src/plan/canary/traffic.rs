@@ -193,13 +193,37 @@ pub fn reconcile_traffic(
     );
     let current = v.current_weights().map(|w| w.canary);
     w.effects.extend(changes.into_iter().map(Effect::Traffic));
+    // Upstream's `trafficWeightUpdatedMessage`: the canary weight's change, and the
+    // experiment destinations when they change (as Go prints them: `[{weight service hash}]`).
+    let old_additional = v
+        .old
+        .canary
+        .as_ref()
+        .and_then(|c| c.weights.as_ref())
+        .and_then(|w| w.additional.clone())
+        .unwrap_or_default();
+    let mut details = Vec::new();
     if current != Some(weight) {
+        details.push(format!("from {} to {weight}", current.unwrap_or(0)));
+    }
+    if old_additional != additional {
+        let each: Vec<String> = additional
+            .iter()
+            .map(|d| {
+                format!(
+                    "{{{} {} {}}}",
+                    d.weight.unwrap_or(0),
+                    d.service_name.as_deref().unwrap_or_default(),
+                    d.pod_template_hash.as_deref().unwrap_or_default()
+                )
+            })
+            .collect();
+        details.push(format!("additional: [{}]", each.join(" ")));
+    }
+    if !details.is_empty() {
         w.events.push(Event::normal(
             "TrafficWeightUpdated",
-            format!(
-                "Traffic weight updated from {} to {weight}",
-                current.unwrap_or(0)
-            ),
+            format!("Traffic weight updated {}", details.join(", ")),
         ));
     }
     let weights = crate::api::TrafficWeights {
