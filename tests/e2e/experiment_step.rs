@@ -1220,3 +1220,35 @@ async fn upstream_istio_subset_split_experiment_step() {
     )
     .await;
 }
+
+/// A new update while the Experiment runs terminates it; the new revision reaches the step
+/// with an Experiment of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_update_during_the_step_terminates_the_experiment() {
+    let (ns, _ctl, _ectl) = setup_step("exstep-update").await;
+    ns.apply(&rollout(
+        "exupd",
+        json!({"experiment": {"duration": "1h", "scaleDownDelaySeconds": 0,
+                              "templates": [{"name": "canary", "specRef": "canary"}]}}),
+    ))
+    .await;
+    wait_rollout(&ns, "exupd", "Healthy", Duration::from_secs(60), is_healthy).await;
+    set_image(&ns, "exupd", "app:v2").await;
+    let (_, first) = wait_current_experiment(&ns, "exupd").await;
+    let first = first.name_any();
+    wait_experiment(&ns, &first, "Running", |e| ex_phase(e) == "Running").await;
+    set_image(&ns, "exupd", "app:v3").await;
+    wait_experiment(&ns, &first, "terminated", |e| {
+        e.spec.terminate == Some(true)
+    })
+    .await;
+    let second = ns
+        .wait_for("the v3 Experiment", Duration::from_secs(60), || async {
+            let ro = get_rollout(&ns, "exupd").await;
+            Ok(current_experiment(&ro).filter(|n| *n != first))
+        })
+        .await;
+    let ex = ns.api::<Experiment>().get(&second).await.unwrap();
+    assert_eq!(template_image(&ex, "canary"), "app:v3");
+    assert_eq!(ex.annotations()["rollout.argoproj.io/revision"], "3");
+}
