@@ -1252,3 +1252,42 @@ async fn a_new_update_during_the_step_terminates_the_experiment() {
     assert_eq!(template_image(&ex, "canary"), "app:v3");
     assert_eq!(ex.annotations()["rollout.argoproj.io/revision"], "3");
 }
+
+/// The Rollout controller stopped while its Experiment runs, and a new one started: the new
+/// controller takes the running Experiment up (no second one), and the step completes when it
+/// ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_controller_keeps_the_steps_experiment() {
+    let (ns, ctl, _ectl) = setup_step("exstep-restart").await;
+    ns.apply(&rollout(
+        "exrst",
+        json!({"experiment": {"duration": "20s",
+                              "templates": [{"name": "canary", "specRef": "canary"}]}}),
+    ))
+    .await;
+    let ro = wait_rollout(&ns, "exrst", "Healthy", Duration::from_secs(60), is_healthy).await;
+    let v1 = stable_of(&ro);
+    set_image(&ns, "exrst", "app:v2").await;
+    let (_, ex) = wait_current_experiment(&ns, "exrst").await;
+    let name = ex.name_any();
+    wait_experiment(&ns, &name, "Running", |e| ex_phase(e) == "Running").await;
+    ctl.stop().await;
+    let _ctl = start_controller(&ns);
+    let ro = wait_rollout(
+        &ns,
+        "exrst",
+        "Healthy on v2 after the experiment",
+        Duration::from_secs(90),
+        |ro, rss| is_healthy(ro, rss) && stable_of(ro) != v1,
+    )
+    .await;
+    assert_eq!(current_experiment(&ro), None);
+    let exs = experiments(&ns).await;
+    assert_eq!(
+        exs.iter().map(|e| e.name_any()).collect::<Vec<_>>(),
+        vec![name.clone()],
+        "one Experiment, taken up by the new controller"
+    );
+    assert_eq!(ex_phase(&exs[0]), "Successful");
+    assert_ne!(exs[0].spec.terminate, Some(true));
+}
