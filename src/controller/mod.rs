@@ -5,6 +5,9 @@
 //! Reads come from reflector stores only. Writes:
 //! - ReplicaSets are created, merge-patched (replicas, annotations) and deleted;
 //! - Services get their `rollouts-pod-template-hash` selector and managed-by annotation;
+//! - AnalysisRuns and the Experiments of canary `experiment` steps are created, terminated
+//!   (`spec.terminate`) and deleted (history limits); both are watched and owned, so their
+//!   phase changes reconcile the Rollout;
 //! - the Rollout's status is merge-patched with the smallest diff, carrying
 //!   `metadata.resourceVersion` as a precondition, so a status computed from a stale view can
 //!   never overwrite a user's concurrent command (promote, abort, retry...): the write fails
