@@ -182,12 +182,12 @@ metadata: {name: ok}
     fn unsupported_features_are_reported_as_the_controller_would() {
         let bad = VALID.replace(
             "{pause: {}}",
-            "{experiment: {templates: [{name: x, specRef: canary}]}}",
+            "{plugin: {name: acme/step}}",
         );
         let got = lint(&bad, "f").unwrap();
         assert_eq!(got[0].errors.len(), 1, "{:?}", got[0].errors);
         assert!(
-            got[0].errors[0].starts_with("spec.strategy.canary.steps[1].experiment: Forbidden"),
+            got[0].errors[0].starts_with("spec.strategy.canary.steps[1].plugin: Forbidden"),
             "{:?}",
             got[0].errors
         );
