@@ -317,7 +317,7 @@ async fn experiment_step_failure_aborts_the_rollout() {
 /// to 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abort_during_the_step_terminates_the_experiment() {
-    let (ns, _ctl, _ectl) = setup_step("exstep-abort").await;
+    let (ns, ctl, _ectl) = setup_step("exstep-abort").await;
     ns.apply(&rollout(
         "exabort",
         json!({"experiment": {"duration": "1h", "scaleDownDelaySeconds": 0,
@@ -336,6 +336,12 @@ async fn abort_during_the_step_terminates_the_experiment() {
     let (_, ex) = wait_current_experiment(&ns, "exabort").await;
     let name = ex.name_any();
     wait_experiment(&ns, &name, "Running", |e| ex_phase(e) == "Running").await;
+    // While the Experiment runs, the Rollout at its step writes nothing (its reconciles,
+    // triggered by the Experiment's and ReplicaSets' changes, plan no effect).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = ctl.writes.total();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(ctl.writes.total(), before, "no write while waiting on the Experiment");
     abort(&ns, "exabort").await;
     let ex = wait_experiment(&ns, &name, "terminated", |e| e.spec.terminate == Some(true)).await;
     let _ = ex;
