@@ -180,10 +180,7 @@ metadata: {name: ok}
 
     #[test]
     fn unsupported_features_are_reported_as_the_controller_would() {
-        let bad = VALID.replace(
-            "{pause: {}}",
-            "{plugin: {name: acme/step}}",
-        );
+        let bad = VALID.replace("{pause: {}}", "{plugin: {name: acme/step}}");
         let got = lint(&bad, "f").unwrap();
         assert_eq!(got[0].errors.len(), 1, "{:?}", got[0].errors);
         assert!(

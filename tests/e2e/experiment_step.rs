@@ -341,7 +341,19 @@ async fn abort_during_the_step_terminates_the_experiment() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let before = ctl.writes.total();
     tokio::time::sleep(Duration::from_secs(5)).await;
-    assert_eq!(ctl.writes.total(), before, "no write while waiting on the Experiment");
+    assert_eq!(
+        ctl.writes.total(),
+        before,
+        "no write while waiting on the Experiment"
+    );
+    // `get rollout` says what the step waits for.
+    let out = crate::cli::cli(&ns, &["get", "rollout", "exabort"]).await;
+    assert!(
+        out.stdout
+            .contains(&format!("Waiting:         experiment {name} is Running")),
+        "{}",
+        out.stdout
+    );
     abort(&ns, "exabort").await;
     let ex = wait_experiment(&ns, &name, "terminated", |e| e.spec.terminate == Some(true)).await;
     let _ = ex;
