@@ -254,18 +254,16 @@ pub fn reconcile_experiments(
                 // Upstream cannot create the Experiment before the stable ReplicaSet exists;
                 // both ReplicaSets must also have been observed (one created by this plan
                 // has no pod template to copy yet: the next reconcile sees it).
-                let (Some(stable), Some(canary)) = (
+                if let (Some(stable), Some(canary)) = (
                     v.rs.stable_rs().and_then(|r| r.obj),
                     v.rs.new_rs().and_then(|r| r.obj),
-                ) else {
-                    w.experiment = None;
-                    return Ok(());
-                };
-                let ex = build(v, w, ex_step, i, stable, canary)?;
-                let ex = create(w, obs, ex);
-                let name = ex.name_any();
-                others.retain(|e| e.name_any() != name);
-                current = Some(ex);
+                ) {
+                    let ex = build(v, w, ex_step, i, stable, canary)?;
+                    let ex = create(w, obs, ex);
+                    let name = ex.name_any();
+                    others.retain(|e| e.name_any() != name);
+                    current = Some(ex);
+                }
             }
             if let Some(ex) = &current {
                 match phase(ex) {
