@@ -472,8 +472,18 @@ async fn host_split_experiment(test: &str, manifest: &str, n: &HostSplit<'_>, sk
         || async { Ok((routes(&ns, n.vs).await == want).then_some(())) },
     )
     .await;
-    let ro = get_rollout(&ns, n.rollout).await;
-    let weights = ro.status.unwrap().canary.unwrap().weights.unwrap();
+    // The status follows the router writes (it is written after them).
+    let weights = ns
+        .wait_for(
+            "status.canary.weights with the experiment",
+            Duration::from_secs(30),
+            || async {
+                let ro = get_rollout(&ns, n.rollout).await;
+                let w = ro.status.and_then(|s| s.canary).and_then(|c| c.weights);
+                Ok(w.filter(|w| w.additional.is_some()))
+            },
+        )
+        .await;
     let add = weights.additional.unwrap();
     assert_eq!(add.len(), 1);
     assert_eq!(
