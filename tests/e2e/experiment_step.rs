@@ -372,9 +372,17 @@ async fn abort_during_the_step_terminates_the_experiment() {
         },
     )
     .await;
-    let ro = get_rollout(&ns, "exabort").await;
-    assert_eq!(current_experiment(&ro), None);
-    assert_eq!(ro.status.unwrap().abort, Some(true));
+    wait_rollout(
+        &ns,
+        "exabort",
+        "aborted without a current Experiment",
+        Duration::from_secs(30),
+        |ro, _| {
+            current_experiment(ro).is_none()
+                && ro.status.as_ref().and_then(|s| s.abort) == Some(true)
+        },
+    )
+    .await;
 }
 
 static ISTIO_CRDS: OnceCell<()> = OnceCell::const_new();
