@@ -355,8 +355,7 @@ async fn abort_during_the_step_terminates_the_experiment() {
         out.stdout
     );
     abort(&ns, "exabort").await;
-    let ex = wait_experiment(&ns, &name, "terminated", |e| e.spec.terminate == Some(true)).await;
-    let _ = ex;
+    wait_experiment(&ns, &name, "terminated", |e| e.spec.terminate == Some(true)).await;
     ns.wait_for(
         "the Experiment's ReplicaSet scaled to 0",
         Duration::from_secs(60),
