@@ -22,13 +22,20 @@ use std::time::Duration;
 use tokio::time::{Instant, Sleep};
 use tower::{Layer, Service};
 
+/// The `User-Agent` of the controller's requests (audit logs name the client by it).
+pub const USER_AGENT: &str = concat!("rollouts-controller/", env!("CARGO_PKG_VERSION"));
+
 /// A kube client for `config` with the rate limit and request metrics.
 pub fn build(
-    config: kube::Config,
+    mut config: kube::Config,
     qps: f32,
     burst: u32,
     metrics: Option<Arc<Metrics>>,
 ) -> Result<kube::Client, kube::Error> {
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static(USER_AGENT),
+    ));
     let builder = ClientBuilder::try_from(config)?
         .with_layer(&RateLimitLayer::new(qps, burst))
         .with_layer(&CountLayer { metrics });

@@ -247,6 +247,16 @@ impl ControlPlane {
     /// Starts etcd, kube-apiserver and kube-controller-manager with state in `dir` and waits
     /// until the API server answers and the controller manager is working.
     pub async fn start(binaries: Binaries, dir: &Path, mode: Mode) -> Result<ControlPlane> {
+        Self::start_with(binaries, dir, mode, &[]).await
+    }
+
+    /// [`ControlPlane::start`] with extra kube-apiserver flags (the benchmark's audit log).
+    pub async fn start_with(
+        binaries: Binaries,
+        dir: &Path,
+        mode: Mode,
+        apiserver_flags: &[String],
+    ) -> Result<ControlPlane> {
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let dir = dir.canonicalize()?;
         let token = ensure_credentials(&dir)?;
@@ -294,11 +304,7 @@ impl ControlPlane {
         )
         .await?;
 
-        cp.spawn(
-            mode,
-            "kube-apiserver",
-            &binaries.apiserver,
-            &[
+        let mut flags: Vec<String> = vec![
                 format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
                 "--bind-address=127.0.0.1".into(),
                 "--advertise-address=127.0.0.1".into(),
@@ -318,8 +324,9 @@ impl ControlPlane {
                 "--allow-privileged=true".into(),
                 "--profiling=false".into(),
                 "--v=0".into(),
-            ],
-        )?;
+        ];
+        flags.extend_from_slice(apiserver_flags);
+        cp.spawn(mode, "kube-apiserver", &binaries.apiserver, &flags)?;
         let client = cp.client().await?;
         wait_ready(
             &client,
@@ -446,11 +453,20 @@ fn pid_alive(pid: i32) -> bool {
 
 /// A kube client from a kubeconfig file.
 pub async fn client_for(kubeconfig: &Path) -> Result<kube::Client> {
+    client_with_agent(kubeconfig, concat!("rollouts-xtask/", env!("CARGO_PKG_VERSION"))).await
+}
+
+/// A kube client from a kubeconfig file that names itself `agent` (the `User-Agent` the API
+/// server's audit log records: the benchmark counts each client's writes by it).
+pub async fn client_with_agent(kubeconfig: &Path, agent: &str) -> Result<kube::Client> {
     let kc = kube::config::Kubeconfig::read_from(kubeconfig)
         .with_context(|| format!("reading {}", kubeconfig.display()))?;
-    let config =
+    let mut config =
         kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
             .await?;
+    config
+        .headers
+        .push((http::header::USER_AGENT, http::HeaderValue::from_str(agent)?));
     Ok(kube::Client::try_from(config)?)
 }
 

@@ -1,5 +1,6 @@
 //! Developer tooling for rollouts: the local control plane ([`cluster`]), the kubelet stand-in
-//! ([`podsim`]) and the integration-test harness ([`testkit`]).
+//! ([`podsim`]), the integration-test harness ([`testkit`]) and the scale benchmark ([`bench`]).
+pub mod bench;
 pub mod cluster;
 pub mod demo;
 pub mod podsim;

@@ -41,11 +41,49 @@ enum Cmd {
     },
     /// Regenerates crds/ from the API types.
     Crds,
+    /// Benchmarks (figures printed, nothing asserted).
+    Bench {
+        #[command(subcommand)]
+        which: BenchCmd,
+    },
     /// The seeds' canary scenario end to end on a local control plane (or, with
     /// --kubeconfig/KUBECONFIG, an existing cluster). Ctrl-C stops and cleans up.
     Demo {
         #[arg(long, env = "KUBECONFIG")]
         kubeconfig: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// The controller at scale on its own local control plane: a side-by-side rolling update
+    /// against the Deployment controller, then N Rollouts (time to Healthy, RSS, API writes,
+    /// restart), and whether the pod simulator keeps up.
+    Scale {
+        /// Rollouts in the scale part.
+        #[arg(long, default_value_t = 1000)]
+        rollouts: usize,
+        /// Objects per side in the side-by-side update.
+        #[arg(long, default_value_t = 60)]
+        objects: usize,
+        /// Replicas per object in the side-by-side update.
+        #[arg(long, default_value_t = 2)]
+        replicas: i32,
+        /// The steady-state window (also after the restart).
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        window: Duration,
+        /// The pod simulator's ready delay.
+        #[arg(long, default_value = "500ms", value_parser = parse_duration)]
+        ready_delay: Duration,
+        /// A controller binary to use instead of building the release binary.
+        #[arg(long)]
+        controller: Option<PathBuf>,
+        /// Skip the side-by-side update.
+        #[arg(long)]
+        no_side_by_side: bool,
+        /// Skip the N Rollouts part.
+        #[arg(long)]
+        no_scale: bool,
     },
 }
 
@@ -95,6 +133,31 @@ async fn main() -> Result<()> {
             }
         }
         Cmd::Test { args } => test(args),
+        Cmd::Bench {
+            which:
+                BenchCmd::Scale {
+                    rollouts,
+                    objects,
+                    replicas,
+                    window,
+                    ready_delay,
+                    controller,
+                    no_side_by_side,
+                    no_scale,
+                },
+        } => {
+            let opts = xtask::bench::ScaleOptions {
+                rollouts,
+                objects,
+                replicas,
+                window,
+                ready_delay,
+                controller,
+                skip_side_by_side: no_side_by_side,
+                skip_scale: no_scale,
+            };
+            xtask::bench::scale(&workspace_root(), opts).await
+        }
         Cmd::Demo { kubeconfig } => {
             let root = workspace_root();
             tokio::select! {

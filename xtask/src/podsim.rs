@@ -53,9 +53,33 @@ impl Default for SimOptions {
     }
 }
 
+/// What the simulator did, for the benchmark's "does the simulator keep up" figures.
+#[derive(Debug, Default)]
+pub struct SimStats {
+    /// Per pod made Ready: how late its Ready status was written, after its ready delay.
+    ready_lag: Mutex<Vec<Duration>>,
+    /// Pods bound.
+    bound: AtomicU32,
+}
+
+impl SimStats {
+    /// Pods bound so far.
+    pub fn bound(&self) -> u32 {
+        self.bound.load(Ordering::Relaxed)
+    }
+
+    /// The ready lags recorded since the last call (sorted), emptying the record.
+    pub fn take_ready_lags(&self) -> Vec<Duration> {
+        let mut v = std::mem::take(&mut *self.ready_lag.lock().unwrap());
+        v.sort();
+        v
+    }
+}
+
 struct Ctx {
     client: Client,
     opts: SimOptions,
+    stats: Arc<SimStats>,
     next_ip: AtomicU32,
     /// When we bound each pod (by uid): the ready delay counts from here.
     bound_at: Mutex<HashMap<String, Instant>>,
@@ -249,6 +273,8 @@ pub async fn ensure_node(client: &Client) -> Result<()> {
 struct Target {
     status: Value,
     requeue: Option<Duration>,
+    /// Set when the status makes the pod Ready: how long after its ready delay.
+    ready_lag: Option<Duration>,
 }
 
 fn container_statuses(pod: &Pod, f: impl Fn(&str, &str) -> Value) -> Vec<Value> {
@@ -330,6 +356,7 @@ fn target_status(
         return Target {
             status: s,
             requeue: Some(delay - elapsed),
+            ready_lag: None,
         };
     }
     let imgs = images(pod);
@@ -357,6 +384,7 @@ fn target_status(
         return Target {
             status: s,
             requeue: None,
+            ready_lag: None,
         };
     }
     let bad = imgs.iter().any(|(_, i)| never_ready(i));
@@ -392,6 +420,7 @@ fn target_status(
         return Target {
             status: s,
             requeue: Some(opts.crash_interval),
+            ready_lag: None,
         };
     }
     let unhealthy = pod
@@ -424,6 +453,7 @@ fn target_status(
     Target {
         status: s,
         requeue: None,
+        ready_lag: (!unhealthy).then(|| elapsed - delay),
     }
 }
 
@@ -510,6 +540,7 @@ async fn reconcile(pod: Arc<Pod>, ctx: Arc<Ctx>) -> Result<Action, SimError> {
                 Err(e) => return Err(e.into()),
             }
             ctx.bound_at.lock().unwrap().insert(uid, Instant::now());
+            ctx.stats.bound.fetch_add(1, Ordering::Relaxed);
             // The bind shows up as a watch event; the status follows from there.
             return Ok(Action::await_change());
         }
@@ -558,6 +589,9 @@ async fn reconcile(pod: Arc<Pod>, ctx: Arc<Ctx>) -> Result<Action, SimError> {
             Err(kube::Error::Api(e)) if e.code == 404 => return Ok(Action::await_change()),
             Err(e) => return Err(e.into()),
         }
+        if let Some(lag) = target.ready_lag {
+            ctx.stats.ready_lag.lock().unwrap().push(lag);
+        }
     }
     Ok(match target.requeue {
         Some(d) => Action::requeue(d),
@@ -572,6 +606,11 @@ fn error_policy(_pod: Arc<Pod>, err: &SimError, _ctx: Arc<Ctx>) -> Action {
 
 /// Runs the simulator until the future is dropped.
 pub async fn run(client: Client, opts: SimOptions) -> Result<()> {
+    run_with_stats(client, opts, Arc::default()).await
+}
+
+/// [`run`], recording what it does in `stats`.
+pub async fn run_with_stats(client: Client, opts: SimOptions, stats: Arc<SimStats>) -> Result<()> {
     ensure_node(&client).await?;
     let pods: Api<Pod> = Api::all(client.clone());
     // Seed the IP counter past every IP already handed out, so IPs stay unique across restarts.
@@ -586,6 +625,7 @@ pub async fn run(client: Client, opts: SimOptions) -> Result<()> {
     let ctx = Arc::new(Ctx {
         client: client.clone(),
         opts,
+        stats,
         next_ip: AtomicU32::new(next),
         bound_at: Mutex::new(HashMap::new()),
     });
