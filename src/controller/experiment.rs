@@ -89,8 +89,15 @@ pub async fn run(
         None => Api::all(client.clone()),
     };
     let (rs_store, rs_writer) = reflector::store();
+    // Another owner's ReplicaSets and Services are kept as their identity only: the names
+    // they take matter, nothing else (see `super::slim`).
+    let slim_unless_ours = |o: &mut _| {
+        super::slim::strip(o);
+        super::slim::identity_unless_controlled_by(o, "argoproj.io", "Experiment");
+    };
     let rs_stream = watcher(rs_api, watcher::Config::default())
         .default_backoff()
+        .modify(slim_unless_ours)
         .reflect(rs_writer)
         .touched_objects();
     let ns = config.namespace.as_deref();
@@ -101,6 +108,10 @@ pub async fn run(
     let (svc_store, svc_writer) = reflector::store();
     let svc_stream = watcher(svc_api, watcher::Config::default())
         .default_backoff()
+        .modify(|o: &mut Service| {
+            super::slim::strip(o);
+            super::slim::identity_unless_controlled_by(o, "argoproj.io", "Experiment");
+        })
         .reflect(svc_writer)
         .touched_objects();
     let (ar_store, ar_writer) = reflector::store::<AnalysisRun>();
@@ -109,6 +120,7 @@ pub async fn run(
         watcher::Config::default(),
     ))
     .default_backoff()
+    .modify(super::slim::strip)
     .reflect(ar_writer)
     .touched_objects();
     let tasks = super::Tasks::default();
@@ -119,6 +131,7 @@ pub async fn run(
             watcher::Config::default(),
         ))
         .default_backoff()
+        .modify(super::slim::strip)
         .reflect(at_writer)
         .for_each(|_| futures::future::ready(())),
     );
@@ -131,6 +144,7 @@ pub async fn run(
                 watcher::Config::default(),
             ))
             .default_backoff()
+            .modify(super::slim::strip)
             .reflect(cat_writer)
             .for_each(|_| futures::future::ready(())),
         );
@@ -144,6 +158,7 @@ pub async fn run(
         wc,
     ))
     .default_backoff()
+    .modify(super::slim::strip)
     .reflect(ex_writer)
     .applied_objects();
     let reporter = Reporter {

@@ -26,6 +26,7 @@ pub mod experiment;
 pub mod janitor;
 mod observe;
 pub mod report;
+pub mod slim;
 pub mod traffic;
 
 use actuate::Sent;
@@ -273,11 +274,18 @@ pub async fn run(
         config.instance_id.as_deref(),
     ));
 
+    // Only the ReplicaSets Rollouts control are cached, without what no reader uses (see
+    // `slim`): another owner's ReplicaSet concerns no plan (one in the way of a name we create
+    // is found by the create's conflict).
     let (rs_store, rs_writer) = reflector::store();
-    let rs_stream = watcher(rs_api, watcher::Config::default())
-        .default_backoff()
-        .reflect(rs_writer)
-        .touched_objects();
+    let rs_stream = slim::controlled_by_kind(
+        watcher(rs_api, watcher::Config::default()).default_backoff(),
+        "argoproj.io",
+        "Rollout",
+    )
+    .modify(slim::strip)
+    .reflect(rs_writer)
+    .touched_objects();
     // AnalysisRuns (owned by Rollouts) and the templates runs are built from.
     let (ar_store, ar_writer) = reflector::store::<crate::api::AnalysisRun>();
     let ar_stream = decode::tolerant(watcher(
@@ -285,6 +293,7 @@ pub async fn run(
         watcher::Config::default(),
     ))
     .default_backoff()
+    .modify(slim::strip)
     .reflect(ar_writer)
     .touched_objects();
     // Experiments (owned by Rollouts through their `experiment` steps).
@@ -305,6 +314,7 @@ pub async fn run(
         watcher::Config::default(),
     ))
     .default_backoff()
+    .modify(slim::strip)
     .reflect(at_writer)
     .touched_objects();
     let (cat_store, cat_writer) = reflector::store::<crate::api::ClusterAnalysisTemplate>();
@@ -319,6 +329,7 @@ pub async fn run(
                 watcher::Config::default(),
             ))
             .default_backoff()
+            .modify(slim::strip)
             .reflect(cat_writer)
             .for_each(|_| futures::future::ready(())),
         );
@@ -326,6 +337,7 @@ pub async fn run(
     let (svc_store, svc_writer) = reflector::store();
     let svc_stream = watcher(svc_api, watcher::Config::default())
         .default_backoff()
+        .modify(slim::strip)
         .reflect(svc_writer)
         .touched_objects();
 
@@ -333,7 +345,7 @@ pub async fn run(
     let (bad_tx, bad_rx) = tokio::sync::mpsc::unbounded_channel();
     let (ro_reader, ro_writer) = reflector::store::<Rollout>();
     let ro_synced = Synced::default();
-    let ro_stream = decode::typed(watcher(rollouts, wc), bad_tx)
+    let ro_stream = decode::typed(watcher(rollouts, wc).modify(slim::strip), bad_tx)
         .default_backoff()
         .reflect(ro_writer)
         .inspect({

@@ -72,8 +72,11 @@ impl TrafficStores {
         let reader = writer.as_reader();
         let tx = self.changed.clone();
         let template = key.clone();
+        // managedFields go (see `super::slim`); annotations stay as they are, since router
+        // objects are patched from what was read.
         let stream = watcher(api, watcher::Config::default())
             .default_backoff()
+            .modify(|o: &mut DynamicObject| o.metadata.managed_fields = None)
             .reflect(writer)
             .applied_objects();
         self.watches.spawn(async move {

@@ -358,6 +358,7 @@ async fn controllers(
             .labels(&crate::api::instance_selector(opts.instance_id.as_deref()));
         let stream = watcher(runs_api, wc)
             .default_backoff()
+            .modify(controller::slim::strip)
             .reflect(writer)
             .for_each(|ev| async move {
                 if let Err(e) = ev {
