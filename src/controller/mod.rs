@@ -23,6 +23,7 @@ pub mod analysis;
 pub mod decode;
 pub mod diff;
 pub mod experiment;
+pub mod index;
 pub mod janitor;
 mod observe;
 pub mod report;
@@ -219,6 +220,8 @@ impl WriteCounters {
 pub struct Context {
     pub client: Client,
     pub replica_sets: Store<ReplicaSet>,
+    /// The ReplicaSets of `replica_sets` by their controller's uid.
+    replica_sets_by_owner: index::Index<ReplicaSet, String>,
     pub services: Store<Service>,
     pub recorder: Recorder,
     pub writes: Arc<WriteCounters>,
@@ -227,6 +230,8 @@ pub struct Context {
     pub analysis_runs: Store<crate::api::AnalysisRun>,
     /// Experiments (those a Rollout controls are its `experiment` steps').
     pub experiments: Store<crate::api::Experiment>,
+    /// The AnalysisRuns of `analysis_runs` by their controller's uid.
+    analysis_runs_by_owner: index::Index<crate::api::AnalysisRun, String>,
     pub analysis_templates: Store<crate::api::AnalysisTemplate>,
     pub cluster_analysis_templates: Store<crate::api::ClusterAnalysisTemplate>,
     /// Whether `cluster_analysis_templates` is fed (cluster-wide mode only).
@@ -278,22 +283,26 @@ pub async fn run(
     // `slim`): another owner's ReplicaSet concerns no plan (one in the way of a name we create
     // is found by the create's conflict).
     let (rs_store, rs_writer) = reflector::store();
+    let rs_by_owner = index::Index::new(controller_uids::<ReplicaSet>);
     let rs_stream = slim::controlled_by_kind(
         watcher(rs_api, watcher::Config::default()).default_backoff(),
         "argoproj.io",
         "Rollout",
     )
     .modify(slim::strip)
+    .inspect(rs_by_owner.feeder())
     .reflect(rs_writer)
     .touched_objects();
     // AnalysisRuns (owned by Rollouts) and the templates runs are built from.
     let (ar_store, ar_writer) = reflector::store::<crate::api::AnalysisRun>();
+    let ar_by_owner = index::Index::new(controller_uids::<crate::api::AnalysisRun>);
     let ar_stream = decode::tolerant(watcher(
         decode::untyped::<crate::api::AnalysisRun>(&client, config.namespace.as_deref()),
         watcher::Config::default(),
     ))
     .default_backoff()
     .modify(slim::strip)
+    .inspect(ar_by_owner.feeder())
     .reflect(ar_writer)
     .touched_objects();
     // Experiments (owned by Rollouts through their `experiment` steps).
@@ -303,6 +312,7 @@ pub async fn run(
         watcher::Config::default(),
     ))
     .default_backoff()
+    .modify(slim::strip)
     .reflect(ex_writer)
     .touched_objects();
     let (at_store, at_writer) = reflector::store::<crate::api::AnalysisTemplate>();
@@ -345,8 +355,12 @@ pub async fn run(
     let (bad_tx, bad_rx) = tokio::sync::mpsc::unbounded_channel();
     let (ro_reader, ro_writer) = reflector::store::<Rollout>();
     let ro_synced = Synced::default();
+    // What each Rollout references, kept in step with the Rollout store: a change to a Service,
+    // template, router object or workload finds the Rollouts concerned by look-up.
+    let references = index::Index::new(references);
     let ro_stream = decode::typed(watcher(rollouts, wc).modify(slim::strip), bad_tx)
         .default_backoff()
+        .inspect(references.feeder())
         .reflect(ro_writer)
         .inspect({
             let synced = ro_synced.clone();
@@ -382,13 +396,12 @@ pub async fn run(
         ro_synced,
         writes.clone(),
     ));
-    let ro_store_for_traffic = ro_store.clone();
-    let ro_store_for_templates = ro_store.clone();
     let traffic_triggers = futures::stream::unfold(traffic_changes, |mut rx| async move {
         rx.recv().await.map(|key| (key, rx))
     })
-    .flat_map(move |key| {
-        futures::stream::iter(traffic::rollouts_referencing(&ro_store_for_traffic, &key))
+    .flat_map({
+        let references = references.clone();
+        move |key| futures::stream::iter(references.get(&Reference::object(&key)))
     });
     let reporter = Reporter {
         controller: FIELD_MANAGER.into(),
@@ -406,12 +419,14 @@ pub async fn run(
     let ctx = Arc::new(Context {
         client: client.clone(),
         replica_sets: rs_store,
+        replica_sets_by_owner: rs_by_owner,
         services: svc_store,
         recorder: Recorder::new(client, reporter),
         writes,
         traffic: traffic_stores,
         analysis_runs: ar_store,
         experiments: ex_store,
+        analysis_runs_by_owner: ar_by_owner,
         analysis_templates: at_store,
         cluster_analysis_templates: cat_store,
         cluster_templates_watched: config.namespace.is_none(),
@@ -427,29 +442,22 @@ pub async fn run(
         .owns_stream(ar_stream)
         .owns_stream(ex_stream)
         .reconcile_on(traffic_triggers)
-        .watches_stream(svc_stream, move |svc: Service| {
+        .watches_stream(svc_stream, {
             // A Service change concerns the Rollouts that name it.
-            let ns = svc.namespace();
-            let name = svc.name_any();
-            ro_store
-                .state()
-                .into_iter()
-                .filter(|ro| ro.namespace() == ns && references_service(ro, &name))
-                .map(|ro| ObjectRef::from_obj(&*ro))
-                .collect::<Vec<_>>()
-        })
-        .watches_stream(at_stream, {
-            let ro_store = ro_store_for_templates;
-            move |t: crate::api::AnalysisTemplate| {
-                let ns = t.namespace();
-                let name = t.name_any();
-                ro_store
-                    .state()
-                    .into_iter()
-                    .filter(|ro| ro.namespace() == ns && references_template(ro, &name))
-                    .map(|ro| ObjectRef::from_obj(&*ro))
-                    .collect::<Vec<_>>()
+            let references = references.clone();
+            move |svc: Service| {
+                references.get(&Reference::Service(
+                    svc.namespace().unwrap_or_default(),
+                    svc.name_any(),
+                ))
             }
+        })
+        .watches_stream(at_stream, move |t: crate::api::AnalysisTemplate| {
+            // A template's arrival or change concerns the Rollouts that name it.
+            references.get(&Reference::Template(
+                t.namespace().unwrap_or_default(),
+                t.name_any(),
+            ))
         })
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
@@ -493,8 +501,46 @@ impl Drop for Tasks {
     }
 }
 
-/// Whether the Rollout's strategy names AnalysisTemplate `name` directly.
-fn references_template(ro: &Rollout, name: &str) -> bool {
+/// The uids of an object's controllers (the key of the by-owner indexes).
+fn controller_uids<K: Resource>(obj: &K) -> Vec<String> {
+    obj.meta()
+        .owner_references
+        .iter()
+        .flatten()
+        .filter(|o| o.controller == Some(true))
+        .map(|o| o.uid.clone())
+        .collect()
+}
+
+/// Something a Rollout references whose changes concern it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum Reference {
+    /// A Service (namespace, name).
+    Service(String, String),
+    /// An AnalysisTemplate (namespace, name) named directly by the strategy.
+    Template(String, String),
+    /// A router object or the `workloadRef` workload: apiVersion, kind, namespace, name.
+    Object(String, String, String, String),
+}
+
+impl Reference {
+    fn object(k: &crate::traffic::ObjectKey) -> Reference {
+        Reference::Object(
+            k.api_version.clone(),
+            k.kind.clone(),
+            k.namespace.clone(),
+            k.name.clone(),
+        )
+    }
+}
+
+/// Everything `ro` references (the keys of the reference index).
+fn references(ro: &Rollout) -> Vec<Reference> {
+    let ns = ro.namespace().unwrap_or_default();
+    let mut out: Vec<Reference> = plan::service_names(ro)
+        .into_iter()
+        .map(|s| Reference::Service(ns.clone(), s))
+        .collect();
     let mut analyses: Vec<&crate::api::RolloutAnalysis> = Vec::new();
     if let Some(b) = ro.blue_green() {
         analyses.extend(b.pre_promotion_analysis.iter());
@@ -506,14 +552,24 @@ fn references_template(ro: &Rollout, name: &str) -> bool {
             .and_then(|c| c.analysis.as_ref())
             .map(|a| &a.analysis),
     );
-    analyses
-        .iter()
-        .flat_map(|a| a.templates.iter().flatten())
-        .any(|t| t.cluster_scope != Some(true) && t.template_name.as_deref() == Some(name))
-}
-
-fn references_service(ro: &Rollout, name: &str) -> bool {
-    plan::service_names(ro).iter().any(|s| s == name)
+    out.extend(
+        analyses
+            .iter()
+            .flat_map(|a| a.templates.iter().flatten())
+            .filter(|t| t.cluster_scope != Some(true))
+            .filter_map(|t| t.template_name.clone())
+            .map(|name| Reference::Template(ns.clone(), name)),
+    );
+    let workload = plan::workload::key(ro).and_then(Result::ok);
+    out.extend(
+        crate::traffic::referenced_objects(ro)
+            .iter()
+            .chain(workload.as_ref())
+            .map(Reference::object),
+    );
+    out.sort();
+    out.dedup();
+    out
 }
 
 impl Context {

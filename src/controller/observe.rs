@@ -40,10 +40,14 @@ pub(crate) async fn observe(
 ) -> Result<Observation, Error> {
     let ns = ro.namespace().unwrap_or_default();
     let in_ns = |o: Option<String>| o.as_deref() == Some(ns.as_str());
+    // The Rollout's own ReplicaSets and AnalysisRuns, by look-up in the by-owner indexes
+    // (confirmed against the stores, which are the truth).
+    let uid = ro.uid().unwrap_or_default();
     let replica_sets: Vec<Arc<ReplicaSet>> = ctx
-        .replica_sets
-        .state()
-        .into_iter()
+        .replica_sets_by_owner
+        .get(&uid)
+        .iter()
+        .filter_map(|r| ctx.replica_sets.get(r))
         .filter(|rs| in_ns(rs.namespace()) && crate::api::is_controlled_by(&**rs, &*ro))
         .collect();
     let services: Vec<(String, Arc<Service>)> = plan::service_names(&ro)
@@ -90,9 +94,10 @@ pub(crate) async fn observe(
     };
     drop(owned);
     let analysis_runs = ctx
-        .analysis_runs
-        .state()
-        .into_iter()
+        .analysis_runs_by_owner
+        .get(&uid)
+        .iter()
+        .filter_map(|r| ctx.analysis_runs.get(r))
         .filter(|r| in_ns(r.namespace()) && crate::api::is_controlled_by(&**r, &*ro))
         .collect();
     let experiments = ctx

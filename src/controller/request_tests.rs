@@ -98,9 +98,25 @@ fn context(client: Client, replica_sets: Vec<ReplicaSet>) -> Arc<Context> {
         writer.apply_watcher_event(&Event::InitDone);
         reader
     }
+    /// The by-owner index of `items`, fed as the store is.
+    fn by_owner<K>(items: &[K]) -> super::index::Index<K, String>
+    where
+        K: kube::runtime::reflector::Lookup + kube::Resource + Clone + 'static,
+        <K as kube::runtime::reflector::Lookup>::DynamicType:
+            Eq + std::hash::Hash + Clone + Default,
+    {
+        let index = super::index::Index::new(super::controller_uids::<K>);
+        index.apply(&Event::Init);
+        for i in items {
+            index.apply(&Event::InitApply(i.clone()));
+        }
+        index.apply(&Event::InitDone);
+        index
+    }
     let (traffic, _changes) = traffic::TrafficStores::new(client.clone(), Some("ns".into()));
     Arc::new(Context {
         client: client.clone(),
+        replica_sets_by_owner: by_owner(&replica_sets),
         replica_sets: listed(replica_sets),
         services: listed(vec![]),
         recorder: Recorder::new(
@@ -114,6 +130,7 @@ fn context(client: Client, replica_sets: Vec<ReplicaSet>) -> Arc<Context> {
         traffic,
         analysis_runs: listed(vec![]),
         experiments: listed(vec![]),
+        analysis_runs_by_owner: by_owner::<crate::api::AnalysisRun>(&[]),
         analysis_templates: listed(vec![]),
         cluster_analysis_templates: listed(vec![]),
         cluster_templates_watched: false,

@@ -7,7 +7,6 @@
 //! unblocks it, without polling.
 
 use super::{Error, FIELD_MANAGER, Tasks};
-use crate::api::Rollout;
 use crate::traffic::{ObjectChange, ObjectKey, Objects};
 use futures::StreamExt;
 use kube::api::{ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
@@ -174,27 +173,6 @@ fn fingerprint(obj: &DynamicObject) -> u64 {
     obj.metadata.labels.hash(&mut h);
     obj.metadata.annotations.hash(&mut h);
     h.finish()
-}
-
-/// The Rollouts (in `rollouts`) that reference a router object, or name it in `workloadRef`.
-pub fn rollouts_referencing(rollouts: &Store<Rollout>, key: &ObjectKey) -> Vec<ObjectRef<Rollout>> {
-    rollouts
-        .state()
-        .into_iter()
-        .filter(|ro| {
-            let workload = crate::plan::workload::key(ro).and_then(Result::ok);
-            crate::traffic::referenced_objects(ro)
-                .iter()
-                .chain(workload.as_ref())
-                .any(|k| {
-                    k.api_version == key.api_version
-                        && k.kind == key.kind
-                        && k.namespace == key.namespace
-                        && k.name == key.name
-                })
-        })
-        .map(|ro| ObjectRef::from_obj(&*ro))
-        .collect()
 }
 
 #[cfg(test)]
