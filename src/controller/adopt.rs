@@ -41,6 +41,19 @@ fn strip_ephemeral(template: &mut Value, rs: &ReplicaSet) {
     }
 }
 
+/// The (name, image) of every container and init container of a template, in order.
+fn containers(t: &k8s_openapi::api::core::v1::PodTemplateSpec) -> Vec<(&str, Option<&str>)> {
+    let Some(spec) = t.spec.as_ref() else {
+        return Vec::new();
+    };
+    spec.init_containers
+        .iter()
+        .flatten()
+        .chain(spec.containers.iter())
+        .map(|c| (c.name.as_str(), c.image.as_deref()))
+        .collect()
+}
+
 /// The name of an owned, untagged ReplicaSet whose template equals the Rollout's, if any.
 pub async fn find_adoptable(
     client: &Client,
@@ -65,6 +78,22 @@ pub async fn find_adoptable(
         .filter(|rs| rs.metadata.deletion_timestamp.is_none())
         .collect();
     if known || candidates.is_empty() {
+        return Ok(None);
+    }
+    // The server's defaulting never changes a container's name or image: a candidate whose
+    // containers differ there cannot match, and when none is left (an image update, the usual
+    // case) no dry run is needed.
+    let images = containers(template);
+    let candidates: Vec<&&ReplicaSet> = candidates
+        .into_iter()
+        .filter(|rs| {
+            rs.spec
+                .as_ref()
+                .and_then(|s| s.template.as_ref())
+                .is_some_and(|t| containers(t) == images)
+        })
+        .collect();
+    if candidates.is_empty() {
         return Ok(None);
     }
     let ns = ro.namespace().unwrap_or_default();

@@ -64,8 +64,13 @@ impl From<&crate::controller::Config> for Config {
 
 struct Context {
     client: Client,
+    /// The ReplicaSets and Services Experiments control.
     replica_sets: Store<ReplicaSet>,
     services: Store<Service>,
+    /// Every ReplicaSet and Service by name, with its controllers' uids: the names others'
+    /// objects take, without caching those objects.
+    replica_set_owners: super::index::Index<ReplicaSet, String>,
+    service_owners: super::index::Index<Service, String>,
     analysis_runs: Store<AnalysisRun>,
     analysis_templates: Store<AnalysisTemplate>,
     cluster_analysis_templates: Store<ClusterAnalysisTemplate>,
@@ -78,6 +83,23 @@ struct Context {
     failures: Mutex<HashMap<ObjectRef<Experiment>, u32>>,
 }
 
+/// Whether an object named `name` in `ns` exists and `ex` does not control it.
+fn taken_by_another<K>(
+    owners: &super::index::Index<K, String>,
+    name: &str,
+    ns: &str,
+    ex: &Experiment,
+) -> bool
+where
+    K: kube::runtime::reflector::Lookup + Clone,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    let uid = ex.uid().unwrap_or_default();
+    owners
+        .keys_of(&ObjectRef::new_with(name, Default::default()).within(ns))
+        .is_some_and(|uids| !uids.contains(&uid))
+}
+
 /// Runs the Experiment controller until `shutdown` resolves.
 pub async fn run(
     client: Client,
@@ -88,32 +110,37 @@ pub async fn run(
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
+    // Only the ReplicaSets and Services Experiments control are cached; of the others only the
+    // names they take are kept, in an index (see `super::slim`, `super::index`).
     let (rs_store, rs_writer) = reflector::store();
-    // Another owner's ReplicaSets and Services are kept as their identity only: the names
-    // they take matter, nothing else (see `super::slim`).
-    let slim_unless_ours = |o: &mut _| {
-        super::slim::strip(o);
-        super::slim::identity_unless_controlled_by(o, "argoproj.io", "Experiment");
-    };
-    let rs_stream = watcher(rs_api, watcher::Config::default())
-        .default_backoff()
-        .modify(slim_unless_ours)
-        .reflect(rs_writer)
-        .touched_objects();
+    let rs_owners = super::index::Index::new_keeping_all(super::controller_uids::<ReplicaSet>);
+    let rs_stream = super::slim::controlled_by_kind(
+        watcher(rs_api, watcher::Config::default())
+            .default_backoff()
+            .inspect(rs_owners.feeder()),
+        "argoproj.io",
+        "Experiment",
+    )
+    .modify(super::slim::strip)
+    .reflect(rs_writer)
+    .touched_objects();
     let ns = config.namespace.as_deref();
     let svc_api: Api<Service> = match ns {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
     let (svc_store, svc_writer) = reflector::store();
-    let svc_stream = watcher(svc_api, watcher::Config::default())
-        .default_backoff()
-        .modify(|o: &mut Service| {
-            super::slim::strip(o);
-            super::slim::identity_unless_controlled_by(o, "argoproj.io", "Experiment");
-        })
-        .reflect(svc_writer)
-        .touched_objects();
+    let svc_owners = super::index::Index::new_keeping_all(super::controller_uids::<Service>);
+    let svc_stream = super::slim::controlled_by_kind(
+        watcher(svc_api, watcher::Config::default())
+            .default_backoff()
+            .inspect(svc_owners.feeder()),
+        "argoproj.io",
+        "Experiment",
+    )
+    .modify(super::slim::strip)
+    .reflect(svc_writer)
+    .touched_objects();
     let (ar_store, ar_writer) = reflector::store::<AnalysisRun>();
     let ar_stream = decode::tolerant(watcher(
         decode::untyped::<AnalysisRun>(&client, ns),
@@ -169,6 +196,8 @@ pub async fn run(
         client: client.clone(),
         replica_sets: rs_store,
         services: svc_store,
+        replica_set_owners: rs_owners,
+        service_owners: svc_owners,
         analysis_runs: ar_store,
         analysis_templates: at_store,
         cluster_analysis_templates: cat_store,
@@ -250,11 +279,7 @@ async fn reconcile(ex: Arc<Experiment>, ctx: Arc<Context>) -> Result<Action, Err
         .iter()
         .flatten()
         .map(|t| experiment::replica_set_name(&ex, t.name.as_deref().unwrap_or("")))
-        .filter(|n| {
-            ctx.replica_sets
-                .get(&ObjectRef::new(n).within(&ns))
-                .is_some_and(|rs| !crate::api::is_controlled_by(&*rs, &*ex))
-        })
+        .filter(|n| taken_by_another(&ctx.replica_set_owners, n, &ns, &ex))
         .collect();
     let services: Vec<Arc<Service>> = ctx
         .services
@@ -271,11 +296,7 @@ async fn reconcile(ex: Arc<Experiment>, ctx: Arc<Context>) -> Result<Action, Err
         .iter()
         .flatten()
         .filter_map(|t| experiment::services::service_name(&ex, t))
-        .filter(|n| {
-            ctx.services
-                .get(&ObjectRef::new(n).within(&ns))
-                .is_some_and(|s| !crate::api::is_controlled_by(&*s, &*ex))
-        })
+        .filter(|n| taken_by_another(&ctx.service_owners, n, &ns, &ex))
         .collect();
     let in_ns = |o: Option<String>| o.as_deref() == Some(ns.as_str());
     let prefix = format!("{}-", ex.name_any());

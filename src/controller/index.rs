@@ -49,9 +49,9 @@ where
         }
     }
 
-    fn insert(&mut self, r: ObjectRef<R>, keys: Vec<Q>) {
+    fn insert(&mut self, r: ObjectRef<R>, keys: Vec<Q>, keep_all: bool) {
         self.remove(&r);
-        if keys.is_empty() {
+        if keys.is_empty() && !keep_all {
             return;
         }
         for k in &keys {
@@ -71,6 +71,8 @@ struct Inner<R: Lookup, Q> {
 pub struct Index<R: Lookup, Q> {
     inner: Arc<RwLock<Inner<R, Q>>>,
     keys: Keys<R, Q>,
+    /// Whether objects without keys are held too (for [`Index::keys_of`]).
+    keep_all: bool,
 }
 
 impl<R: Lookup, Q> Clone for Index<R, Q> {
@@ -78,6 +80,7 @@ impl<R: Lookup, Q> Clone for Index<R, Q> {
         Index {
             inner: self.inner.clone(),
             keys: self.keys,
+            keep_all: self.keep_all,
         }
     }
 }
@@ -90,12 +93,23 @@ where
 {
     /// An empty index over the keys `keys` gives each object.
     pub fn new(keys: Keys<R, Q>) -> Self {
+        Self::with(keys, false)
+    }
+
+    /// An index that also holds the objects without keys: [`Index::keys_of`] then tells
+    /// whether an object exists at all (a name taken) without caching the object.
+    pub fn new_keeping_all(keys: Keys<R, Q>) -> Self {
+        Self::with(keys, true)
+    }
+
+    fn with(keys: Keys<R, Q>, keep_all: bool) -> Self {
         Index {
             inner: Arc::new(RwLock::new(Inner {
                 live: State::default(),
                 building: None,
             })),
             keys,
+            keep_all,
         }
     }
 
@@ -109,7 +123,7 @@ where
                 let keys = (self.keys)(o);
                 g.building
                     .get_or_insert_with(State::default)
-                    .insert(r, keys);
+                    .insert(r, keys, self.keep_all);
             }
             watcher::Event::InitDone => {
                 if let Some(b) = g.building.take() {
@@ -119,7 +133,7 @@ where
             watcher::Event::Apply(o) => {
                 let r = o.to_object_ref(Default::default());
                 let keys = (self.keys)(o);
-                g.live.insert(r, keys);
+                g.live.insert(r, keys, self.keep_all);
             }
             watcher::Event::Delete(o) => g.live.remove(&o.to_object_ref(Default::default())),
         }
@@ -133,6 +147,13 @@ where
             .get(key)
             .map(|s| s.iter().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// The keys of the object `r`, when the index holds it (an object without keys counts
+    /// as held only by indexes built with [`Index::new_keeping_all`]).
+    pub fn keys_of(&self, r: &ObjectRef<R>) -> Option<Vec<Q>> {
+        let g = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        g.live.of.get(r).cloned()
     }
 
     /// A stream stage feeding this index: `stream.inspect(index.feeder())`.
@@ -198,5 +219,18 @@ mod tests {
         i.apply(&watcher::Event::InitDone);
         assert!(names(&i, "z").is_empty());
         assert_eq!(names(&i, "x"), ["c"]);
+        let r = |n: &str| ObjectRef::<ConfigMap>::new(n).within("n");
+        assert_eq!(i.keys_of(&r("c")), Some(vec!["x".to_string()]));
+        assert_eq!(i.keys_of(&r("a")), None);
+    }
+
+    #[test]
+    fn keeping_all_holds_objects_without_keys() {
+        let i = Index::new_keeping_all(keys);
+        i.apply(&watcher::Event::Apply(cm("a", &[])));
+        let r = ObjectRef::<ConfigMap>::new("a").within("n");
+        assert_eq!(i.keys_of(&r), Some(vec![]));
+        i.apply(&watcher::Event::Delete(cm("a", &[])));
+        assert_eq!(i.keys_of(&r), None);
     }
 }

@@ -7,9 +7,9 @@
 //! - [`controlled_by_kind`]: a controller's store of ReplicaSets (or Services) holds only the
 //!   ones a controller of one kind controls; others become deletions, so an object released
 //!   by its owner leaves the store;
-//! - [`identity_unless_controlled_by`]: for the Experiment controller, which must also know
-//!   which names others' ReplicaSets and Services take, an object of another owner keeps only
-//!   its identity (name, namespace, uid, owner references).
+//!
+//! (The Experiment controller, which must also know which names others' ReplicaSets and
+//! Services take, keeps those names in an index, not the objects.)
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -63,28 +63,6 @@ where
     })
 }
 
-/// Reduces an object not controlled by a `kind` (in `group`) to its identity.
-pub fn identity_unless_controlled_by<K: Resource + Default>(
-    obj: &mut K,
-    group: &str,
-    kind: &str,
-) {
-    if has_controller_of_kind(obj, group, kind) {
-        return;
-    }
-    let meta = std::mem::take(obj.meta_mut());
-    let mut slim = K::default();
-    *slim.meta_mut() = ObjectMeta {
-        name: meta.name,
-        namespace: meta.namespace,
-        uid: meta.uid,
-        resource_version: meta.resource_version,
-        owner_references: meta.owner_references,
-        ..Default::default()
-    };
-    *obj = slim;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,23 +94,6 @@ mod tests {
         assert_eq!(ann.len(), 1);
         assert_eq!(ann["keep"], "1");
         assert_eq!(o.spec.as_ref().unwrap().replicas, Some(2));
-    }
-
-    #[test]
-    fn identity_kept_for_other_owners_everything_for_ours() {
-        let mut mine = rs(Some("Experiment"));
-        mine.metadata.owner_references.as_mut().unwrap()[0].api_version =
-            "argoproj.io/v1alpha1".into();
-        let before = mine.clone();
-        identity_unless_controlled_by(&mut mine, "argoproj.io", "Experiment");
-        assert_eq!(mine, before);
-        let mut theirs = rs(Some("Deployment"));
-        identity_unless_controlled_by(&mut theirs, "argoproj.io", "Experiment");
-        assert_eq!(theirs.metadata.name.as_deref(), Some("a"));
-        assert_eq!(theirs.metadata.uid.as_deref(), Some("rs1"));
-        assert_eq!(theirs.metadata.owner_references.as_ref().unwrap().len(), 1);
-        assert!(theirs.spec.is_none() && theirs.status.is_none());
-        assert!(theirs.metadata.annotations.is_none());
     }
 
     #[tokio::test]

@@ -201,6 +201,12 @@ impl ControllerProcess {
 
     /// `VmRSS` and `VmHWM` in KiB.
     fn memory(&self) -> (u64, u64) {
+        let (rss, hwm, _, _) = self.memory_detail();
+        (rss, hwm)
+    }
+
+    /// `VmRSS`, `VmHWM`, `RssAnon` (heap, stacks) and `RssFile` (the binary's pages) in KiB.
+    fn memory_detail(&self) -> (u64, u64, u64, u64) {
         let status =
             std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
         let field = |name: &str| {
@@ -210,7 +216,12 @@ impl ControllerProcess {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
                 .unwrap_or(0)
         };
-        (field("VmRSS:"), field("VmHWM:"))
+        (
+            field("VmRSS:"),
+            field("VmHWM:"),
+            field("RssAnon:"),
+            field("RssFile:"),
+        )
     }
 
     /// SIGTERM, then waits (SIGKILL after 10 s).
@@ -648,8 +659,13 @@ async fn many(
     let ns = "bench-scale";
     create_namespace(client, ns).await?;
     let ros: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &rollout_resource());
-    let (rss0, _) = ctl.memory();
-    println!("controller RSS before: {}", mib(rss0));
+    let (rss0, _, anon0, file0) = ctl.memory_detail();
+    println!(
+        "controller RSS before: {} ({} anonymous, {} file-backed)",
+        mib(rss0),
+        mib(anon0),
+        mib(file0)
+    );
     let sampler = RssSampler::start(ctl.pid());
     audit.mark();
     let started = Instant::now();
@@ -690,14 +706,16 @@ async fn many(
     audit.mark();
     tokio::time::sleep(opts.window).await;
     let (steady_writes, steady_events, _) = tally(&audit.take(), ours, None);
-    let (rss, hwm) = ctl.memory();
+    let (rss, hwm, anon, file) = ctl.memory_detail();
     println!(
         "steady state over {:?}: {steady_writes} writes, {steady_events} events",
         opts.window
     );
     println!(
-        "controller RSS: steady {} , peak {} (sampled {}, VmHWM {})",
+        "controller RSS: steady {} ({} anonymous, {} file-backed), peak {} (sampled {}, VmHWM {})",
         mib(rss),
+        mib(anon),
+        mib(file),
         mib(hwm.max(peak)),
         mib(peak),
         mib(hwm)
