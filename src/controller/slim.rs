@@ -116,9 +116,6 @@ mod tests {
             })
             .collect()
             .await;
-        assert_eq!(
-            out,
-            ["init", "init-apply", "init-done", "delete", "apply"]
-        );
+        assert_eq!(out, ["init", "init-apply", "init-done", "delete", "apply"]);
     }
 }

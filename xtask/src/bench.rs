@@ -128,7 +128,10 @@ pub async fn scale(root: &Path, opts: ScaleOptions) -> Result<()> {
     println!(
         "machine: {} cores, load average at start {}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     let mut audit = Audit::new(audit_path);
     let mut ctl = ControllerProcess::start(&bin, &cp.kubeconfig, &dir)?;
@@ -139,7 +142,16 @@ pub async fn scale(root: &Path, opts: ScaleOptions) -> Result<()> {
             report_sim(&pods, &sim_stats, opts.ready_delay);
         }
         if !opts.skip_scale {
-            many(&client, &opts, &mut audit, &mut ctl, &bin, &cp.kubeconfig, &dir).await?;
+            many(
+                &client,
+                &opts,
+                &mut audit,
+                &mut ctl,
+                &bin,
+                &cp.kubeconfig,
+                &dir,
+            )
+            .await?;
             report_sim(&pods, &sim_stats, opts.ready_delay);
         }
         Ok::<_, anyhow::Error>(())
@@ -491,7 +503,10 @@ fn deployment_done(d: &Value, replicas: i32, image: &str) -> bool {
 /// Whether a Rollout (as JSON) is Healthy on `image` with every replica updated.
 fn rollout_done(r: &Value, replicas: i32, image: &str) -> bool {
     let s = &r["status"];
-    let generation = r["metadata"]["generation"].as_i64().unwrap_or(0).to_string();
+    let generation = r["metadata"]["generation"]
+        .as_i64()
+        .unwrap_or(0)
+        .to_string();
     r["spec"]["template"]["spec"]["containers"][0]["image"] == image
         && s["observedGeneration"].as_str() == Some(generation.as_str())
         && s["phase"] == "Healthy"
@@ -554,18 +569,18 @@ async fn side_by_side(client: &Client, opts: &ScaleOptions, audit: &mut Audit) -
     let (dns, rns) = ("bench-deployments", "bench-rollouts");
     create_namespace(client, dns).await?;
     create_namespace(client, rns).await?;
-    let deps: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        dns,
-        &ApiResource::erase::<Deployment>(&()),
-    );
+    let deps: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), dns, &ApiResource::erase::<Deployment>(&()));
     let ros: Api<DynamicObject> = Api::namespaced_with(client.clone(), rns, &rollout_resource());
     let pp = PostParams::default();
     for_all(n, |i| {
         let (deps, ros, pp) = (deps.clone(), ros.clone(), pp.clone());
         async move {
-            deps.create(&pp, &serde_json::from_value(deployment(&format!("d{i}"), r))?)
-                .await?;
+            deps.create(
+                &pp,
+                &serde_json::from_value(deployment(&format!("d{i}"), r))?,
+            )
+            .await?;
             ros.create(&pp, &serde_json::from_value(rollout(&format!("r{i}"), r))?)
                 .await?;
             Ok(())
@@ -671,7 +686,8 @@ async fn many(
     let started = Instant::now();
     let spec = |name: &str| {
         let mut v = rollout(name, 1);
-        v["spec"]["strategy"] = json!({"canary": {"steps": [{"setWeight": 50}, {"pause": {"duration": "10s"}}]}});
+        v["spec"]["strategy"] =
+            json!({"canary": {"steps": [{"setWeight": 50}, {"pause": {"duration": "10s"}}]}});
         v
     };
     let pp = PostParams::default();
@@ -773,10 +789,7 @@ impl PodWatch {
                     .status
                     .as_ref()
                     .and_then(|s| s.conditions.as_ref())
-                    .is_some_and(|cs| {
-                        cs.iter()
-                            .any(|c| c.type_ == "Ready" && c.status == "True")
-                    });
+                    .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
                 let now = Instant::now();
                 let mut g = s.lock().unwrap();
                 let e = g.entry(p.uid().unwrap_or_default()).or_insert((now, None));
@@ -791,10 +804,7 @@ impl PodWatch {
     /// Created → Ready of the pods that became Ready since the last call (sorted).
     fn take(&self) -> Vec<Duration> {
         let mut g = self.seen.lock().unwrap();
-        let mut out: Vec<Duration> = g
-            .values()
-            .filter_map(|(a, b)| b.map(|b| b - *a))
-            .collect();
+        let mut out: Vec<Duration> = g.values().filter_map(|(a, b)| b.map(|b| b - *a)).collect();
         g.retain(|_, (_, b)| b.is_none());
         out.sort();
         out

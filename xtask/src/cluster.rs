@@ -305,25 +305,25 @@ impl ControlPlane {
         .await?;
 
         let mut flags: Vec<String> = vec![
-                format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
-                "--bind-address=127.0.0.1".into(),
-                "--advertise-address=127.0.0.1".into(),
-                format!("--secure-port={api_port}"),
-                "--insecure-port=0".into(),
-                format!("--cert-dir={}", d("certs")),
-                format!("--tls-cert-file={}", d("apiserver.crt")),
-                format!("--tls-private-key-file={}", d("apiserver.key")),
-                format!("--client-ca-file={}", d("ca.crt")),
-                format!("--token-auth-file={}", d("tokens.csv")),
-                "--authorization-mode=RBAC".into(),
-                "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
-                format!("--service-account-key-file={}", d("sa.pub")),
-                format!("--service-account-signing-key-file={}", d("sa.key")),
-                "--disable-admission-plugins=ServiceAccount".into(),
-                "--service-cluster-ip-range=10.96.0.0/16".into(),
-                "--allow-privileged=true".into(),
-                "--profiling=false".into(),
-                "--v=0".into(),
+            format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
+            "--bind-address=127.0.0.1".into(),
+            "--advertise-address=127.0.0.1".into(),
+            format!("--secure-port={api_port}"),
+            "--insecure-port=0".into(),
+            format!("--cert-dir={}", d("certs")),
+            format!("--tls-cert-file={}", d("apiserver.crt")),
+            format!("--tls-private-key-file={}", d("apiserver.key")),
+            format!("--client-ca-file={}", d("ca.crt")),
+            format!("--token-auth-file={}", d("tokens.csv")),
+            "--authorization-mode=RBAC".into(),
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
+            format!("--service-account-key-file={}", d("sa.pub")),
+            format!("--service-account-signing-key-file={}", d("sa.key")),
+            "--disable-admission-plugins=ServiceAccount".into(),
+            "--service-cluster-ip-range=10.96.0.0/16".into(),
+            "--allow-privileged=true".into(),
+            "--profiling=false".into(),
+            "--v=0".into(),
         ];
         flags.extend_from_slice(apiserver_flags);
         cp.spawn(mode, "kube-apiserver", &binaries.apiserver, &flags)?;
@@ -453,7 +453,11 @@ fn pid_alive(pid: i32) -> bool {
 
 /// A kube client from a kubeconfig file.
 pub async fn client_for(kubeconfig: &Path) -> Result<kube::Client> {
-    client_with_agent(kubeconfig, concat!("rollouts-xtask/", env!("CARGO_PKG_VERSION"))).await
+    client_with_agent(
+        kubeconfig,
+        concat!("rollouts-xtask/", env!("CARGO_PKG_VERSION")),
+    )
+    .await
 }
 
 /// A kube client from a kubeconfig file that names itself `agent` (the `User-Agent` the API
@@ -464,9 +468,10 @@ pub async fn client_with_agent(kubeconfig: &Path, agent: &str) -> Result<kube::C
     let mut config =
         kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
             .await?;
-    config
-        .headers
-        .push((http::header::USER_AGENT, http::HeaderValue::from_str(agent)?));
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_str(agent)?,
+    ));
     Ok(kube::Client::try_from(config)?)
 }
 
