@@ -366,11 +366,8 @@ impl Audit {
             line.clear();
             match reader.read_line(&mut line) {
                 Ok(0) | Err(_) => break,
-                Ok(n) if !line.ends_with('\n') => {
-                    // A line still being written: read it next time.
-                    let _ = n;
-                    break;
-                }
+                // A line still being written: read it next time.
+                Ok(_) if !line.ends_with('\n') => break,
                 Ok(n) => {
                     self.offset += n as u64;
                     if let Some(w) = parse_audit(&line) {
@@ -768,15 +765,18 @@ async fn many(
     Ok(())
 }
 
+/// When a pod was first seen, and when it was first seen Ready.
+type Seen = (Instant, Option<Instant>);
+
 /// Pods seen by the benchmark: first seen → seen Ready.
 struct PodWatch {
-    seen: Arc<Mutex<HashMap<String, (Instant, Option<Instant>)>>>,
+    seen: Arc<Mutex<HashMap<String, Seen>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl PodWatch {
     fn start(client: Client) -> PodWatch {
-        let seen: Arc<Mutex<HashMap<String, (Instant, Option<Instant>)>>> = Arc::default();
+        let seen: Arc<Mutex<HashMap<String, Seen>>> = Arc::default();
         let s = seen.clone();
         let task = tokio::spawn(async move {
             let api: Api<Pod> = Api::all(client);
