@@ -231,6 +231,26 @@ pub enum Mode {
     Detached,
 }
 
+/// What [`ControlPlane::start_with_extras`] adds to the default set-up.
+#[derive(Clone, Debug, Default)]
+pub struct Extras {
+    /// More users (members of `system:masters`), each with its own token and a kubeconfig
+    /// `kubeconfig-<user>` in the state directory, so the API server's audit log tells their
+    /// requests apart.
+    pub users: Vec<String>,
+    /// An audit policy (YAML): the API server then writes JSON audit events to `audit.log`
+    /// in the state directory.
+    pub audit_policy: Option<String>,
+}
+
+/// One started process and how to start it again.
+struct Proc {
+    name: String,
+    bin: PathBuf,
+    args: Vec<String>,
+    child: Child,
+}
+
 /// A running control plane.
 pub struct ControlPlane {
     pub dir: PathBuf,
@@ -238,7 +258,8 @@ pub struct ControlPlane {
     pub server: String,
     pub token: String,
     pub binaries: Binaries,
-    children: Vec<(String, Child)>,
+    mode: Mode,
+    children: Vec<Proc>,
 }
 
 const COMPONENTS: [&str; 3] = ["etcd", "kube-apiserver", "kube-controller-manager"];
@@ -257,6 +278,41 @@ impl ControlPlane {
         mode: Mode,
         apiserver_flags: &[String],
     ) -> Result<ControlPlane> {
+        Self::start_with_users(binaries, dir, mode, &[], apiserver_flags).await
+    }
+
+    /// [`ControlPlane::start_with_users`] with the users and the audit policy of `extras`.
+    pub async fn start_with_extras(
+        binaries: Binaries,
+        dir: &Path,
+        mode: Mode,
+        extras: &Extras,
+    ) -> Result<ControlPlane> {
+        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let mut flags = Vec::new();
+        if let Some(policy) = &extras.audit_policy {
+            let file = dir.join("audit-policy.yaml");
+            fs::write(&file, policy)?;
+            flags = vec![
+                format!("--audit-policy-file={}", file.display()),
+                format!("--audit-log-path={}", dir.join("audit.log").display()),
+                "--audit-log-format=json".into(),
+                "--audit-log-maxsize=0".into(),
+            ];
+        }
+        Self::start_with_users(binaries, dir, mode, &extras.users, &flags).await
+    }
+
+    /// [`ControlPlane::start_with`] and more users (members of `system:masters`), each with
+    /// its own token and a kubeconfig `kubeconfig-<user>` in `dir`, so the API server's audit
+    /// log tells their requests apart (the chaos suite's controller replicas).
+    pub async fn start_with_users(
+        binaries: Binaries,
+        dir: &Path,
+        mode: Mode,
+        users: &[String],
+        apiserver_flags: &[String],
+    ) -> Result<ControlPlane> {
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let dir = dir.canonicalize()?;
         let token = ensure_credentials(&dir)?;
@@ -269,12 +325,25 @@ impl ControlPlane {
             &kubeconfig,
             kubeconfig_yaml(&server, &dir.join("ca.crt"), &token),
         )?;
+        if !users.is_empty() {
+            let mut tokens = format!("{token},admin,admin,\"system:masters\"\n");
+            for user in users {
+                let t = random_hex(24)?;
+                tokens.push_str(&format!("{t},{user},{user},\"system:masters\"\n"));
+                fs::write(
+                    dir.join(format!("kubeconfig-{user}")),
+                    kubeconfig_yaml(&server, &dir.join("ca.crt"), &t),
+                )?;
+            }
+            fs::write(dir.join("tokens.csv"), tokens)?;
+        }
         let mut cp = ControlPlane {
             dir: dir.clone(),
             kubeconfig: kubeconfig.clone(),
             server,
             token,
             binaries: binaries.clone(),
+            mode,
             children: Vec::new(),
         };
         let d = |name: &str| dir.join(name).display().to_string();
@@ -366,7 +435,30 @@ impl ControlPlane {
     }
 
     fn spawn(&mut self, mode: Mode, name: &str, bin: &Path, args: &[String]) -> Result<()> {
-        let log = fs::File::create(self.dir.join(format!("{name}.log")))?;
+        let child = self.spawn_process(mode, name, bin, args, false)?;
+        self.children.push(Proc {
+            name: name.to_string(),
+            bin: bin.to_path_buf(),
+            args: args.to_vec(),
+            child,
+        });
+        Ok(())
+    }
+
+    fn spawn_process(
+        &self,
+        mode: Mode,
+        name: &str,
+        bin: &Path,
+        args: &[String],
+        append_log: bool,
+    ) -> Result<Child> {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(append_log)
+            .truncate(!append_log)
+            .open(self.dir.join(format!("{name}.log")))?;
         let mut cmd = Command::new(bin);
         cmd.args(args)
             .stdin(Stdio::null())
@@ -395,7 +487,41 @@ impl ControlPlane {
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
         fs::write(self.dir.join(format!("{name}.pid")), child.id().to_string())?;
-        self.children.push((name.to_string(), child));
+        Ok(child)
+    }
+
+    /// The pid of a started component (`etcd`, `kube-apiserver`, `kube-controller-manager`).
+    pub fn pid(&self, name: &str) -> Option<i32> {
+        self.children
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.child.id() as i32)
+    }
+
+    /// Stops a component (SIGTERM, then SIGKILL after 5 s) and starts it again with the same
+    /// arguments (so on the same ports), its log appended. For the API server, waits until it
+    /// is ready again: every watch open on it is gone and clients must start new ones.
+    pub async fn restart(&mut self, name: &str) -> Result<()> {
+        let i = self
+            .children
+            .iter()
+            .position(|p| p.name == name)
+            .ok_or_else(|| anyhow!("no component {name} was started"))?;
+        let pid = self.children[i].child.id() as i32;
+        tokio::task::block_in_place(|| terminate(pid));
+        let _ = self.children[i].child.wait();
+        let (bin, args) = (self.children[i].bin.clone(), self.children[i].args.clone());
+        let child = self.spawn_process(self.mode, name, &bin, &args, true)?;
+        self.children[i].child = child;
+        if name == "kube-apiserver" {
+            let client = self.client().await?;
+            wait_ready(
+                &client,
+                Duration::from_secs(90),
+                &self.dir.join("kube-apiserver.log"),
+            )
+            .await?;
+        }
         Ok(())
     }
 
@@ -411,9 +537,9 @@ impl ControlPlane {
 
     /// Stops the attached children (SIGTERM, then SIGKILL after 5 s).
     pub fn stop(&mut self) {
-        for (_, child) in self.children.iter_mut().rev() {
-            terminate(child.id() as i32);
-            let _ = child.wait();
+        for p in self.children.iter_mut().rev() {
+            terminate(p.child.id() as i32);
+            let _ = p.child.wait();
         }
         self.children.clear();
     }

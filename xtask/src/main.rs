@@ -46,6 +46,26 @@ enum Cmd {
         #[command(subcommand)]
         which: BenchCmd,
     },
+    /// The chaos suite: Rollouts updated at once while the leader replica is SIGKILLed every
+    /// 1–5 s, the API server restarts, etcd pauses and Prometheus stops; invariants sampled
+    /// every 200 ms. Exits non-zero on any violation.
+    Chaos {
+        /// How many Rollouts (four scenarios in turn).
+        #[arg(long, default_value_t = 50)]
+        rollouts: usize,
+        /// How long faults are injected, e.g. 90s, 10m.
+        #[arg(long, default_value = "5m", value_parser = parse_duration)]
+        duration: Duration,
+        /// How long etcd is paused (once).
+        #[arg(long, default_value = "8s", value_parser = parse_duration)]
+        etcd_pause: Duration,
+        /// Seed of the random kill times (default: from the clock; printed).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// The controller binary (default: built with `cargo build --bin rollouts-controller`).
+        #[arg(long)]
+        controller: Option<PathBuf>,
+    },
     /// The seeds' canary scenario end to end on a local control plane (or, with
     /// --kubeconfig/KUBECONFIG, an existing cluster). Ctrl-C stops and cleans up.
     Demo {
@@ -103,6 +123,30 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     podsim::parse_delay(s).ok_or_else(|| format!("not a duration: {s:?} (try 500ms, 2s)"))
 }
 
+fn clock_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or_default()
+}
+
+async fn chaos(opts: xtask::chaos::Options) -> Result<()> {
+    eprintln!(
+        "+ chaos: {} Rollouts, faults for {:?}, seed {} (repeat with --seed)",
+        opts.rollouts, opts.duration, opts.seed
+    );
+    let report = xtask::chaos::run(&workspace_root(), &opts).await?;
+    println!("{report}");
+    if report.violation_count > 0 {
+        bail!(
+            "chaos: {} invariant violations (seed {})",
+            report.violation_count,
+            opts.seed
+        );
+    }
+    Ok(())
+}
+
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -132,7 +176,34 @@ async fn main() -> Result<()> {
                 _ = tokio::signal::ctrl_c() => Ok(()),
             }
         }
-        Cmd::Test { args } => test(args),
+        Cmd::Test { args } => {
+            test(args)?;
+            // A small chaos run (about a minute and a half) completes the gate.
+            chaos(xtask::chaos::Options {
+                rollouts: 6,
+                duration: Duration::from_secs(60),
+                seed: clock_seed(),
+                etcd_pause: Duration::from_secs(5),
+                controller: None,
+            })
+            .await
+        }
+        Cmd::Chaos {
+            rollouts,
+            duration,
+            etcd_pause,
+            seed,
+            controller,
+        } => {
+            chaos(xtask::chaos::Options {
+                rollouts,
+                duration,
+                seed: seed.unwrap_or_else(clock_seed),
+                etcd_pause,
+                controller,
+            })
+            .await
+        }
         Cmd::Bench {
             which:
                 BenchCmd::Scale {

@@ -82,6 +82,38 @@ pub struct Prometheus {
     /// Its loopback port.
     pub port: u16,
     dir: PathBuf,
+    bin: PathBuf,
+}
+
+fn spawn(bin: &Path, dir: &Path, port: u16) -> Result<Child> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("prometheus.log"))?;
+    let mut cmd = Command::new(bin);
+    cmd.arg(format!(
+        "--config.file={}",
+        dir.join("prometheus.yml").display()
+    ))
+    .arg(format!(
+        "--storage.tsdb.path={}",
+        dir.join("data").display()
+    ))
+    .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+    .arg("--log.level=warn")
+    .stdin(Stdio::null())
+    .stdout(log.try_clone()?)
+    .stderr(log);
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            // Die with the test process.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    cmd.spawn()
+        .with_context(|| format!("starting {}", bin.display()))
 }
 
 fn config(targets: &[String]) -> String {
@@ -150,41 +182,32 @@ impl Prometheus {
         let dir = base.join(format!("rollouts-prometheus-{}-{port}", std::process::id()));
         std::fs::create_dir_all(dir.join("data"))?;
         std::fs::write(dir.join("prometheus.yml"), config(targets))?;
-        let log = std::fs::File::create(dir.join("prometheus.log"))?;
-        let mut cmd = Command::new(&bin);
-        cmd.arg(format!(
-            "--config.file={}",
-            dir.join("prometheus.yml").display()
-        ))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--log.level=warn")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log);
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            cmd.pre_exec(|| {
-                // Die with the test process.
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
+        let child = spawn(&bin, &dir, port)?;
         let mut p = Prometheus {
             child: Some(child),
             port,
             dir,
+            bin,
         };
+        p.wait_ready().await?;
+        Ok(p)
+    }
+
+    /// Starts a stopped Prometheus again on the same port (the same URL) and data directory,
+    /// and waits until it is ready.
+    pub async fn restart(&mut self) -> Result<()> {
+        self.stop();
+        self.child = Some(spawn(&self.bin, &self.dir, self.port)?);
+        self.wait_ready().await
+    }
+
+    async fn wait_ready(&mut self) -> Result<()> {
+        let p = self;
+        let port = p.port;
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok((200, _)) = http_get(port, "/-/ready").await {
-                return Ok(p);
+                return Ok(());
             }
             if let Some(c) = p.child.as_mut()
                 && let Ok(Some(status)) = c.try_wait()
