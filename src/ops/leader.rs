@@ -204,12 +204,7 @@ impl Elector {
                 }
                 Err(e) => warn!(lease = %self.cfg.name, "reading the lease: {e}"),
             }
-            // Wake at the instant the observed record expires, if that comes before the next
-            // regular attempt.
-            let wait = match self.expires_in() {
-                Some(d) if d < retry => d + Duration::from_millis(10),
-                _ => retry,
-            };
+            let wait = candidate_wait(self.expires_in(), retry);
             tokio::select! {
                 biased;
                 () = &mut shutdown => {
@@ -428,6 +423,19 @@ async fn attempt(
     }
 }
 
+/// How long a candidate waits before its next attempt: until the instant the observed record
+/// of another holder expires, if that comes before the next regular attempt, else the retry
+/// period. A record that has already expired was acted on by the attempt just made (which
+/// failed, or lost a race): the next try waits the retry period, so a candidate never spins
+/// while the API server cannot be reached (it retried every 10 ms before; the chaos suite
+/// found it).
+fn candidate_wait(expires_in: Option<Duration>, retry: Duration) -> Duration {
+    match expires_in {
+        Some(d) if !d.is_zero() && d < retry => d + Duration::from_millis(10),
+        _ => retry,
+    }
+}
+
 /// The observation after seeing `spec`: the time it was first seen is kept while it is
 /// unchanged.
 fn observe(prev: Option<Observed>, spec: Option<LeaseSpec>) -> Option<Observed> {
@@ -469,6 +477,58 @@ mod tests {
         let mut c = cfg();
         c.identity.clear();
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn a_candidate_waits_for_the_expiry_or_the_retry_period_never_less() {
+        let retry = Duration::from_millis(500);
+        assert_eq!(candidate_wait(None, retry), retry);
+        assert_eq!(
+            candidate_wait(Some(Duration::from_millis(200)), retry),
+            Duration::from_millis(210)
+        );
+        assert_eq!(candidate_wait(Some(Duration::from_secs(2)), retry), retry);
+        // Expired already: the attempt just made saw it; no hot loop.
+        assert_eq!(candidate_wait(Some(Duration::ZERO), retry), retry);
+    }
+
+    /// A standby that saw another holder's record expire while the API server stopped
+    /// answering tries again once per retry period, not every 10 ms (found by the chaos
+    /// suite: ~100 attempts a second during an API server restart).
+    #[tokio::test(start_paused = true)]
+    async fn a_standby_retries_at_the_retry_period_while_the_api_server_is_down() {
+        use http::{Request, Response};
+        use kube::client::Body;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let calls = Arc::new(AtomicUsize::new(0));
+        let seen = calls.clone();
+        let svc = tower::service_fn(move |_req: Request<Body>| {
+            let n = seen.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n == 0 {
+                    // The first read: another holder, whose record lasts 1 s.
+                    let lease = serde_json::json!({
+                        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                        "metadata": {"name": "l", "namespace": "ns", "resourceVersion": "1"},
+                        "spec": {"holderIdentity": "other", "leaseDurationSeconds": 1}
+                    });
+                    Ok(Response::new(Body::from(serde_json::to_vec(&lease).unwrap())))
+                } else {
+                    Err::<Response<Body>, std::io::Error>(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionRefused,
+                        "the API server is down",
+                    ))
+                }
+            }
+        });
+        let client = Client::new(svc, "ns");
+        let elector = Elector::new(client, cfg());
+        let run = elector.run(|_stop| async {}, std::future::pending());
+        let _ = tokio::time::timeout(Duration::from_secs(5), run).await;
+        // 5 s at one attempt per 500 ms (plus the one at the expiry).
+        let n = calls.load(Ordering::SeqCst);
+        assert!(n <= 13, "{n} attempts in 5 s");
+        assert!(n >= 8, "{n} attempts in 5 s");
     }
 
     #[tokio::test]
