@@ -440,7 +440,7 @@ fn waiting(shared: &Shared, tag: &str, initial: bool) -> Option<Vec<(String, Str
 async fn update_all(client: &Client, names: &[String], tag: &str) {
     let api: Api<Rollout> = Api::namespaced(client.clone(), NAMESPACE);
     let patch = json!({"spec": {"template": {"spec": {"containers": [
-        {"name": "app", "image": format!("app:{tag}"), "ports": [{"containerPort": 8080}]}
+        {"name": "app", "image": format!("app:{tag}"), "ports": [{"containerPort": 8080, "protocol": "TCP"}]}
     ]}}}});
     let pp = PatchParams {
         field_manager: Some(MANAGER.into()),
@@ -490,8 +490,16 @@ pub async fn run(root: &Path, opts: &Options) -> Result<Report> {
     } else {
         std::env::temp_dir()
     };
+    // State of earlier runs whose process is gone (a failed run keeps its logs until then).
+    for e in std::fs::read_dir(&base).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if let Some(pid) = name.strip_prefix("rollouts-chaos-")
+            && !Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
     let dir = base.join(format!("rollouts-chaos-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
     let extras = Extras {
         users: USERS.iter().map(|u| u.to_string()).collect(),
         audit_policy: Some(audit::policy(&USERS)),
@@ -740,11 +748,9 @@ pub async fn run(root: &Path, opts: &Options) -> Result<Report> {
     sim.abort();
     drop(prom);
     cp.stop();
-    if report.violation_count == 0 {
-        let _ = std::fs::remove_dir_all(&dir);
-    } else {
-        eprintln!("chaos: state and logs kept in {}", dir.display());
-    }
+    // The logs stay (until the next run) for a look; etcd's data goes.
+    let _ = std::fs::remove_dir_all(dir.join("etcd-data"));
+    eprintln!("chaos: logs (controllers, audit, control plane) in {}", dir.display());
     Ok(report)
 }
 

@@ -49,9 +49,9 @@ impl Scenario {
         let services = |a: &str, b: &str| {
             format!(
                 "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}-{a}}}\n\
-                 spec: {{ports: [{{port: 80, targetPort: 8080}}], selector: {{app: {name}}}}}\n---\n\
+                 spec: {{ports: [{{name: http, port: 80, targetPort: 8080, protocol: TCP}}], selector: {{app: {name}}}}}\n---\n\
                  apiVersion: v1\nkind: Service\nmetadata: {{name: {name}-{b}}}\n\
-                 spec: {{ports: [{{port: 80, targetPort: 8080}}], selector: {{app: {name}}}}}\n---\n"
+                 spec: {{ports: [{{name: http, port: 80, targetPort: 8080, protocol: TCP}}], selector: {{app: {name}}}}}\n---\n"
             )
         };
         let vs = format!(
@@ -105,7 +105,7 @@ impl Scenario {
             "{pre}apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata: {{name: {name}}}\nspec:\n\
              \x20 replicas: {replicas}\n  revisionHistoryLimit: 2\n  progressDeadlineSeconds: 600\n\
              \x20 selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n\
-             \x20   spec:\n      containers: [{{name: app, image: \"app:{tag}\", ports: [{{containerPort: 8080}}]}}]\n\
+             \x20   spec:\n      containers: [{{name: app, image: \"app:{tag}\", ports: [{{containerPort: 8080, protocol: TCP}}]}}]\n\
              \x20 strategy:\n{strategy}"
         )
     }
