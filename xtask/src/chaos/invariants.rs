@@ -10,7 +10,10 @@
 //!   one its Service selects) with at least the pods that weight needs
 //!   (`traffic_weight_to_replicas(replicas, w)`) available; a blue-green active Service selects
 //!   a fully available ReplicaSet;
-//! - **stable**: the ReplicaSet named by `status.stableRS` exists and is not scaled to 0;
+//! - **stable**: the ReplicaSet named by `status.stableRS` exists and is not scaled to 0,
+//!   unless the current ReplicaSet already has every pod available (a basic canary's last
+//!   step drains the stable just before promoting the new one, as upstream does; upstream's
+//!   issue 2050 is a stable drained while the canary lacked pods);
 //! - **abort**: while aborted, the canary is not scaled below what the traffic still sent to
 //!   it needs (weights return to stable before the canary scales down).
 //!
@@ -186,6 +189,15 @@ fn check_rollout(snap: &Snapshot, ro: &Rollout, up: bool, out: &mut Vec<Violatio
     let strategy = ro.spec.strategy.clone().unwrap_or_default();
     let by_hash = |h: &str| rss.iter().copied().find(|rs| rs.hash == h);
 
+    // A basic canary's last step drains the stable before promoting the new ReplicaSet (as
+    // upstream does): allowed once the new one has every pod available.
+    let taken_over = |st: &rollouts_core::api::RolloutStatus| {
+        st.current_pod_hash
+            .as_deref()
+            .filter(|h| st.stable_rs.as_deref() != Some(*h))
+            .and_then(by_hash)
+            .is_some_and(|rs| rs.available >= replicas)
+    };
     // The stable ReplicaSet is never scaled to 0.
     if let Some(stable) = status.stable_rs.as_deref()
         && replicas > 0
@@ -196,11 +208,17 @@ fn check_rollout(snap: &Snapshot, ro: &Rollout, up: bool, out: &mut Vec<Violatio
                 &name,
                 format!("the stable ReplicaSet (hash {stable}) does not exist"),
             )),
-            Some(rs) if rs.spec_replicas == 0 => out.push(violation(
-                Invariant::StableScaledToZero,
-                &name,
-                format!("the stable ReplicaSet {} is scaled to 0", rs.name),
-            )),
+            Some(rs) if rs.spec_replicas == 0 && !taken_over(&status) => {
+                out.push(violation(
+                    Invariant::StableScaledToZero,
+                    &name,
+                    format!(
+                        "the stable ReplicaSet {} is scaled to 0 while the current one ({}) has not all its pods available",
+                        rs.name,
+                        status.current_pod_hash.clone().unwrap_or_default()
+                    ),
+                ))
+            }
             Some(_) => {}
         }
     }
@@ -406,6 +424,16 @@ mod tests {
         let v = kinds(&check(&snap, &up(&["r"])));
         assert!(v.contains(&Invariant::StableScaledToZero), "{v:?}");
         assert!(v.contains(&Invariant::Availability), "{v:?}");
+        // Drained after the new ReplicaSet took every pod over: the end of a basic canary.
+        let mut done = snap.clone();
+        done.replica_sets[1].available = 4;
+        assert_eq!(
+            kinds(&check(&done, &up(&["r"]))),
+            vec![Invariant::Traffic],
+            "the stable Service still sends everything to the drained ReplicaSet"
+        );
+        done.services.insert("s".into(), Some("new".into()));
+        assert_eq!(check(&done, &up(&["r"])), vec![]);
         // Not up yet: only the template check applies.
         assert_eq!(check(&snap, &up(&[])), vec![]);
     }

@@ -82,6 +82,8 @@ pub struct Report {
     pub prometheus_stops: u32,
     pub samples: u64,
     pub samples_skipped: u64,
+    pub samples_weighted: u64,
+    pub samples_aborted: u64,
     pub writes: usize,
     pub lease_writes: usize,
     pub late_completions: usize,
@@ -125,8 +127,8 @@ impl std::fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "  samples                       {} ({} skipped: API not answering)",
-            self.samples, self.samples_skipped
+            "  samples                       {} ({} skipped: API not answering; {} with traffic on a canary, {} with an aborted Rollout)",
+            self.samples, self.samples_skipped, self.samples_weighted, self.samples_aborted
         )?;
         writeln!(
             f,
@@ -226,6 +228,10 @@ struct Shared {
     stop: AtomicBool,
     samples: AtomicU64,
     skipped: AtomicU64,
+    /// Samples in which some traffic went to a canary.
+    weighted: AtomicU64,
+    /// Samples in which some Rollout was aborted.
+    aborted: AtomicU64,
     violation_count: AtomicU64,
     violations: Mutex<Vec<Violation>>,
     /// The Lease's holder as last read.
@@ -346,6 +352,21 @@ async fn sampler(client: Client, shared: Arc<Shared>) {
                 };
                 record(&shared, invariants::check(&snap, &up));
                 shared.samples.fetch_add(1, Ordering::SeqCst);
+                if snap
+                    .virtual_services
+                    .values()
+                    .flatten()
+                    .any(|(host, w)| host.ends_with("-canary") && *w > 0)
+                {
+                    shared.weighted.fetch_add(1, Ordering::SeqCst);
+                }
+                if snap
+                    .rollouts
+                    .iter()
+                    .any(|ro| ro.status.as_ref().and_then(|s| s.abort) == Some(true))
+                {
+                    shared.aborted.fetch_add(1, Ordering::SeqCst);
+                }
                 *shared.last.lock().unwrap() = Some(snap);
             }
             Err(_) => {
@@ -385,6 +406,13 @@ fn unsettled(snap: &Snapshot, ro: &Rollout, tag: &str, initial: bool) -> Option<
     let want = scenario.expected_phase();
     if image(ro) != format!("app:{tag}") {
         return Some(format!("spec at {} (not yet updated to {tag})", image(ro)));
+    }
+    let generation = ro.metadata.generation.unwrap_or_default().to_string();
+    if status.observed_generation.as_deref() != Some(generation.as_str()) {
+        return Some(format!(
+            "generation {generation} not observed yet ({:?})",
+            status.observed_generation
+        ));
     }
     if phase(ro) != want {
         return Some(format!(
@@ -742,6 +770,8 @@ pub async fn run(root: &Path, opts: &Options) -> Result<Report> {
     record(&shared, writers.violations);
     report.samples = shared.samples.load(Ordering::SeqCst);
     report.samples_skipped = shared.skipped.load(Ordering::SeqCst);
+    report.samples_weighted = shared.weighted.load(Ordering::SeqCst);
+    report.samples_aborted = shared.aborted.load(Ordering::SeqCst);
     report.violation_count = shared.violation_count.load(Ordering::SeqCst);
     report.violations = shared.violations.lock().unwrap().clone();
     report.elapsed = started.elapsed();
@@ -750,7 +780,10 @@ pub async fn run(root: &Path, opts: &Options) -> Result<Report> {
     cp.stop();
     // The logs stay (until the next run) for a look; etcd's data goes.
     let _ = std::fs::remove_dir_all(dir.join("etcd-data"));
-    eprintln!("chaos: logs (controllers, audit, control plane) in {}", dir.display());
+    eprintln!(
+        "chaos: logs (controllers, audit, control plane) in {}",
+        dir.display()
+    );
     Ok(report)
 }
 
