@@ -282,12 +282,14 @@ async fn snapshot(client: &Client) -> Result<Snapshot> {
         .clone()
         .unwrap_or_default();
     let at = ListParams::default().at(&rv).matching(VersionMatch::Exact);
-    let rss = timed(Api::<ReplicaSet>::namespaced(client.clone(), NAMESPACE).list(&at)).await?;
-    let svcs = timed(Api::<Service>::namespaced(client.clone(), NAMESPACE).list(&at)).await?;
-    let vss = timed(
-        Api::<DynamicObject>::namespaced_with(client.clone(), NAMESPACE, &vs_resource()).list(&at),
-    )
-    .await?;
+    let rs_api = Api::<ReplicaSet>::namespaced(client.clone(), NAMESPACE);
+    let svc_api = Api::<Service>::namespaced(client.clone(), NAMESPACE);
+    let vs_api = Api::<DynamicObject>::namespaced_with(client.clone(), NAMESPACE, &vs_resource());
+    let (rss, svcs, vss) = tokio::try_join!(
+        timed(rs_api.list(&at)),
+        timed(svc_api.list(&at)),
+        timed(vs_api.list(&at)),
+    )?;
     Ok(Snapshot {
         rollouts: rollouts.items,
         replica_sets: rss.items.iter().map(RsView::from_api).collect(),
@@ -336,10 +338,11 @@ async fn sampler(client: Client, shared: Arc<Shared>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while !shared.stop.load(Ordering::SeqCst) {
         tick.tick().await;
-        if let Ok(Some(l)) = timed(leases.get_opt(LEASE)).await {
+        let (lease, snap) = tokio::join!(timed(leases.get_opt(LEASE)), snapshot(&client));
+        if let Ok(Some(l)) = lease {
             *shared.holder.lock().unwrap() = l.spec.and_then(|s| s.holder_identity);
         }
-        match snapshot(&client).await {
+        match snap {
             Ok(snap) => {
                 let up = {
                     let mut up = shared.up.lock().unwrap();
