@@ -42,6 +42,18 @@ pub fn build(
     Ok(builder.build())
 }
 
+/// A kube client for `config` with the request metrics but no rate limit: the leader
+/// election's own client. Sharing the controllers' bucket, a renewal queued behind a burst of
+/// reconcile writes (50 Rollouts starting at once) missed the renew deadline, and the leader
+/// stepped down; client-go's controller-manager gives leader election its own client too.
+pub fn build_unlimited(
+    config: kube::Config,
+    metrics: Option<Arc<Metrics>>,
+) -> Result<kube::Client, kube::Error> {
+    let builder = ClientBuilder::try_from(config)?.with_layer(&CountLayer { metrics });
+    Ok(builder.build())
+}
+
 /// A token bucket: `burst` tokens, refilled at `qps` per second.
 #[derive(Debug, Clone)]
 pub struct TokenBucket {

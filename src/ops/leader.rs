@@ -512,7 +512,9 @@ mod tests {
                         "metadata": {"name": "l", "namespace": "ns", "resourceVersion": "1"},
                         "spec": {"holderIdentity": "other", "leaseDurationSeconds": 1}
                     });
-                    Ok(Response::new(Body::from(serde_json::to_vec(&lease).unwrap())))
+                    Ok(Response::new(Body::from(
+                        serde_json::to_vec(&lease).unwrap(),
+                    )))
                 } else {
                     Err::<Response<Body>, std::io::Error>(std::io::Error::new(
                         std::io::ErrorKind::ConnectionRefused,

@@ -140,6 +140,9 @@ impl Process {
     /// Builds the client and binds the HTTP listeners (port 0 picks a free port).
     pub async fn bind(opts: Options, kube_config: kube::Config) -> Result<Process, Error> {
         let metrics = Arc::new(Metrics::new());
+        // The Lease is renewed on a client of its own, never queued behind the controllers'
+        // requests at the rate limit.
+        let lease_client = client::build_unlimited(kube_config.clone(), Some(metrics.clone()))?;
         let client = client::build(kube_config, opts.qps, opts.burst, Some(metrics.clone()))?;
         let metrics_listener = bind(opts.metrics_addr).await?;
         let health_listener = if opts.healthz_addr == opts.metrics_addr {
@@ -150,7 +153,7 @@ impl Process {
         let elector = match &opts.leader_election {
             Some(cfg) => {
                 cfg.validate().map_err(Error::LeaderElection)?;
-                let mut e = Elector::new(client.clone(), cfg.clone());
+                let mut e = Elector::new(lease_client, cfg.clone());
                 e.shutdown_grace = SHUTDOWN_GRACE;
                 Some(e)
             }

@@ -845,6 +845,54 @@ async fn leader_election_one_writer_then_failover_after_a_crash() {
     b.shutdown().await.expect("a clean stop");
 }
 
+/// The Lease is renewed on a client of its own: a leader whose controllers' requests queue at
+/// a tiny rate limit (1 request a second, while starting the watches and deploying a Rollout
+/// takes dozens) still renews every retry period and keeps the Lease. On the shared client
+/// each renewal waited its turn in the bucket, past the 2 s renew deadline, and the leader
+/// stepped down (found by `cargo xtask chaos` with 50 Rollouts starting at once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_keeps_the_lease_while_its_requests_queue_at_the_rate_limit() {
+    init_logging();
+    crds_installed().await;
+    let ns = TestNs::new("ops-lease-qps").await;
+    apply_example(&ns, "examples/basic-canary.yaml", None).await;
+    let opts = Options {
+        namespace: Some(ns.name.clone()),
+        leader_election: Some(lease_config(&ns.name, "throttled")),
+        qps: 1.0,
+        burst: 1,
+        metrics_addr: local(),
+        healthz_addr: local(),
+        notifications: ops::NotificationOptions {
+            namespace: ns.name.clone(),
+            ..Default::default()
+        },
+        ..Options::default()
+    };
+    let a = start(opts, kube_config(None).await).await;
+    a.wait_role(Role::Leader, Duration::from_secs(10)).await;
+    // Four renew deadlines long.
+    let mut role = a.role.clone().expect("leader election on");
+    let stepped_down = tokio::time::timeout(
+        Duration::from_secs(8),
+        role.wait_for(|r| *r != Role::Leader),
+    )
+    .await;
+    assert!(
+        stepped_down.is_err(),
+        "the leader stepped down while its requests queued at the rate limit (now {:?})",
+        a.role()
+    );
+    let lease = ns.api::<Lease>().get(LEASE).await.expect("the Lease");
+    assert_eq!(
+        lease.spec.and_then(|s| s.holder_identity).as_deref(),
+        Some("throttled")
+    );
+    // The controllers did work meanwhile, at their pace.
+    assert!(a.writes.total() > 0, "the leader wrote nothing");
+    a.shutdown().await.expect("a clean stop");
+}
+
 /// The holder stops acting at once when it learns another holder took the Lease (here an
 /// intruder overwriting it), and when it cannot renew within the renew deadline (here its
 /// permission on the Lease revoked).
