@@ -222,6 +222,40 @@ impl Replica {
     }
 }
 
+/// Restarts a replica 0.5–2 s after it was killed or ended by itself (a leader that cannot
+/// renew its Lease exits), as a pod's container would be restarted, until `running` is false.
+async fn supervise(
+    replicas: Arc<Mutex<Vec<Replica>>>,
+    bin: PathBuf,
+    dir: PathBuf,
+    seed: u64,
+    exits: Arc<AtomicU64>,
+    running: Arc<AtomicBool>,
+) -> Result<()> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    while running.load(Ordering::SeqCst) {
+        {
+            let now = Instant::now();
+            let mut list = replicas.lock().unwrap();
+            for r in list.iter_mut() {
+                if r.child.is_some() && r.restart_at.is_none() && !r.alive() {
+                    if let Some(mut c) = r.child.take() {
+                        let status = c.wait();
+                        eprintln!("chaos: replica {} exited by itself: {status:?}", r.identity);
+                    }
+                    exits.fetch_add(1, Ordering::SeqCst);
+                    r.restart_at = Some(now + Duration::from_millis(rng.u64(500..=2000)));
+                }
+                if r.restart_at.is_some_and(|t| now >= t) {
+                    r.start(&bin, &dir)?;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
 /// What the sampler shares with the run.
 #[derive(Default)]
 struct Shared {
@@ -571,7 +605,7 @@ pub async fn run(root: &Path, opts: &Options) -> Result<Report> {
         )
         .await?;
     }
-    let mut replicas: Vec<Replica> = USERS
+    let mut list: Vec<Replica> = USERS
         .iter()
         .map(|u| Replica {
             user: u,
@@ -581,9 +615,20 @@ pub async fn run(root: &Path, opts: &Options) -> Result<Report> {
             restart_at: None,
         })
         .collect();
-    for r in &mut replicas {
+    for r in &mut list {
         r.start(&bin, &dir)?;
     }
+    let replicas = Arc::new(Mutex::new(list));
+    let exits = Arc::new(AtomicU64::new(0));
+    let supervising = Arc::new(AtomicBool::new(true));
+    let supervisor = tokio::spawn(supervise(
+        replicas.clone(),
+        bin.clone(),
+        dir.clone(),
+        opts.seed.wrapping_add(1),
+        exits.clone(),
+        supervising.clone(),
+    ));
     let shared = Arc::new(Shared::default());
     let sampling = tokio::spawn(sampler(client.clone(), shared.clone()));
     let mut report = Report {
@@ -683,7 +728,8 @@ pub async fn run(root: &Path, opts: &Options) -> Result<Report> {
         }
         if in_faults && now >= next_kill {
             let holder = shared.holder.lock().unwrap().clone();
-            let leader = replicas
+            let mut list = replicas.lock().unwrap();
+            let leader = list
                 .iter_mut()
                 .find(|r| Some(&r.identity) == holder.as_ref());
             match leader {
@@ -699,21 +745,6 @@ pub async fn run(root: &Path, opts: &Options) -> Result<Report> {
             }
             next_kill = now + Duration::from_millis(rng.u64(1000..=5000));
         }
-        for r in &mut replicas {
-            if r.child.is_some() && r.restart_at.is_none() && !r.alive() {
-                // It ended by itself (a leader that lost its Lease exits): restarted like a
-                // pod's container would be.
-                if let Some(mut c) = r.child.take() {
-                    let status = c.wait();
-                    eprintln!("chaos: replica {} exited by itself: {status:?}", r.identity);
-                }
-                report.exits += 1;
-                r.restart_at = Some(now + Duration::from_millis(rng.u64(500..=2000)));
-            }
-            if r.restart_at.is_some_and(|t| now >= t) {
-                r.start(&bin, &dir)?;
-            }
-        }
         if in_faults && waiting(&shared, &tag, false).is_some_and(|w| w.is_empty()) {
             round += 1;
             tag = format!("v{}", round + 1);
@@ -726,12 +757,8 @@ pub async fn run(root: &Path, opts: &Options) -> Result<Report> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // Faults over: both replicas up, then every Rollout must settle.
-    for r in &mut replicas {
-        if !r.alive() {
-            r.start(&bin, &dir)?;
-        }
-    }
+    // Faults over: both replicas up (the supervisor restarts a killed one within 2 s), then
+    // every Rollout must settle.
     eprintln!(
         "chaos: faults over after {:.1}s ({} kills); waiting for every Rollout to settle at {tag}",
         t0.elapsed().as_secs_f64(),
@@ -756,11 +783,14 @@ pub async fn run(root: &Path, opts: &Options) -> Result<Report> {
 
     // Final checks.
     record(&shared, final_checks(&client).await?);
-    for r in &mut replicas {
+    supervising.store(false, Ordering::SeqCst);
+    supervisor.await??;
+    for r in replicas.lock().unwrap().iter_mut() {
         if let Some(c) = r.child.as_mut() {
             kill(c, libc::SIGKILL);
         }
     }
+    report.exits = exits.load(Ordering::SeqCst) as u32;
     let lease = Api::<Lease>::namespaced(client.clone(), NAMESPACE)
         .get(LEASE)
         .await?;
