@@ -17,9 +17,10 @@
 //! - **abort**: while aborted, the canary is not scaled below what the traffic still sent to
 //!   it needs (weights return to stable before the canary scales down).
 //!
-//! Always: no two ReplicaSets of one Rollout with one pod template.
+//! Always: no two ReplicaSets of one Rollout with one pod template; no two AnalysisRuns of one
+//! step of one revision running at once.
 
-use rollouts_core::api::Rollout;
+use rollouts_core::api::{AnalysisRun, Rollout, analysis_phase};
 use rollouts_core::plan::hash::canonical_template;
 use rollouts_core::plan::replicas::{
     int_or_percent, max_surge, max_unavailable, traffic_weight_to_replicas,
@@ -90,6 +91,7 @@ pub struct Snapshot {
     pub services: BTreeMap<String, Option<String>>,
     /// VirtualService name → its first HTTP route's destinations (host, weight).
     pub virtual_services: BTreeMap<String, Vec<(String, i64)>>,
+    pub analysis_runs: Vec<AnalysisRun>,
 }
 
 /// Which invariant a violation breaks.
@@ -118,7 +120,7 @@ impl fmt::Display for Invariant {
             Invariant::AbortOrder => "abort: weights back to stable before the canary scales down",
             Invariant::TwoWriters => "never two writers at once",
             Invariant::FinalPhase => "the scenario's final phase",
-            Invariant::DuplicateAnalysisRun => "no duplicate AnalysisRuns",
+            Invariant::DuplicateAnalysisRun => "one AnalysisRun per step in flight",
             Invariant::OrphanedReplicaSet => "no orphaned ReplicaSets",
         };
         f.write_str(s)
@@ -148,9 +150,65 @@ fn violation(invariant: Invariant, object: &str, detail: String) -> Violation {
     }
 }
 
+/// What makes two AnalysisRuns duplicates: the Rollout that owns them, the pod-template hash,
+/// the kind (`Step`, `Background`, `PrePromotion`, `PostPromotion`) and the step.
+pub fn run_key(run: &AnalysisRun) -> String {
+    let labels = run.metadata.labels.clone().unwrap_or_default();
+    let owner = run
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true))
+        .map(|o| o.name.clone())
+        .unwrap_or_default();
+    let label = |k: &str| labels.get(k).cloned().unwrap_or_default();
+    format!(
+        "{owner}/{}/{}/{}",
+        label(HASH_LABEL),
+        label("rollout-type"),
+        label("step-index")
+    )
+}
+
+fn running(run: &AnalysisRun) -> bool {
+    let phase = run
+        .status
+        .as_ref()
+        .and_then(|s| s.phase.clone())
+        .unwrap_or_default();
+    !analysis_phase::is_completed(&phase)
+}
+
+/// Two AnalysisRuns for one step of one revision, both still running: two judgements racing.
+pub fn runs_in_flight(runs: &[AnalysisRun]) -> Vec<Violation> {
+    let mut by_key: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for run in runs.iter().filter(|r| running(r)) {
+        by_key
+            .entry(run_key(run))
+            .or_default()
+            .push(run.metadata.name.clone().unwrap_or_default());
+    }
+    by_key
+        .into_iter()
+        .filter(|(_, names)| names.len() > 1)
+        .map(|(key, names)| {
+            violation(
+                Invariant::DuplicateAnalysisRun,
+                &key,
+                format!(
+                    "{} AnalysisRuns running at once: {}",
+                    names.len(),
+                    names.join(", ")
+                ),
+            )
+        })
+        .collect()
+}
+
 /// Checks every invariant on `snap`; `up` names the Rollouts seen Healthy at least once.
 pub fn check(snap: &Snapshot, up: &BTreeSet<String>) -> Vec<Violation> {
-    let mut out = Vec::new();
+    let mut out = runs_in_flight(&snap.analysis_runs);
     for ro in &snap.rollouts {
         check_rollout(
             snap,
@@ -367,6 +425,7 @@ mod tests {
 
     fn routed_snapshot(canary_spec: i32, canary_avail: i32, weight: i64, abort: bool) -> Snapshot {
         Snapshot {
+            analysis_runs: vec![],
             rollouts: vec![rollout(
                 "r",
                 routed(),
@@ -446,6 +505,26 @@ mod tests {
             kinds(&check(&snap, &up(&[]))),
             vec![Invariant::DuplicateTemplate]
         );
+    }
+
+    #[test]
+    fn two_runs_of_one_step_running_at_once_are_reported_one_after_the_other_not() {
+        let run = |name: &str, phase: &str| -> AnalysisRun {
+            serde_json::from_value(json!({
+                "apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisRun",
+                "metadata": {"name": name, "labels": {HASH_LABEL: "h", "rollout-type": "Step", "step-index": "2"},
+                    "ownerReferences": [{"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": "r", "uid": "u", "controller": true}]},
+                "spec": {"metrics": []},
+                "status": {"phase": phase},
+            }))
+            .unwrap()
+        };
+        let done_then_running = [run("r-h-2-2", "Failed"), run("r-h-2-2.1", "Running")];
+        assert_eq!(runs_in_flight(&done_then_running), vec![]);
+        let racing = [run("r-h-2-2", "Running"), run("r-h-2-2.1", "")];
+        let v = runs_in_flight(&racing);
+        assert_eq!(kinds(&v), vec![Invariant::DuplicateAnalysisRun]);
+        assert_eq!(v[0].object, "r/h/Step/2");
     }
 
     #[test]
