@@ -142,6 +142,10 @@ impl std::fmt::Display for Report {
             "  controller writes audited     {} (+{} Lease writes; {} sent by a holder, completed after a take-over)",
             self.writes, self.lease_writes, self.late_completions
         )?;
+        writeln!(f, "  analysis steps run again      {}", self.reruns.len())?;
+        for r in &self.reruns {
+            writeln!(f, "    {r}")?;
+        }
         writeln!(
             f,
             "  violations                    {}",
