@@ -481,6 +481,27 @@ impl World {
         self.ro.metadata.generation = Some(self.ro.metadata.generation.unwrap_or(1) + 1);
     }
 
+    /// The available pods of all ReplicaSets.
+    pub fn available_pods(&self) -> i32 {
+        self.rss
+            .iter()
+            .map(|r| {
+                r.status
+                    .as_ref()
+                    .and_then(|s| s.available_replicas)
+                    .unwrap_or(0)
+            })
+            .sum()
+    }
+
+    /// The pods all ReplicaSets ask for (`spec.replicas`, summed).
+    pub fn total_pods(&self) -> i32 {
+        self.rss
+            .iter()
+            .map(|r| r.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0))
+            .sum()
+    }
+
     /// (canary available, stable available) by the status' hashes.
     pub fn counts(&self) -> (i32, i32) {
         let st = self.status();

@@ -84,7 +84,13 @@ pub fn desired_counts(v: &View<'_>) -> ReplicaCounts {
                 dynamic_stable_scale: v.canary.dynamic_stable_scale == Some(true),
                 aborted: v.old.abort == Some(true),
                 min_pods_per_replica_set: v.canary.min_pods_per_replica_set,
-                current_weights: v.current_weights(),
+                // Unknown weights (the status of a new revision's first reconcile records none
+                // until traffic is reconciled): all traffic may still be on the stable, so a
+                // dynamically scaled stable keeps its pods until the status says otherwise.
+                current_weights: v.current_weights().or(Some(replicas::TrafficWeights {
+                    canary: 0,
+                    stable: v.max_weight(),
+                })),
             },
         );
     }

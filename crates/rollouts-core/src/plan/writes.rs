@@ -157,6 +157,12 @@ impl Writes {
         if !self.aborted(v) || v.rs.stable_rs().is_none() {
             return false;
         }
+        // An abort of a fully promoted Rollout: the new ReplicaSet is the stable one, there is
+        // no canary or preview to keep up for a while (upstream annotates it, then its
+        // `removeScaleDownDeadlines` removes the annotation from the stable, every reconcile).
+        if v.new_idx().is_some() && v.new_idx() == v.stable_idx() {
+            return false;
+        }
         match v.bg {
             Some(bg) => bg.abort_scale_down_delay_seconds != Some(0),
             None => {

@@ -1,0 +1,1097 @@
+//! Model-based randomized tests of the planner (`proptest`): random valid Rollouts, random
+//! sequences of what happens to them (pods becoming ready or failing, the user's commands, new
+//! images in the middle of an update, analysis outcomes, clock jumps, a controller killed in
+//! the middle of its writes), run in the simulated world ([`super::simulate`]) one round (one
+//! plan applied) at a time, with the invariants below checked after every round.
+//!
+//! Invariants (each is checked where upstream Argo Rollouts guarantees it; where upstream does
+//! not, by design, the exception is written next to the check):
+//!
+//! - **availability**: once the first version is up, a plan never takes the available pods
+//!   below `replicas - maxUnavailable` (the world may: a test fails pods; then the plan must not
+//!   make it worse);
+//! - **surge**: a basic canary never asks for more than `replicas + maxSurge` pods;
+//! - **traffic**: a Service carrying traffic is pointed at a ReplicaSet only when it is
+//!   available, and a router weight rises only towards available pods;
+//! - **stable kept**: the stable ReplicaSet is never scaled to 0 while it is stable;
+//! - **unique templates**: never two ReplicaSets with one pod template;
+//! - **abort order**: after an abort, the canary is never scaled below the pods its traffic
+//!   weight needs at that point of the plan (weights go back to the stable first);
+//! - **user commands**: the controller never undoes `abort`, `promoteFull` or `promote`;
+//! - **determinism and fixpoint**: the same world plans the same; a settled world plans no
+//!   effect and the same status; settling takes fewer than 100 rounds;
+//! - **liveness**: once events stop (time passes, analyses finish), every Rollout ends Healthy,
+//!   Degraded or Paused (waiting for the user).
+//!
+//! `cargo test` runs a fixed number of cases (`PROPTEST_CASES`, default below) and prints how
+//! many it explored; `cargo xtask fuzz --minutes N` runs batches for a time budget
+//! (`ROLLOUTS_FUZZ_SECONDS`). A failing case is shrunk and its seed saved in
+//! `crates/rollouts-core/proptest-regressions/plan/model_tests.txt` (checked in; replayed first
+//! on every run); each bug found also has an explicit regression test at the end of this file.
+
+use super::simulate::{World, rollout};
+use super::tests::{svc_hash, template, vs_weights, with_vs};
+use super::*;
+use crate::api::consts::{DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY, REVISION_ANNOTATION};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube_core::ResourceExt;
+use proptest::prelude::*;
+use proptest::test_runner::{FileFailurePersistence, TestCaseError, TestError, TestRunner};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+/// Cases `cargo test` explores when `PROPTEST_CASES` is unset.
+const DEFAULT_CASES: u32 = 40;
+
+// ---------------------------------------------------------------------------------------------
+// The random Rollouts.
+
+#[derive(Clone, Debug)]
+enum CanaryScale {
+    Replicas(i32),
+    Weight(i32),
+    MatchTrafficWeight,
+}
+
+#[derive(Clone, Debug)]
+enum Step {
+    SetWeight(i32),
+    Pause(Option<i32>),
+    Analysis,
+    SetCanaryScale(CanaryScale),
+}
+
+#[derive(Clone, Debug)]
+struct CanaryCfg {
+    traffic: bool,
+    steps: Option<Vec<Step>>,
+    dynamic_stable_scale: bool,
+    background_analysis: Option<i32>,
+    abort_scale_down_delay: Option<i32>,
+}
+
+#[derive(Clone, Debug)]
+struct BlueGreenCfg {
+    auto_promotion: bool,
+    auto_promotion_seconds: Option<i32>,
+    preview_replica_count: Option<i32>,
+    pre_analysis: bool,
+    post_analysis: bool,
+    scale_down_delay: Option<i32>,
+    abort_scale_down_delay: Option<i32>,
+}
+
+#[derive(Clone, Debug)]
+enum StrategyCfg {
+    Canary(CanaryCfg),
+    BlueGreen(BlueGreenCfg),
+}
+
+#[derive(Clone, Debug)]
+struct Config {
+    replicas: i32,
+    max_surge: Option<IntOrString>,
+    max_unavailable: Option<IntOrString>,
+    progress_deadline_abort: bool,
+    strategy: StrategyCfg,
+}
+
+fn analysis_ref() -> Value {
+    json!({"templates": [{"templateName": "success-rate"}]})
+}
+
+impl Step {
+    fn json(&self) -> Value {
+        match self {
+            Step::SetWeight(w) => json!({"setWeight": w}),
+            Step::Pause(None) => json!({"pause": {}}),
+            Step::Pause(Some(d)) => json!({"pause": {"duration": d}}),
+            Step::Analysis => json!({"analysis": analysis_ref()}),
+            Step::SetCanaryScale(CanaryScale::Replicas(r)) => {
+                json!({"setCanaryScale": {"replicas": r}})
+            }
+            Step::SetCanaryScale(CanaryScale::Weight(w)) => {
+                json!({"setCanaryScale": {"weight": w}})
+            }
+            Step::SetCanaryScale(CanaryScale::MatchTrafficWeight) => {
+                json!({"setCanaryScale": {"matchTrafficWeight": true}})
+            }
+        }
+    }
+}
+
+impl Config {
+    fn rollout(&self) -> Rollout {
+        let strategy = match &self.strategy {
+            StrategyCfg::Canary(c) => {
+                let mut s = json!({});
+                if let Some(steps) = &c.steps {
+                    s["steps"] = Value::Array(steps.iter().map(Step::json).collect());
+                }
+                if c.traffic {
+                    s["canaryService"] = json!("canary");
+                    s["stableService"] = json!("stable");
+                    s["trafficRouting"] =
+                        json!({"istio": {"virtualService": {"name": "vs", "routes": ["primary"]}}});
+                }
+                if c.dynamic_stable_scale {
+                    s["dynamicStableScale"] = json!(true);
+                }
+                if let Some(start) = c.background_analysis {
+                    let mut a = analysis_ref();
+                    a["startingStep"] = json!(start);
+                    s["analysis"] = a;
+                }
+                if let Some(d) = c.abort_scale_down_delay {
+                    s["abortScaleDownDelaySeconds"] = json!(d);
+                }
+                if let Some(v) = &self.max_surge {
+                    s["maxSurge"] = serde_json::to_value(v).unwrap_or_default();
+                }
+                if let Some(v) = &self.max_unavailable {
+                    s["maxUnavailable"] = serde_json::to_value(v).unwrap_or_default();
+                }
+                json!({"canary": s})
+            }
+            StrategyCfg::BlueGreen(b) => {
+                let mut s = json!({"activeService": "active", "previewService": "preview",
+                                   "autoPromotionEnabled": b.auto_promotion});
+                if let Some(v) = b.auto_promotion_seconds {
+                    s["autoPromotionSeconds"] = json!(v);
+                }
+                if let Some(v) = b.preview_replica_count {
+                    s["previewReplicaCount"] = json!(v);
+                }
+                if b.pre_analysis {
+                    s["prePromotionAnalysis"] = analysis_ref();
+                }
+                if b.post_analysis {
+                    s["postPromotionAnalysis"] = analysis_ref();
+                }
+                if let Some(v) = b.scale_down_delay {
+                    s["scaleDownDelaySeconds"] = json!(v);
+                }
+                if let Some(v) = b.abort_scale_down_delay {
+                    s["abortScaleDownDelaySeconds"] = json!(v);
+                }
+                json!({"blueGreen": s})
+            }
+        };
+        let mut ro = rollout(self.replicas, json!(null));
+        ro.spec.strategy = Some(serde_json::from_value(strategy).expect("a valid strategy"));
+        ro.spec.progress_deadline_seconds = Some(60);
+        ro.spec.progress_deadline_abort = Some(self.progress_deadline_abort);
+        ro
+    }
+
+    fn canary(&self) -> Option<&CanaryCfg> {
+        match &self.strategy {
+            StrategyCfg::Canary(c) => Some(c),
+            StrategyCfg::BlueGreen(_) => None,
+        }
+    }
+
+    fn traffic(&self) -> bool {
+        self.canary().is_some_and(|c| c.traffic)
+    }
+
+    fn surge_and_unavailable(&self) -> (Option<replicas::IntOrPercent>, Option<replicas::IntOrPercent>) {
+        (
+            replicas::int_or_percent(self.max_surge.as_ref()),
+            replicas::int_or_percent(self.max_unavailable.as_ref()),
+        )
+    }
+}
+
+fn int_or_percent() -> impl Strategy<Value = Option<IntOrString>> {
+    prop_oneof![
+        Just(None),
+        (0..=3i32).prop_map(|i| Some(IntOrString::Int(i))),
+        prop::sample::select(vec![0, 10, 25, 50, 100])
+            .prop_map(|p| Some(IntOrString::String(format!("{p}%")))),
+    ]
+}
+
+fn step(traffic: bool) -> BoxedStrategy<Step> {
+    let weight = prop_oneof![prop::sample::select(vec![0, 10, 20, 25, 50, 75, 100]), 0..=100i32];
+    let basic = prop_oneof![
+        3 => weight.prop_map(Step::SetWeight),
+        2 => Just(Step::Pause(None)),
+        2 => (0..=30i32).prop_map(|d| Step::Pause(Some(d))),
+        1 => Just(Step::Analysis),
+    ];
+    if !traffic {
+        return basic.boxed();
+    }
+    prop_oneof![
+        4 => basic,
+        1 => prop_oneof![
+            (0..=6i32).prop_map(CanaryScale::Replicas),
+            (0..=100i32).prop_map(CanaryScale::Weight),
+            Just(CanaryScale::MatchTrafficWeight),
+        ]
+        .prop_map(Step::SetCanaryScale),
+    ]
+    .boxed()
+}
+
+fn canary_cfg() -> impl Strategy<Value = CanaryCfg> {
+    any::<bool>().prop_flat_map(|traffic| {
+        (
+            prop::option::weighted(0.9, prop::collection::vec(step(traffic), 0..6)),
+            any::<bool>(),
+            prop::option::weighted(0.2, 0..3i32),
+            prop::option::weighted(0.3, prop::sample::select(vec![0, 5, 30])),
+        )
+            .prop_map(move |(steps, dynamic, background, abort_delay)| CanaryCfg {
+                traffic,
+                steps,
+                dynamic_stable_scale: traffic && dynamic,
+                background_analysis: background,
+                abort_scale_down_delay: abort_delay.filter(|_| traffic),
+            })
+    })
+}
+
+fn blue_green_cfg() -> impl Strategy<Value = BlueGreenCfg> {
+    (
+        any::<bool>(),
+        prop::option::weighted(0.3, prop::sample::select(vec![5, 30])),
+        prop::option::weighted(0.3, 1..=3i32),
+        any::<bool>(),
+        any::<bool>(),
+        prop::option::weighted(0.3, prop::sample::select(vec![0, 5, 30])),
+        prop::option::weighted(0.3, prop::sample::select(vec![0, 5, 30])),
+    )
+        .prop_map(|(auto, secs, preview, pre, post, delay, abort_delay)| BlueGreenCfg {
+            auto_promotion: auto,
+            auto_promotion_seconds: secs,
+            preview_replica_count: preview,
+            pre_analysis: pre,
+            post_analysis: post,
+            scale_down_delay: delay,
+            abort_scale_down_delay: abort_delay,
+        })
+}
+
+fn config() -> impl Strategy<Value = Config> {
+    (
+        1..=6i32,
+        int_or_percent(),
+        int_or_percent(),
+        any::<bool>(),
+        prop_oneof![
+            3 => canary_cfg().prop_map(StrategyCfg::Canary),
+            2 => blue_green_cfg().prop_map(StrategyCfg::BlueGreen),
+        ],
+    )
+        .prop_map(|(replicas, surge, unavailable, abort, strategy)| {
+            let mut c = Config {
+                replicas,
+                max_surge: surge,
+                max_unavailable: unavailable,
+                progress_deadline_abort: abort,
+                strategy,
+            };
+            if matches!(c.strategy, StrategyCfg::BlueGreen(_)) {
+                // maxSurge is a canary field; blue-green's maxUnavailable is only read by
+                // restarts, which these tests do not run.
+                c.max_surge = None;
+                c.max_unavailable = None;
+            }
+            // Both resolving to 0 is invalid (upstream's validation).
+            let zero = |v: &Option<IntOrString>| match v {
+                Some(IntOrString::Int(0)) => true,
+                Some(IntOrString::String(s)) => s == "0%",
+                _ => false,
+            };
+            if zero(&c.max_surge) && zero(&c.max_unavailable) {
+                c.max_unavailable = Some(IntOrString::Int(1));
+            }
+            c
+        })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The events.
+
+#[derive(Clone, Debug)]
+enum Ev {
+    /// The controller runs this many rounds.
+    Rounds(u8),
+    /// The controller runs until nothing changes.
+    Settle,
+    /// `set image` (v1..v4: a new revision, or one seen before).
+    Image(u8),
+    /// `set image` to an image whose pods never become available.
+    BadImage(u8),
+    /// `undo`: the previous revision's template.
+    Undo,
+    Promote,
+    PromoteFull,
+    Abort,
+    Retry,
+    /// `pause` (`spec.paused`).
+    Pause,
+    /// The newest unfinished AnalysisRun gets this phase.
+    Analysis(&'static str),
+    /// The clock jumps.
+    Clock(i64),
+    /// Only this many pods of the canary (or stable) ReplicaSet stay available.
+    FailPods { canary: bool, keep: i32 },
+    /// The controller is killed after the first `n` writes of its next plan (modulo their
+    /// number); the status write and the events are lost. The planner keeps no memory besides
+    /// the API objects, so its "restart" is exactly this: the next plan sees only the objects.
+    Crash(u8),
+}
+
+fn event() -> impl Strategy<Value = Ev> {
+    use crate::api::analysis_phase as phase;
+    prop_oneof![
+        4 => (1..=3u8).prop_map(Ev::Rounds),
+        4 => Just(Ev::Settle),
+        3 => (1..=4u8).prop_map(Ev::Image),
+        1 => (1..=2u8).prop_map(Ev::BadImage),
+        1 => Just(Ev::Undo),
+        3 => Just(Ev::Promote),
+        1 => Just(Ev::PromoteFull),
+        1 => Just(Ev::Abort),
+        1 => Just(Ev::Retry),
+        1 => Just(Ev::Pause),
+        3 => prop::sample::select(vec![
+            phase::RUNNING, phase::SUCCESSFUL, phase::SUCCESSFUL, phase::FAILED, phase::ERROR,
+            phase::INCONCLUSIVE,
+        ])
+        .prop_map(Ev::Analysis),
+        2 => prop::sample::select(vec![1i64, 5, 10, 31, 61, 600, 3600]).prop_map(Ev::Clock),
+        1 => (any::<bool>(), 0..=3i32).prop_map(|(canary, keep)| Ev::FailPods { canary, keep }),
+        2 => any::<u8>().prop_map(Ev::Crash),
+    ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// The model.
+
+/// What a round saw before the plan was applied.
+struct Before {
+    status: RolloutStatus,
+    available: i32,
+    /// (spec.replicas, available) by pod-template hash.
+    rs: BTreeMap<String, (i32, i32)>,
+    /// (canary, stable) router weights (traffic-routed canaries).
+    weights: Option<(i64, i64)>,
+    /// Hash each Service selects.
+    services: BTreeMap<String, Option<String>>,
+}
+
+struct Model {
+    cfg: Config,
+    w: World,
+    /// The first version is up (the availability floor applies from then on).
+    up: bool,
+    /// The pause-condition reasons the user's last `promote` removed, with the step index and
+    /// pod hash they were at (checked in the next round).
+    promoted: Option<(Vec<String>, Option<i32>, Option<String>)>,
+    /// The step index the user's last `promote` moved to (no pause condition was set).
+    stepped: Option<(i32, Option<String>)>,
+    rounds: u64,
+}
+
+type Check = Result<(), TestCaseError>;
+
+fn fail(msg: String) -> Check {
+    Err(TestCaseError::fail(msg))
+}
+
+/// The effects in short (for failure messages).
+fn short(effects: &[Effect]) -> Vec<String> {
+    effects
+        .iter()
+        .map(|e| match e {
+            Effect::CreateReplicaSet(rs) => format!(
+                "create {} x{}",
+                rs.name_any(),
+                rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0)
+            ),
+            Effect::PatchReplicaSet { name, patch } => {
+                format!("patch {name} {:?} {:?}", patch.replicas, patch.annotations)
+            }
+            Effect::Traffic(crate::traffic::ObjectChange::Patch { patch, .. }) => {
+                format!("traffic {patch}")
+            }
+            other => format!("{other:?}").chars().take(120).collect(),
+        })
+        .collect()
+}
+
+fn hash_of(rs: &k8s_openapi::api::apps::v1::ReplicaSet) -> String {
+    rs.labels()
+        .get(DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY)
+        .cloned()
+        .unwrap_or_default()
+}
+
+impl Model {
+    fn new(cfg: Config) -> Model {
+        let mut w = World::new(cfg.rollout());
+        w.templates.push(template("success-rate"));
+        if cfg.traffic() {
+            with_vs(&mut w);
+        }
+        Model {
+            cfg,
+            w,
+            up: false,
+            promoted: None,
+            stepped: None,
+            rounds: 0,
+        }
+    }
+
+    /// The status and ReplicaSets in one line (for failure messages).
+    fn summary(&self) -> String {
+        let st = self.w.status();
+        let pauses: Vec<_> = st
+            .pause_conditions
+            .iter()
+            .flatten()
+            .filter_map(|c| c.reason.clone())
+            .collect();
+        let rss: Vec<String> = self
+            .w
+            .rss
+            .iter()
+            .map(|rs| {
+                let spec = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+                let avail = rs.status.as_ref().and_then(|s| s.available_replicas);
+                format!("{}={spec}/{}", hash_of(rs), avail.unwrap_or(0))
+            })
+            .collect();
+        format!(
+            "phase {:?} ({:?}), step {:?}, stable {:?}, current {:?}, abort {:?}, promoteFull {:?}, \
+             pauses {pauses:?}, paused {:?}, weights {:?}, ReplicaSets (spec/available) {rss:?}, \
+             runs {:?}",
+            st.phase,
+            st.message,
+            st.current_step_index,
+            st.stable_rs,
+            st.current_pod_hash,
+            st.abort,
+            st.promote_full,
+            self.w.ro.spec.paused,
+            self.cfg.traffic().then(|| vs_weights(&self.w)),
+            self.w
+                .runs
+                .iter()
+                .map(|r| (r.name_any(), r.status.as_ref().and_then(|s| s.phase.clone())))
+                .collect::<Vec<_>>()
+        )
+    }
+
+    fn before(&self) -> Before {
+        let rs = self
+            .w
+            .rss
+            .iter()
+            .map(|rs| {
+                let spec = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+                let avail = rs
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.available_replicas)
+                    .unwrap_or(0);
+                (hash_of(rs), (spec, avail))
+            })
+            .collect();
+        let services = self
+            .w
+            .services
+            .iter()
+            .map(|s| (s.name_any(), svc_hash(&self.w, &s.name_any())))
+            .collect();
+        Before {
+            status: self.w.status(),
+            available: self.w.available_pods(),
+            rs,
+            weights: self.cfg.traffic().then(|| vs_weights(&self.w)),
+            services,
+        }
+    }
+
+    /// The pods a basic canary at its current step wants on the stable to be 0 (a weight of
+    /// 100, or no steps: a rolling update), or a dynamically scaled stable whose weight is 0.
+    fn stable_may_be_zero(&self, st: &RolloutStatus) -> bool {
+        let Some(c) = self.cfg.canary() else {
+            return false;
+        };
+        if c.traffic {
+            // dynamicStableScale: the stable's pods follow its weight (upstream, by design).
+            return c.dynamic_stable_scale
+                && st
+                    .canary
+                    .as_ref()
+                    .and_then(|c| c.weights.as_ref())
+                    .and_then(|w| w.stable.as_ref()?.weight)
+                    == Some(0);
+        }
+        // A basic canary splits the pods by the step's weight: at 100% the stable has none.
+        let steps = c.steps.clone().unwrap_or_default();
+        let idx = st.current_step_index.unwrap_or(0).max(0) as usize;
+        let weight = steps
+            .iter()
+            .take(idx + 1)
+            .filter_map(|s| match s {
+                Step::SetWeight(w) => Some(*w),
+                _ => None,
+            })
+            .next_back();
+        steps.is_empty() || idx >= steps.len() || weight == Some(100) || st.promote_full == Some(true)
+    }
+
+    /// The checks on a plan before it is applied (against the world it was computed from).
+    fn check_plan(&self, b: &Before, plan: &Plan) -> Check {
+        // Traffic: a Service carrying traffic is switched only to available pods.
+        let traffic_services: Vec<&str> = match &self.cfg.strategy {
+            // Upstream's blue-green switches the active Service only to a fully available
+            // ReplicaSet (`areTargetsVerified`, `IsReplicaSetAvailable`).
+            StrategyCfg::BlueGreen(_) => vec!["active"],
+            // Upstream's canary switches its Services to a ReplicaSet with at least one available
+            // pod (`ensureSVCTargets(..., checkRsAvailability)`: `IsReplicaSetPartiallyAvailable`).
+            StrategyCfg::Canary(_) => vec!["stable", "canary"],
+        };
+        for e in &plan.effects {
+            let Effect::SetServiceSelector { service, hash } = e else {
+                continue;
+            };
+            if !traffic_services.contains(&service.as_str()) {
+                continue;
+            }
+            if b.services.get(service).cloned().flatten().as_deref() == Some(hash.as_str()) {
+                continue;
+            }
+            let (spec, avail) = b.rs.get(hash).copied().unwrap_or((0, 0));
+            let ok = match &self.cfg.strategy {
+                StrategyCfg::BlueGreen(_) => avail >= self.cfg.replicas.min(spec.max(1)) && avail > 0,
+                StrategyCfg::Canary(_) => avail > 0,
+            };
+            if !ok {
+                return fail(format!(
+                    "Service {service} switched to {hash} with {avail} of {spec} pods available"
+                ));
+            }
+        }
+        // Abort order: the canary keeps the pods its weight needs at each point of the plan.
+        let aborted = plan.status.abort == Some(true);
+        if let (true, Some((before_canary, _))) = (aborted, b.weights) {
+            let canary_hash = b.services.get("canary").cloned().flatten();
+            let mut traffic_seen = false;
+            for e in &plan.effects {
+                match e {
+                    Effect::Traffic(_) => traffic_seen = true,
+                    Effect::PatchReplicaSet { name, patch } => {
+                        let Some(r) = patch.replicas else { continue };
+                        let Some(h) = &canary_hash else { continue };
+                        if !name.ends_with(&format!("-{h}")) {
+                            continue;
+                        }
+                        let (spec, _) = b.rs.get(h).copied().unwrap_or((0, 0));
+                        if r >= spec {
+                            continue;
+                        }
+                        let weight = if traffic_seen {
+                            self.after_weights(plan).map_or(0, |w| w.0)
+                        } else {
+                            before_canary
+                        };
+                        let need = replicas::traffic_weight_to_replicas(
+                            self.cfg.replicas,
+                            weight as i32,
+                            100,
+                        );
+                        if r < need {
+                            return fail(format!(
+                                "aborted: canary {h} scaled to {r} while its weight is {weight}% \
+                                 (needs {need} pods): {:?}",
+                                short(&plan.effects)
+                            ));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The router weights after `plan` (`None`: no router).
+    fn after_weights(&self, plan: &Plan) -> Option<(i64, i64)> {
+        if !self.cfg.traffic() {
+            return None;
+        }
+        let mut w = World::new(self.w.ro.clone());
+        w.traffic = self.w.traffic.clone();
+        w.apply(Plan {
+            effects: plan
+                .effects
+                .iter()
+                .filter(|e| matches!(e, Effect::Traffic(_)))
+                .cloned()
+                .collect(),
+            ..Default::default()
+        });
+        Some(vs_weights(&w))
+    }
+
+    /// The checks on the world after a plan (or part of one) was applied.
+    fn check_world(&self, b: &Before, plan: &Plan) -> Check {
+        let st = self.w.status();
+        let replicas = self.cfg.replicas;
+        // Unique templates.
+        let mut templates: Vec<(String, Value)> = Vec::new();
+        for rs in &self.w.rss {
+            let mut t = serde_json::to_value(rs.spec.as_ref().and_then(|s| s.template.clone()))
+                .unwrap_or_default();
+            if let Some(labels) = t.pointer_mut("/metadata/labels").and_then(Value::as_object_mut) {
+                labels.remove(DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY);
+            }
+            let h = hash_of(rs);
+            if let Some((other, _)) = templates.iter().find(|(o, ot)| *o == h || *ot == t) {
+                return fail(format!("two ReplicaSets with one template: {other} and {h}"));
+            }
+            templates.push((h, t));
+        }
+        let (surge, unavailable) = self.cfg.surge_and_unavailable();
+        // Availability.
+        if self.up {
+            let floor = match &self.cfg.strategy {
+                StrategyCfg::Canary(_) => {
+                    replicas - replicas::max_unavailable(replicas, surge, unavailable)
+                }
+                // Blue-green never scales a serving ReplicaSet down before another is fully
+                // available (its maxUnavailable is for restarts only).
+                StrategyCfg::BlueGreen(_) => replicas,
+            };
+            let now = self.w.available_pods();
+            if now < floor.min(b.available) {
+                return fail(format!(
+                    "available pods fell from {} to {now} (floor {floor}); effects {:?}",
+                    b.available, short(&plan.effects)
+                ));
+            }
+        }
+        // Surge: upstream bounds the pods of a basic canary (no traffic routing, where the
+        // canary's pods come on top of a full stable by design, nor blue-green, where two
+        // full ReplicaSets run by design).
+        if self.cfg.canary().is_some_and(|c| !c.traffic) {
+            let most = replicas + replicas::max_surge(replicas, surge);
+            let total = self.w.total_pods();
+            if total > most {
+                return fail(format!(
+                    "{total} pods asked for, more than {replicas} + maxSurge = {most}"
+                ));
+            }
+        }
+        // The stable is never scaled to 0 while it is stable.
+        if let Some(stable) = st.stable_rs.as_deref()
+            && self.w.spec_of(stable) <= 0
+            && !self.stable_may_be_zero(&st)
+        {
+            return fail(format!(
+                "stable ReplicaSet {stable} scaled to 0 while stable: {}",
+                self.summary()
+            ));
+        }
+        // Router weights rise only towards available pods.
+        if let (Some((c0, s0)), Some((c1, s1))) = (b.weights, self.cfg.traffic().then(|| vs_weights(&self.w))) {
+            if c1 > c0 {
+                // Upstream moves the weight once the canary is at its desired count and available
+                // (`AtDesiredReplicaCountsForCanary`).
+                let h = st.current_pod_hash.clone().unwrap_or_default();
+                let (_, avail) = b.rs.get(&h).copied().unwrap_or((0, 0));
+                let spec = self.w.spec_of(&h);
+                if avail < spec || avail == 0 {
+                    return fail(format!(
+                        "canary weight {c0} -> {c1} with {avail} of {spec} canary pods available"
+                    ));
+                }
+            }
+            if s1 > s0 && self.cfg.canary().is_some_and(|c| c.dynamic_stable_scale) {
+                // With dynamicStableScale, traffic goes back to the stable only as its pods are
+                // available (upstream's `calculateDesiredWeightOnAbortOrStableRollback`); a
+                // stable at full size is always available enough.
+                let h = b.status.stable_rs.clone().unwrap_or_default();
+                let (_, avail) = b.rs.get(&h).copied().unwrap_or((0, 0));
+                let most = i64::from(100 * avail / replicas);
+                if s1 > most && Some(&h) == st.stable_rs.as_ref() {
+                    return fail(format!(
+                        "stable weight {s0} -> {s1} with {avail} of {replicas} stable pods available"
+                    ));
+                }
+            }
+        }
+        self.check_user_commands(b, &st)
+    }
+
+    /// The controller never undoes a user's command.
+    fn check_user_commands(&self, b: &Before, st: &RolloutStatus) -> Check {
+        let old = &b.status;
+        let new_revision = old.current_pod_hash != st.current_pod_hash;
+        let completed = st.stable_rs.is_some() && st.stable_rs == st.current_pod_hash;
+        if old.abort == Some(true) && st.abort != Some(true) {
+            // Upstream clears an abort on a new revision, a full promotion asked for, or once
+            // the Rollout is fully promoted (a rollback to the stable).
+            if !(new_revision || completed || old.promote_full == Some(true)) {
+                return fail(format!("abort undone: {}", self.summary()));
+            }
+        }
+        if old.promote_full == Some(true) && st.promote_full != Some(true) && !(new_revision || completed)
+        {
+            return fail(format!("promoteFull undone: {}", self.summary()));
+        }
+        if let Some((reasons, idx, hash)) = &self.promoted
+            && st.current_step_index == *idx
+            && st.current_pod_hash == *hash
+        {
+            for c in st.pause_conditions.iter().flatten() {
+                if c.reason.as_ref().is_some_and(|r| reasons.contains(r)) {
+                    return fail(format!(
+                        "promote undone: pause condition {:?} is back at step {idx:?}",
+                        c.reason
+                    ));
+                }
+            }
+        }
+        if let Some((idx, hash)) = &self.stepped
+            && st.current_pod_hash == *hash
+            && st.abort != Some(true)
+            && st.current_step_index.unwrap_or(0) < *idx
+        {
+            return fail(format!(
+                "promote undone: step {idx} went back to {:?}",
+                st.current_step_index
+            ));
+        }
+        Ok(())
+    }
+
+    /// One round: plan, checks, apply, checks.
+    fn round(&mut self) -> Result<bool, TestCaseError> {
+        let b = self.before();
+        let plan = self.w.plan();
+        if plan != self.w.plan() {
+            return Err(TestCaseError::fail("the same world planned differently"));
+        }
+        self.check_plan(&b, &plan)?;
+        let changed = self.w.apply(plan.clone());
+        self.rounds += 1;
+        self.check_world(&b, &plan)?;
+        self.promoted = None;
+        self.stepped = None;
+        Ok(changed)
+    }
+
+    /// Rounds until nothing changes (a fixpoint), then checks the fixpoint.
+    fn settle(&mut self) -> Check {
+        for _ in 0..100 {
+            if !self.round()? {
+                let plan = self.w.plan();
+                if !plan.effects.is_empty() || plan.status != self.w.status() {
+                    return fail(format!(
+                        "not a fixpoint: effects {:?}, {} -> {:?}",
+                        short(&plan.effects),
+                        self.summary(),
+                        plan.status
+                    ));
+                }
+                return Ok(());
+            }
+        }
+        fail(format!("no fixpoint after 100 rounds: {}", self.summary()))
+    }
+
+    fn revision(rs: &k8s_openapi::api::apps::v1::ReplicaSet) -> i64 {
+        rs.annotations()
+            .get(REVISION_ANNOTATION)
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(0)
+    }
+
+    fn image_of(rs: &k8s_openapi::api::apps::v1::ReplicaSet) -> Option<String> {
+        rs.spec
+            .as_ref()?
+            .template
+            .as_ref()?
+            .spec
+            .as_ref()?
+            .containers
+            .first()?
+            .image
+            .clone()
+    }
+
+    fn bump_generation(&mut self) {
+        self.w.ro.metadata.generation = Some(self.w.ro.metadata.generation.unwrap_or(1) + 1);
+    }
+
+    /// The user's `promote`, as `kubectl-rollouts promote` writes it (`src/cli/actions.rs`).
+    fn promote(&mut self) {
+        let st = self.w.status();
+        if st.pause_conditions.as_ref().is_some_and(|p| !p.is_empty()) {
+            let reasons = st
+                .pause_conditions
+                .iter()
+                .flatten()
+                .filter_map(|c| c.reason.clone())
+                .collect();
+            self.promoted = Some((reasons, st.current_step_index, st.current_pod_hash.clone()));
+            self.w.promote();
+        } else if self.w.ro.canary().is_some() && !self.w.ro.canary_steps().is_empty() {
+            let steps = self.w.ro.canary_steps().len() as i32;
+            let mut idx = st.current_step_index.unwrap_or(0);
+            if idx < steps {
+                idx += 1;
+            }
+            if let Some(s) = self.w.ro.status.as_mut() {
+                s.pause_conditions = None;
+                s.current_step_index = Some(idx);
+            }
+            self.stepped = Some((idx, st.current_pod_hash.clone()));
+        }
+        if self.w.ro.spec.paused == Some(true) {
+            self.w.ro.spec.paused = Some(false);
+            self.bump_generation();
+        }
+    }
+
+    fn event(&mut self, e: &Ev) -> Check {
+        use crate::api::analysis_phase::is_completed;
+        match e {
+            Ev::Rounds(n) => {
+                for _ in 0..*n {
+                    self.round()?;
+                }
+            }
+            Ev::Settle => self.settle()?,
+            Ev::Image(v) => self.w.set_image(&format!("demo:v{v}")),
+            Ev::BadImage(v) => {
+                let image = format!("demo:bad{v}");
+                self.w.options.unavailable_images.insert(image.clone());
+                self.w.set_image(&image);
+            }
+            Ev::Undo => {
+                let current = self.w.status().current_pod_hash.unwrap_or_default();
+                let Some(cur) = self.w.rss.iter().find(|r| hash_of(r) == current) else {
+                    return Ok(());
+                };
+                let rev = Self::revision(cur);
+                let previous = self
+                    .w
+                    .rss
+                    .iter()
+                    .filter(|r| Self::revision(r) < rev)
+                    .max_by_key(|r| Self::revision(r))
+                    .and_then(Self::image_of);
+                if let Some(image) = previous {
+                    self.w.set_image(&image);
+                }
+            }
+            Ev::Promote => self.promote(),
+            Ev::PromoteFull => {
+                if let Some(s) = self.w.ro.status.as_mut()
+                    && !s.is_fully_promoted()
+                {
+                    s.promote_full = Some(true);
+                }
+            }
+            Ev::Abort => {
+                if let Some(s) = self.w.ro.status.as_mut() {
+                    s.abort = Some(true);
+                }
+            }
+            Ev::Retry => {
+                if let Some(s) = self.w.ro.status.as_mut() {
+                    s.abort = Some(false);
+                }
+            }
+            Ev::Pause => {
+                self.w.ro.spec.paused = Some(true);
+                self.bump_generation();
+            }
+            Ev::Analysis(phase) => {
+                if let Some(r) = self.w.runs.iter_mut().rev().find(|r| {
+                    !r.status
+                        .as_ref()
+                        .and_then(|s| s.phase.as_deref())
+                        .is_some_and(is_completed)
+                }) {
+                    let st = r.status.get_or_insert_with(Default::default);
+                    st.phase = Some(phase.to_string());
+                    st.message = Some(format!("the test says {phase}"));
+                }
+            }
+            Ev::Clock(secs) => self.w.advance(*secs),
+            Ev::FailPods { canary, keep } => {
+                let st = self.w.status();
+                let hash = if *canary {
+                    st.current_pod_hash
+                } else {
+                    st.stable_rs
+                };
+                if let Some(h) = hash {
+                    self.w.cap_available(&h, *keep);
+                }
+            }
+            Ev::Crash(n) => {
+                let b = self.before();
+                let plan = self.w.plan();
+                let k = usize::from(*n) % (plan.effects.len() + 1);
+                let partial = Plan {
+                    effects: plan.effects[..k].to_vec(),
+                    status: self.w.status(),
+                    ..Default::default()
+                };
+                self.w.apply(partial.clone());
+                self.rounds += 1;
+                self.check_world(&b, &partial)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Once events stop: analyses finish, time passes; every Rollout must end Healthy,
+    /// Degraded or Paused (waiting for the user), at a fixpoint.
+    fn liveness(&mut self) -> Check {
+        for _ in 0..20 {
+            self.settle()?;
+            let phase = self.w.status().phase.unwrap_or_default();
+            let plan = self.w.plan();
+            let waiting_for_user = phase == "Paused" && plan.requeue_after.is_none();
+            let finished = self.w.finish_pending_runs();
+            if (phase == "Healthy" || phase == "Degraded" || waiting_for_user) && finished.is_none()
+            {
+                return Ok(());
+            }
+            let secs = plan.requeue_after.map_or(600, |d| d.as_secs().max(1) as i64);
+            self.w.advance(secs);
+        }
+        fail(format!(
+            "no terminal phase once events stopped: {}",
+            self.summary()
+        ))
+    }
+}
+
+/// One case: the Rollout is deployed, the events happen, then liveness.
+fn run_case(cfg: &Config, events: &[Ev]) -> Check {
+    let ro = cfg.rollout();
+    let errs = validate::validate_rollout(&ro);
+    prop_assert!(errs.is_empty(), "the generator made an invalid Rollout: {errs:?}");
+    let mut m = Model::new(cfg.clone());
+    m.settle()?;
+    let phase = m.w.status().phase.unwrap_or_default();
+    prop_assert_eq!(phase.as_str(), "Healthy", "first deploy: {}", m.summary());
+    m.up = true;
+    for e in events {
+        m.event(e)?;
+    }
+    m.liveness()
+}
+
+fn case() -> impl Strategy<Value = (Config, Vec<Ev>)> {
+    (config(), prop::collection::vec(event(), 0..16))
+}
+
+/// Runs `cases` cases (the failure persistence file first); returns (cases run, failure).
+fn run_batch(cases: u32) -> (u32, Option<String>) {
+    let config = ProptestConfig {
+        cases,
+        failure_persistence: Some(Box::new(FileFailurePersistence::SourceParallel(
+            "proptest-regressions",
+        ))),
+        source_file: Some(file!()),
+        max_shrink_iters: 2000,
+        ..ProptestConfig::default()
+    };
+    let mut runner = TestRunner::new(config);
+    let result = runner.run(&case(), |(cfg, events)| run_case(&cfg, &events));
+    match result {
+        Ok(()) => (cases, None),
+        Err(TestError::Fail(why, (cfg, events))) => (
+            cases,
+            Some(format!("{why}\nminimal case: {cfg:?}\nevents: {events:?}")),
+        ),
+        Err(TestError::Abort(why)) => (cases, Some(format!("aborted: {why}"))),
+    }
+}
+
+/// The property test: `PROPTEST_CASES` cases (default [`DEFAULT_CASES`]), or batches for
+/// `ROLLOUTS_FUZZ_SECONDS` seconds (`cargo xtask fuzz`).
+#[test]
+fn planner_model_invariants() {
+    let budget = std::env::var("ROLLOUTS_FUZZ_SECONDS")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok());
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(DEFAULT_CASES);
+    let start = std::time::Instant::now();
+    let mut explored = 0u64;
+    let mut failures = Vec::new();
+    loop {
+        let (n, failure) = run_batch(cases);
+        explored += u64::from(n);
+        failures.extend(failure);
+        let more = budget.is_some_and(|b| start.elapsed().as_secs() < b);
+        if !more || !failures.is_empty() {
+            break;
+        }
+    }
+    println!(
+        "planner model: {explored} cases explored in {:.1}s, {} invariant violations",
+        start.elapsed().as_secs_f64(),
+        failures.len()
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Regression tests: the bugs the model found, shrunk, as explicit cases.
+
+fn traffic_canary(replicas: i32, steps: Option<Vec<Step>>) -> Config {
+    Config {
+        replicas,
+        max_surge: None,
+        max_unavailable: None,
+        progress_deadline_abort: false,
+        strategy: StrategyCfg::Canary(CanaryCfg {
+            traffic: true,
+            steps,
+            dynamic_stable_scale: false,
+            background_analysis: None,
+            abort_scale_down_delay: None,
+        }),
+    }
+}
+
+/// Found by the model: `abort` on a fully promoted traffic-routed canary. The new ReplicaSet is
+/// the stable one; the abort scale-down delay annotated it (as a canary to scale down) and the
+/// stable's clean-up removed the annotation again, forever (no fixpoint: a ReplicaSet write
+/// every reconcile). Upstream's `removeScaleDownDeadlines` and `reconcileNewReplicaSet` do the
+/// same; here an abort never delays the scale-down of a new ReplicaSet that is the stable.
+#[test]
+fn abort_of_a_fully_promoted_traffic_routed_canary_keeps_the_stable() {
+    let mut m = Model::new(traffic_canary(1, None));
+    m.settle().unwrap();
+    m.up = true;
+    m.event(&Ev::Abort).unwrap();
+    m.settle().unwrap();
+    let stable = m.w.status().stable_rs.unwrap();
+    m.round().unwrap();
+    m.w.advance(31);
+    m.settle().unwrap();
+    assert_eq!(m.w.spec_of(&stable), 1, "{}", m.summary());
+    assert_eq!(m.w.status().phase.as_deref(), Some("Degraded"));
+}
+
+
