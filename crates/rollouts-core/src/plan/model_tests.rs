@@ -191,11 +191,26 @@ impl Config {
         }
     }
 
+    /// Some step has a `setCanaryScale` (the canary's pods do not follow its weight there).
+    fn decoupled(&self) -> bool {
+        self.canary().is_some_and(|c| {
+            c.steps
+                .iter()
+                .flatten()
+                .any(|s| matches!(s, Step::SetCanaryScale(_)))
+        })
+    }
+
     fn traffic(&self) -> bool {
         self.canary().is_some_and(|c| c.traffic)
     }
 
-    fn surge_and_unavailable(&self) -> (Option<replicas::IntOrPercent>, Option<replicas::IntOrPercent>) {
+    fn surge_and_unavailable(
+        &self,
+    ) -> (
+        Option<replicas::IntOrPercent>,
+        Option<replicas::IntOrPercent>,
+    ) {
         (
             replicas::int_or_percent(self.max_surge.as_ref()),
             replicas::int_or_percent(self.max_unavailable.as_ref()),
@@ -213,7 +228,10 @@ fn int_or_percent() -> impl Strategy<Value = Option<IntOrString>> {
 }
 
 fn step(traffic: bool) -> BoxedStrategy<Step> {
-    let weight = prop_oneof![prop::sample::select(vec![0, 10, 20, 25, 50, 75, 100]), 0..=100i32];
+    let weight = prop_oneof![
+        prop::sample::select(vec![0, 10, 20, 25, 50, 75, 100]),
+        0..=100i32
+    ];
     let basic = prop_oneof![
         3 => weight.prop_map(Step::SetWeight),
         2 => Just(Step::Pause(None)),
@@ -263,15 +281,17 @@ fn blue_green_cfg() -> impl Strategy<Value = BlueGreenCfg> {
         prop::option::weighted(0.3, prop::sample::select(vec![0, 5, 30])),
         prop::option::weighted(0.3, prop::sample::select(vec![0, 5, 30])),
     )
-        .prop_map(|(auto, secs, preview, pre, post, delay, abort_delay)| BlueGreenCfg {
-            auto_promotion: auto,
-            auto_promotion_seconds: secs,
-            preview_replica_count: preview,
-            pre_analysis: pre,
-            post_analysis: post,
-            scale_down_delay: delay,
-            abort_scale_down_delay: abort_delay,
-        })
+        .prop_map(
+            |(auto, secs, preview, pre, post, delay, abort_delay)| BlueGreenCfg {
+                auto_promotion: auto,
+                auto_promotion_seconds: secs,
+                preview_replica_count: preview,
+                pre_analysis: pre,
+                post_analysis: post,
+                scale_down_delay: delay,
+                abort_scale_down_delay: abort_delay,
+            },
+        )
 }
 
 fn config() -> impl Strategy<Value = Config> {
@@ -338,7 +358,10 @@ enum Ev {
     /// The clock jumps.
     Clock(i64),
     /// Only this many pods of the canary (or stable) ReplicaSet stay available.
-    FailPods { canary: bool, keep: i32 },
+    FailPods {
+        canary: bool,
+        keep: i32,
+    },
     /// The controller is killed after the first `n` writes of its next plan (modulo their
     /// number); the status write and the events are lost. The planner keeps no memory besides
     /// the API objects, so its "restart" is exactly this: the next plan sees only the objects.
@@ -378,6 +401,8 @@ struct Before {
     available: i32,
     /// (spec.replicas, available) by pod-template hash.
     rs: BTreeMap<String, (i32, i32)>,
+    /// The hashes of the ReplicaSets whose `scale-down-deadline` has passed.
+    deadline_passed: Vec<String>,
     /// (canary, stable) router weights (traffic-routed canaries).
     weights: Option<(i64, i64)>,
     /// Hash each Service selects.
@@ -395,6 +420,8 @@ struct Model {
     /// The step index the user's last `promote` moved to (no pause condition was set).
     stepped: Option<(i32, Option<String>)>,
     rounds: u64,
+    /// Print every round (a test replaying a case to look at it).
+    trace: bool,
 }
 
 type Check = Result<(), TestCaseError>;
@@ -445,6 +472,7 @@ impl Model {
             promoted: None,
             stepped: None,
             rounds: 0,
+            trace: false,
         }
     }
 
@@ -483,7 +511,10 @@ impl Model {
             self.w
                 .runs
                 .iter()
-                .map(|r| (r.name_any(), r.status.as_ref().and_then(|s| s.phase.clone())))
+                .map(|r| (
+                    r.name_any(),
+                    r.status.as_ref().and_then(|s| s.phase.clone())
+                ))
                 .collect::<Vec<_>>()
         )
     }
@@ -509,7 +540,20 @@ impl Model {
             .iter()
             .map(|s| (s.name_any(), svc_hash(&self.w, &s.name_any())))
             .collect();
+        let deadline_passed = self
+            .w
+            .rss
+            .iter()
+            .filter(|rs| {
+                rs.annotations()
+                    .get(crate::api::consts::DEFAULT_REPLICASET_SCALE_DOWN_DEADLINE_ANNOTATION_KEY)
+                    .and_then(|d| d.parse::<Timestamp>().ok())
+                    .is_some_and(|d| d <= self.w.now)
+            })
+            .map(hash_of)
+            .collect();
         Before {
+            deadline_passed,
             status: self.w.status(),
             available: self.w.available_pods(),
             rs,
@@ -545,7 +589,10 @@ impl Model {
                 _ => None,
             })
             .next_back();
-        steps.is_empty() || idx >= steps.len() || weight == Some(100) || st.promote_full == Some(true)
+        steps.is_empty()
+            || idx >= steps.len()
+            || weight == Some(100)
+            || st.promote_full == Some(true)
     }
 
     /// The checks on a plan before it is applied (against the world it was computed from).
@@ -571,7 +618,9 @@ impl Model {
             }
             let (spec, avail) = b.rs.get(hash).copied().unwrap_or((0, 0));
             let ok = match &self.cfg.strategy {
-                StrategyCfg::BlueGreen(_) => avail >= self.cfg.replicas.min(spec.max(1)) && avail > 0,
+                StrategyCfg::BlueGreen(_) => {
+                    avail >= self.cfg.replicas.min(spec.max(1)) && avail > 0
+                }
                 StrategyCfg::Canary(_) => avail > 0,
             };
             if !ok {
@@ -580,9 +629,38 @@ impl Model {
                 ));
             }
         }
-        // Abort order: the canary keeps the pods its weight needs at each point of the plan.
+        // The stable is never scaled to 0 (nor deleted) while it stays stable.
+        if let Some(stable) = plan.status.stable_rs.as_deref()
+            && b.status.stable_rs.as_deref() == Some(stable)
+            && b.rs.get(stable).is_some_and(|r| r.0 > 0)
+        {
+            let suffix = format!("-{stable}");
+            for e in &plan.effects {
+                let to_zero = match e {
+                    Effect::PatchReplicaSet { name, patch } => {
+                        name.ends_with(&suffix) && patch.replicas == Some(0)
+                    }
+                    Effect::DeleteReplicaSet { name, .. } => name.ends_with(&suffix),
+                    _ => false,
+                };
+                if to_zero && !self.stable_may_be_zero(&plan.status) {
+                    return fail(format!(
+                        "stable ReplicaSet {stable} scaled to 0 while stable: {:?}; {}",
+                        short(&plan.effects),
+                        self.summary()
+                    ));
+                }
+            }
+        }
+        // Traffic order: the canary keeps the pods its weight needs at each point of the plan
+        // (after an abort: weights go back to the stable before the canary is scaled down).
+        // Not while a `setCanaryScale` step decouples the canary's pods from its weight: the
+        // user asked for that count (upstream and here), except after an abort (then the
+        // canary scale applies only with `abortScaleDownDelaySeconds: 0`, and the weight is
+        // already 0).
         let aborted = plan.status.abort == Some(true);
-        if let (true, Some((before_canary, _))) = (aborted, b.weights) {
+        let decoupled = self.cfg.decoupled();
+        if let (true, Some((before_canary, _))) = (aborted || !decoupled, b.weights) {
             let canary_hash = b.services.get("canary").cloned().flatten();
             let mut traffic_seen = false;
             for e in &plan.effects {
@@ -610,7 +688,7 @@ impl Model {
                         );
                         if r < need {
                             return fail(format!(
-                                "aborted: canary {h} scaled to {r} while its weight is {weight}% \
+                                "canary {h} scaled to {r} while its weight is {weight}% \
                                  (needs {need} pods): {:?}",
                                 short(&plan.effects)
                             ));
@@ -651,12 +729,17 @@ impl Model {
         for rs in &self.w.rss {
             let mut t = serde_json::to_value(rs.spec.as_ref().and_then(|s| s.template.clone()))
                 .unwrap_or_default();
-            if let Some(labels) = t.pointer_mut("/metadata/labels").and_then(Value::as_object_mut) {
+            if let Some(labels) = t
+                .pointer_mut("/metadata/labels")
+                .and_then(Value::as_object_mut)
+            {
                 labels.remove(DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY);
             }
             let h = hash_of(rs);
             if let Some((other, _)) = templates.iter().find(|(o, ot)| *o == h || *ot == t) {
-                return fail(format!("two ReplicaSets with one template: {other} and {h}"));
+                return fail(format!(
+                    "two ReplicaSets with one template: {other} and {h}"
+                ));
             }
             templates.push((h, t));
         }
@@ -671,13 +754,57 @@ impl Model {
                 // available (its maxUnavailable is for restarts only).
                 StrategyCfg::BlueGreen(_) => replicas,
             };
-            let now = self.w.available_pods();
+            // Upstream's scale-down delays are timers, not health checks: once a
+            // `scale-down-deadline` passes (the previous stable or active after a promotion,
+            // the canary or preview after an abort), that ReplicaSet goes to 0 whatever the
+            // availability of the serving one now is (it was fully available when traffic
+            // moved to it; pods failing since then are the world's doing). Its pods are left
+            // out of the floor.
+            //
+            // A traffic-routed canary sends traffic by weight, not by pods: upstream scales its
+            // other ReplicaSets (the canary as its weight or `setCanaryScale` say, an
+            // intermediate V2 once the canary Service left it) without the maxUnavailable
+            // budget, since no traffic goes to those pods (`scaleDownOldReplicaSetsForCanary`).
+            // Pods leaving a ReplicaSet that is not the stable are left out of the floor; the
+            // traffic checks bound what serves (a weight rises only towards available pods, a
+            // canary keeps the pods its weight needs, the stable those its weight needs).
+            let extra = self.cfg.traffic();
+            let stable = st.stable_rs.clone().unwrap_or_default();
+            let exempt: i32 =
+                b.rs.keys()
+                    .filter(|h| b.deadline_passed.contains(h) || (extra && **h != stable))
+                    .map(|h| {
+                        let was = b.rs.get(h).map_or(0, |r| r.1);
+                        let now = self
+                            .w
+                            .rss
+                            .iter()
+                            .find(|rs| hash_of(rs) == *h)
+                            .and_then(|rs| rs.status.as_ref()?.available_replicas)
+                            .unwrap_or(0);
+                        (was - now).max(0)
+                    })
+                    .sum();
+            let now = self.w.available_pods() + exempt;
             if now < floor.min(b.available) {
                 return fail(format!(
                     "available pods fell from {} to {now} (floor {floor}); effects {:?}",
-                    b.available, short(&plan.effects)
+                    b.available,
+                    short(&plan.effects)
                 ));
             }
+        }
+        // A traffic-routed canary without dynamicStableScale never shrinks its stable.
+        if self
+            .cfg
+            .canary()
+            .is_some_and(|c| c.traffic && !c.dynamic_stable_scale)
+            && let Some(stable) = st.stable_rs.as_deref()
+            && b.status.stable_rs == st.stable_rs
+            && b.rs.get(stable).is_some_and(|r| r.0 >= replicas)
+            && self.w.spec_of(stable) < replicas
+        {
+            return fail(format!("stable {stable} shrunk: {}", self.summary()));
         }
         // Surge: upstream bounds the pods of a basic canary (no traffic routing, where the
         // canary's pods come on top of a full stable by design, nor blue-green, where two
@@ -691,18 +818,19 @@ impl Model {
                 ));
             }
         }
-        // The stable is never scaled to 0 while it is stable.
+        // The stable ReplicaSet exists while it is stable.
         if let Some(stable) = st.stable_rs.as_deref()
-            && self.w.spec_of(stable) <= 0
-            && !self.stable_may_be_zero(&st)
+            && self.w.spec_of(stable) < 0
         {
             return fail(format!(
-                "stable ReplicaSet {stable} scaled to 0 while stable: {}",
+                "stable ReplicaSet {stable} deleted: {}",
                 self.summary()
             ));
         }
         // Router weights rise only towards available pods.
-        if let (Some((c0, s0)), Some((c1, s1))) = (b.weights, self.cfg.traffic().then(|| vs_weights(&self.w))) {
+        if let (Some((c0, s0)), Some((c1, s1))) =
+            (b.weights, self.cfg.traffic().then(|| vs_weights(&self.w)))
+        {
             if c1 > c0 {
                 // Upstream moves the weight once the canary is at its desired count and available
                 // (`AtDesiredReplicaCountsForCanary`).
@@ -717,12 +845,12 @@ impl Model {
             }
             if s1 > s0 && self.cfg.canary().is_some_and(|c| c.dynamic_stable_scale) {
                 // With dynamicStableScale, traffic goes back to the stable only as its pods are
-                // available (upstream's `calculateDesiredWeightOnAbortOrStableRollback`); a
-                // stable at full size is always available enough.
+                // available (upstream's `checkReplicasAvailable`): the pods a weight needs are
+                // rounded down, as upstream does (99% of 2 pods needs 1).
                 let h = b.status.stable_rs.clone().unwrap_or_default();
                 let (_, avail) = b.rs.get(&h).copied().unwrap_or((0, 0));
-                let most = i64::from(100 * avail / replicas);
-                if s1 > most && Some(&h) == st.stable_rs.as_ref() {
+                let needs = s1 * i64::from(replicas) / 100;
+                if needs > i64::from(avail) && Some(&h) == st.stable_rs.as_ref() {
                     return fail(format!(
                         "stable weight {s0} -> {s1} with {avail} of {replicas} stable pods available"
                     ));
@@ -744,7 +872,9 @@ impl Model {
                 return fail(format!("abort undone: {}", self.summary()));
             }
         }
-        if old.promote_full == Some(true) && st.promote_full != Some(true) && !(new_revision || completed)
+        if old.promote_full == Some(true)
+            && st.promote_full != Some(true)
+            && !(new_revision || completed)
         {
             return fail(format!("promoteFull undone: {}", self.summary()));
         }
@@ -782,7 +912,13 @@ impl Model {
             return Err(TestCaseError::fail("the same world planned differently"));
         }
         self.check_plan(&b, &plan)?;
+        if self.trace {
+            println!("  plan {:?}", short(&plan.effects));
+        }
         let changed = self.w.apply(plan.clone());
+        if self.trace {
+            println!("  -> {}", self.summary());
+        }
         self.rounds += 1;
         self.check_world(&b, &plan)?;
         self.promoted = None;
@@ -865,6 +1001,9 @@ impl Model {
 
     fn event(&mut self, e: &Ev) -> Check {
         use crate::api::analysis_phase::is_completed;
+        if self.trace {
+            println!("{e:?}");
+        }
         match e {
             Ev::Rounds(n) => {
                 for _ in 0..*n {
@@ -971,7 +1110,9 @@ impl Model {
             {
                 return Ok(());
             }
-            let secs = plan.requeue_after.map_or(600, |d| d.as_secs().max(1) as i64);
+            let secs = plan
+                .requeue_after
+                .map_or(600, |d| d.as_secs().max(1) as i64);
             self.w.advance(secs);
         }
         fail(format!(
@@ -985,7 +1126,10 @@ impl Model {
 fn run_case(cfg: &Config, events: &[Ev]) -> Check {
     let ro = cfg.rollout();
     let errs = validate::validate_rollout(&ro);
-    prop_assert!(errs.is_empty(), "the generator made an invalid Rollout: {errs:?}");
+    prop_assert!(
+        errs.is_empty(),
+        "the generator made an invalid Rollout: {errs:?}"
+    );
     let mut m = Model::new(cfg.clone());
     m.settle()?;
     let phase = m.w.status().phase.unwrap_or_default();
@@ -1093,5 +1237,3 @@ fn abort_of_a_fully_promoted_traffic_routed_canary_keeps_the_stable() {
     assert_eq!(m.w.spec_of(&stable), 1, "{}", m.summary());
     assert_eq!(m.w.status().phase.as_deref(), Some("Degraded"));
 }
-
-
