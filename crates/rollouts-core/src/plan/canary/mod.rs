@@ -55,6 +55,12 @@ pub fn reconcile<'a>(v: &mut View<'a>, w: &mut Writes, obs: &Observed<'a>) -> Ro
 
     let mut status = status::base_status(v);
     if v.template_or_steps_changed() {
+        // The routers are not touched in this reconcile: the weights the status recorded are
+        // still theirs. Dropping them would leave the next reconcile (an abort, dynamic stable
+        // scaling) without the traffic it must move back first.
+        if let Some(c) = status.canary.as_mut() {
+            c.weights = v.old.canary.as_ref().and_then(|c| c.weights.clone());
+        }
         rollout_rs::sync_revision(v, w, &mut status);
         return sync_status(v, w, status, true);
     }
