@@ -1163,9 +1163,13 @@ impl Model {
         Ok(())
     }
 
-    /// Once events stop: analyses finish, time passes; every Rollout must end Healthy,
-    /// Degraded or Paused (waiting for the user), at a fixpoint.
+    /// Once events stop: failed pods recover (a ReplicaSet whose pods stay down keeps its
+    /// Rollout Progressing, as upstream: that is the world's state, not the controller's),
+    /// analyses finish, time passes; every Rollout must end Healthy, Degraded or Paused
+    /// (waiting for the user), at a fixpoint. Images that never come up stay down: their
+    /// Rollouts must end Degraded (progress deadline).
     fn liveness(&mut self) -> Check {
+        self.w.lift_caps();
         for _ in 0..20 {
             self.settle()?;
             let phase = self.w.status().phase.unwrap_or_default();

@@ -459,6 +459,12 @@ impl World {
         }
     }
 
+    /// Lifts every [`World::cap_available`]: the pods that were failing recover (become
+    /// available in the next rounds).
+    pub fn lift_caps(&mut self) {
+        self.caps.clear();
+    }
+
     /// The Rollout's status (default when unset).
     pub fn status(&self) -> RolloutStatus {
         self.ro.status.clone().unwrap_or_default()
