@@ -1431,3 +1431,23 @@ fn an_abort_never_moves_traffic_to_the_canary() {
     assert_eq!(m.w.status().abort, Some(true), "{}", m.summary());
     assert_eq!(vs_weights(&m.w), (0, 100), "{}", m.summary());
 }
+/// Found by the model: with dynamicStableScale, a canary left without pods (a `setCanaryScale`
+/// of 0 replicas, then the end of the steps) had its weight moved back to the stable, and in
+/// the same reconcile the stable was scaled to what the previously recorded weight (50%)
+/// needed: all the traffic on half the pods. The counts now also cover the weights the plan
+/// sets.
+#[test]
+fn dynamic_stable_keeps_the_pods_of_the_weight_the_plan_moves_to_it() {
+    let steps = vec![
+        Step::SetWeight(50),
+        Step::SetCanaryScale(CanaryScale::Weight(51)),
+        Step::SetWeight(0),
+        Step::SetCanaryScale(CanaryScale::Replicas(0)),
+    ];
+    let mut m = up(dynamic(traffic_canary(6, Some(steps))));
+    m.event(&Ev::Image(2)).unwrap();
+    m.settle().unwrap();
+    m.liveness().unwrap();
+    let stable = m.w.status().stable_rs.unwrap();
+    assert!(m.w.spec_of(&stable) == 6, "{}", m.summary());
+}

@@ -52,6 +52,9 @@ pub struct Writes {
     pub experiment: Option<crate::api::Experiment>,
     /// The first gate that held the Rollout in this reconcile.
     pub wait: Option<Wait>,
+    /// The traffic weights this plan sets on the routers (traffic is reconciled before the
+    /// ReplicaSets are scaled), when it sets them.
+    pub weights: Option<super::replicas::TrafficWeights>,
 }
 
 impl Writes {

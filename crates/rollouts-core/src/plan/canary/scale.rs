@@ -24,7 +24,20 @@ pub fn reconcile_replica_sets(v: &View<'_>, w: &mut Writes) -> bool {
     {
         w.drop_scale_down_deadline(&v.rs.all[idx]);
     }
-    let counts = targets::desired_counts(v);
+    let mut counts = targets::desired_counts(v);
+    // The counts follow the weights the status recorded; this plan may move them first (to the
+    // stable, e.g. once a canary has no pods): a dynamically scaled stable also keeps what the
+    // new weight needs (upstream counts from the weights it has just set).
+    if v.canary.dynamic_stable_scale == Some(true)
+        && let Some(weights) = w.weights
+    {
+        let routed = super::super::replicas::traffic_weight_to_replicas(
+            v.replicas(),
+            weights.stable,
+            v.max_weight(),
+        );
+        counts.stable = counts.stable.max(routed);
+    }
     if let (Some(s), Some(n)) = (v.stable_idx(), v.new_idx())
         && s != n
         && w.scale(v, s, counts.stable)

@@ -241,5 +241,9 @@ pub fn reconcile_traffic(
         verified: None,
     };
     status.canary.get_or_insert_with(Default::default).weights = Some(weights);
+    w.weights = Some(super::super::replicas::TrafficWeights {
+        canary: weight,
+        stable: max - weight,
+    });
     Ok(())
 }
