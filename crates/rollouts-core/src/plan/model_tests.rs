@@ -1175,7 +1175,21 @@ impl Model {
             let phase = self.w.status().phase.unwrap_or_default();
             let plan = self.w.plan();
             let waiting_for_user = phase == "Paused" && plan.requeue_after.is_none();
-            let finished = self.w.finish_pending_runs();
+            let mut finished = self.w.finish_pending_runs();
+            // The AnalysisRun controller ends a terminated run (Successful, "Run Terminated",
+            // as upstream's does when no measurement failed).
+            for r in &mut self.w.runs {
+                let st = r.status.get_or_insert_with(Default::default);
+                let done = st
+                    .phase
+                    .as_deref()
+                    .is_some_and(crate::api::analysis_phase::is_completed);
+                if r.spec.terminate == Some(true) && !done {
+                    st.phase = Some(crate::api::analysis_phase::SUCCESSFUL.into());
+                    st.message = Some("Run Terminated".into());
+                    finished = Some(0);
+                }
+            }
             if (phase == "Healthy" || phase == "Degraded" || waiting_for_user) && finished.is_none()
             {
                 return Ok(());
