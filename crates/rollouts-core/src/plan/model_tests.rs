@@ -15,19 +15,20 @@
 //!   available, and a router weight rises only towards available pods;
 //! - **stable kept**: the stable ReplicaSet is never scaled to 0 while it is stable;
 //! - **unique templates**: never two ReplicaSets with one pod template;
-//! - **abort order**: after an abort, the canary is never scaled below the pods its traffic
-//!   weight needs at that point of the plan (weights go back to the stable first);
+//! - **traffic order**: no ReplicaSet is scaled below the pods its traffic weight needs at that
+//!   point of the plan (after an abort: weights go back to the stable before the canary goes);
 //! - **user commands**: the controller never undoes `abort`, `promoteFull` or `promote`;
 //! - **determinism and fixpoint**: the same world plans the same; a settled world plans no
 //!   effect and the same status; settling takes fewer than 100 rounds;
-//! - **liveness**: once events stop (time passes, analyses finish), every Rollout ends Healthy,
-//!   Degraded or Paused (waiting for the user).
+//! - **liveness**: once events stop (failed pods recover, analyses finish, time passes), every
+//!   Rollout ends Healthy, Degraded or Paused (waiting for the user).
 //!
 //! `cargo test` runs a fixed number of cases (`PROPTEST_CASES`, default below) and prints how
 //! many it explored; `cargo xtask fuzz --minutes N` runs batches for a time budget
 //! (`ROLLOUTS_FUZZ_SECONDS`). A failing case is shrunk and its seed saved in
-//! `crates/rollouts-core/proptest-regressions/plan/model_tests.txt` (checked in; replayed first
-//! on every run); each bug found also has an explicit regression test at the end of this file.
+//! `crates/rollouts-core/proptest-regressions/plan/model_tests.txt` (replayed first on every
+//! run; check it in with the fix); each bug found so far has an explicit regression test at
+//! the end of this file, built from the shrunk case.
 
 use super::simulate::{World, rollout};
 use super::tests::{svc_hash, template, vs_weights, with_vs};
