@@ -1256,6 +1256,7 @@ fn run_batch(cases: u32) -> (u32, Option<String>) {
 /// The property test: `PROPTEST_CASES` cases (default [`DEFAULT_CASES`]), or batches for
 /// `ROLLOUTS_FUZZ_SECONDS` seconds (`cargo xtask fuzz`).
 #[test]
+#[allow(clippy::disallowed_methods)] // the test's budget: the environment and the wall clock
 fn planner_model_invariants() {
     let budget = std::env::var("ROLLOUTS_FUZZ_SECONDS")
         .ok()
