@@ -45,6 +45,7 @@ fn exercise_rollout(ro: &Rollout) -> Result<(), TestCaseError> {
         analysis_templates: Default::default(),
         cluster_analysis_templates: Default::default(),
         workload: None,
+        experiments: Vec::new(),
     };
     let plan = rollouts_core::plan::plan(&obs, now());
     // The plan is a function of the observation.
@@ -74,6 +75,7 @@ fn exercise_experiment(ex: &Experiment) -> Result<(), TestCaseError> {
         taken_run_names: Default::default(),
         analysis_templates: Default::default(),
         cluster_analysis_templates: Default::default(),
+        refused_templates: Default::default(),
     };
     let _ = rollouts_core::experiment::plan(&obs, now());
     Ok(())
