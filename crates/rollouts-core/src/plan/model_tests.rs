@@ -1467,3 +1467,37 @@ fn dynamic_stable_keeps_the_pods_of_the_weight_the_plan_moves_to_it() {
     let stable = m.w.status().stable_rs.unwrap();
     assert!(m.w.spec_of(&stable) == 6, "{}", m.summary());
 }
+/// Found by the model: an aborted canary keeps its `scale-down-deadline` annotation when it is
+/// scaled to 0 (as upstream's); once a newer revision made it an older ReplicaSet, that stale
+/// annotation counted as "waiting for a scale-down", and the newer revision, whose pods never
+/// came up, never hit its progress deadline (Progressing forever instead of Degraded).
+#[test]
+fn a_stale_scale_down_deadline_does_not_stop_the_progress_deadline() {
+    let mut cfg = traffic_canary(1, None);
+    cfg.progress_deadline_abort = true;
+    let mut m = up(cfg);
+    for e in [
+        Ev::BadImage(2),
+        Ev::Abort,
+        Ev::Rounds(1),
+        Ev::Clock(600),
+        Ev::Image(2),
+        Ev::Rounds(2),
+        Ev::Image(2),
+        Ev::Crash(31),
+        Ev::BadImage(1),
+        Ev::Crash(122),
+        Ev::Crash(173),
+        Ev::Rounds(1),
+        Ev::Crash(56),
+    ] {
+        m.event(&e).unwrap();
+    }
+    m.liveness().unwrap();
+    assert_eq!(
+        m.w.status().phase.as_deref(),
+        Some("Degraded"),
+        "{}",
+        m.summary()
+    );
+}
