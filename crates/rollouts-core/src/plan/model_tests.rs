@@ -1501,3 +1501,32 @@ fn a_stale_scale_down_deadline_does_not_stop_the_progress_deadline() {
         m.summary()
     );
 }
+
+/// Found by the model: moving on from a 51% step to a 0% step while the canary was not yet at
+/// its count, a plan set the previous step's weight (51%) on the canary and, in the same
+/// reconcile, scaled the canary to the 0% step's count (0 pods). The canary now also keeps
+/// the pods of the weight the plan sets.
+#[test]
+fn a_canary_keeps_the_pods_of_the_weight_the_plan_sets() {
+    let steps = vec![Step::SetWeight(51), Step::SetWeight(0)];
+    let mut m = up(traffic_canary(2, Some(steps)));
+    for e in [
+        Ev::Image(2),
+        Ev::Crash(89),
+        Ev::Undo,
+        Ev::Clock(600),
+        Ev::Image(4),
+        Ev::Rounds(3),
+        Ev::Promote,
+        Ev::Crash(26),
+    ] {
+        m.event(&e).unwrap();
+    }
+    m.liveness().unwrap();
+    assert_eq!(
+        m.w.status().phase.as_deref(),
+        Some("Healthy"),
+        "{}",
+        m.summary()
+    );
+}

@@ -144,10 +144,16 @@ fn routed_canary_pods(v: &View<'_>) -> i32 {
     else {
         return 0;
     };
-    if v.fully_promoted() || scale_of(v, true) != scale_of(v, false) {
+    if !follows_traffic(v) {
         return 0;
     }
     replicas::traffic_weight_to_replicas(v.replicas(), weight, v.max_weight())
+}
+
+/// Whether the canary's pods follow its traffic weight now: an update in flight with no
+/// `setCanaryScale` in effect.
+pub fn follows_traffic(v: &View<'_>) -> bool {
+    !v.fully_promoted() && scale_of(v, true) == scale_of(v, false)
 }
 
 /// Whether the ReplicaSets are at the step's counts (upstream's

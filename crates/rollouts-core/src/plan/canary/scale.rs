@@ -26,17 +26,19 @@ pub fn reconcile_replica_sets(v: &View<'_>, w: &mut Writes) -> bool {
     }
     let mut counts = targets::desired_counts(v);
     // The counts follow the weights the status recorded; this plan may move them first (to the
-    // stable, e.g. once a canary has no pods): a dynamically scaled stable also keeps what the
-    // new weight needs (upstream counts from the weights it has just set).
-    if v.canary.dynamic_stable_scale == Some(true)
-        && let Some(weights) = w.weights
-    {
-        let routed = super::super::replicas::traffic_weight_to_replicas(
-            v.replicas(),
-            weights.stable,
-            v.max_weight(),
-        );
-        counts.stable = counts.stable.max(routed);
+    // stable once a canary has no pods, or to the previous step's weight): a dynamically scaled
+    // stable, and a canary whose pods follow its weight, also keep what the new weights need
+    // (upstream counts from the weights it has just set).
+    if let Some(weights) = w.weights {
+        let routed = |weight| {
+            super::super::replicas::traffic_weight_to_replicas(v.replicas(), weight, v.max_weight())
+        };
+        if v.canary.dynamic_stable_scale == Some(true) {
+            counts.stable = counts.stable.max(routed(weights.stable));
+        }
+        if targets::follows_traffic(v) {
+            counts.canary = counts.canary.max(routed(weights.canary));
+        }
     }
     if let (Some(s), Some(n)) = (v.stable_idx(), v.new_idx())
         && s != n
