@@ -872,6 +872,11 @@ impl Model {
                 ));
             }
         }
+        // The step index stays within the steps.
+        let steps = self.w.ro.canary_steps().len() as i32;
+        if steps > 0 && st.current_step_index.unwrap_or(0) > steps {
+            return fail(format!("step index past the last step: {}", self.summary()));
+        }
         // The stable ReplicaSet exists while it is stable.
         if let Some(stable) = st.stable_rs.as_deref()
             && self.w.spec_of(stable) < 0
@@ -958,10 +963,12 @@ impl Model {
                 }
             }
         }
+        // (An index past the last step means "all done": the planner writes the step count.)
+        let steps = self.w.ro.canary_steps().len() as i32;
         if let Some((idx, hash)) = &self.stepped
             && st.current_pod_hash == *hash
             && st.abort != Some(true)
-            && st.current_step_index.unwrap_or(0) < *idx
+            && st.current_step_index.unwrap_or(0) < (*idx).min(steps)
         {
             return fail(format!(
                 "promote undone: step {idx} went back to {:?}",
@@ -1528,5 +1535,33 @@ fn a_canary_keeps_the_pods_of_the_weight_the_plan_sets() {
         Some("Healthy"),
         "{}",
         m.summary()
+    );
+}
+/// Found by the model: `promote --full` while a pause step had just been promoted moved the
+/// index to the step count and then counted the pause step as completed once more: step 2 of
+/// 1 in the status (and a "step 2/1 completed" event).
+#[test]
+fn a_full_promotion_never_moves_the_step_index_past_the_last_step() {
+    let steps = vec![Step::Pause(None)];
+    let mut cfg = traffic_canary(1, Some(steps));
+    if let StrategyCfg::Canary(c) = &mut cfg.strategy {
+        c.traffic = false;
+    }
+    let mut m = up(cfg);
+    for e in [
+        Ev::Image(2),
+        Ev::Rounds(2),
+        Ev::PromoteFull,
+        Ev::Promote,
+        Ev::Rounds(1),
+        Ev::Promote,
+    ] {
+        m.event(&e).unwrap();
+    }
+    m.liveness().unwrap();
+    assert!(
+        !m.w.events.iter().any(|e| e.message.contains("2/1")),
+        "{:?}",
+        m.w.events
     );
 }

@@ -243,7 +243,9 @@ fn sync_status(
     }
     match gate::canary_step(v, &w.runs, w.experiment.as_ref()) {
         Some(Ok(())) => {
-            if let (Some(step), Some(i)) = (step, idx.as_mut()) {
+            // (A full promotion may already have moved the index past the last step: the
+            // step seen at the start is then not counted again.)
+            if let (Some(step), Some(i)) = (step, idx.as_mut().filter(|i| **i < step_count)) {
                 *i += 1;
                 if let Some(c) = st.canary.as_mut() {
                     c.current_step_analysis_run_status = None;
