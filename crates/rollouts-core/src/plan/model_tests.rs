@@ -1565,3 +1565,29 @@ fn a_full_promotion_never_moves_the_step_index_past_the_last_step() {
         m.w.events
     );
 }
+
+/// Found by the model: a user's `promote` skipped a step (weights 10, 1, 51 on 2 replicas)
+/// before its pods were up; the next step's canary not being at its count yet, the previous
+/// step's weight (51 %) was set with 1 of the 2 pods it needs available (upstream does the
+/// same). The weight is now capped by what the available canary pods can serve.
+#[test]
+fn a_skipped_step_never_routes_more_than_the_canary_pods_can_serve() {
+    let steps = vec![Step::SetWeight(10), Step::SetWeight(1), Step::SetWeight(51)];
+    let mut m = up(traffic_canary(2, Some(steps)));
+    for e in [
+        Ev::Image(2),
+        Ev::Rounds(3),
+        Ev::Rounds(2),
+        Ev::Rounds(1),
+        Ev::Promote,
+    ] {
+        m.event(&e).unwrap();
+    }
+    m.liveness().unwrap();
+    assert_eq!(
+        m.w.status().phase.as_deref(),
+        Some("Healthy"),
+        "{}",
+        m.summary()
+    );
+}
