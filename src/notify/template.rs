@@ -263,6 +263,48 @@ pub static FUNCS: &[(&str, Func)] = &[
     ("trunc", trunc as Func),
 ];
 
+/// Whether the text ends inside an action (`{{` with no `}}` after it, outside the action's
+/// string literals and comments). `gtmpl`'s lexer never returns on some of them (`{{ .`,
+/// `{{ .a.`, `{{ "}}" .` at the end of the text, found by `tests/fuzz_inputs.rs`): such a
+/// template would spin a notifier thread forever, so it is refused before `gtmpl` sees it.
+fn unclosed_action(text: &str) -> bool {
+    let b = text.as_bytes();
+    let mut i = 0;
+    loop {
+        // Outside an action: find the next "{{".
+        let Some(open) = text[i..].find("{{") else {
+            return false;
+        };
+        i += open + 2;
+        // Inside: literals and comments may contain "}}".
+        loop {
+            match b.get(i) {
+                None => return true,
+                Some(b'}') if b.get(i + 1) == Some(&b'}') => {
+                    i += 2;
+                    break;
+                }
+                Some(&q @ (b'"' | b'`' | b'\'')) => {
+                    i += 1;
+                    while let Some(&c) = b.get(i) {
+                        i += 1;
+                        if c == b'\\' && q != b'`' {
+                            i += 1;
+                        } else if c == q {
+                            break;
+                        }
+                    }
+                }
+                Some(b'/') if b.get(i + 1) == Some(&b'*') => match text[i + 2..].find("*/") {
+                    Some(end) => i += 2 + end + 2,
+                    None => return true,
+                },
+                Some(_) => i += 1,
+            }
+        }
+    }
+}
+
 /// Renders one Go template string with `vars`.
 pub fn render_str(
     name: &str,
@@ -272,6 +314,13 @@ pub fn render_str(
 ) -> Result<String, TemplateError> {
     if !text.contains("{{") {
         return Ok(text.to_string());
+    }
+    if unclosed_action(text) {
+        return Err(TemplateError::Parse {
+            name: name.into(),
+            field: field.into(),
+            message: "unclosed action (a \"{{\" without its \"}}\")".into(),
+        });
     }
     let mut t = gtmpl::Template::default();
     t.add_funcs(FUNCS);

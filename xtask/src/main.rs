@@ -39,6 +39,13 @@ enum Cmd {
         #[arg(trailing_var_arg = true)]
         args: Vec<String>,
     },
+    /// The randomized tests for a time budget: the planner's model-based tests (half of it)
+    /// and every input fuzz target (the other half, shared), then the totals.
+    Fuzz {
+        /// Minutes to spend (building the tests first is not counted).
+        #[arg(long, default_value_t = 5.0)]
+        minutes: f64,
+    },
     /// Regenerates crds/ from the API types.
     Crds,
     /// Benchmarks (figures printed, nothing asserted).
@@ -234,6 +241,7 @@ async fn main() -> Result<()> {
             };
             xtask::bench::scale(&workspace_root(), opts).await
         }
+        Cmd::Fuzz { minutes } => fuzz(minutes),
         Cmd::Demo { kubeconfig } => {
             let root = workspace_root();
             tokio::select! {
@@ -452,4 +460,124 @@ fn test(args: Vec<String>) -> Result<()> {
     }
     cmd.args(&args);
     run(&mut cmd)
+}
+
+/// One randomized test binary target: `cargo test` arguments selecting it.
+struct FuzzSuite {
+    /// Arguments before `--` (package and target).
+    target: &'static [&'static str],
+    /// Test names, or empty: the suite's `fuzz_*` tests as listed.
+    tests: &'static [&'static str],
+}
+
+const FUZZ_SUITES: [FuzzSuite; 3] = [
+    FuzzSuite {
+        target: &["-p", "rollouts-core", "--lib"],
+        tests: &["plan::model_tests::planner_model_invariants"],
+    },
+    FuzzSuite {
+        target: &["-p", "rollouts-core", "--test", "fuzz_inputs"],
+        tests: &[],
+    },
+    FuzzSuite {
+        target: &["-p", "rollouts", "--test", "fuzz_inputs"],
+        tests: &[],
+    },
+];
+
+/// What one run printed: (cases, failures) from its `FUZZ ...` or `planner model: ...` line.
+fn fuzz_counts(stdout: &str) -> Option<(u64, u64)> {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("FUZZ ") || l.starts_with("planner model: "))?;
+    let (_, rest) = line.split_once(": ")?;
+    let cases = rest.split_whitespace().next()?.parse().ok()?;
+    let failures = rest
+        .rsplit_once(", ")?
+        .1
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some((cases, failures))
+}
+
+/// `cargo xtask fuzz --minutes N`.
+fn fuzz(minutes: f64) -> Result<()> {
+    let root = workspace_root();
+    let cargo = || {
+        let mut c = Command::new(env!("CARGO"));
+        c.current_dir(&root);
+        c
+    };
+    // Build first, and list the fuzz targets.
+    let mut runs: Vec<(&FuzzSuite, String)> = Vec::new();
+    for suite in &FUZZ_SUITES {
+        run(cargo().arg("test").args(suite.target).arg("--no-run"))?;
+        if suite.tests.is_empty() {
+            let out = cargo()
+                .arg("test")
+                .args(suite.target)
+                .args(["--", "--list"])
+                .output()
+                .context("listing the fuzz targets")?;
+            let listed = String::from_utf8_lossy(&out.stdout).into_owned();
+            for name in listed.lines().filter_map(|l| l.strip_suffix(": test")) {
+                if name.starts_with("fuzz_") {
+                    runs.push((suite, name.to_string()));
+                }
+            }
+        } else {
+            runs.extend(suite.tests.iter().map(|t| (suite, t.to_string())));
+        }
+    }
+    let inputs = runs.len().saturating_sub(1).max(1);
+    let total = minutes * 60.0;
+    let start = std::time::Instant::now();
+    let (mut cases, mut failures, mut model_cases, mut input_cases) = (0u64, 0u64, 0u64, 0u64);
+    for (i, (suite, name)) in runs.iter().enumerate() {
+        // The model gets half of the time; the input targets share the other half.
+        let share = if i == 0 {
+            total / 2.0
+        } else {
+            total / 2.0 / inputs as f64
+        };
+        eprintln!("+ {name}: {share:.0}s");
+        let out = cargo()
+            .arg("test")
+            .args(suite.target)
+            .args(["--", "--exact", name, "--nocapture"])
+            .env("ROLLOUTS_FUZZ_SECONDS", format!("{share:.0}"))
+            .output()
+            .with_context(|| format!("running {name}"))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let (n, f) = fuzz_counts(&stdout).unwrap_or((0, 1));
+        println!(
+            "{}",
+            stdout
+                .lines()
+                .find(|l| l.starts_with("FUZZ ") || l.starts_with("planner model: "))
+                .unwrap_or(name)
+        );
+        if !out.status.success() || f > 0 {
+            failures += f.max(1);
+            eprintln!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        }
+        cases += n;
+        if i == 0 {
+            model_cases += n;
+        } else {
+            input_cases += n;
+        }
+    }
+    println!(
+        "fuzz: {cases} cases ({model_cases} planner model cases, {input_cases} input cases in {} targets) \
+         in {:.1} minutes, {failures} failures (invariant violations or panics)",
+        runs.len() - 1,
+        start.elapsed().as_secs_f64() / 60.0
+    );
+    if failures > 0 {
+        bail!("{failures} fuzz targets failed");
+    }
+    Ok(())
 }

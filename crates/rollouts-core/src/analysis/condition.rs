@@ -149,6 +149,87 @@ pub enum ConditionError {
     /// The expression is not a boolean.
     #[error("expected bool, but got {got}")]
     NotBool { expr: String, got: String },
+    /// The expression nests deeper than [`MAX_EXPRESSION_NESTING`] ([`nesting_bound`]).
+    #[error(
+        "expression too complex ({bound} nested brackets, operators and names; at most {limit})"
+    )]
+    TooComplex {
+        expr: String,
+        bound: usize,
+        limit: usize,
+    },
+}
+
+/// The most an expression may nest, as [`nesting_bound`] counts it. `expr-lang` parses and
+/// evaluates recursively: a few hundred levels (`[[[…1…]]]` 200 deep, or `1 + 1 + …` with 200
+/// terms, found by the input fuzzing) overflow a thread's stack, which aborts the whole
+/// controller. Real conditions stay far below (`result[0] >= 0.95 && result[1] < 100`: 8).
+pub const MAX_EXPRESSION_NESTING: usize = 100;
+
+/// An upper bound on how deep `expr-lang` recurses for `src`: the deepest bracket nesting plus
+/// every operator character, name and member access (outside string literals). Each can add at
+/// most one level to the syntax tree; siblings (list elements, arguments) add none.
+pub fn nesting_bound(src: &str) -> usize {
+    let chars: Vec<char> = src.chars().collect();
+    let (mut depth, mut deepest, mut count) = (0usize, 0usize, 0usize);
+    let mut quote: Option<char> = None;
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if let Some(q) = quote {
+            if c == '\\' && q != '`' {
+                i += 1;
+            } else if c == q {
+                quote = None;
+            }
+            i += 1;
+            continue;
+        }
+        match c {
+            '"' | '\'' | '`' => quote = Some(c),
+            '(' | '[' | '{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            '+' | '-' | '*' | '/' | '%' | '<' | '>' | '=' | '!' | '&' | '|' | '?' | ':' | '^'
+            | '~' | '#' => count += 1,
+            '.' => {
+                let digit = |j: Option<usize>| {
+                    j.and_then(|j| chars.get(j))
+                        .is_some_and(|c: &char| c.is_ascii_digit())
+                };
+                if !(digit(i.checked_sub(1)) && digit(Some(i + 1))) {
+                    count += 1;
+                }
+            }
+            c if c.is_alphabetic() || c == '_' => {
+                count += 1;
+                while chars
+                    .get(i + 1)
+                    .is_some_and(|c| c.is_alphanumeric() || *c == '_')
+                {
+                    i += 1;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    deepest + count
+}
+
+/// [`ConditionError::TooComplex`] when `src` nests deeper than [`MAX_EXPRESSION_NESTING`].
+pub fn check_nesting(src: &str) -> Result<(), ConditionError> {
+    let bound = nesting_bound(src);
+    if bound > MAX_EXPRESSION_NESTING {
+        return Err(ConditionError::TooComplex {
+            expr: src.to_string(),
+            bound,
+            limit: MAX_EXPRESSION_NESTING,
+        });
+    }
+    Ok(())
 }
 
 /// Folds pest's multi-line parse error (`--> 1:10`, a caret drawing, `= expected ...`) into one
@@ -223,6 +304,7 @@ pub fn expand_member_shorthand(src: &str) -> std::borrow::Cow<'_, str> {
 
 /// Parses `condition` without evaluating it (for validation).
 pub fn check_syntax(condition: &str) -> Result<(), ConditionError> {
+    check_nesting(condition)?;
     expr::compile(&expand_member_shorthand(condition))
         .map(|_| ())
         .map_err(|e| ConditionError::Parse {
@@ -233,6 +315,7 @@ pub fn check_syntax(condition: &str) -> Result<(), ConditionError> {
 
 /// Evaluates one condition with `result` bound to `result`.
 pub fn eval_condition(result: &Value, condition: &str) -> Result<bool, ConditionError> {
+    check_nesting(condition)?;
     let program = match expr::compile(&expand_member_shorthand(condition)) {
         Ok(p) => p,
         Err(e) => {
@@ -301,6 +384,7 @@ pub struct ValueWithText {
 /// Evaluates a time expression (a range query's `start`/`end`, e.g. `now() - duration("5m")`)
 /// with `now()` fixed at `now`. Returns Unix seconds (with their fraction).
 pub fn eval_time(expression: &str, now: k8s_openapi::jiff::Timestamp) -> Result<f64, String> {
+    check_nesting(expression).map_err(|e| e.to_string())?;
     let program = expr::compile(expression).map_err(|e| {
         format!(
             "invalid expression {expression:?}: {}",

@@ -268,6 +268,8 @@ pub fn stamp(now: Timestamp) -> Time {
 #[cfg(test)]
 mod experiment_tests;
 #[cfg(test)]
+mod model_tests;
+#[cfg(test)]
 mod parity_tests;
 #[cfg(test)]
 mod tests;

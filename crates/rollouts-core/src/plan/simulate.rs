@@ -459,6 +459,12 @@ impl World {
         }
     }
 
+    /// Lifts every [`World::cap_available`]: the pods that were failing recover (become
+    /// available in the next rounds).
+    pub fn lift_caps(&mut self) {
+        self.caps.clear();
+    }
+
     /// The Rollout's status (default when unset).
     pub fn status(&self) -> RolloutStatus {
         self.ro.status.clone().unwrap_or_default()
@@ -479,6 +485,27 @@ impl World {
         }
         containers[0].image = Some(image.into());
         self.ro.metadata.generation = Some(self.ro.metadata.generation.unwrap_or(1) + 1);
+    }
+
+    /// The available pods of all ReplicaSets.
+    pub fn available_pods(&self) -> i32 {
+        self.rss
+            .iter()
+            .map(|r| {
+                r.status
+                    .as_ref()
+                    .and_then(|s| s.available_replicas)
+                    .unwrap_or(0)
+            })
+            .sum()
+    }
+
+    /// The pods all ReplicaSets ask for (`spec.replicas`, summed).
+    pub fn total_pods(&self) -> i32 {
+        self.rss
+            .iter()
+            .map(|r| r.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0))
+            .sum()
     }
 
     /// (canary available, stable available) by the status' hashes.

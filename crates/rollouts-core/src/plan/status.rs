@@ -176,9 +176,13 @@ fn progressing(v: &View<'_>, st: &RolloutStatus) -> bool {
 
 /// Upstream's `RolloutTimedOut` on the new status.
 /// Upstream's `isWaitingForReplicaSetScaleDown`: an older ReplicaSet waits for its scale-down
-/// deadline, which is not a lack of progress (the update itself is done).
+/// deadline, which is not a lack of progress (the update itself is done). Unlike upstream, a
+/// ReplicaSet already at 0 waits for nothing: an aborted canary keeps its annotation when it is
+/// scaled down (upstream's too), and once a newer revision made it an older ReplicaSet, that
+/// stale annotation kept the new revision from ever timing out (found by the planner's model).
 fn waiting_for_scale_down(v: &View<'_>) -> bool {
-    v.rs.others().any(|r| r.scale_down_deadline().is_some())
+    v.rs.others()
+        .any(|r| r.spec_replicas > 0 && r.scale_down_deadline().is_some())
 }
 
 fn timed_out(v: &View<'_>, st: &RolloutStatus) -> bool {

@@ -12,6 +12,11 @@ use super::view::View;
 
 /// The scale the current step asks of the canary (upstream's `GetCanaryReplicasOrWeight`).
 pub fn canary_scale(v: &View<'_>) -> CanaryScale {
+    scale_of(v, true)
+}
+
+/// [`canary_scale`], reading the steps' `setCanaryScale` or not (`use_set_canary_scale`).
+fn scale_of(v: &View<'_>, use_set_canary_scale: bool) -> CanaryScale {
     let max_weight = v.max_weight();
     let (step, idx) = v.current_step();
     let (step_weight, set_canary_scale) = match (step, idx) {
@@ -27,7 +32,7 @@ pub fn canary_scale(v: &View<'_>) -> CanaryScale {
                     weight: s.weight,
                     match_traffic_weight: s.match_traffic_weight == Some(true),
                 });
-            (v.set_weight_up_to(i), scs)
+            (v.set_weight_up_to(i), scs.filter(|_| use_set_canary_scale))
         }
         _ => (max_weight, None),
     };
@@ -76,17 +81,24 @@ pub fn dynamic_abort_weight(v: &View<'_>) -> Option<i32> {
 /// `CalculateReplicaCountsForBasicCanary` / `...ForTrafficRoutedCanary`).
 pub fn desired_counts(v: &View<'_>) -> ReplicaCounts {
     if v.traffic_routed() {
-        return replicas::traffic_routed_canary_replica_counts(
-            &replicas::TrafficRoutedCanaryInput {
+        let mut counts =
+            replicas::traffic_routed_canary_replica_counts(&replicas::TrafficRoutedCanaryInput {
                 spec_replicas: v.replicas(),
                 scale: canary_scale(v),
                 max_weight: v.max_weight(),
                 dynamic_stable_scale: v.canary.dynamic_stable_scale == Some(true),
                 aborted: v.old.abort == Some(true),
                 min_pods_per_replica_set: v.canary.min_pods_per_replica_set,
-                current_weights: v.current_weights(),
-            },
-        );
+                // Unknown weights (the status of a new revision's first reconcile records none
+                // until traffic is reconciled): all traffic may still be on the stable, so a
+                // dynamically scaled stable keeps its pods until the status says otherwise.
+                current_weights: v.current_weights().or(Some(replicas::TrafficWeights {
+                    canary: 0,
+                    stable: v.max_weight(),
+                })),
+            });
+        counts.canary = counts.canary.max(routed_canary_pods(v));
+        return counts;
     }
     let weight = match canary_scale(v) {
         CanaryScale::Weight(w) => w,
@@ -107,6 +119,41 @@ pub fn desired_counts(v: &View<'_>) -> ReplicaCounts {
         stable,
         others: &others,
     })
+}
+
+/// The pods the canary's current traffic weight needs (as `status.canary.weights` records it
+/// for the new ReplicaSet), when the canary's pods follow its weight (no `setCanaryScale` in
+/// effect, which decouples them on purpose): the canary keeps them until the weight has moved
+/// down. Upstream keeps them only on an abort with dynamic stable scaling; a step that lowers
+/// the weight (`setWeight: 50`, then `setWeight: 0`) scales its canary down first there, and
+/// the router keeps sending that share of the traffic to pods that are gone until the next
+/// reconcile moves the weight.
+fn routed_canary_pods(v: &View<'_>) -> i32 {
+    let Some(new) = v.rs.new_rs() else {
+        return 0;
+    };
+    let recorded = v
+        .old
+        .canary
+        .as_ref()
+        .and_then(|c| c.weights.as_ref())
+        .and_then(|w| w.canary.as_ref());
+    let Some(weight) = recorded
+        .filter(|d| d.pod_template_hash.as_deref() == Some(new.hash.as_str()))
+        .and_then(|d| d.weight)
+    else {
+        return 0;
+    };
+    if !follows_traffic(v) {
+        return 0;
+    }
+    replicas::traffic_weight_to_replicas(v.replicas(), weight, v.max_weight())
+}
+
+/// Whether the canary's pods follow its traffic weight now: an update in flight with no
+/// `setCanaryScale` in effect.
+pub fn follows_traffic(v: &View<'_>) -> bool {
+    !v.fully_promoted() && scale_of(v, true) == scale_of(v, false)
 }
 
 /// Whether the ReplicaSets are at the step's counts (upstream's

@@ -257,16 +257,7 @@ fn availability_never_drops_below_max_unavailable() {
         if !w.apply(p) {
             break;
         }
-        let available: i32 = w
-            .rss
-            .iter()
-            .map(|r| r.status.as_ref().unwrap().available_replicas.unwrap_or(0))
-            .sum();
-        let total: i32 = w
-            .rss
-            .iter()
-            .map(|r| r.spec.as_ref().unwrap().replicas.unwrap_or(0))
-            .sum();
+        let (available, total) = (w.available_pods(), w.total_pods());
         assert!(available >= 4, "availability fell to {available}");
         assert!(total <= 5, "surged to {total} pods");
     }
@@ -424,7 +415,7 @@ fn selectors(w: &World) -> (Option<String>, Option<String>) {
     (b.active_selector, b.preview_selector)
 }
 
-fn svc_hash(w: &World, name: &str) -> Option<String> {
+pub(super) fn svc_hash(w: &World, name: &str) -> Option<String> {
     w.services
         .iter()
         .find(|s| s.name_any() == name)
@@ -595,7 +586,7 @@ fn istio_rollout(replicas: i32, steps: serde_json::Value) -> Rollout {
     ro
 }
 
-fn with_vs(w: &mut World) {
+pub(super) fn with_vs(w: &mut World) {
     let key = crate::traffic::istio::virtual_service_key("ns", "vs");
     let vs = json!({
         "apiVersion": "networking.istio.io/v1alpha3", "kind": "VirtualService",
@@ -608,7 +599,7 @@ fn with_vs(w: &mut World) {
     w.traffic.insert(key, vs);
 }
 
-fn vs_weights(w: &World) -> (i64, i64) {
+pub(super) fn vs_weights(w: &World) -> (i64, i64) {
     let key = crate::traffic::istio::virtual_service_key("ns", "vs");
     let routes = &w.traffic[&key]["spec"]["http"][0]["route"];
     let weight_of = |host: &str| {
@@ -749,7 +740,7 @@ fn istio_weight_waits_for_canary_pods() {
     assert_eq!(status_weights(&w), Some((0, 100)));
 }
 
-fn template(name: &str) -> crate::api::AnalysisTemplate {
+pub(super) fn template(name: &str) -> crate::api::AnalysisTemplate {
     serde_json::from_value(json!({
         "apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisTemplate",
         "metadata": {"name": name, "namespace": "ns"},

@@ -399,11 +399,28 @@ impl<'a> View<'a> {
             && rs.available == replicas
     }
 
-    /// Upstream's `isReplicaSetReferenced`: the ReplicaSet is the stable, the current, or one
-    /// a blue-green Service selects.
+    /// Upstream's `isReplicaSetReferenced`: the ReplicaSet is the stable, the current, one
+    /// the status' blue-green selectors or traffic weights name, or one the strategy's Services
+    /// (canary and stable, or active and preview) select as observed. (Upstream also looks at
+    /// an Istio DestinationRule's subsets; Services are what the routers here send traffic to.)
     pub fn referenced(&self, rs: &Rs<'_>) -> bool {
         let st = &self.old;
         let bgst = st.blue_green.clone().unwrap_or_default();
+        let weights = st.canary.as_ref().and_then(|c| c.weights.as_ref());
+        let weighted = [
+            weights.and_then(|w| w.canary.as_ref()),
+            weights.and_then(|w| w.stable.as_ref()),
+        ]
+        .map(|d| d.and_then(|d| d.pod_template_hash.as_deref()));
+        let services = if self.bg.is_some() {
+            [self.active_service(), self.preview_service()]
+        } else {
+            [
+                self.canary.canary_service.as_deref(),
+                self.canary.stable_service.as_deref(),
+            ]
+        };
+        let selected = services.map(|s| s.and_then(|s| self.selectors.get(s)).map(String::as_str));
         !rs.hash.is_empty()
             && [
                 st.stable_rs.as_deref(),
@@ -411,7 +428,10 @@ impl<'a> View<'a> {
                 bgst.active_selector.as_deref(),
                 bgst.preview_selector.as_deref(),
             ]
-            .contains(&Some(rs.hash.as_str()))
+            .into_iter()
+            .chain(weighted)
+            .chain(selected)
+            .any(|h| h == Some(rs.hash.as_str()))
     }
 
     /// The blue-green strategy (an empty one for canary Rollouts).

@@ -52,6 +52,9 @@ pub struct Writes {
     pub experiment: Option<crate::api::Experiment>,
     /// The first gate that held the Rollout in this reconcile.
     pub wait: Option<Wait>,
+    /// The traffic weights this plan sets on the routers (traffic is reconciled before the
+    /// ReplicaSets are scaled), when it sets them.
+    pub weights: Option<super::replicas::TrafficWeights>,
 }
 
 impl Writes {
@@ -155,6 +158,12 @@ impl Writes {
     /// dynamic stable scaling only when the delay is set explicitly; never when it is 0).
     pub fn delay_scale_down_on_abort(&self, v: &View<'_>) -> bool {
         if !self.aborted(v) || v.rs.stable_rs().is_none() {
+            return false;
+        }
+        // An abort of a fully promoted Rollout: the new ReplicaSet is the stable one, there is
+        // no canary or preview to keep up for a while (upstream annotates it, then its
+        // `removeScaleDownDeadlines` removes the annotation from the stable, every reconcile).
+        if v.new_idx().is_some() && v.new_idx() == v.stable_idx() {
             return false;
         }
         match v.bg {

@@ -55,6 +55,12 @@ pub fn reconcile<'a>(v: &mut View<'a>, w: &mut Writes, obs: &Observed<'a>) -> Ro
 
     let mut status = status::base_status(v);
     if v.template_or_steps_changed() {
+        // The routers are not touched in this reconcile: the weights the status recorded are
+        // still theirs. Dropping them would leave the next reconcile (an abort, dynamic stable
+        // scaling) without the traffic it must move back first.
+        if let Some(c) = status.canary.as_mut() {
+            c.weights = v.old.canary.as_ref().and_then(|c| c.weights.clone());
+        }
         rollout_rs::sync_revision(v, w, &mut status);
         return sync_status(v, w, status, true);
     }
@@ -237,7 +243,9 @@ fn sync_status(
     }
     match gate::canary_step(v, &w.runs, w.experiment.as_ref()) {
         Some(Ok(())) => {
-            if let (Some(step), Some(i)) = (step, idx.as_mut()) {
+            // (A full promotion may already have moved the index past the last step: the
+            // step seen at the start is then not counted again.)
+            if let (Some(step), Some(i)) = (step, idx.as_mut().filter(|i| **i < step_count)) {
                 *i += 1;
                 if let Some(c) = st.canary.as_mut() {
                     c.current_step_analysis_run_status = None;

@@ -24,7 +24,22 @@ pub fn reconcile_replica_sets(v: &View<'_>, w: &mut Writes) -> bool {
     {
         w.drop_scale_down_deadline(&v.rs.all[idx]);
     }
-    let counts = targets::desired_counts(v);
+    let mut counts = targets::desired_counts(v);
+    // The counts follow the weights the status recorded; this plan may move them first (to the
+    // stable once a canary has no pods, or to the previous step's weight): a dynamically scaled
+    // stable, and a canary whose pods follow its weight, also keep what the new weights need
+    // (upstream counts from the weights it has just set).
+    if let Some(weights) = w.weights {
+        let routed = |weight| {
+            super::super::replicas::traffic_weight_to_replicas(v.replicas(), weight, v.max_weight())
+        };
+        if v.canary.dynamic_stable_scale == Some(true) {
+            counts.stable = counts.stable.max(routed(weights.stable));
+        }
+        if targets::follows_traffic(v) {
+            counts.canary = counts.canary.max(routed(weights.canary));
+        }
+    }
     if let (Some(s), Some(n)) = (v.stable_idx(), v.new_idx())
         && s != n
         && w.scale(v, s, counts.stable)

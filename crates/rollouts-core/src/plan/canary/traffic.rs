@@ -102,11 +102,18 @@ fn desired_weight(v: &View<'_>, w: &Writes) -> i32 {
     } else if let Some(i) = idx {
         let i = i.max(0) as usize;
         if !targets::at_desired_counts(v).0 {
-            // The previous step's weight until this step's pods are there.
-            match i.checked_sub(1) {
+            // The previous step's weight until this step's pods are there. Unlike upstream,
+            // not more than the canary's available pods can serve, unless it already has it: a
+            // user's `promote` may have skipped the previous step before its pods came up
+            // (found by the planner's model).
+            let prev = match i.checked_sub(1) {
                 Some(prev) => v.set_weight_up_to(prev),
                 None => 0,
-            }
+            };
+            let available = i64::from(new.map_or(0, |r| r.available));
+            let servable = (i64::from(max) * available / i64::from(v.replicas().max(1))) as i32;
+            let current = v.current_weights().map_or(0, |w| w.canary);
+            prev.min(servable.max(current))
         } else if i < v.steps().len() {
             v.set_weight_up_to(i)
         } else {
@@ -241,5 +248,9 @@ pub fn reconcile_traffic(
         verified: None,
     };
     status.canary.get_or_insert_with(Default::default).weights = Some(weights);
+    w.weights = Some(super::super::replicas::TrafficWeights {
+        canary: weight,
+        stable: max - weight,
+    });
     Ok(())
 }
