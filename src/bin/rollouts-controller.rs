@@ -43,6 +43,27 @@ async fn shutdown_signal() {
     }
 }
 
+/// How often freed heap memory is handed back to the system.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// glibc keeps pages freed by the allocator (the initial lists' response bodies, decoded
+/// objects replaced by newer versions) in its arenas, where they count in the RSS although
+/// nothing uses them; `malloc_trim` returns them (measured in the README, "At scale").
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+async fn trim_heap_periodically() {
+    let mut every = tokio::time::interval(TRIM_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        // SAFETY: `malloc_trim` takes no pointer and only releases free pages; glibc's
+        // allocator locks each arena while trimming it.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
+}
+
 fn run(args: &RunArgs) -> ExitCode {
     if let Err(e) = init_logging(args) {
         eprintln!("rollouts-controller: {e}");
@@ -87,6 +108,8 @@ fn run(args: &RunArgs) -> ExitCode {
             "rollouts-controller {} starting",
             env!("CARGO_PKG_VERSION")
         );
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        tokio::spawn(trim_heap_periodically());
         match process.run(shutdown_signal()).await {
             Ok(()) => {
                 tracing::info!("stopped");
