@@ -57,6 +57,14 @@ async fn setup_step(test: &str) -> (TestNs, Ctl, ExperimentCtl) {
     (ns, ctl, ectl)
 }
 
+/// Applies `manifest`, waits until its Rollout `name` is Healthy and returns its stable
+/// ReplicaSet's pod-template hash.
+async fn deploy(ns: &TestNs, manifest: &str, name: &str) -> String {
+    ns.apply(manifest).await;
+    let ro = wait_rollout(ns, name, "Healthy", Duration::from_secs(60), is_healthy).await;
+    stable_of(&ro)
+}
+
 fn current_experiment(ro: &Rollout) -> Option<String> {
     ro.status
         .as_ref()?
@@ -161,15 +169,17 @@ fn template_image(ex: &Experiment, template: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn experiment_step_success_lets_the_rollout_continue() {
     let (ns, _ctl, _ectl) = setup_step("exstep-ok").await;
-    ns.apply(&rollout(
+    let v1 = deploy(
+        &ns,
+        &rollout(
+            "exok",
+            json!({"experiment": {"duration": "5s", "templates": [
+                {"name": "baseline", "specRef": "stable"},
+                {"name": "canary", "specRef": "canary", "metadata": {"labels": {"exp": "c"}}}]}}),
+        ),
         "exok",
-        json!({"experiment": {"duration": "5s", "templates": [
-            {"name": "baseline", "specRef": "stable"},
-            {"name": "canary", "specRef": "canary", "metadata": {"labels": {"exp": "c"}}}]}}),
-    ))
+    )
     .await;
-    let ro = wait_rollout(&ns, "exok", "Healthy", Duration::from_secs(60), is_healthy).await;
-    let v1 = stable_of(&ro);
     assert!(
         experiments(&ns).await.is_empty(),
         "none on the initial deploy"
@@ -439,16 +449,7 @@ struct HostSplit<'a> {
 async fn host_split_experiment(test: &str, manifest: &str, n: &HostSplit<'_>, skip_step: bool) {
     istio_crds().await;
     let (ns, _ctl, _ectl) = setup_step(test).await;
-    ns.apply(manifest).await;
-    let ro = wait_rollout(
-        &ns,
-        n.rollout,
-        "Healthy",
-        Duration::from_secs(60),
-        is_healthy,
-    )
-    .await;
-    let v1 = stable_of(&ro);
+    let v1 = deploy(&ns, manifest, n.rollout).await;
     assert_eq!(
         routes(&ns, n.vs).await,
         vec![(n.stable.to_string(), 100), (n.canary.to_string(), 0)]
@@ -675,16 +676,7 @@ async fn alb_all(ns: &TestNs, n: &AlbNames<'_>, want: &[(String, i64)]) -> bool 
 /// 10, the template's Service 20, stable 70; once the step ends it is back to 0/100.
 async fn alb_experiment(test: &str, manifest: &str, n: &AlbNames<'_>, skip_step: bool) {
     let (ns, _ctl, _ectl) = setup_step(test).await;
-    ns.apply(manifest).await;
-    let ro = wait_rollout(
-        &ns,
-        n.rollout,
-        "Healthy",
-        Duration::from_secs(60),
-        is_healthy,
-    )
-    .await;
-    let v1 = stable_of(&ro);
+    let v1 = deploy(&ns, manifest, n.rollout).await;
     let at_rest = vec![(n.canary.to_string(), 0), (n.stable.to_string(), 100)];
     ns.wait_for("the action at 0/100", Duration::from_secs(30), || async {
         Ok(alb_all(&ns, n, &at_rest).await.then_some(()))
@@ -1078,16 +1070,7 @@ struct SubsetSplit<'a> {
 async fn subset_split_experiment(test: &str, manifest: &str, n: &SubsetSplit<'_>, skip_step: bool) {
     istio_crds().await;
     let (ns, _ctl, _ectl) = setup_step(test).await;
-    ns.apply(manifest).await;
-    let ro = wait_rollout(
-        &ns,
-        n.rollout,
-        "Healthy",
-        Duration::from_secs(60),
-        is_healthy,
-    )
-    .await;
-    let v1 = stable_of(&ro);
+    let v1 = deploy(&ns, manifest, n.rollout).await;
     let at_rest = vec![
         (n.host.to_string(), "stable".to_string(), 100),
         (n.host.to_string(), "canary".to_string(), 0),
@@ -1294,14 +1277,16 @@ async fn a_new_update_during_the_step_terminates_the_experiment() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_controller_keeps_the_steps_experiment() {
     let (ns, ctl, _ectl) = setup_step("exstep-restart").await;
-    ns.apply(&rollout(
+    let v1 = deploy(
+        &ns,
+        &rollout(
+            "exrst",
+            json!({"experiment": {"duration": "20s",
+                                  "templates": [{"name": "canary", "specRef": "canary"}]}}),
+        ),
         "exrst",
-        json!({"experiment": {"duration": "20s",
-                              "templates": [{"name": "canary", "specRef": "canary"}]}}),
-    ))
+    )
     .await;
-    let ro = wait_rollout(&ns, "exrst", "Healthy", Duration::from_secs(60), is_healthy).await;
-    let v1 = stable_of(&ro);
     set_image(&ns, "exrst", "app:v2").await;
     let (_, ex) = wait_current_experiment(&ns, "exrst").await;
     let name = ex.name_any();
