@@ -106,6 +106,7 @@ pub enum Invariant {
     TwoWriters,
     FinalPhase,
     DuplicateAnalysisRun,
+    StepJudgedTwice,
     OrphanedReplicaSet,
 }
 
@@ -121,6 +122,7 @@ impl fmt::Display for Invariant {
             Invariant::TwoWriters => "never two writers at once",
             Invariant::FinalPhase => "the scenario's final phase",
             Invariant::DuplicateAnalysisRun => "one AnalysisRun per step in flight",
+            Invariant::StepJudgedTwice => "one AnalysisRun per step",
             Invariant::OrphanedReplicaSet => "no orphaned ReplicaSets",
         };
         f.write_str(s)

@@ -17,8 +17,8 @@
 //! [`invariants`] (never two AnalysisRuns of one step running at once among them). At the end
 //! every Rollout must reach its scenario's phase with only its stable ReplicaSet scaled up and
 //! no orphaned ReplicaSet, and the audit log must show no write by a replica that did not hold
-//! the Lease ([`audit`]). A step whose analysis ran twice, one run after the other, is counted
-//! ([`Report::reruns`]).
+//! the Lease ([`audit`]), and no step's analysis may have run twice, even one run after the
+//! other.
 
 pub mod audit;
 pub mod invariants;
@@ -89,11 +89,6 @@ pub struct Report {
     pub writes: usize,
     pub lease_writes: usize,
     pub late_completions: usize,
-    /// Steps whose analysis ran twice or more, one run after the other: a run created (its
-    /// create answered with an error, or its record in the Rollout's status lost) and
-    /// completed before the next reconcile is not found again, and the step gets `<name>.1`,
-    /// as upstream's collision counter does. Reported, not a violation.
-    pub reruns: Vec<String>,
     /// Violations, each counted once per sample it was seen in.
     pub violation_count: u64,
     /// The distinct violations (first few hundred).
@@ -142,10 +137,6 @@ impl std::fmt::Display for Report {
             "  controller writes audited     {} (+{} Lease writes; {} sent by a holder, completed after a take-over)",
             self.writes, self.lease_writes, self.late_completions
         )?;
-        writeln!(f, "  analysis steps run again      {}", self.reruns.len())?;
-        for r in &self.reruns {
-            writeln!(f, "    {r}")?;
-        }
         writeln!(
             f,
             "  violations                    {}",
@@ -796,9 +787,8 @@ pub async fn run(root: &Path, opts: &Options) -> Result<Report> {
     let _ = sampling.await;
 
     // Final checks.
-    let (found, reruns) = final_checks(&client).await?;
+    let found = final_checks(&client).await?;
     record(&shared, found);
-    report.reruns = reruns;
     supervising.store(false, Ordering::SeqCst);
     supervisor.await??;
     for r in replicas.lock().unwrap().iter_mut() {
@@ -872,9 +862,11 @@ async fn wait_settled(
     }
 }
 
-/// No orphaned ReplicaSets (every one controlled by an existing Rollout), and the steps whose
-/// analysis ran more than once (one after the other: see [`Report::reruns`]).
-async fn final_checks(client: &Client) -> Result<(Vec<Violation>, Vec<String>)> {
+/// No orphaned ReplicaSets (every one controlled by an existing Rollout), and no step whose
+/// analysis ran more than once, even one run after the other (no scenario retries or
+/// resumes a step: a second run means a controller lost track of the first, e.g. killed
+/// between creating it and recording it).
+async fn final_checks(client: &Client) -> Result<Vec<Violation>> {
     let mut out = Vec::new();
     let rollouts = Api::<Rollout>::namespaced(client.clone(), NAMESPACE)
         .list(&ListParams::default())
@@ -893,11 +885,13 @@ async fn final_checks(client: &Client) -> Result<(Vec<Violation>, Vec<String>)> 
             .or_default()
             .push(run.name_any());
     }
-    let reruns = keys
-        .into_iter()
-        .filter(|(_, names)| names.len() > 1)
-        .map(|(key, names)| format!("{key}: {}", names.join(", ")))
-        .collect();
+    for (key, names) in keys.into_iter().filter(|(_, names)| names.len() > 1) {
+        out.push(Violation {
+            invariant: Invariant::StepJudgedTwice,
+            object: key,
+            detail: format!("{} AnalysisRuns: {}", names.len(), names.join(", ")),
+        });
+    }
     let rss = Api::<ReplicaSet>::namespaced(client.clone(), NAMESPACE)
         .list(&ListParams::default())
         .await?;
@@ -911,5 +905,5 @@ async fn final_checks(client: &Client) -> Result<(Vec<Violation>, Vec<String>)> 
             });
         }
     }
-    Ok((out, reruns))
+    Ok(out)
 }

@@ -2,6 +2,12 @@
 //! background run, blue-green pre- and post-promotion runs; their phases pause (Inconclusive)
 //! or abort (Failed, Error) the Rollout; runs of earlier updates are terminated and cleaned up
 //! beyond the history limits. The runs themselves are measured by the AnalysisRun controller.
+//!
+//! A new run is written ahead: one plan records its name in the status (phase Pending), and
+//! only a later plan, which sees that name in the status but no such run, creates it. A
+//! controller that dies between the two leaves a name the next one creates, never a run the
+//! status does not name: a completed run the status does not name is always one of an
+//! earlier attempt (before a `retry`), so it is never adopted and no step is judged twice.
 
 use super::view::{CurrentRuns, View, run_phase as phase};
 use super::writes::Writes;
@@ -18,6 +24,18 @@ use crate::api::{
 };
 use kube_core::ResourceExt;
 use std::collections::BTreeMap;
+
+/// Why the Rollout's runs cannot be reconciled: it is blocked until its spec or templates
+/// change.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RunError {
+    /// There is no new ReplicaSet hash to name the run after.
+    #[error("the new ReplicaSet has no pod-template hash")]
+    NoHash,
+    /// The run cannot be built from its templates and arguments.
+    #[error(transparent)]
+    Build(#[from] build::BuildError),
+}
 
 /// The Rollout's `controller-instance-id` label, for its runs.
 fn instance_id(v: &View<'_>) -> Option<String> {
@@ -100,8 +118,11 @@ fn pause_or_abort(w: &mut Writes, run: Option<&AnalysisRun>) {
     }
 }
 
-/// Builds a run from a Rollout analysis block, reusing an unfinished run of the same name
-/// (a store that has not seen our last write) or picking the next free `name.N`.
+/// Builds a run from a Rollout analysis block (see the module docs). `recorded` is the name
+/// the status gives this run's slot: when the store holds no such run and the name is one
+/// this block would get, it was written ahead and the run is created now. Otherwise an
+/// unfinished run of the base name is reused (a run an earlier controller created without
+/// writing ahead), or the next free `name.N` is recorded, to be created by a later plan.
 fn create_run(
     v: &View<'_>,
     w: &mut Writes,
@@ -109,10 +130,11 @@ fn create_run(
     analysis: &RolloutAnalysis,
     infix: &str,
     labels: BTreeMap<String, String>,
-) -> Result<AnalysisRun, String> {
+    recorded: Option<&str>,
+) -> Result<AnalysisRun, RunError> {
     let new_hash = v.rs.new_rs().map(|r| r.hash.clone()).unwrap_or_default();
     if new_hash.is_empty() {
-        return Err("the new ReplicaSet has no pod-template hash".into());
+        return Err(RunError::NoHash);
     }
     let revision = w
         .planned_revision()
@@ -136,12 +158,25 @@ fn create_run(
     {
         return Ok(r.clone());
     }
-    let mut name = base.clone();
-    let mut n = 0;
-    while existing(&name).is_some() {
-        n += 1;
-        name = format!("{base}.{n}");
-    }
+    let ours = |n: &str| {
+        n == base
+            || n.strip_prefix(base.as_str())
+                .and_then(|rest| rest.strip_prefix('.'))
+                .is_some_and(|k| k.parse::<u32>().is_ok())
+    };
+    let written_ahead = recorded.filter(|n| ours(n) && existing(n).is_none());
+    let name = match written_ahead {
+        Some(n) => n.to_string(),
+        None => {
+            let mut name = base.clone();
+            let mut n = 0;
+            while existing(&name).is_some() {
+                n += 1;
+                name = format!("{base}.{n}");
+            }
+            name
+        }
+    };
     let namespaced = |t: &str| obs.analysis_templates.get(t).map(|t| t.spec.clone());
     let cluster = |t: &str| {
         obs.cluster_analysis_templates
@@ -152,16 +187,14 @@ fn create_run(
         analysis.templates.as_deref().unwrap_or_default(),
         namespaced,
         cluster,
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     let stable_hash = v.rs.stable_rs().map(|r| r.hash.clone());
     let args = build::resolve_rollout_args(
         analysis.args.as_deref().unwrap_or_default(),
         v.ro,
         stable_hash.as_deref(),
         Some(&new_hash),
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     let mut labels = labels;
     let md = analysis.analysis_run_metadata.clone().unwrap_or_default();
     labels.extend(md.labels.unwrap_or_default());
@@ -189,11 +222,17 @@ fn create_run(
             .measurement_retention
             .as_deref()
             .unwrap_or_default(),
-    })
-    .map_err(|e| e.to_string())?;
-    w.effects
-        .push(Effect::CreateAnalysisRun(Box::new(run.clone())));
+    })?;
+    if written_ahead.is_some() {
+        w.effects
+            .push(Effect::CreateAnalysisRun(Box::new(run.clone())));
+    }
     Ok(run)
+}
+
+/// The run name a status slot records.
+fn slot_name(slot: Option<&RolloutAnalysisRunStatus>) -> Option<&str> {
+    slot?.name.as_deref()
 }
 
 /// Upstream's `reconcileStepBasedAnalysisRun`.
@@ -202,7 +241,7 @@ fn step_run(
     w: &mut Writes,
     obs: &Observed<'_>,
     current: Option<AnalysisRun>,
-) -> Result<Option<AnalysisRun>, String> {
+) -> Result<Option<AnalysisRun>, RunError> {
     let (step, idx) = v.current_step();
     if v.old
         .pause_conditions
@@ -222,7 +261,13 @@ fn step_run(
     };
     if needs_new_run(v, current.as_ref()) {
         let labels = build::step_labels(i, &v.new_hash(), instance_id(v).as_deref());
-        return create_run(v, w, obs, analysis, &i.to_string(), labels).map(Some);
+        let recorded = slot_name(
+            v.old
+                .canary
+                .as_ref()
+                .and_then(|c| c.current_step_analysis_run_status.as_ref()),
+        );
+        return create_run(v, w, obs, analysis, &i.to_string(), labels, recorded).map(Some);
     }
     pause_or_abort(w, current.as_ref());
     Ok(current)
@@ -234,7 +279,7 @@ fn background_run(
     w: &mut Writes,
     obs: &Observed<'_>,
     current: Option<AnalysisRun>,
-) -> Result<Option<AnalysisRun>, String> {
+) -> Result<Option<AnalysisRun>, RunError> {
     let Some(bg) = v.canary.analysis.as_ref() else {
         cancel(w, current.as_ref());
         return Ok(None);
@@ -256,7 +301,13 @@ fn background_run(
             &v.new_hash(),
             instance_id(v).as_deref(),
         );
-        return create_run(v, w, obs, &bg.analysis, "", labels).map(Some);
+        let recorded = slot_name(
+            v.old
+                .canary
+                .as_ref()
+                .and_then(|c| c.current_background_analysis_run_status.as_ref()),
+        );
+        return create_run(v, w, obs, &bg.analysis, "", labels, recorded).map(Some);
     }
     pause_or_abort(w, current.as_ref());
     Ok(current)
@@ -308,7 +359,7 @@ fn promotion_run(
     obs: &Observed<'_>,
     current: Option<AnalysisRun>,
     pre: bool,
-) -> Result<Option<AnalysisRun>, String> {
+) -> Result<Option<AnalysisRun>, RunError> {
     let bg = v.bg.cloned().unwrap_or_default();
     let spec = if pre {
         bg.pre_promotion_analysis
@@ -340,7 +391,14 @@ fn promotion_run(
             (ROLLOUT_TYPE_POST_PROMOTION_LABEL, "post")
         };
         let labels = build::run_labels(kind, &v.new_hash(), instance_id(v).as_deref());
-        Some(create_run(v, w, obs, &analysis, infix, labels)?)
+        let recorded = slot_name(v.old.blue_green.as_ref().and_then(|b| {
+            if pre {
+                b.pre_promotion_analysis_run_status.as_ref()
+            } else {
+                b.post_promotion_analysis_run_status.as_ref()
+            }
+        }));
+        Some(create_run(v, w, obs, &analysis, infix, labels, recorded)?)
     } else {
         current
     };
@@ -355,7 +413,7 @@ pub fn reconcile_analysis(
     w: &mut Writes,
     obs: &Observed<'_>,
     st: &mut RolloutStatus,
-) -> Result<(), String> {
+) -> Result<(), RunError> {
     let current = v.runs.clone();
     w.runs = current.clone();
     let rollback_in_delay = v.rollback_in_scale_down_delay();

@@ -48,6 +48,7 @@ pub fn reconcile<'a>(v: &mut View<'a>, w: &mut Writes, obs: &Observed<'a>) -> Ro
         reconcile_pause(v, w);
         reconcile_active_service(v, w);
         if let Err(problem) = analysis::reconcile_analysis(v, w, obs, &mut st) {
+            let problem = problem.to_string();
             w.wait = Some(Wait::InvalidSpec(problem.clone()));
             return status::blocked(v, w, problem, "AnalysisRunError");
         }

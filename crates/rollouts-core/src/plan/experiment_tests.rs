@@ -579,3 +579,58 @@ fn the_experiment_wait_reads_for_people() {
         "Experiment"
     );
 }
+
+/// A controller killed between creating the step's Experiment and recording it left an
+/// Experiment no status named; once it had ended, the next controller created `-1` and the
+/// step ran twice. The name is now recorded first and the Experiment created by a later plan.
+#[test]
+fn experiment_is_recorded_before_it_is_created_so_a_crash_never_runs_the_step_twice() {
+    let mut ro = rollout(
+        4,
+        json!([{"setWeight": 25}, experiment_step(), {"setWeight": 50}]),
+    );
+    ro.metadata.labels = Some([("team".to_string(), "a".to_string())].into());
+    let mut w = World::new(ro);
+    w.settle();
+    w.set_image("demo:v2");
+    let creates = |p: &Plan| {
+        p.effects
+            .iter()
+            .filter(|e| matches!(e, Effect::CreateExperiment(_)))
+            .count()
+    };
+    // Plans until the one that records the Experiment: it creates nothing yet.
+    let mut recorded = None;
+    for _ in 0..40 {
+        let plan = w.plan();
+        let name = plan
+            .status
+            .canary
+            .as_ref()
+            .and_then(|c| c.current_experiment.clone());
+        if let Some(name) = name {
+            assert_eq!(creates(&plan), 0, "recorded before it is created");
+            recorded = Some(name);
+            w.apply(plan);
+            break;
+        }
+        w.apply(plan);
+    }
+    let name = recorded.expect("the step records its Experiment");
+    // The next plan creates it under that name; the controller dies before anything else.
+    let plan = w.plan();
+    assert_eq!(creates(&plan), 1);
+    let crashed = Plan {
+        effects: plan.effects.clone(),
+        status: w.status(),
+        ..Default::default()
+    };
+    w.apply(crashed);
+    assert_eq!(w.experiments.len(), 1);
+    assert_eq!(w.experiments[0].name_any(), name);
+    // It runs to its end before the next controller looks.
+    assert!(w.set_experiment_phase(&name, "Successful", ""));
+    w.settle();
+    assert_eq!(w.experiments.len(), 1, "the step ran once");
+    assert_eq!(w.status().phase.as_deref(), Some("Healthy"));
+}

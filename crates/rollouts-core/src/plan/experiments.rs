@@ -181,12 +181,37 @@ pub fn build(
     })
 }
 
-/// Upstream's `createExperimentWithCollisionHandling`, against the observed Experiments: an
-/// unfinished Experiment of ours under the name with the same spec is the one (a store that
-/// has not seen our last create); otherwise the first free `name-N`.
-fn create(w: &mut Writes, obs: &Observed<'_>, mut ex: Experiment) -> Experiment {
+/// Upstream's `createExperimentWithCollisionHandling`, against the observed Experiments, and
+/// written ahead as the step's AnalysisRuns are (see [`super::analysis`]): `recorded` is the
+/// status's `currentExperiment`; when no such Experiment exists and the name is one this step
+/// would get, the status recorded it ahead and it is created now. Otherwise an unfinished
+/// Experiment of ours under a taken name with the same spec is the one (created by a
+/// controller that did not write ahead), or the first free `name-N` is recorded, to be
+/// created by a later plan.
+fn create(
+    w: &mut Writes,
+    obs: &Observed<'_>,
+    mut ex: Experiment,
+    recorded: Option<&str>,
+) -> Experiment {
     let base = ex.name_any();
     let existing = |n: &str| obs.experiments.iter().copied().find(|e| e.name_any() == n);
+    let ours = |n: &str| {
+        n == base
+            || n.strip_prefix(base.as_str())
+                .and_then(|rest| rest.strip_prefix('-'))
+                .is_some_and(|k| k.parse::<u32>().is_ok())
+    };
+    if let Some(name) = recorded.filter(|n| ours(n) && existing(n).is_none()) {
+        ex.metadata.name = Some(name.to_string());
+        w.effects
+            .push(Effect::CreateExperiment(Box::new(ex.clone())));
+        w.events.push(Event::normal(
+            "ExperimentCreated",
+            format!("Created Experiment '{name}'"),
+        ));
+        return ex;
+    }
     let mut name = base.clone();
     let mut n = 0;
     while let Some(e) = existing(&name) {
@@ -198,13 +223,7 @@ fn create(w: &mut Writes, obs: &Observed<'_>, mut ex: Experiment) -> Experiment 
         n += 1;
         name = format!("{base}-{n}");
     }
-    ex.metadata.name = Some(name.clone());
-    w.effects
-        .push(Effect::CreateExperiment(Box::new(ex.clone())));
-    w.events.push(Event::normal(
-        "ExperimentCreated",
-        format!("Created Experiment '{name}'"),
-    ));
+    ex.metadata.name = Some(name);
     ex
 }
 
@@ -259,7 +278,12 @@ pub fn reconcile_experiments(
                     v.rs.new_rs().and_then(|r| r.obj),
                 ) {
                     let ex = build(v, w, ex_step, i, stable, canary)?;
-                    let ex = create(w, obs, ex);
+                    let recorded = v
+                        .old
+                        .canary
+                        .as_ref()
+                        .and_then(|c| c.current_experiment.as_deref());
+                    let ex = create(w, obs, ex, recorded);
                     let name = ex.name_any();
                     others.retain(|e| e.name_any() != name);
                     current = Some(ex);

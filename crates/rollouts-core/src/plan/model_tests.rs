@@ -423,6 +423,12 @@ struct Model {
     rounds: u64,
     /// Print every round (a test replaying a case to look at it).
     trace: bool,
+    /// User commands so far: a step may be judged again only after one (a retry, a promotion
+    /// past an inconclusive run, a new image...).
+    commands: u32,
+    /// Every run seen: its name, what it judges (kind, step, pod hash) and `commands` when it
+    /// appeared.
+    judged: BTreeMap<String, (String, u32)>,
 }
 
 type Check = Result<(), TestCaseError>;
@@ -474,7 +480,41 @@ impl Model {
             stepped: None,
             rounds: 0,
             trace: false,
+            commands: 0,
+            judged: BTreeMap::new(),
         }
+    }
+
+    /// No step judged twice: a run that appears must not judge what a run that appeared
+    /// since the user's last command judges (a controller that lost track of its own run, e.g.
+    /// killed between creating it and recording it, and created another).
+    fn check_runs(&mut self) -> Check {
+        for r in &self.w.runs {
+            if self.judged.contains_key(&r.name_any()) {
+                continue;
+            }
+            let labels = r.labels();
+            let label = |k: &str| labels.get(k).cloned().unwrap_or_default();
+            let what = format!(
+                "{} {} {}",
+                label("rollout-type"),
+                label("step-index"),
+                label(DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY)
+            );
+            let twice = self
+                .judged
+                .iter()
+                .find(|(_, (w, at))| *w == what && *at == self.commands);
+            if let Some((other, _)) = twice {
+                return fail(format!(
+                    "{what} judged twice with no user command between: {other} and {} ({})",
+                    r.name_any(),
+                    self.summary()
+                ));
+            }
+            self.judged.insert(r.name_any(), (what, self.commands));
+        }
+        Ok(())
     }
 
     /// The status and ReplicaSets in one line (for failure messages).
@@ -995,6 +1035,7 @@ impl Model {
         }
         self.rounds += 1;
         self.check_world(&b, &plan)?;
+        self.check_runs()?;
         self.promoted = None;
         self.stepped = None;
         Ok(changed)
@@ -1077,6 +1118,19 @@ impl Model {
         use crate::api::analysis_phase::is_completed;
         if self.trace {
             println!("{e:?}");
+        }
+        if matches!(
+            e,
+            Ev::Image(_)
+                | Ev::BadImage(_)
+                | Ev::Undo
+                | Ev::Promote
+                | Ev::PromoteFull
+                | Ev::Abort
+                | Ev::Retry
+                | Ev::Pause
+        ) {
+            self.commands += 1;
         }
         match e {
             Ev::Rounds(n) => {
@@ -1166,6 +1220,7 @@ impl Model {
                 self.w.apply(partial.clone());
                 self.rounds += 1;
                 self.check_world(&b, &partial)?;
+                self.check_runs()?;
             }
         }
         Ok(())
@@ -1590,4 +1645,35 @@ fn a_skipped_step_never_routes_more_than_the_canary_pods_can_serve() {
         "{}",
         m.summary()
     );
+}
+/// Found by the chaos suite (a leader SIGKILLed), then here: a controller killed after
+/// creating a step's AnalysisRun, before the status recorded it, left a run no status named.
+/// Once that run had completed, the next plan could not tell it from a run of an attempt
+/// before a `retry`, and created a second run for the step (`.1`): the step was judged twice.
+/// Runs are now written ahead (recorded, then created), so a crash leaves a name, never an
+/// unnamed run.
+#[test]
+fn a_crash_between_creating_and_recording_a_run_never_judges_the_step_twice() {
+    let steps = vec![Step::SetWeight(50), Step::Analysis, Step::SetWeight(80)];
+    for n in 0..4 {
+        let mut m = up(traffic_canary(2, Some(steps.clone())));
+        m.event(&Ev::Image(2)).unwrap();
+        // Up to the analysis step, then a crash at every point of the next few plans.
+        for _ in 0..40 {
+            if m.w.status().current_step_index == Some(1) {
+                break;
+            }
+            m.round().unwrap();
+        }
+        assert_eq!(m.w.status().current_step_index, Some(1), "{}", m.summary());
+        for _ in 0..3 {
+            m.event(&Ev::Crash(n)).unwrap();
+        }
+        m.event(&Ev::Analysis(crate::api::analysis_phase::SUCCESSFUL))
+            .unwrap();
+        m.settle().unwrap();
+        m.liveness().unwrap();
+        let runs: Vec<String> = m.w.runs.iter().map(|r| r.name_any()).collect();
+        assert_eq!(runs.len(), 1, "{runs:?}: {}", m.summary());
+    }
 }

@@ -90,6 +90,7 @@ pub fn reconcile<'a>(v: &mut View<'a>, w: &mut Writes, obs: &Observed<'a>) -> Ro
         return status::blocked(v, w, problem, experiments::ERROR_REASON);
     }
     if let Err(problem) = analysis::reconcile_analysis(v, w, obs, &mut status) {
+        let problem = problem.to_string();
         w.wait = Some(Wait::InvalidSpec(problem.clone()));
         return status::blocked(v, w, problem, "AnalysisRunError");
     }
