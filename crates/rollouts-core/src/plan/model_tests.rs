@@ -487,7 +487,8 @@ impl Model {
 
     /// No step judged twice: a run that appears must not judge what a run that appeared
     /// since the user's last command judges (a controller that lost track of its own run, e.g.
-    /// killed between creating it and recording it, and created another).
+    /// killed between creating it and recording it, and created another), unless that run
+    /// ended Inconclusive.
     fn check_runs(&mut self) -> Check {
         for r in &self.w.runs {
             if self.judged.contains_key(&r.name_any()) {
@@ -501,10 +502,20 @@ impl Model {
                 label("step-index"),
                 label(DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY)
             );
+            // An Inconclusive run is replaced without a command where upstream does so: a
+            // background run while the Rollout is paused by the controller
+            // (`needsNewAnalysisRun`).
+            let inconclusive = |name: &str| {
+                self.w.runs.iter().any(|o| {
+                    o.name_any() == name
+                        && o.status.as_ref().and_then(|s| s.phase.as_deref())
+                            == Some(crate::api::analysis_phase::INCONCLUSIVE)
+                })
+            };
             let twice = self
                 .judged
                 .iter()
-                .find(|(_, (w, at))| *w == what && *at == self.commands);
+                .find(|(n, (w, at))| *w == what && *at == self.commands && !inconclusive(n));
             if let Some((other, _)) = twice {
                 return fail(format!(
                     "{what} judged twice with no user command between: {other} and {} ({})",
@@ -932,8 +943,12 @@ impl Model {
         {
             if c1 > c0 {
                 // Upstream moves the weight once the canary is at its step's count and available
-                // (`AtDesiredReplicaCountsForCanary`).
-                let h = st.current_pod_hash.clone().unwrap_or_default();
+                // (`AtDesiredReplicaCountsForCanary`). The weight goes to the pods the canary
+                // Service selects: the new ReplicaSet's, or while a dynamically scaled stable
+                // is rolled back to, the previous canary's.
+                let h = svc_hash(&self.w, "canary")
+                    .or_else(|| st.current_pod_hash.clone())
+                    .unwrap_or_default();
                 let (_, avail) = b.rs.get(&h).copied().unwrap_or((0, 0));
                 let spec = self.w.spec_of(&h);
                 // A full promotion with dynamicStableScale moves the weight as the canary's pods
@@ -1212,6 +1227,9 @@ impl Model {
                 let b = self.before();
                 let plan = self.w.plan();
                 let k = usize::from(*n) % (plan.effects.len() + 1);
+                if self.trace {
+                    println!("  crash after {k} of {:?}", short(&plan.effects));
+                }
                 let partial = Plan {
                     effects: plan.effects[..k].to_vec(),
                     status: self.w.status(),
@@ -1675,5 +1693,33 @@ fn a_crash_between_creating_and_recording_a_run_never_judges_the_step_twice() {
         m.liveness().unwrap();
         let runs: Vec<String> = m.w.runs.iter().map(|r| r.name_any()).collect();
         assert_eq!(runs.len(), 1, "{runs:?}: {}", m.summary());
+    }
+}
+
+/// Found by the chaos suite after the runs were written ahead: the leader that saw a step's
+/// run Failed wrote the aborted canary's `scale-down-deadline` and was killed before the
+/// status recorded the abort. The next plan took that deadline for a fast rollback (going
+/// back to a ReplicaSet within its delay), cancelled the step's analysis instead of aborting,
+/// and the step was judged again (`.1`, then `.2` after another kill). Only a ReplicaSet
+/// older than the stable one can be rolled back to (upstream's `isRollback`).
+#[test]
+fn a_crash_after_a_failed_run_aborts_once() {
+    let steps = vec![Step::SetWeight(50), Step::Analysis, Step::SetWeight(80)];
+    for n in 0..6 {
+        let mut m = up(traffic_canary(2, Some(steps.clone())));
+        m.event(&Ev::Image(2)).unwrap();
+        for _ in 0..40 {
+            if m.w.runs.len() == 1 {
+                break;
+            }
+            m.round().unwrap();
+        }
+        m.event(&Ev::Analysis(crate::api::analysis_phase::FAILED))
+            .unwrap();
+        m.event(&Ev::Crash(n)).unwrap();
+        m.settle().unwrap();
+        m.liveness().unwrap();
+        let runs: Vec<String> = m.w.runs.iter().map(|r| r.name_any()).collect();
+        assert_eq!(runs.len(), 1, "crash after {n}: {runs:?}: {}", m.summary());
     }
 }

@@ -454,12 +454,23 @@ impl<'a> View<'a> {
     }
 
     /// Going back to a ReplicaSet still up within its scale-down delay (a fast rollback).
+    /// As upstream's `isRollback`, only a ReplicaSet created before the stable one can be
+    /// rolled back to: a canary carrying a deadline because its update was aborted is not
+    /// (when the controller died after writing that deadline and before recording the abort,
+    /// the next plan must abort again, not cancel the step's analysis and run it anew).
     /// Unlike upstream, a preview ReplicaSet that carries a deadline because its update was
-    /// aborted does not count: retrying it must not skip the pause and the analysis.
+    /// aborted does not count either: retrying it must not skip the pause and the analysis.
     pub fn rollback_in_scale_down_delay(&self) -> bool {
         let Some(new) = self.rs.new_rs() else {
             return false;
         };
+        let Some(stable) = self.rs.stable_rs() else {
+            return false;
+        };
+        let older = (new.created, new.revision) < (stable.created, stable.revision);
+        if !older {
+            return false;
+        }
         let has_deadline = new
             .annotation(crate::api::consts::DEFAULT_REPLICASET_SCALE_DOWN_DEADLINE_ANNOTATION_KEY)
             .is_some();
