@@ -1701,7 +1701,10 @@ fn a_crash_between_creating_and_recording_a_run_never_judges_the_step_twice() {
 /// status recorded the abort. The next plan took that deadline for a fast rollback (going
 /// back to a ReplicaSet within its delay), cancelled the step's analysis instead of aborting,
 /// and the step was judged again (`.1`, then `.2` after another kill). Only a ReplicaSet
-/// older than the stable one can be rolled back to (upstream's `isRollback`).
+/// older than the stable one can be rolled back to (upstream's `isRollback`). Then, with the
+/// next controller taking over after that deadline had passed, the canary went to 0 in the
+/// plan that aborted again, while the router still sent it the step's weight: an aborted
+/// canary now goes to 0 only once the status records no weight on it.
 #[test]
 fn a_crash_after_a_failed_run_aborts_once() {
     let steps = vec![Step::SetWeight(50), Step::Analysis, Step::SetWeight(80)];
@@ -1717,6 +1720,8 @@ fn a_crash_after_a_failed_run_aborts_once() {
         m.event(&Ev::Analysis(crate::api::analysis_phase::FAILED))
             .unwrap();
         m.event(&Ev::Crash(n)).unwrap();
+        // The next controller takes over after the abort's scale-down delay has passed.
+        m.event(&Ev::Clock(61)).unwrap();
         m.settle().unwrap();
         m.liveness().unwrap();
         let runs: Vec<String> = m.w.runs.iter().map(|r| r.name_any()).collect();

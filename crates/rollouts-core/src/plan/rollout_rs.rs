@@ -5,6 +5,7 @@
 
 use super::conditions::{self as cond, reason};
 use super::replicasets::{self as rsets, Rs};
+use super::targets;
 use super::view::View;
 use super::writes::Writes;
 use super::{Effect, Event, RsPatch};
@@ -126,12 +127,20 @@ fn deadline_patch(at: Timestamp) -> RsPatch {
 
 /// Scales the new ReplicaSet `n` to `want`, except after an abort with a scale-down delay: then
 /// it stays up until its `scale-down-deadline` (annotated once the stable is back at full
-/// size), then goes to 0 (upstream's `reconcileNewReplicaSet`). Returns whether it scaled.
+/// size), then goes to 0 (upstream's `reconcileNewReplicaSet`), once the status records no
+/// traffic weight on a canary: a deadline can pass before the router has moved the traffic
+/// back (a slow router, or a controller killed after annotating and before recording the
+/// abort), and upstream would then scale away pods that still take traffic. Returns whether
+/// it scaled.
 pub fn scale_new_rs(v: &View<'_>, w: &mut Writes, n: usize, mut want: i32) -> bool {
     if w.delay_scale_down_on_abort(v) {
         match v.rs.all[n].scale_down_deadline() {
             Some(Ok(deadline)) if deadline > v.now => {
                 w.requeue_at(v.now, deadline);
+                return false;
+            }
+            // The traffic goes back first; recording it triggers the next reconcile.
+            Some(Ok(_)) if v.bg.is_none() && targets::recorded_new_rs_weight(v) > 0 => {
                 return false;
             }
             Some(Ok(_)) => want = 0,

@@ -129,25 +129,27 @@ pub fn desired_counts(v: &View<'_>) -> ReplicaCounts {
 /// the router keeps sending that share of the traffic to pods that are gone until the next
 /// reconcile moves the weight.
 fn routed_canary_pods(v: &View<'_>) -> i32 {
-    let Some(new) = v.rs.new_rs() else {
-        return 0;
-    };
-    let recorded = v
-        .old
-        .canary
-        .as_ref()
-        .and_then(|c| c.weights.as_ref())
-        .and_then(|w| w.canary.as_ref());
-    let Some(weight) = recorded
-        .filter(|d| d.pod_template_hash.as_deref() == Some(new.hash.as_str()))
-        .and_then(|d| d.weight)
-    else {
-        return 0;
-    };
-    if !follows_traffic(v) {
+    let weight = recorded_new_rs_weight(v);
+    if weight == 0 || !follows_traffic(v) {
         return 0;
     }
     replicas::traffic_weight_to_replicas(v.replicas(), weight, v.max_weight())
+}
+
+/// The traffic weight `status.canary.weights` records for the new ReplicaSet (0 when it
+/// records none, or records it for another ReplicaSet).
+pub fn recorded_new_rs_weight(v: &View<'_>) -> i32 {
+    let Some(new) = v.rs.new_rs() else {
+        return 0;
+    };
+    v.old
+        .canary
+        .as_ref()
+        .and_then(|c| c.weights.as_ref())
+        .and_then(|w| w.canary.as_ref())
+        .filter(|d| d.pod_template_hash.as_deref() == Some(new.hash.as_str()))
+        .and_then(|d| d.weight)
+        .unwrap_or(0)
 }
 
 /// Whether the canary's pods follow its traffic weight now: an update in flight with no
