@@ -30,21 +30,37 @@ pub fn rollout_resource() -> ApiResource {
     )
 }
 
+/// Why an object does not decode into a Rollout.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The object could not be turned into JSON.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    /// A field does not have the type a Rollout needs (its path, e.g.
+    /// `spec.template.spec.containers[0].ports`, and why).
+    #[error("{path}: {source}")]
+    Field {
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
 /// Decodes one object, with the path of the first field that failed.
-pub fn decode(obj: &DynamicObject) -> Result<Rollout, String> {
-    let value = serde_json::to_value(obj).map_err(|e| e.to_string())?;
-    serde_path_to_error::deserialize::<_, Rollout>(value).map_err(|e| {
-        let path = e.path().to_string();
-        format!("{path}: {}", e.inner())
+pub fn decode(obj: &DynamicObject) -> Result<Rollout, DecodeError> {
+    let value = serde_json::to_value(obj)?;
+    serde_path_to_error::deserialize::<_, Rollout>(value).map_err(|e| DecodeError::Field {
+        path: e.path().to_string(),
+        source: e.into_inner(),
     })
 }
 
 /// A Rollout that could not be decoded.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Undecodable {
     pub namespace: String,
     pub name: String,
-    pub error: String,
+    pub error: DecodeError,
     pub object: Box<DynamicObject>,
 }
 
@@ -246,7 +262,7 @@ mod tests {
             "metadata": {"name": "x", "namespace": "ns"},
             "spec": {"template": {"spec": {"containers": [{"name": "c", "ports": "80"}]}}}
         }));
-        let err = decode(&bad).unwrap_err();
+        let err = decode(&bad).unwrap_err().to_string();
         assert!(
             err.starts_with("spec.template.spec.containers[0].ports"),
             "{err}"
