@@ -311,7 +311,7 @@ pub async fn backtest(
                     {
                         Some(Ok(p)) => (p.measure_at(&metric, now).await, p.metadata(&metric)),
                         Some(Err(e)) => (
-                            core::error_measurement(Measurement::default(), e, now),
+                            core::error_measurement(Measurement::default(), e.to_string(), now),
                             None,
                         ),
                         None => (

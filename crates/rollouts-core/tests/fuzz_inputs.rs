@@ -367,7 +367,7 @@ fn fuzz_durations_and_int_or_percent() {
         |(text, total, round_up)| {
             let _ = rollouts_core::api::parse_go_duration(&text);
             if let Err(e) = rollouts_core::analysis::core::parse_duration(&text) {
-                prop_assert!(!e.is_empty());
+                prop_assert!(!e.to_string().is_empty());
             }
             match text.parse::<IntOrPercent>() {
                 Ok(v) => {

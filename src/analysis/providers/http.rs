@@ -22,15 +22,38 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
+/// Why a client, a header or an `Authorization` value could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("invalid header name {0:?}")]
+    HeaderName(String),
+    #[error("invalid value for header {0:?}")]
+    HeaderValue(String),
+    #[error("building the HTTP client: {}", error_chain(.0))]
+    Client(#[source] reqwest::Error),
+    #[error("oauth2 token request: {}", error_chain(.0))]
+    TokenRequest(#[source] reqwest::Error),
+    #[error("oauth2 token request: HTTP {0}")]
+    TokenStatus(u16),
+    #[error("oauth2 token response: {}", error_chain(.0))]
+    TokenResponse(#[source] reqwest::Error),
+    #[error("oauth2 token is not a valid header value")]
+    TokenHeader,
+    #[error("basic auth credentials are not a valid header value")]
+    BasicAuthHeader,
+    #[error("sigv4 authentication is not supported by this controller")]
+    SigV4Unsupported,
+}
+
 /// Header map of `headers` (an invalid name or value is an error naming it).
-pub fn header_map(headers: &[WebMetricHeader]) -> Result<HeaderMap, String> {
+pub fn header_map(headers: &[WebMetricHeader]) -> Result<HeaderMap, HttpError> {
     let mut map = HeaderMap::new();
     for h in headers {
         let key = h.key.clone().unwrap_or_default();
         let name = HeaderName::from_bytes(key.as_bytes())
-            .map_err(|_| format!("invalid header name {key:?}"))?;
+            .map_err(|_| HttpError::HeaderName(key.clone()))?;
         let value = HeaderValue::from_str(h.value.as_deref().unwrap_or_default())
-            .map_err(|_| format!("invalid value for header {key:?}"))?;
+            .map_err(|_| HttpError::HeaderValue(key.clone()))?;
         map.insert(name, value);
     }
     Ok(map)
@@ -41,14 +64,14 @@ pub fn client(
     insecure: bool,
     timeout: Duration,
     headers: HeaderMap,
-) -> Result<reqwest::Client, String> {
+) -> Result<reqwest::Client, HttpError> {
     reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(30)))
         .danger_accept_invalid_certs(insecure)
         .default_headers(headers)
         .build()
-        .map_err(|e| format!("building the HTTP client: {}", error_chain(&e)))
+        .map_err(HttpError::Client)
 }
 
 #[derive(serde::Deserialize)]
@@ -62,7 +85,7 @@ struct TokenResponse {
 pub async fn authorization(
     auth: Option<&Authentication>,
     http: &reqwest::Client,
-) -> Result<Option<HeaderValue>, String> {
+) -> Result<Option<HeaderValue>, HttpError> {
     let Some(auth) = auth else {
         return Ok(None);
     };
@@ -85,18 +108,15 @@ pub async fn authorization(
             .form(&form)
             .send()
             .await
-            .map_err(|e| format!("oauth2 token request: {}", error_chain(&e)))?;
+            .map_err(HttpError::TokenRequest)?;
         let status = resp.status();
         if !status.is_success() {
-            return Err(format!("oauth2 token request: HTTP {}", status.as_u16()));
+            return Err(HttpError::TokenStatus(status.as_u16()));
         }
-        let token: TokenResponse = resp
-            .json()
-            .await
-            .map_err(|e| format!("oauth2 token response: {}", error_chain(&e)))?;
+        let token: TokenResponse = resp.json().await.map_err(HttpError::TokenResponse)?;
         return HeaderValue::from_str(&format!("Bearer {}", token.access_token))
             .map(Some)
-            .map_err(|_| "oauth2 token is not a valid header value".to_string());
+            .map_err(|_| HttpError::TokenHeader);
     }
     if let Some(b) = auth
         .basic_auth
@@ -110,12 +130,12 @@ pub async fn authorization(
         );
         let enc = base64::engine::general_purpose::STANDARD.encode(raw);
         let mut v = HeaderValue::from_str(&format!("Basic {enc}"))
-            .map_err(|_| "basic auth credentials are not a valid header value".to_string())?;
+            .map_err(|_| HttpError::BasicAuthHeader)?;
         v.set_sensitive(true);
         return Ok(Some(v));
     }
     if auth.sigv4.is_some() {
-        return Err("sigv4 authentication is not supported by this controller".into());
+        return Err(HttpError::SigV4Unsupported);
     }
     Ok(None)
 }
@@ -225,7 +245,7 @@ pub async fn send(req: &Request, timeout: Duration) -> Result<Response, super::P
         url: req.url.clone(),
         message,
     };
-    let hc = client(false, timeout, HeaderMap::new()).map_err(transport)?;
+    let hc = client(false, timeout, HeaderMap::new()).map_err(|e| transport(e.to_string()))?;
     let mut b = hc.request(req.method.clone(), &req.url);
     for (k, v) in &req.headers {
         let name = HeaderName::from_bytes(k.as_bytes())

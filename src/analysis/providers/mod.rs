@@ -56,6 +56,12 @@ pub enum ProviderError {
     /// Credentials or settings could not be found (a Secret, a key, an environment variable).
     #[error("{0}")]
     Credentials(String),
+    /// The Prometheus provider's spec is invalid.
+    #[error(transparent)]
+    PrometheusSpec(#[from] prometheus::PrometheusSpecError),
+    /// The Web provider's spec is invalid.
+    #[error(transparent)]
+    WebSpec(#[from] web::WebSpecError),
     /// A Secret could not be read.
     #[error(transparent)]
     Secret(#[from] secrets::SecretError),
@@ -98,7 +104,9 @@ impl ProviderError {
         match self {
             ProviderError::Missing => "NoProvider",
             ProviderError::Unsupported(_) => "UnsupportedProvider",
-            ProviderError::Spec(_) => "InvalidSpec",
+            ProviderError::Spec(_)
+            | ProviderError::PrometheusSpec(_)
+            | ProviderError::WebSpec(_) => "InvalidSpec",
             ProviderError::Credentials(_) => "Credentials",
             ProviderError::Secret(_) => "Secret",
             ProviderError::Transport { .. } => "Transport",
@@ -291,15 +299,13 @@ pub fn new_provider(
     let p = metric.provider.as_ref().ok_or(ProviderError::Missing)?;
     let ctx = &env.context;
     if let Some(prom) = &p.prometheus {
-        return Ok(Box::new(
-            prometheus::PrometheusProvider::new(prom, env.prometheus_address.as_deref())
-                .map_err(ProviderError::Spec)?,
-        ));
+        return Ok(Box::new(prometheus::PrometheusProvider::new(
+            prom,
+            env.prometheus_address.as_deref(),
+        )?));
     }
     if let Some(web) = &p.web {
-        return Ok(Box::new(
-            web::WebProvider::new(web).map_err(ProviderError::Spec)?,
-        ));
+        return Ok(Box::new(web::WebProvider::new(web)?));
     }
     if p.job.is_some() {
         return Ok(Box::new(job::JobProvider::new(

@@ -29,6 +29,83 @@ pub const ADDRESS_ENV: &str = "ARGO_ROLLOUTS_PROMETHEUS_ADDRESS";
 pub const RESOLVED_QUERY_KEY: &str = "ResolvedPrometheusQuery";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Why a Prometheus metric's spec is invalid.
+#[derive(Debug, thiserror::Error)]
+pub enum PrometheusSpecError {
+    #[error("prometheus address is not configured")]
+    NoAddress,
+    #[error("prometheus address {0:?} is not in url format")]
+    AddressNotUrl(String),
+    #[error("prometheus timeout should not be negative")]
+    NegativeTimeout,
+}
+
+/// Why a Prometheus measurement could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum PrometheusError {
+    #[error("prometheus query is empty")]
+    EmptyQuery,
+    #[error(transparent)]
+    Http(#[from] http::HttpError),
+    #[error("prometheus address {address:?}: {source}")]
+    Address {
+        address: String,
+        #[source]
+        source: prometheus_http_query::Error,
+    },
+    #[error(transparent)]
+    Range(#[from] RangeError),
+    #[error("querying prometheus at {address}: {}", error_chain(.source))]
+    Query {
+        address: String,
+        #[source]
+        source: prometheus_http_query::Error,
+    },
+    #[error("reading the prometheus response: {}", error_chain(.0))]
+    Read(#[source] reqwest::Error),
+    #[error(transparent)]
+    Response(#[from] ResponseError),
+}
+
+/// A Prometheus API response that is an error or not a query result.
+#[derive(Debug, thiserror::Error)]
+pub enum ResponseError {
+    /// Not the API's JSON: the start of the body.
+    #[error("prometheus returned HTTP {status}: {snippet}")]
+    NotJson { status: u16, snippet: String },
+    /// An error status in the API's JSON.
+    #[error("prometheus returned HTTP {status}: {error_type}: {error}")]
+    Api {
+        status: u16,
+        error_type: String,
+        error: String,
+    },
+    #[error("prometheus response has no data")]
+    NoData,
+    #[error("Prometheus metric type not supported: {0}")]
+    UnsupportedData(#[source] serde_json::Error),
+}
+
+/// A range query's bounds or step that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum RangeError {
+    /// `start` or `end` could not be evaluated.
+    #[error("rangeQuery.{field}: {source}")]
+    Time {
+        field: &'static str,
+        #[source]
+        source: condition::TimeExprError,
+    },
+    #[error("rangeQuery.step is required")]
+    NoStep,
+    #[error("rangeQuery.step: {0}")]
+    Step(#[source] crate::analysis::core::DurationError),
+    #[error("rangeQuery.step must be positive")]
+    ZeroStep,
+    #[error("rangeQuery: start ({start}) is after end ({end})")]
+    StartAfterEnd { start: i64, end: i64 },
+}
+
 /// A configured Prometheus query.
 pub struct PrometheusProvider {
     spec: PrometheusMetric,
@@ -38,22 +115,23 @@ pub struct PrometheusProvider {
 
 impl PrometheusProvider {
     /// Checks the address and timeout. `default_address` is `ARGO_ROLLOUTS_PROMETHEUS_ADDRESS`.
-    pub fn new(spec: &PrometheusMetric, default_address: Option<&str>) -> Result<Self, String> {
+    pub fn new(
+        spec: &PrometheusMetric,
+        default_address: Option<&str>,
+    ) -> Result<Self, PrometheusSpecError> {
         let address = match spec.address.as_deref().filter(|a| !a.is_empty()) {
             Some(a) => a.to_string(),
             None => default_address
                 .filter(|a| !a.is_empty())
-                .ok_or_else(|| "prometheus address is not configured".to_string())?
+                .ok_or(PrometheusSpecError::NoAddress)?
                 .to_string(),
         };
         if !http::is_url(&address) {
-            return Err(format!(
-                "prometheus address {address:?} is not in url format"
-            ));
+            return Err(PrometheusSpecError::AddressNotUrl(address));
         }
         let timeout = match spec.timeout {
             None => DEFAULT_TIMEOUT,
-            Some(t) if t < 0 => return Err("prometheus timeout should not be negative".into()),
+            Some(t) if t < 0 => return Err(PrometheusSpecError::NegativeTimeout),
             Some(0) => DEFAULT_TIMEOUT,
             Some(t) => Duration::from_secs(u64::try_from(t).unwrap_or(30)),
         };
@@ -70,17 +148,21 @@ impl PrometheusProvider {
         &self,
         now: Timestamp,
         past: bool,
-    ) -> Result<(String, condition::ValueWithText, Vec<String>), String> {
+    ) -> Result<(String, condition::ValueWithText, Vec<String>), PrometheusError> {
         let query = self.spec.query.clone().unwrap_or_default();
         if query.trim().is_empty() {
-            return Err("prometheus query is empty".into());
+            return Err(PrometheusError::EmptyQuery);
         }
         let headers = http::header_map(self.spec.headers.as_deref().unwrap_or_default())?;
         let insecure = self.spec.insecure == Some(true);
         let hc = http::client(insecure, self.timeout, headers)?;
         let auth = http::authorization(self.spec.authentication.as_ref(), &hc).await?;
-        let client = prometheus_http_query::Client::from(hc, &self.address)
-            .map_err(|e| format!("prometheus address {:?}: {e}", self.address))?;
+        let client = prometheus_http_query::Client::from(hc, &self.address).map_err(|source| {
+            PrometheusError::Address {
+                address: self.address.clone(),
+                source,
+            }
+        })?;
         let response = match &self.spec.range_query {
             Some(r) => {
                 let (start, end, step) = range_bounds(r, now)?;
@@ -101,20 +183,14 @@ impl PrometheusProvider {
                 b.get_raw().await
             }
         }
-        .map_err(|e| {
-            format!(
-                "querying prometheus at {}: {}",
-                self.address,
-                error_chain(&e)
-            )
+        .map_err(|source| PrometheusError::Query {
+            address: self.address.clone(),
+            source,
         })?;
         let status = response.status();
-        let body = response
-            .text()
-            .await
-            .map_err(|e| format!("reading the prometheus response: {}", error_chain(&e)))?;
+        let body = response.text().await.map_err(PrometheusError::Read)?;
         let (data, warnings) = parse_response(status.as_u16(), &body)?;
-        let v = data_to_result(data)?;
+        let v = data_to_result(data);
         Ok((query, v, warnings))
     }
 }
@@ -136,23 +212,23 @@ struct ApiResponse {
 }
 
 /// Parses a Prometheus API response body.
-pub fn parse_response(http_status: u16, body: &str) -> Result<Parsed, String> {
+pub fn parse_response(http_status: u16, body: &str) -> Result<Parsed, ResponseError> {
     let api: ApiResponse = serde_json::from_str(body).map_err(|_| {
         let snippet: String = body.chars().take(200).collect();
-        format!("prometheus returned HTTP {http_status}: {}", snippet.trim())
+        ResponseError::NotJson {
+            status: http_status,
+            snippet: snippet.trim().to_string(),
+        }
     })?;
     if api.status != "success" {
-        return Err(format!(
-            "prometheus returned HTTP {http_status}: {}: {}",
-            api.error_type.unwrap_or_else(|| "error".into()),
-            api.error.unwrap_or_default()
-        ));
+        return Err(ResponseError::Api {
+            status: http_status,
+            error_type: api.error_type.unwrap_or_else(|| "error".into()),
+            error: api.error.unwrap_or_default(),
+        });
     }
-    let data = api
-        .data
-        .ok_or_else(|| "prometheus response has no data".to_string())?;
-    let data: Data = serde_json::from_value(data)
-        .map_err(|e| format!("Prometheus metric type not supported: {e}"))?;
+    let data = api.data.ok_or(ResponseError::NoData)?;
+    let data: Data = serde_json::from_value(data).map_err(ResponseError::UnsupportedData)?;
     Ok((data, api.warnings.unwrap_or_default()))
 }
 
@@ -170,7 +246,7 @@ pub fn format_sample(v: f64) -> String {
 }
 
 /// The condition's `result` and the measurement's value for a query result.
-pub fn data_to_result(data: Data) -> Result<condition::ValueWithText, String> {
+pub fn data_to_result(data: Data) -> condition::ValueWithText {
     let list = |vals: Vec<f64>| condition::ValueWithText {
         text: format!(
             "[{}]",
@@ -181,7 +257,7 @@ pub fn data_to_result(data: Data) -> Result<condition::ValueWithText, String> {
         ),
         value: expr::Value::Array(vals.into_iter().map(expr::Value::Float).collect()),
     };
-    Ok(match data {
+    match data {
         Data::Scalar(s) => condition::ValueWithText {
             text: format_sample(s.value()),
             value: expr::Value::Float(s.value()),
@@ -192,7 +268,7 @@ pub fn data_to_result(data: Data) -> Result<condition::ValueWithText, String> {
                 .flat_map(|r| r.samples().iter().map(|s| s.value()))
                 .collect(),
         ),
-    })
+    }
 }
 
 /// Evaluates a range query's `start`/`end` expressions (with `now()` fixed at `now`) and its
@@ -202,10 +278,10 @@ pub fn data_to_result(data: Data) -> Result<condition::ValueWithText, String> {
 pub fn range_bounds(
     r: &crate::api::PrometheusRangeQueryArgs,
     now: Timestamp,
-) -> Result<(i64, i64, f64), String> {
-    let at = |field: &str, e: Option<&str>| -> Result<f64, String> {
+) -> Result<(i64, i64, f64), RangeError> {
+    let at = |field: &'static str, e: Option<&str>| -> Result<f64, RangeError> {
         let e = e.filter(|s| !s.trim().is_empty()).unwrap_or("now()");
-        condition::eval_time(e, now).map_err(|m| format!("rangeQuery.{field}: {m}"))
+        condition::eval_time(e, now).map_err(|source| RangeError::Time { field, source })
     };
     let start = at("start", r.start.as_deref())?.floor() as i64;
     let end = at("end", r.end.as_deref())?.ceil() as i64;
@@ -213,14 +289,13 @@ pub fn range_bounds(
         .step
         .as_deref()
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| "rangeQuery.step is required".to_string())?;
-    let step =
-        crate::analysis::core::parse_duration(step).map_err(|e| format!("rangeQuery.step: {e}"))?;
+        .ok_or(RangeError::NoStep)?;
+    let step = crate::analysis::core::parse_duration(step).map_err(RangeError::Step)?;
     if step.is_zero() {
-        return Err("rangeQuery.step must be positive".into());
+        return Err(RangeError::ZeroStep);
     }
     if start > end {
-        return Err(format!("rangeQuery: start ({start}) is after end ({end})"));
+        return Err(RangeError::StartAfterEnd { start, end });
     }
     Ok((start, end, step.as_secs_f64()))
 }
@@ -263,7 +338,7 @@ impl PrometheusProvider {
             ..Default::default()
         };
         match self.measure(now, past).await {
-            Err(e) => crate::analysis::core::error_measurement(started, e, clock()),
+            Err(e) => crate::analysis::core::error_measurement(started, e.to_string(), clock()),
             Ok((_, v, warnings)) => {
                 let (p, note) = condition::judge(
                     &v.value,
@@ -306,45 +381,48 @@ mod tests {
         )
         .unwrap();
         assert_eq!(w, vec!["w1".to_string()]);
-        let r = data_to_result(d).unwrap();
+        let r = data_to_result(d);
         assert_eq!(r.text, "[0.25,NaN]");
         let (d, _) = parse_response(
             200,
             r#"{"status":"success","data":{"resultType":"scalar","result":[1700000000,"+Inf"]}}"#,
         )
         .unwrap();
-        assert_eq!(data_to_result(d).unwrap().text, "+Inf");
+        assert_eq!(data_to_result(d).text, "+Inf");
         let (d, _) = parse_response(
             200,
             r#"{"status":"success","data":{"resultType":"matrix","result":[
                 {"metric":{},"values":[[1,"1"],[2,"2"]]},{"metric":{},"values":[[1,"3"]]}]}}"#,
         )
         .unwrap();
-        assert_eq!(data_to_result(d).unwrap().text, "[1,2,3]");
+        assert_eq!(data_to_result(d).text, "[1,2,3]");
         let (d, _) = parse_response(
             200,
             r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#,
         )
         .unwrap();
-        assert_eq!(data_to_result(d).unwrap().text, "[]");
+        assert_eq!(data_to_result(d).text, "[]");
         let e = parse_response(
             400,
             r#"{"status":"error","errorType":"bad_data","error":"parse error at char 3"}"#,
         )
         .unwrap_err();
         assert_eq!(
-            e,
+            e.to_string(),
             "prometheus returned HTTP 400: bad_data: parse error at char 3"
         );
         let e = parse_response(502, "Bad Gateway").unwrap_err();
-        assert_eq!(e, "prometheus returned HTTP 502: Bad Gateway");
+        assert_eq!(e.to_string(), "prometheus returned HTTP 502: Bad Gateway");
     }
 
     #[test]
     fn addresses_and_timeouts() {
         let spec = PrometheusMetric::default();
         assert_eq!(
-            PrometheusProvider::new(&spec, None).err().unwrap(),
+            PrometheusProvider::new(&spec, None)
+                .err()
+                .unwrap()
+                .to_string(),
             "prometheus address is not configured"
         );
         assert!(PrometheusProvider::new(&spec, Some("http://p:9090")).is_ok());
@@ -359,7 +437,10 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            PrometheusProvider::new(&neg, None).err().unwrap(),
+            PrometheusProvider::new(&neg, None)
+                .err()
+                .unwrap()
+                .to_string(),
             "prometheus timeout should not be negative"
         );
     }
@@ -389,6 +470,7 @@ mod tests {
         assert!(
             range_bounds(&bad, now)
                 .unwrap_err()
+                .to_string()
                 .starts_with("rangeQuery.start")
         );
     }

@@ -14,6 +14,7 @@ use crate::api::{AnalysisRun, Measurement, Metric, WebMetric};
 use crate::plan::stamp;
 use futures::future::BoxFuture;
 use jsonpath_rust::JsonPath;
+use jsonpath_rust::parser::errors::JsonPathError;
 use k8s_openapi::jiff::Timestamp;
 use std::time::Duration;
 
@@ -27,19 +28,57 @@ pub struct WebProvider {
     json_path: String,
 }
 
+/// Why a web metric's spec is invalid.
+#[derive(Debug, thiserror::Error)]
+pub enum WebSpecError {
+    #[error("invalid jsonPath {0:?}: unbalanced braces")]
+    UnbalancedBraces(String),
+    #[error("invalid jsonPath {0:?}: only a single {{...}} expression is supported")]
+    NestedExpression(String),
+    #[error("invalid web metric method {0:?}")]
+    Method(String),
+    #[error("use either Body or JSONBody; both cannot exists for WebMetric payload")]
+    BodyAndJsonBody,
+    #[error("Body/JSONBody can only be used with POST or PUT WebMetric Method types")]
+    BodyWithoutPayloadMethod,
+    #[error("web metric url is empty")]
+    EmptyUrl,
+}
+
+/// Why a web measurement could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    #[error(transparent)]
+    Http(#[from] http::HttpError),
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    #[error("requesting {url}: {}", error_chain(.source))]
+    Request {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("received non 2xx response code: {0}")]
+    Status(u16),
+    #[error("Received no bytes in response: {}", error_chain(.0))]
+    Body(#[source] reqwest::Error),
+    #[error("Could not find JSONPath in body: {0}")]
+    JsonPath(#[source] JsonPathError),
+    #[error("result of web metric produced no value")]
+    NoValue,
+}
+
 /// Converts a Kubernetes JSONPath template (`{$.a.b}`, `{.a.b}`) into a JSONPath expression
 /// (`$.a.b`).
-pub fn json_path_expr(template: &str) -> Result<String, String> {
+pub fn json_path_expr(template: &str) -> Result<String, WebSpecError> {
     let t = template.trim();
     let inner = match (t.strip_prefix('{'), t.ends_with('}')) {
         (Some(rest), true) => rest[..rest.len() - 1].trim(),
         (None, false) => t,
-        _ => return Err(format!("invalid jsonPath {template:?}: unbalanced braces")),
+        _ => return Err(WebSpecError::UnbalancedBraces(template.to_string())),
     };
     if inner.contains('{') {
-        return Err(format!(
-            "invalid jsonPath {template:?}: only a single {{...}} expression is supported"
-        ));
+        return Err(WebSpecError::NestedExpression(template.to_string()));
     }
     Ok(if inner.is_empty() || inner == "$" {
         "$".to_string()
@@ -53,19 +92,14 @@ pub fn json_path_expr(template: &str) -> Result<String, String> {
 }
 
 /// The first value `path` selects in `body` (upstream's `getValue`), with its JSON text.
-pub fn select(body: &serde_json::Value, path: &str) -> Result<serde_json::Value, String> {
-    let found = body
-        .query(path)
-        .map_err(|e| format!("Could not find JSONPath in body: {e}"))?;
-    found
-        .first()
-        .map(|v| (*v).clone())
-        .ok_or_else(|| "result of web metric produced no value".to_string())
+pub fn select(body: &serde_json::Value, path: &str) -> Result<serde_json::Value, WebError> {
+    let found = body.query(path).map_err(WebError::JsonPath)?;
+    found.first().map(|v| (*v).clone()).ok_or(WebError::NoValue)
 }
 
 impl WebProvider {
     /// Checks the method, body and JSONPath.
-    pub fn new(spec: &WebMetric) -> Result<Self, String> {
+    pub fn new(spec: &WebMetric) -> Result<Self, WebSpecError> {
         let method_name = spec
             .method
             .clone()
@@ -73,22 +107,18 @@ impl WebProvider {
             .unwrap_or_else(|| "GET".into())
             .to_uppercase();
         let method = reqwest::Method::from_bytes(method_name.as_bytes())
-            .map_err(|_| format!("invalid web metric method {method_name:?}"))?;
+            .map_err(|_| WebSpecError::Method(method_name.clone()))?;
         let has_body = spec.body.as_deref().is_some_and(|b| !b.is_empty());
         if has_body && spec.json_body.is_some() {
-            return Err(
-                "use either Body or JSONBody; both cannot exists for WebMetric payload".into(),
-            );
+            return Err(WebSpecError::BodyAndJsonBody);
         }
         if (has_body || spec.json_body.is_some())
             && !matches!(method_name.as_str(), "POST" | "PUT" | "PATCH")
         {
-            return Err(
-                "Body/JSONBody can only be used with POST or PUT WebMetric Method types".into(),
-            );
+            return Err(WebSpecError::BodyWithoutPayloadMethod);
         }
         if spec.url.as_deref().is_none_or(str::is_empty) {
-            return Err("web metric url is empty".into());
+            return Err(WebSpecError::EmptyUrl);
         }
         let timeout = match spec.timeout_seconds {
             Some(t) if t > 0 => Duration::from_secs(u64::try_from(t).unwrap_or(10)),
@@ -106,7 +136,7 @@ impl WebProvider {
     async fn measure(
         &self,
         metric: &Metric,
-    ) -> Result<(String, &'static str, Option<String>), String> {
+    ) -> Result<(String, &'static str, Option<String>), WebError> {
         let headers = http::header_map(self.spec.headers.as_deref().unwrap_or_default())?;
         let hc = http::client(self.spec.insecure == Some(true), self.timeout, headers)?;
         let auth = http::authorization(self.spec.authentication.as_ref(), &hc).await?;
@@ -118,25 +148,19 @@ impl WebProvider {
         if let Some(j) = &self.spec.json_body {
             req = req
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(serde_json::to_vec(j).map_err(|e| e.to_string())?);
+                .body(serde_json::to_vec(j)?);
         } else if let Some(b) = self.spec.body.as_ref().filter(|b| !b.is_empty()) {
             req = req.body(b.clone());
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| format!("requesting {url}: {}", error_chain(&e)))?;
+        let resp = req.send().await.map_err(|source| WebError::Request {
+            url: url.clone(),
+            source,
+        })?;
         let status = resp.status();
         if !status.is_success() {
-            return Err(format!(
-                "received non 2xx response code: {}",
-                status.as_u16()
-            ));
+            return Err(WebError::Status(status.as_u16()));
         }
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| format!("Received no bytes in response: {}", error_chain(&e)))?;
+        let bytes = resp.bytes().await.map_err(WebError::Body)?;
         let Ok(body) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
             return Ok((
                 String::from_utf8_lossy(&bytes).into_owned(),
@@ -145,7 +169,7 @@ impl WebProvider {
             ));
         };
         let value = select(&body, &self.json_path)?;
-        let text = serde_json::to_string(&value).map_err(|e| e.to_string())?;
+        let text = serde_json::to_string(&value)?;
         let (p, note) = condition::judge(
             &condition::json_to_value(&value),
             metric.success_condition.as_deref(),
@@ -171,7 +195,11 @@ impl Provider for WebProvider {
                 ..Default::default()
             };
             match self.measure(metric).await {
-                Err(e) => crate::analysis::core::error_measurement(started, e, Timestamp::now()),
+                Err(e) => crate::analysis::core::error_measurement(
+                    started,
+                    e.to_string(),
+                    Timestamp::now(),
+                ),
                 Ok((value, p, note)) => Measurement {
                     value: Some(value),
                     phase: Some(p.to_string()),
@@ -202,7 +230,7 @@ mod tests {
         assert_eq!(select(&body, "$.data.items[*].v").unwrap(), json!(1));
         assert_eq!(select(&body, "$.major").unwrap(), json!("1"));
         assert_eq!(
-            select(&body, "$.missing").unwrap_err(),
+            select(&body, "$.missing").unwrap_err().to_string(),
             "result of web metric produced no value"
         );
     }

@@ -381,19 +381,37 @@ pub struct ValueWithText {
     pub text: String,
 }
 
+/// A time expression that could not be evaluated.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TimeExprError {
+    /// Too deeply nested, or not a valid expression.
+    #[error(transparent)]
+    Condition(#[from] ConditionError),
+    /// `now` is not a time the expression language can hold.
+    #[error("time out of range")]
+    OutOfRange,
+    /// The expression is not a time or a number.
+    #[error("{expr:?} is a {got}, not a time")]
+    NotTime { expr: String, got: &'static str },
+    /// Evaluation failed.
+    #[error("{expr:?}: {message}")]
+    Eval { expr: String, message: String },
+}
+
 /// Evaluates a time expression (a range query's `start`/`end`, e.g. `now() - duration("5m")`)
 /// with `now()` fixed at `now`. Returns Unix seconds (with their fraction).
-pub fn eval_time(expression: &str, now: k8s_openapi::jiff::Timestamp) -> Result<f64, String> {
-    check_nesting(expression).map_err(|e| e.to_string())?;
-    let program = expr::compile(expression).map_err(|e| {
-        format!(
-            "invalid expression {expression:?}: {}",
-            one_line_parse_error(&e.to_string())
-        )
+pub fn eval_time(
+    expression: &str,
+    now: k8s_openapi::jiff::Timestamp,
+) -> Result<f64, TimeExprError> {
+    check_nesting(expression)?;
+    let program = expr::compile(expression).map_err(|e| ConditionError::Parse {
+        expr: expression.to_string(),
+        message: one_line_parse_error(&e.to_string()),
     })?;
     let fixed =
         chrono::DateTime::from_timestamp(now.as_second(), now.subsec_nanosecond().max(0) as u32)
-            .ok_or_else(|| "time out of range".to_string())?
+            .ok_or(TimeExprError::OutOfRange)?
             .fixed_offset();
     let mut env = Environment::new();
     env.add_function("now", move |c| {
@@ -408,11 +426,14 @@ pub fn eval_time(expression: &str, now: k8s_openapi::jiff::Timestamp) -> Result<
         }
         Ok(Value::Integer(i)) => Ok(i as f64),
         Ok(Value::Float(f)) if f.is_finite() => Ok(f),
-        Ok(other) => Err(format!(
-            "{expression:?} is a {}, not a time",
-            type_name(&other)
-        )),
-        Err(e) => Err(format!("{expression:?}: {e}")),
+        Ok(other) => Err(TimeExprError::NotTime {
+            expr: expression.to_string(),
+            got: type_name(&other),
+        }),
+        Err(e) => Err(TimeExprError::Eval {
+            expr: expression.to_string(),
+            message: e.to_string(),
+        }),
     }
 }
 

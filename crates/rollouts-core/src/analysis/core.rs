@@ -51,12 +51,21 @@ fn is_completed(p: Option<&str>) -> bool {
     p.is_some_and(phase::is_completed)
 }
 
+/// A duration string that is not a (non-negative) Go duration.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("negative duration {0:?}")]
+    Negative(String),
+    #[error("time: invalid duration {0:?}")]
+    Invalid(String),
+}
+
 /// Parses a Go duration string (`30s`, `5m`, `1h30m`, `500ms`).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
     match parse_go_duration(s) {
         Some(ns) if ns >= 0 => Ok(Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX))),
-        Some(_) => Err(format!("negative duration {s:?}")),
-        None => Err(format!("time: invalid duration {s:?}")),
+        Some(_) => Err(DurationError::Negative(s.to_string())),
+        None => Err(DurationError::Invalid(s.to_string())),
     }
 }
 
