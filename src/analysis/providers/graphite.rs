@@ -52,16 +52,33 @@ pub fn build_request(address: &str, query: &str) -> Result<Request, ProviderErro
     )))
 }
 
-fn number(v: &Value) -> Result<Option<f64>, String> {
+/// A datapoint value that is not a number.
+#[derive(Debug, thiserror::Error)]
+pub enum NumberError {
+    #[error("value {text:?}: {source}")]
+    Parse {
+        text: String,
+        #[source]
+        source: std::num::ParseFloatError,
+    },
+    #[error("value {0} is not a number")]
+    NotNumber(Value),
+}
+
+fn number(v: &Value) -> Result<Option<f64>, NumberError> {
     match v {
         Value::Null => Ok(None),
         Value::Number(n) => Ok(n.as_f64()),
-        Value::String(s) => s
-            .trim()
-            .parse::<f64>()
-            .map(Some)
-            .map_err(|e| format!("value {s:?}: {e}")),
-        other => Err(format!("value {other} is not a number")),
+        Value::String(s) => {
+            s.trim()
+                .parse::<f64>()
+                .map(Some)
+                .map_err(|source| NumberError::Parse {
+                    text: s.clone(),
+                    source,
+                })
+        }
+        other => Err(NumberError::NotNumber(other.clone())),
     }
 }
 

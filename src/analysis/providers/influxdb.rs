@@ -88,8 +88,31 @@ pub fn build_request(p: &Profile, query: &str) -> Result<Request, ProviderError>
     .header("Accept", "application/csv"))
 }
 
+/// A `_value` that is not of its column's `#datatype`.
+#[derive(Debug, thiserror::Error)]
+pub enum ValueError {
+    #[error("double {raw:?}: {source}")]
+    Double {
+        raw: String,
+        #[source]
+        source: std::num::ParseFloatError,
+    },
+    #[error("long {raw:?}: {source}")]
+    Long {
+        raw: String,
+        #[source]
+        source: std::num::ParseIntError,
+    },
+    #[error("unsignedLong {raw:?}: {source}")]
+    UnsignedLong {
+        raw: String,
+        #[source]
+        source: std::num::ParseIntError,
+    },
+}
+
 /// One `_value`, typed by its column's `#datatype`.
-fn typed(datatype: &str, raw: &str) -> Result<expr::Value, String> {
+fn typed(datatype: &str, raw: &str) -> Result<expr::Value, ValueError> {
     use expr::Value as V;
     if raw.is_empty() && datatype != "string" {
         return Ok(V::Nil);
@@ -99,18 +122,22 @@ fn typed(datatype: &str, raw: &str) -> Result<expr::Value, String> {
         "double" => V::Float(match raw {
             "+Inf" | "Inf" => f64::INFINITY,
             "-Inf" => f64::NEG_INFINITY,
-            _ => raw
-                .parse::<f64>()
-                .map_err(|e| format!("double {raw:?}: {e}"))?,
+            _ => raw.parse::<f64>().map_err(|source| ValueError::Double {
+                raw: raw.to_string(),
+                source,
+            })?,
         }),
-        "long" => V::Integer(
-            raw.parse::<i64>()
-                .map_err(|e| format!("long {raw:?}: {e}"))?,
-        ),
+        "long" => V::Integer(raw.parse::<i64>().map_err(|source| ValueError::Long {
+            raw: raw.to_string(),
+            source,
+        })?),
         "unsignedLong" => {
             let u = raw
                 .parse::<u64>()
-                .map_err(|e| format!("unsignedLong {raw:?}: {e}"))?;
+                .map_err(|source| ValueError::UnsignedLong {
+                    raw: raw.to_string(),
+                    source,
+                })?;
             i64::try_from(u)
                 .map(V::Integer)
                 .unwrap_or(V::Float(u as f64))

@@ -20,6 +20,45 @@ use kube::{Client, Resource, ResourceExt};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// Why a measurement Job could not be made, created, found or deleted.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("not a job metric")]
+    NotJobMetric,
+    #[error("job metric has no spec")]
+    NoSpec,
+    #[error("the AnalysisRun has no uid")]
+    NoRunUid,
+    #[error("job create (verify) {name} failed: {}", kube_msg(.source))]
+    Verify {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("job {0} already exists and is not owned by this run")]
+    NotOwned(String),
+    #[error("job create {name} failed: {}", kube_msg(.source))]
+    Create {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("job {name}: {}", kube_msg(.source))]
+    Get {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("job metadata reference missing")]
+    NoJobReference,
+    #[error("deleting job {name}: {}", kube_msg(.source))]
+    Delete {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
 /// Creates and watches measurement Jobs.
 pub struct JobProvider {
     client: Client,
@@ -43,22 +82,15 @@ pub fn job_name(run: &AnalysisRun, metric: &str) -> String {
 }
 
 /// The Job for a measurement of `metric` (resolved) in `run`.
-pub fn new_metric_job(run: &AnalysisRun, metric: &Metric) -> Result<Job, String> {
+pub fn new_metric_job(run: &AnalysisRun, metric: &Metric) -> Result<Job, JobError> {
     let name = metric.name.clone().unwrap_or_default();
     let jm = metric
         .provider
         .as_ref()
         .and_then(|p| p.job.as_ref())
-        .ok_or_else(|| "not a job metric".to_string())?;
-    let spec = jm
-        .spec
-        .clone()
-        .ok_or_else(|| "job metric has no spec".to_string())?;
-    let uid = run
-        .metadata
-        .uid
-        .clone()
-        .ok_or_else(|| "the AnalysisRun has no uid".to_string())?;
+        .ok_or(JobError::NotJobMetric)?;
+    let spec = jm.spec.clone().ok_or(JobError::NoSpec)?;
+    let uid = run.metadata.uid.clone().ok_or(JobError::NoRunUid)?;
     let md = jm.metadata.clone().unwrap_or_default();
     let mut labels = md.labels.unwrap_or_default();
     labels.insert(JOB_RUN_UID_LABEL.into(), uid.clone());
@@ -123,7 +155,7 @@ impl JobProvider {
         Api::namespaced(self.client.clone(), &run.namespace().unwrap_or_default())
     }
 
-    async fn create(&self, run: &AnalysisRun, metric: &Metric) -> Result<String, String> {
+    async fn create(&self, run: &AnalysisRun, metric: &Metric) -> Result<String, JobError> {
         let job = new_metric_job(run, metric)?;
         let name = job.name_any();
         let api = self.api(run);
@@ -134,24 +166,22 @@ impl JobProvider {
         match api.create(&pp, &job).await {
             Ok(j) => Ok(j.name_any()),
             Err(kube::Error::Api(e)) if e.code == 409 => {
-                let existing = api
-                    .get(&name)
-                    .await
-                    .map_err(|e| format!("job create (verify) {name} failed: {}", kube_msg(&e)))?;
+                let existing = api.get(&name).await.map_err(|source| JobError::Verify {
+                    name: name.clone(),
+                    source,
+                })?;
                 let ours = crate::api::is_controlled_by(&existing, run);
                 if ours {
                     Ok(name)
                 } else {
-                    Err(format!(
-                        "job {name} already exists and is not owned by this run"
-                    ))
+                    Err(JobError::NotOwned(name))
                 }
             }
-            Err(e) => Err(format!("job create {name} failed: {}", kube_msg(&e))),
+            Err(source) => Err(JobError::Create { name, source }),
         }
     }
 
-    async fn get(&self, run: &AnalysisRun, name: &str) -> Result<Job, String> {
+    async fn get(&self, run: &AnalysisRun, name: &str) -> Result<Job, JobError> {
         let ns = run.namespace().unwrap_or_default();
         if let Some(j) = self.jobs.get(&ObjectRef::new(name).within(&ns)) {
             return Ok((*j).clone());
@@ -159,17 +189,20 @@ impl JobProvider {
         self.api(run)
             .get(name)
             .await
-            .map_err(|e| format!("job {name}: {}", kube_msg(&e)))
+            .map_err(|source| JobError::Get {
+                name: name.to_string(),
+                source,
+            })
     }
 }
 
-fn job_name_of(m: &Measurement) -> Result<String, String> {
+fn job_name_of(m: &Measurement) -> Result<String, JobError> {
     m.metadata
         .as_ref()
         .and_then(|md| md.get(JOB_NAME_KEY))
         .filter(|n| !n.is_empty())
         .cloned()
-        .ok_or_else(|| "job metadata reference missing".to_string())
+        .ok_or(JobError::NoJobReference)
 }
 
 impl Provider for JobProvider {
@@ -193,7 +226,9 @@ impl Provider for JobProvider {
                     metadata: Some(BTreeMap::from([(JOB_NAME_KEY.to_string(), name)])),
                     ..m
                 },
-                Err(e) => crate::analysis::core::error_measurement(m, e, Timestamp::now()),
+                Err(e) => {
+                    crate::analysis::core::error_measurement(m, e.to_string(), Timestamp::now())
+                }
             }
         })
     }
@@ -207,11 +242,23 @@ impl Provider for JobProvider {
         Box::pin(async move {
             let name = match job_name_of(&m) {
                 Ok(n) => n,
-                Err(e) => return crate::analysis::core::error_measurement(m, e, Timestamp::now()),
+                Err(e) => {
+                    return crate::analysis::core::error_measurement(
+                        m,
+                        e.to_string(),
+                        Timestamp::now(),
+                    );
+                }
             };
             let job = match self.get(run, &name).await {
                 Ok(j) => j,
-                Err(e) => return crate::analysis::core::error_measurement(m, e, Timestamp::now()),
+                Err(e) => {
+                    return crate::analysis::core::error_measurement(
+                        m,
+                        e.to_string(),
+                        Timestamp::now(),
+                    );
+                }
             };
             match job_outcome(&job) {
                 Some((p, msg)) => Measurement {
@@ -234,7 +281,13 @@ impl Provider for JobProvider {
         Box::pin(async move {
             let name = match job_name_of(&m) {
                 Ok(n) => n,
-                Err(e) => return crate::analysis::core::error_measurement(m, e, Timestamp::now()),
+                Err(e) => {
+                    return crate::analysis::core::error_measurement(
+                        m,
+                        e.to_string(),
+                        Timestamp::now(),
+                    );
+                }
             };
             let dp = DeleteParams {
                 propagation_policy: Some(PropagationPolicy::Foreground),
@@ -243,10 +296,10 @@ impl Provider for JobProvider {
             match self.api(run).delete(&name, &dp).await {
                 Ok(_) => {}
                 Err(kube::Error::Api(e)) if e.code == 404 => {}
-                Err(e) => {
+                Err(source) => {
                     return crate::analysis::core::error_measurement(
                         m,
-                        format!("deleting job {name}: {}", kube_msg(&e)),
+                        JobError::Delete { name, source }.to_string(),
                         Timestamp::now(),
                     );
                 }
