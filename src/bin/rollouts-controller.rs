@@ -9,15 +9,44 @@ use rollouts::api::crd;
 use rollouts::ops::cli::{Cli, Command, LogFormat, RunArgs};
 use rollouts::ops::{self, Process};
 
-fn init_logging(args: &RunArgs) -> Result<(), String> {
-    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
-        .map_err(|e| format!("--log-level {:?}: {e}", args.log_level))?;
+/// Why logging could not be set up, or the CRDs not written.
+#[derive(Debug, thiserror::Error)]
+enum StartError {
+    #[error("--log-level {level:?}: {source}")]
+    LogLevel {
+        level: String,
+        #[source]
+        source: tracing_subscriber::filter::ParseError,
+    },
+    #[error("initialising logging: {0}")]
+    Logging(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("creating {}: {source}", .dir.display())]
+    CreateDir {
+        dir: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("writing {}: {source}", .path.display())]
+    Write {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn init_logging(args: &RunArgs) -> Result<(), StartError> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level).map_err(|source| {
+        StartError::LogLevel {
+            level: args.log_level.clone(),
+            source,
+        }
+    })?;
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let res = match args.log_format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
     };
-    res.map_err(|e| format!("initialising logging: {e}"))
+    res.map_err(StartError::Logging)
 }
 
 /// SIGTERM (Kubernetes stopping the pod) or Ctrl-C.
@@ -156,12 +185,16 @@ fn main() -> ExitCode {
     }
 }
 
-fn write_crds(dir: &std::path::Path) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+fn write_crds(dir: &std::path::Path) -> Result<(), StartError> {
+    std::fs::create_dir_all(dir).map_err(|source| StartError::CreateDir {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
     for (name, def) in crd::all_crds() {
         let path = dir.join(&name);
-        std::fs::write(&path, crd::render_yaml(&def))
-            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+        if let Err(source) = std::fs::write(&path, crd::render_yaml(&def)) {
+            return Err(StartError::Write { path, source });
+        }
         eprintln!("wrote {}", path.display());
     }
     Ok(())

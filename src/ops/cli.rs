@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use super::leader::LeaseConfig;
+use super::leader::{LeaseConfig, LeaseConfigError};
 use super::{NotificationOptions, Options};
 
 /// A Kubernetes progressive-delivery controller, drop-in compatible with Argo Rollouts.
@@ -125,19 +125,37 @@ pub struct RunArgs {
     pub log_level: String,
 }
 
+/// A flag value that is not a duration (the flag's text, trimmed).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DurationFlagError {
+    #[error("{0:?}: a negative duration")]
+    Negative(String),
+    #[error("{0:?}: not a duration (a number of seconds, or e.g. 500ms, 2s, 1m30s, 1h)")]
+    Invalid(String),
+}
+
+/// Flags that cannot be used together or at all.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum OptionsError {
+    #[error("--qps must be a positive number (got {0})")]
+    Qps(f32),
+    #[error("--namespace must not be empty (omit it to watch all namespaces)")]
+    EmptyNamespace,
+    #[error(transparent)]
+    LeaderElection(#[from] LeaseConfigError),
+}
+
 /// Parses a Go duration (`500ms`, `2s`, `1m30s`, `1h`) or a bare number of seconds: the
 /// same parser as every other duration of the project ([`crate::api::parse_go_duration`]).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, DurationFlagError> {
     let s = s.trim();
     if let Ok(secs) = s.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
     }
     match crate::api::parse_go_duration(s) {
         Some(ns) if ns >= 0 => Ok(Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX))),
-        Some(_) => Err(format!("{s:?}: a negative duration")),
-        None => Err(format!(
-            "{s:?}: not a duration (a number of seconds, or e.g. 500ms, 2s, 1m30s, 1h)"
-        )),
+        Some(_) => Err(DurationFlagError::Negative(s.to_string())),
+        None => Err(DurationFlagError::Invalid(s.to_string())),
     }
 }
 
@@ -170,17 +188,14 @@ pub fn default_identity() -> String {
 impl RunArgs {
     /// Checks the flags and resolves defaults. `default_namespace` is where the Lease lives
     /// when neither `--leader-election-namespace` nor `POD_NAMESPACE` says.
-    pub fn options(&self, default_namespace: &str) -> Result<Options, String> {
+    pub fn options(&self, default_namespace: &str) -> Result<Options, OptionsError> {
         if !(self.qps.is_finite() && self.qps > 0.0) {
-            return Err(format!(
-                "--qps must be a positive number (got {})",
-                self.qps
-            ));
+            return Err(OptionsError::Qps(self.qps));
         }
         if let Some(ns) = &self.namespace
             && ns.is_empty()
         {
-            return Err("--namespace must not be empty (omit it to watch all namespaces)".into());
+            return Err(OptionsError::EmptyNamespace);
         }
         let leader_election = if self.leader_elect {
             let lease = LeaseConfig {

@@ -54,29 +54,54 @@ pub struct LeaseConfig {
     pub retry_period: Duration,
 }
 
+/// Leader election settings that cannot work.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LeaseConfigError {
+    #[error("leader election needs a lease name, a namespace and an identity")]
+    Incomplete,
+    #[error("the leader election retry period must be positive")]
+    ZeroRetryPeriod,
+    #[error(
+        "the leader election renew deadline ({renew_deadline:?}) must be longer than the retry period ({retry_period:?})"
+    )]
+    RenewDeadlineTooShort {
+        renew_deadline: Duration,
+        retry_period: Duration,
+    },
+    #[error(
+        "the leader election lease duration ({lease_duration:?}) must be longer than the renew deadline ({renew_deadline:?})"
+    )]
+    LeaseDurationTooShort {
+        lease_duration: Duration,
+        renew_deadline: Duration,
+    },
+    #[error("the leader election lease duration is too long")]
+    LeaseDurationTooLong,
+}
+
 impl LeaseConfig {
     /// `retry_period < renew_deadline < lease_duration`, all non-zero.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), LeaseConfigError> {
         if self.name.is_empty() || self.namespace.is_empty() || self.identity.is_empty() {
-            return Err("leader election needs a lease name, a namespace and an identity".into());
+            return Err(LeaseConfigError::Incomplete);
         }
         if self.retry_period.is_zero() {
-            return Err("the leader election retry period must be positive".into());
+            return Err(LeaseConfigError::ZeroRetryPeriod);
         }
         if self.renew_deadline <= self.retry_period {
-            return Err(format!(
-                "the leader election renew deadline ({:?}) must be longer than the retry period ({:?})",
-                self.renew_deadline, self.retry_period
-            ));
+            return Err(LeaseConfigError::RenewDeadlineTooShort {
+                renew_deadline: self.renew_deadline,
+                retry_period: self.retry_period,
+            });
         }
         if self.lease_duration <= self.renew_deadline {
-            return Err(format!(
-                "the leader election lease duration ({:?}) must be longer than the renew deadline ({:?})",
-                self.lease_duration, self.renew_deadline
-            ));
+            return Err(LeaseConfigError::LeaseDurationTooShort {
+                lease_duration: self.lease_duration,
+                renew_deadline: self.renew_deadline,
+            });
         }
         if self.lease_duration > Duration::from_secs(i32::MAX as u64) {
-            return Err("the leader election lease duration is too long".into());
+            return Err(LeaseConfigError::LeaseDurationTooLong);
         }
         Ok(())
     }

@@ -102,7 +102,7 @@ pub enum Error {
     #[error("building the Kubernetes client: {0}")]
     Client(#[from] kube::Error),
     #[error("invalid leader election settings: {0}")]
-    LeaderElection(String),
+    LeaderElection(#[source] leader::LeaseConfigError),
     #[error("listening on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
