@@ -420,15 +420,20 @@ pub struct RolloutPause {
 impl RolloutPause {
     /// The pause duration in seconds: `None` when no duration is set (an indefinite pause),
     /// `Some(Err(..))` when the duration cannot be parsed.
-    pub fn duration_seconds(&self) -> Option<Result<i64, String>> {
+    pub fn duration_seconds(&self) -> Option<Result<i64, PauseDurationError>> {
         self.duration.as_ref().map(duration_seconds)
     }
 }
 
+/// A pause duration that is neither a number of seconds nor a Go duration.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid duration {0:?}")]
+pub struct PauseDurationError(pub String);
+
 /// Parse an int-or-string duration in seconds, as upstream does: an integer is seconds; a
 /// string is either a bare integer (seconds) or a Go-style duration (`1h30m`, `30s`, `500ms`).
 /// Fractions of a second are truncated.
-pub fn duration_seconds(d: &IntOrString) -> Result<i64, String> {
+pub fn duration_seconds(d: &IntOrString) -> Result<i64, PauseDurationError> {
     match d {
         IntOrString::Int(i) => Ok(i64::from(*i)),
         IntOrString::String(s) => {
@@ -437,7 +442,7 @@ pub fn duration_seconds(d: &IntOrString) -> Result<i64, String> {
             }
             parse_go_duration(s)
                 .map(|ns| (ns / 1_000_000_000) as i64)
-                .ok_or_else(|| format!("invalid duration {s:?}"))
+                .ok_or_else(|| PauseDurationError(s.clone()))
         }
     }
 }
@@ -1542,7 +1547,7 @@ mod tests {
             {"pause": {"duration": "soon"}}
         ]))
         .unwrap();
-        let secs: Vec<Option<Result<i64, String>>> = steps
+        let secs: Vec<Option<Result<i64, PauseDurationError>>> = steps
             .iter()
             .map(|s| s.pause.as_ref().unwrap().duration_seconds())
             .collect();

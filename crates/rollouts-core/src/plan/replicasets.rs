@@ -76,9 +76,9 @@ impl<'a> Rs<'a> {
     }
 
     /// The `scale-down-deadline` annotation, parsed.
-    pub fn scale_down_deadline(&self) -> Option<Result<Timestamp, String>> {
+    pub fn scale_down_deadline(&self) -> Option<Result<Timestamp, k8s_openapi::jiff::Error>> {
         self.annotation(DEFAULT_REPLICASET_SCALE_DOWN_DEADLINE_ANNOTATION_KEY)
-            .map(|s| s.parse::<Timestamp>().map_err(|e| e.to_string()))
+            .map(|s| s.parse::<Timestamp>())
     }
 
     pub fn desired_replicas_annotation(&self) -> Option<i32> {
