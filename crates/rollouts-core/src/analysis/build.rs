@@ -115,12 +115,33 @@ pub enum BuildError {
         reason: String,
     },
     /// A `fieldRef` argument that cannot be resolved.
-    #[error("argument {arg}: fieldRef {path}: {reason}")]
+    #[error("argument {arg}: fieldRef {path}: {source}")]
     FieldRef {
         arg: String,
         path: String,
-        reason: String,
+        #[source]
+        source: FieldPathError,
     },
+}
+
+/// A `fieldRef` path that does not lead to a value of the Rollout.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FieldPathError {
+    /// A `metadata.*` path Kubernetes does not support.
+    #[error("unsupported fieldPath: {0}")]
+    Unsupported(String),
+    /// A list index that is not a number.
+    #[error("invalid index '{0}'")]
+    Index(String),
+    /// A list index past the end.
+    #[error("index {0} out of range")]
+    OutOfRange(usize),
+    /// The path leads nowhere.
+    #[error("invalid path {0} in rollout")]
+    Invalid(String),
+    /// The path leads to a list or an object.
+    #[error("path {0} in rollout must terminate in a primitive value")]
+    NotPrimitive(String),
 }
 
 /// Looks up `refs` and, recursively, the templates they include (`spec.templates`), in
@@ -458,10 +479,10 @@ pub fn resolve_rollout_args(
                     };
                     json_field(j, &path)
                 };
-                value = Some(v.map_err(|reason| BuildError::FieldRef {
+                value = Some(v.map_err(|source| BuildError::FieldRef {
                     arg: name.clone(),
                     path: path.clone(),
-                    reason,
+                    source,
                 })?);
             }
         }
@@ -482,7 +503,7 @@ fn format_map(m: &BTreeMap<String, String>) -> String {
 }
 
 /// Kubernetes' `fieldpath.ExtractFieldPathAsString` for the metadata fields it supports.
-fn metadata_field(ro: &Rollout, path: &str) -> Result<String, String> {
+fn metadata_field(ro: &Rollout, path: &str) -> Result<String, FieldPathError> {
     let md = &ro.metadata;
     let subscript = |prefix: &str| -> Option<String> {
         let rest = path
@@ -518,34 +539,33 @@ fn metadata_field(ro: &Rollout, path: &str) -> Result<String, String> {
                     .cloned()
                     .unwrap_or_default())
             } else {
-                Err(format!("unsupported fieldPath: {path}"))
+                Err(FieldPathError::Unsupported(path.to_string()))
             }
         }
     }
 }
 
 /// Upstream's `extractValueFromRollout`: a `.`/`[]`-separated path into the Rollout's JSON.
-fn json_field(root: &serde_json::Value, path: &str) -> Result<String, String> {
+fn json_field(root: &serde_json::Value, path: &str) -> Result<String, FieldPathError> {
+    let invalid = || FieldPathError::Invalid(path.to_string());
     let mut cur = root;
     for section in path.split(['.', '[', ']']).filter(|s| !s.is_empty()) {
         cur = match cur {
             serde_json::Value::Array(a) => {
                 let i: usize = section
                     .parse()
-                    .map_err(|_| format!("invalid index '{section}'"))?;
-                a.get(i).ok_or_else(|| format!("index {i} out of range"))?
+                    .map_err(|_| FieldPathError::Index(section.to_string()))?;
+                a.get(i).ok_or(FieldPathError::OutOfRange(i))?
             }
-            serde_json::Value::Object(o) => o
-                .get(section)
-                .ok_or_else(|| format!("invalid path {path} in rollout"))?,
-            _ => return Err(format!("invalid path {path} in rollout")),
+            serde_json::Value::Object(o) => o.get(section).ok_or_else(invalid)?,
+            _ => return Err(invalid()),
         };
     }
     match cur {
-        serde_json::Value::Null => Err(format!("invalid path {path} in rollout")),
-        serde_json::Value::Array(_) | serde_json::Value::Object(_) => Err(format!(
-            "path {path} in rollout must terminate in a primitive value"
-        )),
+        serde_json::Value::Null => Err(invalid()),
+        serde_json::Value::Array(_) | serde_json::Value::Object(_) => {
+            Err(FieldPathError::NotPrimitive(path.to_string()))
+        }
         serde_json::Value::String(s) => Ok(s.clone()),
         other => Ok(other.to_string()),
     }

@@ -3,7 +3,7 @@
 //! terminated when the Experiment ends, as upstream's `reconcileAnalysisRun`.
 
 use super::{Effect, Observed, Plan};
-use crate::analysis::args::substitute;
+use crate::analysis::args::{ArgError, substitute};
 use crate::analysis::build::{self, BuildRequest};
 use crate::api::analysis_phase as phase;
 use crate::api::{
@@ -185,6 +185,22 @@ fn step(
     new.message = st.message.filter(|m| !m.is_empty());
 }
 
+/// Why an Experiment's AnalysisRun cannot be built (the analysis' status message).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RunBuildError {
+    /// A referenced template does not exist (upstream's lister error, word for word).
+    #[error(
+        "{}.argoproj.io \"{name}\" not found",
+        if *cluster_scope { "clusteranalysistemplate" } else { "analysistemplate" }
+    )]
+    TemplateNotFound { name: String, cluster_scope: bool },
+    #[error(transparent)]
+    Build(#[from] build::BuildError),
+    /// An argument's value could not be resolved.
+    #[error(transparent)]
+    Arg(#[from] ArgError),
+}
+
 /// Plans the run's creation; returns its name. An existing run of ours of the base name that
 /// is still going is taken as it is (a status write lost after its creation); a name taken
 /// otherwise gets upstream's collision suffix (`.1`, `.2`...).
@@ -192,7 +208,7 @@ fn create(
     obs: &Observed<'_>,
     a: &ExperimentAnalysisTemplateRef,
     plan: &mut Plan,
-) -> Result<String, String> {
+) -> Result<String, RunBuildError> {
     let ex = obs.experiment;
     let base = format!(
         "{}-{}",
@@ -229,7 +245,7 @@ fn new_run(
     obs: &Observed<'_>,
     a: &ExperimentAnalysisTemplateRef,
     name: String,
-) -> Result<AnalysisRun, String> {
+) -> Result<AnalysisRun, RunBuildError> {
     let ex = obs.experiment;
     let refs = [AnalysisTemplateRef {
         template_name: a.template_name.clone(),
@@ -245,19 +261,14 @@ fn new_run(
         },
     )
     .map_err(|e| match e {
-        // Upstream's lister error, word for word.
         build::BuildError::TemplateNotFound {
             name,
             cluster_scope,
-        } => format!(
-            "{}.argoproj.io \"{name}\" not found",
-            if cluster_scope {
-                "clusteranalysistemplate"
-            } else {
-                "analysistemplate"
-            }
-        ),
-        e => e.to_string(),
+        } => RunBuildError::TemplateNotFound {
+            name,
+            cluster_scope,
+        },
+        e => RunBuildError::Build(e),
     })?;
     let args = resolve_args(obs, a.args.as_deref().unwrap_or_default())?;
     let mut labels = BTreeMap::new();
@@ -279,20 +290,20 @@ fn new_run(
         dry_run: ex.spec.dry_run.as_deref().unwrap_or_default(),
         measurement_retention: ex.spec.measurement_retention.as_deref().unwrap_or_default(),
     })
-    .map_err(|e| e.to_string())
+    .map_err(RunBuildError::Build)
 }
 
 /// Upstream's `ResolveExperimentArgsValue` on each argument's value:
 /// `{{templates.NAME.podTemplateHash}}`, `{{templates.NAME.replicaset.name}}`,
 /// `{{experiment.availableAt}}` and `{{experiment.finishedAt}}`. `valueFrom` is passed on
 /// (upstream drops it).
-fn resolve_args(obs: &Observed<'_>, args: &[Argument]) -> Result<Vec<Argument>, String> {
+fn resolve_args(obs: &Observed<'_>, args: &[Argument]) -> Result<Vec<Argument>, ArgError> {
     let values = experiment_values(obs);
     args.iter()
         .map(|arg| {
             let mut out = arg.clone();
             if let Some(v) = &arg.value {
-                out.value = Some(substitute(v, &values, false).map_err(|e| e.to_string())?);
+                out.value = Some(substitute(v, &values, false)?);
             }
             Ok(out)
         })
