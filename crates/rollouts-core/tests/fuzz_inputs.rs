@@ -56,7 +56,10 @@ fn exercise_rollout(ro: &Rollout) -> Result<(), TestCaseError> {
 /// Prepares and begins a decoded AnalysisRun.
 fn exercise_run(run: &AnalysisRun) -> Result<(), TestCaseError> {
     if let Err(e) = rollouts_core::analysis::core::prepare(run) {
-        prop_assert!(!e.trim().is_empty(), "an empty error preparing {run:?}");
+        prop_assert!(
+            !e.to_string().trim().is_empty(),
+            "an empty error preparing {run:?}"
+        );
     }
     let _ = rollouts_core::analysis::core::begin(run, now());
     let _ = rollouts_core::analysis::core::ttl_deadline(run);

@@ -69,15 +69,81 @@ pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
     }
 }
 
-fn int_value(v: &Option<IntOrString>, field: &str) -> Result<Option<i64>, String> {
+/// Why a metric is invalid (upstream's `ValidateMetric` messages).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MetricError {
+    #[error("{field}: invalid integer {text:?}")]
+    Integer { field: &'static str, text: String },
+    #[error("invalid interval string: {0}")]
+    Interval(#[source] DurationError),
+    #[error("invalid startDelay string: {0}")]
+    StartDelay(#[source] DurationError),
+    #[error("count must be >= failureLimit")]
+    CountBelowFailureLimit,
+    #[error("count must be >= inconclusiveLimit")]
+    CountBelowInconclusiveLimit,
+    #[error("count must be >= consecutiveSuccessLimit")]
+    CountBelowConsecutiveSuccessLimit,
+    #[error("interval must be specified when count > 1")]
+    NoInterval,
+    #[error("failureLimit must be >= -1")]
+    FailureLimit,
+    #[error("inconclusiveLimit must be >= 0")]
+    InconclusiveLimit,
+    #[error("consecutiveErrorLimit must be >= 0")]
+    ConsecutiveErrorLimit,
+    #[error("consecutiveSuccessLimit must be >= 0")]
+    ConsecutiveSuccessLimit,
+    #[error("failureLimit of -1 needs a consecutiveSuccessLimit > 0")]
+    UnboundedWithoutSuccessLimit,
+    #[error("no provider specified")]
+    NoProvider,
+    #[error("multiple providers specified")]
+    MultipleProviders,
+    #[error("{field}: {source}")]
+    Condition {
+        field: &'static str,
+        #[source]
+        source: condition::ConditionError,
+    },
+}
+
+/// Why a run's metrics cannot be used (the run's status message).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PrepareError {
+    #[error("Unable to resolve metric arguments: {0}")]
+    Args(#[source] ArgError),
+    #[error("Analysis spec invalid: no metrics specified")]
+    NoMetrics,
+    #[error("Analysis spec invalid: metrics[{index}]: duplicate name '{name}'")]
+    DuplicateName { index: usize, name: String },
+    #[error("Analysis spec invalid: metrics[{index}]: {source}")]
+    Metric {
+        index: usize,
+        #[source]
+        source: MetricError,
+    },
+    #[error("Analysis spec invalid: dryRun[{0}]: Rule didn't match any metric name(s)")]
+    DryRunUnmatched(usize),
+    #[error(
+        "Analysis spec invalid: measurementRetention[{0}]: Rule didn't match any metric name(s)"
+    )]
+    RetentionUnmatched(usize),
+}
+
+fn int_value(v: &Option<IntOrString>, field: &'static str) -> Result<Option<i64>, MetricError> {
     match v {
         None => Ok(None),
         Some(IntOrString::Int(i)) => Ok(Some(i64::from(*i))),
-        Some(IntOrString::String(s)) => s
-            .trim()
-            .parse::<i64>()
-            .map(Some)
-            .map_err(|_| format!("{field}: invalid integer {s:?}")),
+        Some(IntOrString::String(s)) => {
+            s.trim()
+                .parse::<i64>()
+                .map(Some)
+                .map_err(|_| MetricError::Integer {
+                    field,
+                    text: s.clone(),
+                })
+        }
     }
 }
 
@@ -101,7 +167,7 @@ pub struct MetricSettings {
 
 impl MetricSettings {
     /// Parses and validates a metric (upstream's `ValidateMetric`), after argument resolution.
-    pub fn from_metric(m: &Metric) -> Result<MetricSettings, String> {
+    pub fn from_metric(m: &Metric) -> Result<MetricSettings, MetricError> {
         let count = int_value(&m.count, "count")?;
         let failure_limit = int_value(&m.failure_limit, "failureLimit")?.unwrap_or(0);
         let inconclusive_limit =
@@ -112,60 +178,57 @@ impl MetricSettings {
         let consecutive_success_limit =
             int_value(&m.consecutive_success_limit, "consecutiveSuccessLimit")?.unwrap_or(0);
         let interval = match m.interval.as_deref().filter(|s| !s.is_empty()) {
-            Some(s) => {
-                Some(parse_duration(s).map_err(|e| format!("invalid interval string: {e}"))?)
-            }
+            Some(s) => Some(parse_duration(s).map_err(MetricError::Interval)?),
             None => None,
         };
         let initial_delay = match m.initial_delay.as_deref().filter(|s| !s.is_empty()) {
-            Some(s) => {
-                Some(parse_duration(s).map_err(|e| format!("invalid startDelay string: {e}"))?)
-            }
+            Some(s) => Some(parse_duration(s).map_err(MetricError::StartDelay)?),
             None => None,
         };
         let c = count.unwrap_or(0);
         if c > 0 {
             if c < failure_limit {
-                return Err("count must be >= failureLimit".into());
+                return Err(MetricError::CountBelowFailureLimit);
             }
             if c < inconclusive_limit {
-                return Err("count must be >= inconclusiveLimit".into());
+                return Err(MetricError::CountBelowInconclusiveLimit);
             }
             if c < consecutive_success_limit {
-                return Err("count must be >= consecutiveSuccessLimit".into());
+                return Err(MetricError::CountBelowConsecutiveSuccessLimit);
             }
         }
         if c > 1 && interval.is_none() {
-            return Err("interval must be specified when count > 1".into());
+            return Err(MetricError::NoInterval);
         }
         if failure_limit < -1 {
-            return Err("failureLimit must be >= -1".into());
+            return Err(MetricError::FailureLimit);
         }
         if inconclusive_limit < 0 {
-            return Err("inconclusiveLimit must be >= 0".into());
+            return Err(MetricError::InconclusiveLimit);
         }
         if consecutive_error_limit < 0 {
-            return Err("consecutiveErrorLimit must be >= 0".into());
+            return Err(MetricError::ConsecutiveErrorLimit);
         }
         if consecutive_success_limit < 0 {
-            return Err("consecutiveSuccessLimit must be >= 0".into());
+            return Err(MetricError::ConsecutiveSuccessLimit);
         }
         if failure_limit == -1 && consecutive_success_limit == 0 {
-            return Err("failureLimit of -1 needs a consecutiveSuccessLimit > 0".into());
+            return Err(MetricError::UnboundedWithoutSuccessLimit);
         }
         let providers = m.provider.as_ref().map(provider_count).unwrap_or(0);
         if providers == 0 {
-            return Err("no provider specified".into());
+            return Err(MetricError::NoProvider);
         }
         if providers > 1 {
-            return Err("multiple providers specified".into());
+            return Err(MetricError::MultipleProviders);
         }
         for (field, cond) in [
             ("successCondition", &m.success_condition),
             ("failureCondition", &m.failure_condition),
         ] {
             if let Some(c) = cond.as_deref().filter(|c| !c.trim().is_empty()) {
-                condition::check_syntax(c).map_err(|e| format!("{field}: {e}"))?;
+                condition::check_syntax(c)
+                    .map_err(|source| MetricError::Condition { field, source })?;
             }
         }
         Ok(MetricSettings {
@@ -232,27 +295,24 @@ pub struct Prepared {
 }
 
 /// Resolves and validates a run's metrics. The error is the run's status message.
-pub fn prepare(run: &AnalysisRun) -> Result<Prepared, String> {
+pub fn prepare(run: &AnalysisRun) -> Result<Prepared, PrepareError> {
     let spec = &run.spec;
     let raw = spec.metrics.clone().unwrap_or_default();
     let args = spec.args.clone().unwrap_or_default();
-    let metrics = args::resolve_metrics_without_secrets(&raw, &args)
-        .map_err(|e| format!("Unable to resolve metric arguments: {e}"))?;
+    let metrics = args::resolve_metrics_without_secrets(&raw, &args).map_err(PrepareError::Args)?;
     if metrics.is_empty() {
-        return Err("Analysis spec invalid: no metrics specified".into());
+        return Err(PrepareError::NoMetrics);
     }
     let mut seen = BTreeSet::new();
     let mut settings = Vec::with_capacity(metrics.len());
     for (i, m) in metrics.iter().enumerate() {
         let name = m.name.clone().unwrap_or_default();
         if !seen.insert(name.clone()) {
-            return Err(format!(
-                "Analysis spec invalid: metrics[{i}]: duplicate name '{name}'"
-            ));
+            return Err(PrepareError::DuplicateName { index: i, name });
         }
         settings.push(
             MetricSettings::from_metric(m)
-                .map_err(|e| format!("Analysis spec invalid: metrics[{i}]: {e}"))?,
+                .map_err(|source| PrepareError::Metric { index: i, source })?,
         );
     }
     let mut dry_run = BTreeSet::new();
@@ -260,9 +320,7 @@ pub fn prepare(run: &AnalysisRun) -> Result<Prepared, String> {
         let pattern = rule.metric_name.as_deref().unwrap_or_default();
         let matched: Vec<&String> = seen.iter().filter(|n| rule_matches(pattern, n)).collect();
         if matched.is_empty() {
-            return Err(format!(
-                "Analysis spec invalid: dryRun[{i}]: Rule didn't match any metric name(s)"
-            ));
+            return Err(PrepareError::DryRunUnmatched(i));
         }
         dry_run.extend(matched.into_iter().cloned());
     }
@@ -278,9 +336,7 @@ pub fn prepare(run: &AnalysisRun) -> Result<Prepared, String> {
             }
         }
         if matched == 0 {
-            return Err(format!(
-                "Analysis spec invalid: measurementRetention[{i}]: Rule didn't match any metric name(s)"
-            ));
+            return Err(PrepareError::RetentionUnmatched(i));
         }
     }
     Ok(Prepared {
@@ -514,7 +570,7 @@ pub fn begin(run: &AnalysisRun, now: Timestamp) -> Begin {
             let tasks = generate_tasks(run, &prepared, now);
             Begin::Measure { prepared, tasks }
         }
-        Err(message) => Begin::Done(fail_run(run, &message, now)),
+        Err(e) => Begin::Done(fail_run(run, &e.to_string(), now)),
     }
 }
 

@@ -139,7 +139,7 @@ fn tasks_honor_the_initial_delay() {
     r.status.as_mut().unwrap().started_at = Some(Time(ts(-20)));
     assert_eq!(tasks(&r, 0).len(), 1, "delay passed");
     r.spec.metrics.as_mut().unwrap()[0].initial_delay = Some("invalid-start-delay".into());
-    let err = core::prepare(&r).unwrap_err();
+    let err = core::prepare(&r).unwrap_err().to_string();
     assert!(err.contains("invalid startDelay string"), "{err}");
 }
 
@@ -451,7 +451,7 @@ fn dry_run_metrics_never_change_the_phase() {
     // A rule matching nothing is a spec error.
     only.spec.dry_run = Some(serde_json::from_value(json!([{"metricName": "nope"}])).unwrap());
     assert_eq!(
-        core::prepare(&only).unwrap_err(),
+        core::prepare(&only).unwrap_err().to_string(),
         "Analysis spec invalid: dryRun[0]: Rule didn't match any metric name(s)"
     );
 }
@@ -646,7 +646,7 @@ fn spec_validation_table() {
     ];
     for (metrics, want) in cases {
         let r = run(metrics.clone(), json!({}));
-        let err = core::prepare(&r).unwrap_err();
+        let err = core::prepare(&r).unwrap_err().to_string();
         assert!(err.contains(want), "{metrics}: {err}");
     }
 }
