@@ -126,8 +126,13 @@ enum ClusterCmd {
     Env,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    podsim::parse_delay(s).ok_or_else(|| format!("not a duration: {s:?} (try 500ms, 2s)"))
+/// A flag value that is not a duration.
+#[derive(Debug, thiserror::Error)]
+#[error("not a duration: {0:?} (try 500ms, 2s)")]
+struct NotADuration(String);
+
+fn parse_duration(s: &str) -> Result<Duration, NotADuration> {
+    podsim::parse_delay(s).ok_or_else(|| NotADuration(s.to_string()))
 }
 
 fn clock_seed() -> u64 {

@@ -32,15 +32,14 @@ pub struct TestCluster {
     pub kubectl: Option<PathBuf>,
 }
 
-static CLUSTER: OnceLock<Result<TestCluster, String>> = OnceLock::new();
+static CLUSTER: OnceLock<Result<TestCluster, anyhow::Error>> = OnceLock::new();
 
 /// The shared cluster of this test process, started on first use. Panics (failing the test) with
 /// the reason when the control plane cannot start.
 pub fn cluster() -> &'static TestCluster {
-    let res = CLUSTER.get_or_init(|| start_shared().map_err(|e| format!("{e:#}")));
-    match res {
+    match CLUSTER.get_or_init(start_shared) {
         Ok(c) => c,
-        Err(e) => panic!("the local control plane could not start: {e}"),
+        Err(e) => panic!("the local control plane could not start: {e:#}"),
     }
 }
 
@@ -60,7 +59,7 @@ fn start_shared() -> Result<TestCluster> {
     };
     clean_stale_dirs(&base);
     let dir = base.join(format!("rollouts-test-{}", std::process::id()));
-    let (tx, rx) = std::sync::mpsc::channel::<Result<TestCluster, String>>();
+    let (tx, rx) = std::sync::mpsc::channel::<Result<TestCluster>>();
     std::thread::Builder::new()
         .name("rollouts-test-cluster".into())
         .spawn(move || {
@@ -71,7 +70,7 @@ fn start_shared() -> Result<TestCluster> {
             {
                 Ok(rt) => rt,
                 Err(e) => {
-                    let _ = tx.send(Err(e.to_string()));
+                    let _ = tx.send(Err(e.into()));
                     return;
                 }
             };
@@ -80,19 +79,19 @@ fn start_shared() -> Result<TestCluster> {
                 let cp = match ControlPlane::start(binaries.clone(), &dir, Mode::Attached).await {
                     Ok(cp) => cp,
                     Err(e) => {
-                        let _ = tx.send(Err(format!("{e:#}")));
+                        let _ = tx.send(Err(e));
                         return;
                     }
                 };
                 let client = match cp.client().await {
                     Ok(c) => c,
                     Err(e) => {
-                        let _ = tx.send(Err(format!("{e:#}")));
+                        let _ = tx.send(Err(e));
                         return;
                     }
                 };
                 if let Err(e) = podsim::ensure_node(&client).await {
-                    let _ = tx.send(Err(format!("registering the simulated node: {e:#}")));
+                    let _ = tx.send(Err(e.context("registering the simulated node")));
                     return;
                 }
                 let sim = tokio::spawn(podsim::run(client, podsim::SimOptions::default()));
@@ -114,7 +113,6 @@ fn start_shared() -> Result<TestCluster> {
         })?;
     rx.recv()
         .map_err(|_| anyhow!("the control-plane thread died"))?
-        .map_err(|e| anyhow!(e))
 }
 
 /// Removes `rollouts-test-<pid>` directories of processes that are gone.
