@@ -194,8 +194,9 @@ pub enum RunBuildError {
         if *cluster_scope { "clusteranalysistemplate" } else { "analysistemplate" }
     )]
     TemplateNotFound { name: String, cluster_scope: bool },
+    /// The run cannot be built from its templates and arguments.
     #[error(transparent)]
-    Build(#[from] build::BuildError),
+    Build(build::BuildError),
     /// An argument's value could not be resolved.
     #[error(transparent)]
     Arg(#[from] ArgError),
