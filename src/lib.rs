@@ -7,6 +7,7 @@
 pub mod analysis;
 pub mod cli;
 pub mod controller;
+pub mod events;
 pub mod notify;
 pub mod ops;
 

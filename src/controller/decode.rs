@@ -10,10 +10,11 @@
 
 use super::FIELD_MANAGER;
 use crate::api::Rollout;
+use crate::events::Recorder;
 use futures::{Stream, StreamExt};
 use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;

@@ -22,6 +22,7 @@
 
 use super::{Error, FIELD_MANAGER, decode, diff, store_ready};
 use crate::api::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate, Experiment};
+use crate::events::Recorder;
 use crate::experiment::{self, Effect, Observed, Plan};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
@@ -29,7 +30,7 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};

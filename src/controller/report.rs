@@ -103,7 +103,7 @@ pub(crate) fn wait_changed(ctx: &Context, ro: &Rollout, wait: Option<&Wait>) {
 
 /// Records a plan's events on an object (a failure is logged: events are best effort).
 pub(crate) async fn publish_events(
-    recorder: &kube::runtime::events::Recorder,
+    recorder: &crate::events::Recorder,
     reference: &k8s_openapi::api::core::v1::ObjectReference,
     events: &[crate::plan::Event],
 ) {

@@ -36,11 +36,12 @@ pub mod template;
 pub mod trigger;
 
 use crate::api::{AnalysisRun, Rollout};
+use crate::events::Recorder;
 use config::{CONFIG_MAP, ConfigError, SECRET, Settings};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Secret};
 use kube::api::{Patch, PatchParams};
-use kube::runtime::events::{Event as KEvent, EventType, Recorder};
+use kube::runtime::events::{Event as KEvent, EventType};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
