@@ -1157,3 +1157,87 @@ async fn notifications_once_each_across_a_leader_crash() {
     assert_eq!(texts(&settle(&ns, &slack, expected.len()).await), expected);
     b.shutdown().await.expect("a clean stop");
 }
+
+/// The controllers' event publisher against the API server: a new event is an
+/// `events.k8s.io/v1` Event named and filled as kube's recorder names and fills it; the same
+/// event again is the next count of its series on that object (not a new object); another
+/// action or another object is an event of its own.
+#[tokio::test]
+async fn repeated_events_become_a_series_on_the_first_event() {
+    use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
+    use k8s_openapi::api::events::v1::Event as K8sEvent;
+    use kube::runtime::events::{Event, EventType, Reporter};
+    let ns = TestNs::new("event-series").await;
+    let reference = |name: &str| ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("ConfigMap".into()),
+        namespace: Some(ns.name.clone()),
+        name: Some(name.into()),
+        ..Default::default()
+    };
+    for name in ["a", "b"] {
+        ns.api::<ConfigMap>()
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": name}})).unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+    let recorder = rollouts::events::Recorder::new(
+        ns.client.clone(),
+        Reporter {
+            controller: "rollouts-controller".into(),
+            instance: Some("pod-1".into()),
+        },
+    );
+    let ev = |action: &str| Event {
+        type_: EventType::Warning,
+        reason: "Testing".into(),
+        note: Some(format!("note of {action}")),
+        action: action.into(),
+        secondary: None,
+    };
+    for _ in 0..3 {
+        recorder.publish(&ev("one"), &reference("a")).await.unwrap();
+    }
+    recorder.publish(&ev("two"), &reference("a")).await.unwrap();
+    recorder.publish(&ev("one"), &reference("b")).await.unwrap();
+    let mut events = ns
+        .api::<K8sEvent>()
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items;
+    events.sort_by_key(|e| e.event_time.clone().map(|t| t.0));
+    let summary: Vec<(String, String, Option<i32>)> = events
+        .iter()
+        .map(|e| {
+            (
+                e.regarding.as_ref().and_then(|r| r.name.clone()).unwrap(),
+                e.action.clone().unwrap(),
+                e.series.as_ref().map(|s| s.count),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("a".to_string(), "one".to_string(), Some(3)),
+            ("a".to_string(), "two".to_string(), None),
+            ("b".to_string(), "one".to_string(), None),
+        ]
+    );
+    let first = &events[0];
+    assert!(first.metadata.name.as_deref().unwrap().starts_with("a."));
+    assert_eq!(first.type_.as_deref(), Some("Warning"));
+    assert_eq!(first.reason.as_deref(), Some("Testing"));
+    assert_eq!(first.note.as_deref(), Some("note of one"));
+    assert_eq!(
+        first.reporting_controller.as_deref(),
+        Some("rollouts-controller")
+    );
+    assert_eq!(first.reporting_instance.as_deref(), Some("pod-1"));
+    let series = first.series.as_ref().unwrap();
+    assert!(series.last_observed_time.0 >= first.event_time.as_ref().unwrap().0);
+}
