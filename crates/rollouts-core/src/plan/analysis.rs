@@ -158,13 +158,8 @@ fn create_run(
     {
         return Ok(r.clone());
     }
-    let ours = |n: &str| {
-        n == base
-            || n.strip_prefix(base.as_str())
-                .and_then(|rest| rest.strip_prefix('.'))
-                .is_some_and(|k| k.parse::<u32>().is_ok())
-    };
-    let written_ahead = recorded.filter(|n| ours(n) && existing(n).is_none());
+    let written_ahead =
+        recorded.filter(|n| is_collision_name(n, &base, '.') && existing(n).is_none());
     let name = match written_ahead {
         Some(n) => n.to_string(),
         None => {
@@ -228,6 +223,16 @@ fn create_run(
             .push(Effect::CreateAnalysisRun(Box::new(run.clone())));
     }
     Ok(run)
+}
+
+/// Whether `name` is `base` or one of its collision names (`base<sep>N`): a name this
+/// Rollout would give the object (runs use `.N`, step Experiments `-N`).
+pub(super) fn is_collision_name(name: &str, base: &str, sep: char) -> bool {
+    name == base
+        || name
+            .strip_prefix(base)
+            .and_then(|rest| rest.strip_prefix(sep))
+            .is_some_and(|k| k.parse::<u32>().is_ok())
 }
 
 /// The run name a status slot records.
@@ -592,4 +597,20 @@ fn runs_to_delete(v: &View<'_>, others: &[&AnalysisRun]) -> Vec<String> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod naming_tests {
+    use super::is_collision_name;
+
+    #[test]
+    fn collision_names_are_the_base_or_base_sep_number() {
+        assert!(is_collision_name("ro-abc-2-1", "ro-abc-2-1", '.'));
+        assert!(is_collision_name("ro-abc-2-1.3", "ro-abc-2-1", '.'));
+        assert!(!is_collision_name("ro-abc-2-1.x", "ro-abc-2-1", '.'));
+        assert!(!is_collision_name("ro-abc-2-1-3", "ro-abc-2-1", '.'));
+        assert!(!is_collision_name("ro-abc-2-10", "ro-abc-2-1", '.'));
+        assert!(is_collision_name("ro-abc-2-1-3", "ro-abc-2-1", '-'));
+        assert!(!is_collision_name("other", "ro-abc-2-1", '-'));
+    }
 }

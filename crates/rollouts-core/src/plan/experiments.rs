@@ -196,12 +196,7 @@ fn create(
 ) -> Experiment {
     let base = ex.name_any();
     let existing = |n: &str| obs.experiments.iter().copied().find(|e| e.name_any() == n);
-    let ours = |n: &str| {
-        n == base
-            || n.strip_prefix(base.as_str())
-                .and_then(|rest| rest.strip_prefix('-'))
-                .is_some_and(|k| k.parse::<u32>().is_ok())
-    };
+    let ours = |n: &str| super::analysis::is_collision_name(n, &base, '-');
     if let Some(name) = recorded.filter(|n| ours(n) && existing(n).is_none()) {
         ex.metadata.name = Some(name.to_string());
         w.effects
