@@ -192,15 +192,7 @@ impl ControllerProcess {
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        cluster::die_with_parent(&mut cmd);
         let child = cmd
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;

@@ -465,15 +465,7 @@ impl ControlPlane {
             .stdout(log.try_clone()?)
             .stderr(log);
         match mode {
-            Mode::Attached => unsafe {
-                cmd.pre_exec(|| {
-                    // Die with the thread that started us, so a crashed test run leaves nothing.
-                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            },
+            Mode::Attached => die_with_parent(&mut cmd),
             Mode::Detached => unsafe {
                 cmd.pre_exec(|| {
                     if libc::setsid() < 0 {
@@ -714,4 +706,18 @@ pub fn stop_detached(dir: &Path) -> Vec<String> {
         let _ = fs::remove_file(dir.join(format!("{name}.pid")));
     }
     stopped
+}
+
+/// Makes the process `cmd` starts die (SIGKILL) with the thread that started it
+/// (`PR_SET_PDEATHSIG`), so a crashed test run, benchmark or chaos run leaves nothing behind.
+pub fn die_with_parent(cmd: &mut Command) {
+    // SAFETY: the closure only calls `prctl`, which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
 }

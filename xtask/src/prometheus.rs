@@ -104,14 +104,7 @@ fn spawn(bin: &Path, dir: &Path, port: u16) -> Result<Child> {
     .stdin(Stdio::null())
     .stdout(log.try_clone()?)
     .stderr(log);
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        cmd.pre_exec(|| {
-            // Die with the test process.
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
+    crate::cluster::die_with_parent(&mut cmd);
     cmd.spawn()
         .with_context(|| format!("starting {}", bin.display()))
 }

@@ -202,13 +202,7 @@ impl Replica {
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        crate::cluster::die_with_parent(&mut cmd);
         self.child = Some(
             cmd.spawn()
                 .with_context(|| format!("starting {}", bin.display()))?,
