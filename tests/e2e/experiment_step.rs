@@ -408,8 +408,8 @@ async fn istio_crds() {
         .await;
 }
 
-/// (host, weight) of the destinations of the VirtualService's first HTTP route.
-async fn routes(ns: &TestNs, vs: &str) -> Vec<(String, i64)> {
+/// The destinations of the VirtualService's first HTTP route, as the API server has it.
+async fn first_route(ns: &TestNs, vs: &str) -> Vec<testkit::Destination> {
     let ar = ApiResource::from_gvk_with_plural(
         &GroupVersionKind::gvk("networking.istio.io", "v1alpha3", "VirtualService"),
         "virtualservices",
@@ -417,19 +417,15 @@ async fn routes(ns: &TestNs, vs: &str) -> Vec<(String, i64)> {
     let api: kube::Api<DynamicObject> =
         kube::Api::namespaced_with(ns.client.clone(), &ns.name, &ar);
     let v = serde_json::to_value(api.get(vs).await.expect("reading the VirtualService")).unwrap();
-    v["spec"]["http"][0]["route"]
-        .as_array()
+    testkit::first_route(&v)
+}
+
+/// (host, weight) of the destinations of the VirtualService's first HTTP route.
+async fn routes(ns: &TestNs, vs: &str) -> Vec<(String, i64)> {
+    first_route(ns, vs)
+        .await
         .into_iter()
-        .flatten()
-        .map(|d| {
-            (
-                d["destination"]["host"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-                d["weight"].as_i64().unwrap_or(0),
-            )
-        })
+        .map(|d| (d.host, d.weight))
         .collect()
 }
 
@@ -1028,30 +1024,10 @@ async fn dr_subsets(ns: &TestNs, dr: &str) -> Vec<(String, String)> {
 
 /// (host, subset, weight) of the destinations of the VirtualService's first HTTP route.
 async fn subset_routes(ns: &TestNs, vs: &str) -> Vec<(String, String, i64)> {
-    let ar = ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("networking.istio.io", "v1alpha3", "VirtualService"),
-        "virtualservices",
-    );
-    let api: kube::Api<DynamicObject> =
-        kube::Api::namespaced_with(ns.client.clone(), &ns.name, &ar);
-    let v = serde_json::to_value(api.get(vs).await.expect("reading the VirtualService")).unwrap();
-    v["spec"]["http"][0]["route"]
-        .as_array()
+    first_route(ns, vs)
+        .await
         .into_iter()
-        .flatten()
-        .map(|d| {
-            (
-                d["destination"]["host"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-                d["destination"]["subset"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-                d["weight"].as_i64().unwrap_or(0),
-            )
-        })
+        .map(|d| (d.host, d.subset, d.weight))
         .collect()
 }
 

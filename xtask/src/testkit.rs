@@ -464,6 +464,32 @@ pub async fn diagnostics(client: &Client, ns: &str) -> String {
     s
 }
 
+/// One destination of an Istio VirtualService's first HTTP route.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Destination {
+    pub host: String,
+    /// Empty without a subset.
+    pub subset: String,
+    pub weight: i64,
+}
+
+/// The destinations of the first HTTP route of a VirtualService (as JSON), in order.
+pub fn first_route(vs: &Value) -> Vec<Destination> {
+    vs["spec"]["http"][0]["route"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| {
+            let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+            Destination {
+                host: text(&d["destination"]["host"]),
+                subset: text(&d["destination"]["subset"]),
+                weight: d["weight"].as_i64().unwrap_or(0),
+            }
+        })
+        .collect()
+}
+
 /// Upstream Argo Rollouts' compatibility corpus (`../shared/compat/argo-rollouts` beside the
 /// checkout; not part of the repository), the one place every test finds it. `None`, with a
 /// printed notice, where it is absent, unless `ROLLOUTS_REQUIRE_COMPAT=1` (as `cargo xtask

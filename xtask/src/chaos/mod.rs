@@ -343,21 +343,9 @@ async fn snapshot(client: &Client) -> Result<Snapshot> {
             .items
             .iter()
             .map(|vs| {
-                let route = vs.data["spec"]["http"][0]["route"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default();
-                let dests = route
-                    .iter()
-                    .map(|d| {
-                        (
-                            d["destination"]["host"]
-                                .as_str()
-                                .unwrap_or_default()
-                                .to_string(),
-                            d["weight"].as_i64().unwrap_or(0),
-                        )
-                    })
+                let dests = testkit::first_route(&vs.data)
+                    .into_iter()
+                    .map(|d| (d.host, d.weight))
                     .collect();
                 (vs.name_any(), dests)
             })
