@@ -111,6 +111,21 @@ fn local() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
 }
 
+/// A namespaced controller's options for `ns` (its notification ConfigMap there too), with
+/// metrics and health on free local ports.
+fn local_options(ns: &str) -> Options {
+    Options {
+        namespace: Some(ns.to_string()),
+        metrics_addr: local(),
+        healthz_addr: local(),
+        notifications: ops::NotificationOptions {
+            namespace: ns.to_string(),
+            ..Default::default()
+        },
+        ..Options::default()
+    }
+}
+
 fn lease_config(ns: &str, identity: &str) -> LeaseConfig {
     LeaseConfig {
         name: LEASE.into(),
@@ -455,13 +470,7 @@ async fn rbac_cluster_role_drives_canary_analysis_and_experiments_as_the_service
         namespace: None,
         instance_id: Some(instance_id.clone()),
         leader_election: Some(lease_config(&ns.name, "rbac-test")),
-        metrics_addr: local(),
-        healthz_addr: local(),
-        notifications: ops::NotificationOptions {
-            namespace: ns.name.clone(),
-            ..Default::default()
-        },
-        ..Options::default()
+        ..local_options(&ns.name)
     };
     let proc = start(opts, kube_config(Some(user.clone())).await).await;
     proc.wait_role(Role::Leader, Duration::from_secs(10)).await;
@@ -706,16 +715,7 @@ async fn rbac_namespaced_role_drives_istio_canary_as_the_service_account() {
     )
     .await;
     assert_impersonation_is_limited(&user, &ns.name).await;
-    let opts = Options {
-        namespace: Some(ns.name.clone()),
-        metrics_addr: local(),
-        healthz_addr: local(),
-        notifications: ops::NotificationOptions {
-            namespace: ns.name.clone(),
-            ..Default::default()
-        },
-        ..Options::default()
-    };
+    let opts = local_options(&ns.name);
     let proc = start(opts, kube_config(Some(user)).await).await;
     apply_example(&ns, "examples/istio-canary.yaml", None).await;
     let name = "istio-canary";
@@ -770,15 +770,8 @@ async fn leader_election_one_writer_then_failover_after_a_crash() {
     crds_installed().await;
     let ns = TestNs::new("ops-leader").await;
     let config = |id: &str| Options {
-        namespace: Some(ns.name.clone()),
         leader_election: Some(lease_config(&ns.name, id)),
-        metrics_addr: local(),
-        healthz_addr: local(),
-        notifications: ops::NotificationOptions {
-            namespace: ns.name.clone(),
-            ..Default::default()
-        },
-        ..Options::default()
+        ..local_options(&ns.name)
     };
     let mut a = start(config("a"), kube_config(None).await).await;
     a.wait_role(Role::Leader, Duration::from_secs(10)).await;
@@ -857,17 +850,10 @@ async fn leader_keeps_the_lease_while_its_requests_queue_at_the_rate_limit() {
     let ns = TestNs::new("ops-lease-qps").await;
     apply_example(&ns, "examples/basic-canary.yaml", None).await;
     let opts = Options {
-        namespace: Some(ns.name.clone()),
         leader_election: Some(lease_config(&ns.name, "throttled")),
         qps: 1.0,
         burst: 1,
-        metrics_addr: local(),
-        healthz_addr: local(),
-        notifications: ops::NotificationOptions {
-            namespace: ns.name.clone(),
-            ..Default::default()
-        },
-        ..Options::default()
+        ..local_options(&ns.name)
     };
     let a = start(opts, kube_config(None).await).await;
     a.wait_role(Role::Leader, Duration::from_secs(10)).await;
@@ -913,15 +899,8 @@ async fn leader_stops_at_once_when_the_lease_is_lost() {
     crds_installed().await;
     let ns = TestNs::new("ops-lease-loss").await;
     let opts = Options {
-        namespace: Some(ns.name.clone()),
         leader_election: Some(lease_config(&ns.name, "holder")),
-        metrics_addr: local(),
-        healthz_addr: local(),
-        notifications: ops::NotificationOptions {
-            namespace: ns.name.clone(),
-            ..Default::default()
-        },
-        ..Options::default()
+        ..local_options(&ns.name)
     };
     let mut a = start(opts, kube_config(None).await).await;
     a.wait_role(Role::Leader, Duration::from_secs(10)).await;
@@ -980,13 +959,7 @@ async fn leader_stops_at_once_when_the_lease_is_lost() {
     let opts = Options {
         namespace: Some(ns2.name.clone()),
         leader_election: Some(lease_config(&ns2.name, "holder")),
-        metrics_addr: local(),
-        healthz_addr: local(),
-        notifications: ops::NotificationOptions {
-            namespace: ns.name.clone(),
-            ..Default::default()
-        },
-        ..Options::default()
+        ..local_options(&ns.name)
     };
     let mut p = start(opts, kube_config(Some(user)).await).await;
     p.wait_role(Role::Leader, Duration::from_secs(10)).await;
@@ -1114,15 +1087,8 @@ async fn notifications_once_each_across_a_leader_crash() {
     let slack = fake_slack().await;
     ns.apply(&settings(&slack)).await;
     let config = |id: &str| Options {
-        namespace: Some(ns.name.clone()),
         leader_election: Some(lease_config(&ns.name, id)),
-        metrics_addr: local(),
-        healthz_addr: local(),
-        notifications: ops::NotificationOptions {
-            namespace: ns.name.clone(),
-            ..Default::default()
-        },
-        ..Options::default()
+        ..local_options(&ns.name)
     };
     let mut a = start(config("a"), kube_config(None).await).await;
     a.wait_role(Role::Leader, Duration::from_secs(10)).await;

@@ -27,8 +27,9 @@ fn experiment_step() -> serde_json::Value {
     }})
 }
 
-/// A Rollout at revision 2 waiting on its `experiment` step (step 1).
-fn at_experiment_step() -> World {
+/// A Rollout with an `experiment` step (step 1), deployed and just updated to revision 2
+/// (nothing planned since).
+fn updated_to_experiment_step() -> World {
     let mut ro = rollout(
         4,
         json!([{"setWeight": 25}, experiment_step(), {"setWeight": 50}]),
@@ -37,6 +38,12 @@ fn at_experiment_step() -> World {
     let mut w = World::new(ro);
     w.settle();
     w.set_image("demo:v2");
+    w
+}
+
+/// A Rollout at revision 2 waiting on its `experiment` step (step 1).
+fn at_experiment_step() -> World {
+    let mut w = updated_to_experiment_step();
     w.settle();
     w
 }
@@ -585,14 +592,7 @@ fn the_experiment_wait_reads_for_people() {
 /// step ran twice. The name is now recorded first and the Experiment created by a later plan.
 #[test]
 fn experiment_is_recorded_before_it_is_created_so_a_crash_never_runs_the_step_twice() {
-    let mut ro = rollout(
-        4,
-        json!([{"setWeight": 25}, experiment_step(), {"setWeight": 50}]),
-    );
-    ro.metadata.labels = Some([("team".to_string(), "a".to_string())].into());
-    let mut w = World::new(ro);
-    w.settle();
-    w.set_image("demo:v2");
+    let mut w = updated_to_experiment_step();
     let creates = |p: &Plan| {
         p.effects
             .iter()

@@ -1411,6 +1411,24 @@ fn up(cfg: Config) -> Model {
     m
 }
 
+/// Applies `events` in order, then checks liveness.
+fn replay(m: &mut Model, events: &[Ev]) {
+    for e in events {
+        m.event(e).unwrap();
+    }
+    m.liveness().unwrap();
+}
+
+/// Asserts the Rollout's phase.
+fn assert_phase(m: &Model, phase: &str) {
+    assert_eq!(
+        m.w.status().phase.as_deref(),
+        Some(phase),
+        "{}",
+        m.summary()
+    );
+}
+
 fn dynamic(mut cfg: Config) -> Config {
     if let StrategyCfg::Canary(c) = &mut cfg.strategy {
         c.dynamic_stable_scale = true;
@@ -1433,12 +1451,7 @@ fn dynamic_stable_keeps_its_pods_on_a_new_revision() {
     m.round().unwrap();
     assert_eq!(m.w.spec_of(&stable), 1, "{}", m.summary());
     m.settle().unwrap();
-    assert_eq!(
-        m.w.status().phase.as_deref(),
-        Some("Healthy"),
-        "{}",
-        m.summary()
-    );
+    assert_phase(&m, "Healthy");
 }
 
 /// Found by the model: a step that lowers the weight (50%, then 0%) scaled the canary down in
@@ -1498,12 +1511,7 @@ fn an_intermediate_revision_keeps_its_pods_while_the_canary_service_selects_it()
         }
     }
     m.settle().unwrap();
-    assert_eq!(
-        m.w.status().phase.as_deref(),
-        Some("Paused"),
-        "{}",
-        m.summary()
-    );
+    assert_phase(&m, "Paused");
 }
 
 /// Found by the model: the progress deadline aborted a new revision whose pods never came up,
@@ -1556,30 +1564,25 @@ fn a_stale_scale_down_deadline_does_not_stop_the_progress_deadline() {
     let mut cfg = traffic_canary(1, None);
     cfg.progress_deadline_abort = true;
     let mut m = up(cfg);
-    for e in [
-        Ev::BadImage(2),
-        Ev::Abort,
-        Ev::Rounds(1),
-        Ev::Clock(600),
-        Ev::Image(2),
-        Ev::Rounds(2),
-        Ev::Image(2),
-        Ev::Crash(31),
-        Ev::BadImage(1),
-        Ev::Crash(122),
-        Ev::Crash(173),
-        Ev::Rounds(1),
-        Ev::Crash(56),
-    ] {
-        m.event(&e).unwrap();
-    }
-    m.liveness().unwrap();
-    assert_eq!(
-        m.w.status().phase.as_deref(),
-        Some("Degraded"),
-        "{}",
-        m.summary()
+    replay(
+        &mut m,
+        &[
+            Ev::BadImage(2),
+            Ev::Abort,
+            Ev::Rounds(1),
+            Ev::Clock(600),
+            Ev::Image(2),
+            Ev::Rounds(2),
+            Ev::Image(2),
+            Ev::Crash(31),
+            Ev::BadImage(1),
+            Ev::Crash(122),
+            Ev::Crash(173),
+            Ev::Rounds(1),
+            Ev::Crash(56),
+        ],
     );
+    assert_phase(&m, "Degraded");
 }
 
 /// Found by the model: moving on from a 51% step to a 0% step while the canary was not yet at
@@ -1590,25 +1593,20 @@ fn a_stale_scale_down_deadline_does_not_stop_the_progress_deadline() {
 fn a_canary_keeps_the_pods_of_the_weight_the_plan_sets() {
     let steps = vec![Step::SetWeight(51), Step::SetWeight(0)];
     let mut m = up(traffic_canary(2, Some(steps)));
-    for e in [
-        Ev::Image(2),
-        Ev::Crash(89),
-        Ev::Undo,
-        Ev::Clock(600),
-        Ev::Image(4),
-        Ev::Rounds(3),
-        Ev::Promote,
-        Ev::Crash(26),
-    ] {
-        m.event(&e).unwrap();
-    }
-    m.liveness().unwrap();
-    assert_eq!(
-        m.w.status().phase.as_deref(),
-        Some("Healthy"),
-        "{}",
-        m.summary()
+    replay(
+        &mut m,
+        &[
+            Ev::Image(2),
+            Ev::Crash(89),
+            Ev::Undo,
+            Ev::Clock(600),
+            Ev::Image(4),
+            Ev::Rounds(3),
+            Ev::Promote,
+            Ev::Crash(26),
+        ],
     );
+    assert_phase(&m, "Healthy");
 }
 /// Found by the model: `promote --full` while a pause step had just been promoted moved the
 /// index to the step count and then counted the pause step as completed once more: step 2 of
@@ -1621,17 +1619,17 @@ fn a_full_promotion_never_moves_the_step_index_past_the_last_step() {
         c.traffic = false;
     }
     let mut m = up(cfg);
-    for e in [
-        Ev::Image(2),
-        Ev::Rounds(2),
-        Ev::PromoteFull,
-        Ev::Promote,
-        Ev::Rounds(1),
-        Ev::Promote,
-    ] {
-        m.event(&e).unwrap();
-    }
-    m.liveness().unwrap();
+    replay(
+        &mut m,
+        &[
+            Ev::Image(2),
+            Ev::Rounds(2),
+            Ev::PromoteFull,
+            Ev::Promote,
+            Ev::Rounds(1),
+            Ev::Promote,
+        ],
+    );
     assert!(
         !m.w.events.iter().any(|e| e.message.contains("2/1")),
         "{:?}",
@@ -1647,22 +1645,17 @@ fn a_full_promotion_never_moves_the_step_index_past_the_last_step() {
 fn a_skipped_step_never_routes_more_than_the_canary_pods_can_serve() {
     let steps = vec![Step::SetWeight(10), Step::SetWeight(1), Step::SetWeight(51)];
     let mut m = up(traffic_canary(2, Some(steps)));
-    for e in [
-        Ev::Image(2),
-        Ev::Rounds(3),
-        Ev::Rounds(2),
-        Ev::Rounds(1),
-        Ev::Promote,
-    ] {
-        m.event(&e).unwrap();
-    }
-    m.liveness().unwrap();
-    assert_eq!(
-        m.w.status().phase.as_deref(),
-        Some("Healthy"),
-        "{}",
-        m.summary()
+    replay(
+        &mut m,
+        &[
+            Ev::Image(2),
+            Ev::Rounds(3),
+            Ev::Rounds(2),
+            Ev::Rounds(1),
+            Ev::Promote,
+        ],
     );
+    assert_phase(&m, "Healthy");
 }
 /// Found by the chaos suite (a leader SIGKILLed), then here: a controller killed after
 /// creating a step's AnalysisRun, before the status recorded it, left a run no status named.
@@ -1672,18 +1665,9 @@ fn a_skipped_step_never_routes_more_than_the_canary_pods_can_serve() {
 /// unnamed run.
 #[test]
 fn a_crash_between_creating_and_recording_a_run_never_judges_the_step_twice() {
-    let steps = vec![Step::SetWeight(50), Step::Analysis, Step::SetWeight(80)];
     for n in 0..4 {
-        let mut m = up(traffic_canary(2, Some(steps.clone())));
-        m.event(&Ev::Image(2)).unwrap();
         // Up to the analysis step, then a crash at every point of the next few plans.
-        for _ in 0..40 {
-            if m.w.status().current_step_index == Some(1) {
-                break;
-            }
-            m.round().unwrap();
-        }
-        assert_eq!(m.w.status().current_step_index, Some(1), "{}", m.summary());
+        let mut m = analysis_step_canary_until(|m| m.w.status().current_step_index == Some(1));
         for _ in 0..3 {
             m.event(&Ev::Crash(n)).unwrap();
         }
@@ -1691,9 +1675,29 @@ fn a_crash_between_creating_and_recording_a_run_never_judges_the_step_twice() {
             .unwrap();
         m.settle().unwrap();
         m.liveness().unwrap();
-        let runs: Vec<String> = m.w.runs.iter().map(|r| r.name_any()).collect();
-        assert_eq!(runs.len(), 1, "{runs:?}: {}", m.summary());
+        assert_one_run(&m, n);
     }
+}
+
+/// A traffic-routed canary (50 %, a step analysis, 80 %) updated to a new image, planned
+/// until `ready` holds.
+fn analysis_step_canary_until(ready: impl Fn(&Model) -> bool) -> Model {
+    let steps = vec![Step::SetWeight(50), Step::Analysis, Step::SetWeight(80)];
+    let mut m = up(traffic_canary(2, Some(steps)));
+    m.event(&Ev::Image(2)).unwrap();
+    for _ in 0..40 {
+        if ready(&m) {
+            return m;
+        }
+        m.round().unwrap();
+    }
+    panic!("never ready: {}", m.summary());
+}
+
+/// One AnalysisRun in the world: the step was judged once (after a crash at `n`).
+fn assert_one_run(m: &Model, n: u8) {
+    let runs: Vec<String> = m.w.runs.iter().map(|r| r.name_any()).collect();
+    assert_eq!(runs.len(), 1, "crash at {n}: {runs:?}: {}", m.summary());
 }
 
 /// Found by the chaos suite after the runs were written ahead: the leader that saw a step's
@@ -1707,16 +1711,8 @@ fn a_crash_between_creating_and_recording_a_run_never_judges_the_step_twice() {
 /// canary now goes to 0 only once the status records no weight on it.
 #[test]
 fn a_crash_after_a_failed_run_aborts_once() {
-    let steps = vec![Step::SetWeight(50), Step::Analysis, Step::SetWeight(80)];
     for n in 0..6 {
-        let mut m = up(traffic_canary(2, Some(steps.clone())));
-        m.event(&Ev::Image(2)).unwrap();
-        for _ in 0..40 {
-            if m.w.runs.len() == 1 {
-                break;
-            }
-            m.round().unwrap();
-        }
+        let mut m = analysis_step_canary_until(|m| m.w.runs.len() == 1);
         m.event(&Ev::Analysis(crate::api::analysis_phase::FAILED))
             .unwrap();
         m.event(&Ev::Crash(n)).unwrap();
@@ -1724,7 +1720,6 @@ fn a_crash_after_a_failed_run_aborts_once() {
         m.event(&Ev::Clock(61)).unwrap();
         m.settle().unwrap();
         m.liveness().unwrap();
-        let runs: Vec<String> = m.w.runs.iter().map(|r| r.name_any()).collect();
-        assert_eq!(runs.len(), 1, "crash after {n}: {runs:?}: {}", m.summary());
+        assert_one_run(&m, n);
     }
 }
