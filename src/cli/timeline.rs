@@ -137,16 +137,9 @@ pub fn rollout_from_manifest(text: &str, file: &str) -> Result<Rollout> {
 }
 
 fn first_image(ro: &Rollout) -> Option<String> {
-    ro.spec
-        .template
-        .as_ref()?
-        .spec
-        .as_ref()?
-        .containers
-        .first()?
-        .image
-        .clone()
+    crate::api::first_image(ro.spec.template.as_ref())
         .filter(|i| !i.is_empty())
+        .map(str::to_string)
 }
 
 /// `secs` as a Go duration prints (`0s`, `45s`, `1m30s`, `2h0m5s`).

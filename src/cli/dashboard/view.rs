@@ -651,17 +651,16 @@ pub fn pending_plan(model: &Model) -> Option<PlanView> {
     if !pending || st.abort == Some(true) || ro.spec.template.is_none() {
         return None;
     }
-    let to = ro
-        .spec
+    ro.spec
         .template
         .as_ref()?
         .spec
         .as_ref()?
         .containers
-        .first()?
-        .image
-        .clone()
-        .unwrap_or_default();
+        .first()?;
+    let to = crate::api::first_image(ro.spec.template.as_ref())
+        .unwrap_or_default()
+        .to_string();
     let stable_image = model
         .replica_sets
         .iter()

@@ -19,6 +19,18 @@ pub use analysis::*;
 pub use experiment::*;
 pub use rollout::*;
 
+/// The image of a pod template's first container (what `set image` changes and the CLI and
+/// dashboard show), when set.
+pub fn first_image(template: Option<&k8s_openapi::api::core::v1::PodTemplateSpec>) -> Option<&str> {
+    template?
+        .spec
+        .as_ref()?
+        .containers
+        .first()?
+        .image
+        .as_deref()
+}
+
 /// Whether `owner` controls `obj`: a controller owner reference to the owner's uid.
 pub fn is_controlled_by(obj: &impl kube_core::Resource, owner: &impl kube_core::Resource) -> bool {
     let uid = owner.meta().uid.as_ref();

@@ -1083,16 +1083,7 @@ impl Model {
     }
 
     fn image_of(rs: &k8s_openapi::api::apps::v1::ReplicaSet) -> Option<String> {
-        rs.spec
-            .as_ref()?
-            .template
-            .as_ref()?
-            .spec
-            .as_ref()?
-            .containers
-            .first()?
-            .image
-            .clone()
+        crate::api::first_image(rs.spec.as_ref()?.template.as_ref()).map(str::to_string)
     }
 
     fn bump_generation(&mut self) {
