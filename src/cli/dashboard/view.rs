@@ -651,14 +651,10 @@ pub fn pending_plan(model: &Model) -> Option<PlanView> {
     if !pending || st.abort == Some(true) || ro.spec.template.is_none() {
         return None;
     }
-    ro.spec
-        .template
-        .as_ref()?
-        .spec
-        .as_ref()?
-        .containers
-        .first()?;
-    let to = crate::api::first_image(ro.spec.template.as_ref())
+    // A template without a container has nothing to plan; one without an image shows "".
+    let template = ro.spec.template.as_ref()?;
+    template.spec.as_ref()?.containers.first()?;
+    let to = crate::api::first_image(Some(template))
         .unwrap_or_default()
         .to_string();
     let stable_image = model
