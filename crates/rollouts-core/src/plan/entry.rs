@@ -64,12 +64,45 @@ fn admitted(obs: &Observed<'_>, now: Timestamp, resolved: bool) -> Plan {
     {
         return invalid_spec(ro, &err, now);
     }
+    let (first, reset) = strategy(obs, now);
+    if !reset || !first.effects.is_empty() {
+        return first;
+    }
+    // A canary whose pod template (or steps) changed: upstream resets the status in a reconcile
+    // of its own and creates the new ReplicaSet in the next, one status write and one watch
+    // round trip later. Here the next reconcile is planned at once, from the reset status as
+    // it will be written: one status write instead of two, and the new ReplicaSet a round trip
+    // sooner. A crash after the ReplicaSet's creation, before the status write, is the same as
+    // a lost status write: the next reconcile resets again and finds the ReplicaSet. Only when
+    // the reset itself writes nothing else (a rollback to an existing ReplicaSet syncs its
+    // revision first, as upstream).
+    let mut reset_ro = ro.clone();
+    reset_ro.status = Some(first.status);
+    let (next, _) = strategy(
+        &Observed {
+            rollout: &reset_ro,
+            ..obs.clone()
+        },
+        now,
+    );
+    let mut events = first.events;
+    events.extend(next.events);
+    Plan { events, ..next }
+}
+
+/// The strategy on a [`View`] of an admitted observation, and whether it reset the status for
+/// a changed pod template or steps.
+fn strategy(obs: &Observed<'_>, now: Timestamp) -> (Plan, bool) {
     let Some(mut v) = View::new(obs, now) else {
         // Validation guarantees a strategy.
-        return Plan {
-            status: ro.status.clone().unwrap_or_default(),
-            ..Plan::default()
-        };
+        let status = obs.rollout.status.clone().unwrap_or_default();
+        return (
+            Plan {
+                status,
+                ..Plan::default()
+            },
+            false,
+        );
     };
     let mut w = Writes::new(&v);
     let st = if v.bg.is_some() {
@@ -77,7 +110,8 @@ fn admitted(obs: &Observed<'_>, now: Timestamp, resolved: bool) -> Plan {
     } else {
         canary::reconcile(&mut v, &mut w, obs)
     };
-    status::finish(&v, w, st)
+    let reset = w.reset;
+    (status::finish(&v, w, st), reset)
 }
 
 /// What a Rollout with a `workloadRef` writes besides its own plan: the generation it was

@@ -230,6 +230,51 @@ fn canary_without_steps_is_a_rolling_update() {
 }
 
 #[test]
+fn a_template_change_resets_the_status_and_creates_the_replica_set_in_one_plan() {
+    let mut w = World::new(rollout(4, seeds()));
+    w.settle();
+    let stable = w.status().stable_rs.clone();
+    w.set_image("demo:v2");
+    let plan = w.plan();
+    let created: Vec<&str> = plan
+        .effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::CreateReplicaSet(rs) => rs.metadata.name.as_deref(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(created.len(), 1, "{:#?}", plan.effects);
+    let hash = plan.status.current_pod_hash.clone().unwrap();
+    assert!(created[0].ends_with(&hash), "{created:?} vs {hash}");
+    assert_ne!(Some(hash), stable);
+    assert_eq!(plan.status.current_step_index, Some(0));
+    // The reset's events and the creation's, once each.
+    let reasons: Vec<&str> = plan.events.iter().map(|e| e.reason.as_str()).collect();
+    assert!(reasons.contains(&"NewReplicaSetCreated"), "{reasons:?}");
+    let mut unique = reasons.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), reasons.len(), "{reasons:?}");
+    // Back to the stable template mid-update: its ReplicaSet exists, and upstream's two
+    // reconciles (sync its revision, then the rest) are kept.
+    w.apply(plan);
+    w.settle();
+    w.set_image("demo:v1");
+    let plan = w.plan();
+    assert!(
+        plan.effects
+            .iter()
+            .all(|e| !matches!(e, Effect::CreateReplicaSet(_))),
+        "{:#?}",
+        plan.effects
+    );
+    w.settle();
+    assert_eq!(w.status().phase.as_deref(), Some("Healthy"));
+    assert_eq!(w.rss.len(), 2, "no third ReplicaSet");
+}
+
+#[test]
 fn availability_never_drops_below_max_unavailable() {
     // maxSurge 0, maxUnavailable 1: every intermediate state keeps >= 4 of 5 available.
     let mut ro = rollout(5, json!([{"setWeight": 60}, {"pause": {}}]));

@@ -55,6 +55,9 @@ pub struct Writes {
     /// The traffic weights this plan sets on the routers (traffic is reconciled before the
     /// ReplicaSets are scaled), when it sets them.
     pub weights: Option<super::replicas::TrafficWeights>,
+    /// The canary's status was reset for a changed pod template or steps (upstream's
+    /// `resetRolloutStatus`), and nothing else was decided.
+    pub reset: bool,
 }
 
 impl Writes {

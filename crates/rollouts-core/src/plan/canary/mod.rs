@@ -62,6 +62,7 @@ pub fn reconcile<'a>(v: &mut View<'a>, w: &mut Writes, obs: &Observed<'a>) -> Ro
             c.weights = v.old.canary.as_ref().and_then(|c| c.weights.clone());
         }
         rollout_rs::sync_revision(v, w, &mut status);
+        w.reset = true;
         return sync_status(v, w, status, true);
     }
     if v.new_idx().is_some() {
