@@ -196,9 +196,7 @@ pub async fn report(
             action: "Decode".into(),
             secondary: None,
         };
-        if let Err(e) = recorder.publish(&ev, &reference).await {
-            warn!(rollout = %u.name, "recording an event: {e}");
-        }
+        recorder.publish(ev, &reference).await;
         if let Ok(mut s) = seen.lock() {
             s.insert(key, fingerprint);
         }

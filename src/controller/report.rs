@@ -101,7 +101,8 @@ pub(crate) fn wait_changed(ctx: &Context, ro: &Rollout, wait: Option<&Wait>) {
     }
 }
 
-/// Records a plan's events on an object (a failure is logged: events are best effort).
+/// Queues a plan's events on an object ([`crate::events`]: published off the reconcile path;
+/// a failure is logged, as events are best effort).
 pub(crate) async fn publish_events(
     recorder: &crate::events::Recorder,
     reference: &k8s_openapi::api::core::v1::ObjectReference,
@@ -128,10 +129,7 @@ pub(crate) async fn publish_events(
             },
             secondary: None,
         };
-        if let Err(e) = recorder.publish(&kev, reference).await {
-            let object = reference.name.as_deref().unwrap_or_default();
-            warn!(%object, "recording event {}: {e}", ev.reason);
-        }
+        recorder.publish(kev, reference).await;
     }
 }
 

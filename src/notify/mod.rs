@@ -808,9 +808,7 @@ impl Worker {
             action: action.into(),
             secondary: None,
         };
-        if let Err(e) = self.recorder.publish(&ev, reference).await {
-            warn!("recording a notification warning: {e}");
-        }
+        self.recorder.publish(ev, reference).await;
     }
 
     /// Waits before attempt `n` (1-based), or says to give up.
