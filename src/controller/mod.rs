@@ -13,9 +13,12 @@
 //!   never overwrite a user's concurrent command (promote, abort, retry...): the write fails
 //!   with a conflict and the next reconcile sees the command.
 //!
-//! After writing a Rollout we remember the resourceVersion we started from; until the store has
-//! moved past it, reconciles of that Rollout wait (the watch event of our own write triggers the
-//! next one). This is what keeps a stale read from undoing the step we just took.
+//! After writing a Rollout we remember every resourceVersion of it that our writes left behind:
+//! the one we read, and each one a later write of the same reconcile replaced (a metadata patch,
+//! then the status). Until the store has moved past all of them, reconciles of that Rollout wait
+//! (the watch event of our own last write triggers the next one). This is what keeps a stale
+//! read from undoing the step we just took, and a reconcile from planning on the version between
+//! two of our writes (its status write would only fail with a conflict).
 
 pub mod actuate;
 pub mod adopt;
@@ -240,8 +243,8 @@ pub struct Context {
     pub observer: Option<Arc<dyn Observer>>,
     /// Turns recorded events into notifications.
     pub notifier: Option<Arc<crate::notify::Notifier>>,
-    /// Rollout → the resourceVersion our last write started from (see the module docs).
-    written_from: Mutex<HashMap<ObjectRef<Rollout>, (String, Instant)>>,
+    /// Rollout → the resourceVersions our last writes left behind (see the module docs).
+    written_from: Mutex<HashMap<ObjectRef<Rollout>, (Vec<String>, Instant)>>,
     /// Rollout → consecutive failures (for backoff).
     failures: Mutex<HashMap<ObjectRef<Rollout>, u32>>,
     /// Rollout → why it waited at its last reconcile (logged when it changes).
@@ -605,8 +608,8 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error>
     let rv = ro.resource_version().unwrap_or_default();
     {
         let mut written = ctx.written_from.lock().unwrap();
-        if let Some((from, at)) = written.get(&key) {
-            if *from == rv && at.elapsed() < Duration::from_secs(10) {
+        if let Some((behind, at)) = written.get(&key) {
+            if behind.contains(&rv) && at.elapsed() < Duration::from_secs(10) {
                 // The store has not caught up with our last write yet.
                 return Ok(Action::await_change());
             }
@@ -630,14 +633,14 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error>
     let ns = ro.namespace().unwrap_or_default();
     let name = ro.name_any();
     let mut current_rv = rv.clone();
-    let mut wrote_rollout = false;
+    // The versions of the Rollout our writes leave behind.
+    let mut behind = vec![rv.clone()];
     for effect in &plan.effects {
         for req in actuate::requests(effect, &name, &current_rv) {
             match actuate::send(&ctx, &ns, &req).await? {
                 Sent::Done => {}
                 Sent::RolloutWritten(new_rv) => {
-                    current_rv = new_rv;
-                    wrote_rollout = true;
+                    behind.push(std::mem::replace(&mut current_rv, new_rv));
                 }
                 Sent::Stale => {
                     // The object moved on since it was read: plan again (at once for the
@@ -662,13 +665,15 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error>
     // Report.
     match report::write_status(&ctx, &ro, &plan, &current_rv).await? {
         report::Reported::Conflict => return Ok(Action::requeue(Duration::from_millis(50))),
-        report::Reported::Done { wrote } => wrote_rollout |= wrote,
+        report::Reported::Done { wrote: true } => behind.push(current_rv),
+        // The last version written (if any) is the one to wait for, not one left behind.
+        report::Reported::Done { wrote: false } => behind.retain(|v| *v != current_rv),
     }
-    if wrote_rollout {
+    if !behind.is_empty() {
         ctx.written_from
             .lock()
             .unwrap()
-            .insert(key.clone(), (rv, Instant::now()));
+            .insert(key.clone(), (behind, Instant::now()));
     }
     report::publish_events(&ctx.recorder, &report::reference(&ro), &plan.events).await;
     if let Some(n) = &ctx.notifier {
@@ -756,7 +761,10 @@ async fn replica_set_exists(
         .await?;
     ctx.written_from.lock().unwrap().insert(
         ObjectRef::from_obj(ro),
-        (read_rv.to_owned(), Instant::now()),
+        (
+            vec![read_rv.to_owned(), current_rv.to_owned()],
+            Instant::now(),
+        ),
     );
     Ok(Action::await_change())
 }

@@ -19,13 +19,15 @@ struct Sent {
 use serde_json::Value;
 
 /// Answers every request like a permissive API server (echoing the object, with a new
-/// resourceVersion) and records it.
+/// resourceVersion: 2, 3, ...) and records it.
 async fn serve(
     mut handle: tower_test::mock::Handle<Request<Body>, Response<Body>>,
     sent: Arc<Mutex<Vec<Sent>>>,
     rollout: Value,
 ) {
+    let mut version = 1;
     while let Some((req, respond)) = handle.next_request().await {
+        version += 1;
         let method = req.method().to_string();
         let path = req.uri().path().to_string();
         let content_type = req
@@ -38,12 +40,12 @@ async fn serve(
         let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         let answer = if path.contains("/rollouts/") {
             let mut ro = rollout.clone();
-            ro["metadata"]["resourceVersion"] = json!("2");
+            ro["metadata"]["resourceVersion"] = json!(version.to_string());
             ro
         } else {
             let mut obj = body.clone();
             if obj.is_object() {
-                obj["metadata"]["resourceVersion"] = json!("2");
+                obj["metadata"]["resourceVersion"] = json!(version.to_string());
             }
             obj
         };
@@ -247,4 +249,88 @@ async fn a_scale_is_one_merge_patch_of_replicas() {
     let last = sent.last().unwrap();
     assert!(last.path.ends_with("/rollouts/web/status"), "{sent:#?}");
     assert_eq!(last.body["metadata"]["resourceVersion"], "1");
+}
+
+#[tokio::test]
+async fn a_reconcile_after_our_writes_waits_for_the_last_one_not_one_in_between() {
+    // A stable Rollout whose template then changes: one reconcile creates the ReplicaSet,
+    // sets the revision annotation (version 3) and writes the status (version 4).
+    let (_, first) = reconcile_once(rollout_json(), vec![]).await;
+    let mut rs: ReplicaSet = serde_json::from_value(first[0].body.clone()).unwrap();
+    let hash = rs.labels()["rollouts-pod-template-hash"].clone();
+    rs.metadata.namespace = Some("ns".into());
+    rs.metadata.uid = Some("rs-uid".into());
+    rs.status = Some(k8s_openapi::api::apps::v1::ReplicaSetStatus {
+        replicas: 3,
+        ready_replicas: Some(3),
+        available_replicas: Some(3),
+        observed_generation: Some(1),
+        ..Default::default()
+    });
+    let mut ro = rollout_json();
+    ro["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:2");
+    ro["metadata"]["generation"] = json!(2);
+    ro["status"] = json!({
+        "currentPodHash": hash, "stableRS": hash, "observedGeneration": "1",
+        "currentStepIndex": 2, "currentStepHash": "x", "replicas": 3, "availableReplicas": 3,
+        "updatedReplicas": 3, "readyReplicas": 3,
+    });
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let server = tokio::spawn(serve(handle, sent.clone(), ro.clone()));
+    let ctx = context(Client::new(service, "ns"), vec![rs]);
+    let at = |version: &str| {
+        let mut o: Rollout = serde_json::from_value(ro.clone()).unwrap();
+        o.metadata.resource_version = Some(version.into());
+        Arc::new(o)
+    };
+    let run = |o: Arc<Rollout>| {
+        let ctx = ctx.clone();
+        async move {
+            tokio::time::timeout(Duration::from_secs(10), reconcile(o, ctx))
+                .await
+                .expect("the reconcile finishes")
+                .expect("the reconcile succeeds")
+        }
+    };
+    run(at("1")).await;
+    let writes: Vec<(String, String)> = std::mem::take(&mut *sent.lock().unwrap())
+        .into_iter()
+        .filter(|s| !s.path.contains("/events"))
+        .map(|s| (s.method, s.path))
+        .collect();
+    let rollout = "/apis/argoproj.io/v1alpha1/namespaces/ns/rollouts/web";
+    assert_eq!(
+        writes,
+        [
+            (
+                "POST".into(),
+                "/apis/apps/v1/namespaces/ns/replicasets".into()
+            ),
+            ("PATCH".into(), rollout.into()),
+            ("PATCH".into(), format!("{rollout}/status")),
+        ],
+        "the reset status and the new ReplicaSet in one reconcile"
+    );
+    // The store shows the version we read, then the one between our two writes: both are
+    // behind our last write, so nothing is planned from them.
+    for behind in ["1", "3"] {
+        assert_eq!(run(at(behind)).await, Action::await_change(), "{behind}");
+    }
+    let writes_sent = |sent: &Arc<Mutex<Vec<Sent>>>| {
+        sent.lock()
+            .unwrap()
+            .iter()
+            .filter(|s| !s.path.contains("/events"))
+            .count()
+    };
+    assert_eq!(
+        writes_sent(&sent),
+        0,
+        "no write planned from a version behind ours"
+    );
+    // Our last write (version 4) arrived: planning goes on from it.
+    run(at("4")).await;
+    assert!(writes_sent(&sent) > 0, "planned from the latest version");
+    server.abort();
 }
