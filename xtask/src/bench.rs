@@ -56,6 +56,8 @@ pub struct ScaleOptions {
     /// Skip part 1 or part 2.
     pub skip_side_by_side: bool,
     pub skip_scale: bool,
+    /// Keep the run's directory (logs, audit log) after a successful run.
+    pub keep: bool,
 }
 
 const AGENT_OURS: &str = "rollouts-controller/";
@@ -160,7 +162,7 @@ pub async fn scale(root: &Path, opts: ScaleOptions) -> Result<()> {
     ctl.stop();
     sim.abort();
     drop(cp);
-    if res.is_ok() {
+    if res.is_ok() && !opts.keep {
         let _ = std::fs::remove_dir_all(&dir);
     } else {
         eprintln!("state kept in {} (logs, audit log)", dir.display());
@@ -505,23 +507,28 @@ fn rollout_done(r: &Value, replicas: i32, image: &str) -> bool {
         && s["availableReplicas"].as_i64() == Some(replicas.into())
 }
 
-/// Watches `api` until `done` holds for `count` objects; returns when that happened.
+/// Watches `api` until `done` holds for `count` objects; returns when each object was first
+/// seen done, in order (the last is when all were).
 async fn wait_all(
     api: Api<DynamicObject>,
     count: usize,
     timeout: Duration,
     what: &str,
     done: impl Fn(&Value) -> bool,
-) -> Result<Instant> {
-    let mut state: HashMap<String, bool> = HashMap::new();
+) -> Result<Vec<Instant>> {
+    let mut state: HashMap<String, Option<Instant>> = HashMap::new();
     let mut stream = watcher::watcher(api, watcher::Config::default()).boxed();
+    let finished = |state: &HashMap<String, Option<Instant>>| state.values().flatten().count();
     let fut = async {
         while let Some(ev) = stream.try_next().await? {
             if let Event::Apply(o) | Event::InitApply(o) = ev {
-                let ok = done(&serde_json::to_value(&o)?);
-                state.insert(o.name_any(), ok);
-                if state.len() >= count && state.values().filter(|d| **d).count() >= count {
-                    return Ok::<_, anyhow::Error>(Instant::now());
+                let at = done(&serde_json::to_value(&o)?).then(Instant::now);
+                let entry = state.entry(o.name_any()).or_default();
+                *entry = entry.or(at).filter(|_| at.is_some());
+                if state.len() >= count && finished(&state) >= count {
+                    let mut times: Vec<Instant> = state.values().flatten().copied().collect();
+                    times.sort();
+                    return Ok::<_, anyhow::Error>(times);
                 }
             }
         }
@@ -531,9 +538,18 @@ async fn wait_all(
         Ok(r) => r,
         Err(_) => bail!(
             "{what}: only {} of {count} done after {timeout:?}",
-            state.values().filter(|d| **d).count()
+            finished(&state)
         ),
     }
+}
+
+/// When a share of the objects was done, in seconds after `start`: "p50 / p90 / all".
+fn spread(times: &[Instant], start: Instant) -> String {
+    let at = |q: f64| {
+        let i = ((times.len() as f64 * q).ceil() as usize).clamp(1, times.len()) - 1;
+        times[i].saturating_duration_since(start).as_secs_f64()
+    };
+    format!("{:.1} / {:.1} / {:.1} s", at(0.5), at(0.9), at(1.0))
 }
 
 /// Creates (or patches) many objects, 32 requests at a time.
@@ -617,7 +633,9 @@ async fn side_by_side(client: &Client, opts: &ScaleOptions, audit: &mut Audit) -
             rollout_done(o, r, "app:v2")
         }),
     );
-    let (dt, rt) = (a? - started, b? - started);
+    let (da, ra) = (a?, b?);
+    let last = |t: &[Instant]| t.last().map_or(Duration::ZERO, |l| *l - started);
+    let (dt, rt) = (last(&da), last(&ra));
     // Trailing writes (a last status update after the objects are done) count too.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let writes = audit.take();
@@ -625,14 +643,16 @@ async fn side_by_side(client: &Client, opts: &ScaleOptions, audit: &mut Audit) -
     let (rw, re, rby) = tally(&writes, ours, Some(rns));
     println!("(the {} update patches took {patched:?})", 2 * n);
     println!(
-        "Deployment controller: {:.1} s, {:.1} writes per object ({dw}: {}), {de} events",
+        "Deployment controller: {:.1} s (p50 / p90 / all: {}), {:.1} writes per object ({dw}: {}), {de} events",
         dt.as_secs_f64(),
+        spread(&da, started),
         dw as f64 / n as f64,
         breakdown(&dby)
     );
     println!(
-        "Rollout controller:    {:.1} s, {:.1} writes per object ({rw}: {}), {re} events",
+        "Rollout controller:    {:.1} s (p50 / p90 / all: {}), {:.1} writes per object ({rw}: {}), {re} events",
         rt.as_secs_f64(),
+        spread(&ra, started),
         rw as f64 / n as f64,
         breakdown(&rby)
     );
@@ -641,9 +661,12 @@ async fn side_by_side(client: &Client, opts: &ScaleOptions, audit: &mut Audit) -
         rt.as_secs_f64() / dt.as_secs_f64(),
         rw as f64 / dw.max(1) as f64
     );
-    let (rs, _, rsby) = tally(&writes, |a| a.ends_with("/replicaset-controller"), None);
+    let rs_controller = |a: &str| a.ends_with("/replicaset-controller");
+    let (rs, _, rsby) = tally(&writes, rs_controller, None);
+    let (rs_d, _, _) = tally(&writes, rs_controller, Some(dns));
+    let (rs_r, _, _) = tally(&writes, rs_controller, Some(rns));
     println!(
-        "(the ReplicaSet controller, serving both: {rs} writes: {})",
+        "(the ReplicaSet controller, serving both: {rs} writes: {}; {rs_d} for the Deployments, {rs_r} for the Rollouts)",
         breakdown(&rsby)
     );
     Ok(())
@@ -694,7 +717,7 @@ async fn many(
     });
     let (c, w) = tokio::join!(creating, waiting);
     c?;
-    let healthy = w? - started;
+    let healthy = w?.last().map_or(Duration::ZERO, |l| *l - started);
     let writes = audit.take();
     let (total, events, by) = tally(&writes, ours, Some(ns));
     let peak = sampler.max();

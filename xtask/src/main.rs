@@ -111,6 +111,9 @@ enum BenchCmd {
         /// Skip the N Rollouts part.
         #[arg(long)]
         no_scale: bool,
+        /// Keep the run's directory (controller log, audit log) after a successful run.
+        #[arg(long)]
+        keep: bool,
     },
 }
 
@@ -232,6 +235,7 @@ async fn main() -> Result<()> {
                     controller,
                     no_side_by_side,
                     no_scale,
+                    keep,
                 },
         } => {
             let opts = xtask::bench::ScaleOptions {
@@ -243,6 +247,7 @@ async fn main() -> Result<()> {
                 controller,
                 skip_side_by_side: no_side_by_side,
                 skip_scale: no_scale,
+                keep,
             };
             xtask::bench::scale(&workspace_root(), opts).await
         }
