@@ -1164,36 +1164,45 @@ async fn repeated_events_become_a_series_on_the_first_event() {
         action: action.into(),
         secondary: None,
     };
+    // Queued: published in order by the recorder's task, off the caller's path.
     for _ in 0..3 {
-        recorder.publish(&ev("one"), &reference("a")).await.unwrap();
+        recorder.publish(ev("one"), &reference("a")).await;
     }
-    recorder.publish(&ev("two"), &reference("a")).await.unwrap();
-    recorder.publish(&ev("one"), &reference("b")).await.unwrap();
-    let mut events = ns
-        .api::<K8sEvent>()
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items;
-    events.sort_by_key(|e| e.event_time.clone().map(|t| t.0));
-    let summary: Vec<(String, String, Option<i32>)> = events
-        .iter()
-        .map(|e| {
-            (
-                e.regarding.as_ref().and_then(|r| r.name.clone()).unwrap(),
-                e.action.clone().unwrap(),
-                e.series.as_ref().map(|s| s.count),
-            )
-        })
-        .collect();
-    assert_eq!(
-        summary,
-        vec![
-            ("a".to_string(), "one".to_string(), Some(3)),
-            ("a".to_string(), "two".to_string(), None),
-            ("b".to_string(), "one".to_string(), None),
-        ]
-    );
+    recorder.publish(ev("two"), &reference("a")).await;
+    recorder.publish(ev("one"), &reference("b")).await;
+    let expected = vec![
+        ("a".to_string(), "one".to_string(), Some(3)),
+        ("a".to_string(), "two".to_string(), None),
+        ("b".to_string(), "one".to_string(), None),
+    ];
+    let events = ns
+        .wait_for(
+            "the events and their series",
+            Duration::from_secs(30),
+            || async {
+                let mut events = ns
+                    .api::<K8sEvent>()
+                    .list(&ListParams::default())
+                    .await?
+                    .items;
+                events.sort_by_key(|e| e.event_time.clone().map(|t| t.0));
+                let summary: Vec<(String, String, Option<i32>)> = events
+                    .iter()
+                    .map(|e| {
+                        (
+                            e.regarding
+                                .as_ref()
+                                .and_then(|r| r.name.clone())
+                                .unwrap_or_default(),
+                            e.action.clone().unwrap_or_default(),
+                            e.series.as_ref().map(|s| s.count),
+                        )
+                    })
+                    .collect();
+                Ok((summary == expected).then_some(events))
+            },
+        )
+        .await;
     let first = &events[0];
     assert!(first.metadata.name.as_deref().unwrap().starts_with("a."));
     assert_eq!(first.type_.as_deref(), Some("Warning"));
