@@ -156,6 +156,16 @@ where
         g.live.of.get(r).cloned()
     }
 
+    /// Every object the index holds, with its keys.
+    pub fn all(&self) -> Vec<(ObjectRef<R>, Vec<Q>)> {
+        let g = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        g.live
+            .of
+            .iter()
+            .map(|(r, keys)| (r.clone(), keys.clone()))
+            .collect()
+    }
+
     /// A stream stage feeding this index: `stream.inspect(index.feeder())`.
     pub fn feeder<E>(&self) -> impl FnMut(&Result<watcher::Event<R>, E>) + Send + 'static
     where

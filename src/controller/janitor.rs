@@ -12,6 +12,7 @@
 //! the Service's resourceVersion, so a Rollout that has just taken the Service (back) over is
 //! never undone.
 
+use super::index::Index;
 use super::{Error, FIELD_MANAGER, Synced, WriteCounters};
 use crate::api::Rollout;
 use crate::api::consts::{DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY, MANAGED_BY_ROLLOUTS_KEY};
@@ -54,16 +55,13 @@ type Key = (String, String);
 /// The Services each cached Rollout names, by Rollout.
 type References = BTreeMap<Key, BTreeSet<String>>;
 
-fn references(rollouts: &Store<Rollout>) -> References {
+fn references(rollouts: &Index<Rollout, String>) -> References {
     rollouts
-        .state()
-        .iter()
-        .map(|r| {
-            let key = (r.namespace().unwrap_or_default(), r.name_any());
-            (
-                key,
-                crate::plan::referenced_services(r).into_iter().collect(),
-            )
+        .all()
+        .into_iter()
+        .map(|(r, services)| {
+            let key = (r.namespace.unwrap_or_default(), r.name);
+            (key, services.into_iter().collect())
         })
         .collect()
 }
@@ -123,7 +121,7 @@ impl Pending {
 pub async fn run(
     client: Client,
     services: Store<Service>,
-    rollouts: Store<Rollout>,
+    rollouts: Index<Rollout, String>,
     rollouts_synced: Synced,
     writes: Arc<WriteCounters>,
 ) {

@@ -38,7 +38,7 @@ use actuate::Sent;
 use crate::api::Rollout;
 use crate::events::Recorder;
 use crate::plan::{self, Effect};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Patch, PatchParams};
@@ -48,6 +48,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
+use slim::Compact;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -112,7 +113,7 @@ pub trait Observer: Send + Sync {
     /// The Rollout store, once at start: per-Rollout gauges (`rollout_info`, `rollout_phase`)
     /// are best computed from it when scraped, so deleted Rollouts disappear by themselves.
     /// `synced` tells when it has listed (never poll the store's own readiness: see [`Synced`]).
-    fn attach(&self, rollouts: Store<Rollout>, synced: Synced);
+    fn attach(&self, rollouts: Store<Compact<Rollout>>, synced: Synced);
 }
 
 /// Whether `store` has listed, waiting at most `limit` (`None`: as long as it takes). A
@@ -174,7 +175,7 @@ impl Synced {
 pub enum Error {
     #[error("kubernetes API: {0}")]
     Kube(#[from] kube::Error),
-    #[error("encoding an object: {0}")]
+    #[error("encoding or decoding an object: {0}")]
     Serialize(#[from] serde_json::Error),
 }
 
@@ -223,9 +224,9 @@ impl WriteCounters {
 /// State shared by reconciles.
 pub struct Context {
     pub client: Client,
-    pub replica_sets: Store<ReplicaSet>,
+    pub replica_sets: Store<Compact<ReplicaSet>>,
     /// The ReplicaSets of `replica_sets` by their controller's uid.
-    replica_sets_by_owner: index::Index<ReplicaSet, String>,
+    replica_sets_by_owner: index::Index<Compact<ReplicaSet>, String>,
     pub services: Store<Service>,
     pub recorder: Recorder,
     pub writes: Arc<WriteCounters>,
@@ -244,7 +245,7 @@ pub struct Context {
     /// Turns recorded events into notifications.
     pub notifier: Option<Arc<crate::notify::Notifier>>,
     /// Rollout → the resourceVersions our last writes left behind (see the module docs).
-    written_from: Mutex<HashMap<ObjectRef<Rollout>, (Vec<String>, Instant)>>,
+    written_from: Mutex<HashMap<ObjectRef<Rollout>, LeftBehind>>,
     /// Rollout → consecutive failures (for backoff).
     failures: Mutex<HashMap<ObjectRef<Rollout>, u32>>,
     /// Rollout → why it waited at its last reconcile (logged when it changes).
@@ -287,13 +288,14 @@ pub async fn run(
     // `slim`): another owner's ReplicaSet concerns no plan (one in the way of a name we create
     // is found by the create's conflict).
     let (rs_store, rs_writer) = reflector::store();
-    let rs_by_owner = index::Index::new(controller_uids::<ReplicaSet>);
+    let rs_by_owner = index::Index::new(controller_uids::<Compact<ReplicaSet>>);
     let rs_stream = slim::controlled_by_kind(
         watcher(rs_api, watcher::Config::default()).default_backoff(),
         "argoproj.io",
         "Rollout",
     )
     .modify(slim::strip)
+    .map_ok(slim::compact)
     .inspect(rs_by_owner.feeder())
     .reflect(rs_writer)
     .touched_objects();
@@ -357,14 +359,19 @@ pub async fn run(
 
     // Rollouts are watched untyped and decoded one by one (see `decode`).
     let (bad_tx, bad_rx) = tokio::sync::mpsc::unbounded_channel();
-    let (ro_reader, ro_writer) = reflector::store::<Rollout>();
+    let (ro_reader, ro_writer) = reflector::store::<Compact<Rollout>>();
     let ro_synced = Synced::default();
     // What each Rollout references, kept in step with the Rollout store: a change to a Service,
     // template, router object or workload finds the Rollouts concerned by look-up.
     let references = index::Index::new(references);
+    // The Services each Rollout names, for the Service janitor (every Rollout, naming any or
+    // not), so that it never decodes the cached Rollouts.
+    let named_services = index::Index::new_keeping_all(crate::plan::referenced_services);
     let ro_stream = decode::typed(watcher(rollouts, wc).modify(slim::strip), bad_tx)
         .default_backoff()
         .inspect(references.feeder())
+        .inspect(named_services.feeder())
+        .map_ok(slim::compact)
         .reflect(ro_writer)
         .inspect({
             let synced = ro_synced.clone();
@@ -396,7 +403,7 @@ pub async fn run(
     tasks.spawn(janitor::run(
         client.clone(),
         svc_store.clone(),
-        ro_store.clone(),
+        named_services,
         ro_synced,
         writes.clone(),
     ));
@@ -405,7 +412,14 @@ pub async fn run(
     })
     .flat_map({
         let references = references.clone();
-        move |key| futures::stream::iter(references.get(&Reference::object(&key)))
+        move |key| {
+            futures::stream::iter(
+                references
+                    .get(&Reference::object(&key))
+                    .into_iter()
+                    .map(cached_ref),
+            )
+        }
     });
     let reporter = Reporter {
         controller: FIELD_MANAGER.into(),
@@ -450,18 +464,24 @@ pub async fn run(
             // A Service change concerns the Rollouts that name it.
             let references = references.clone();
             move |svc: Service| {
-                references.get(&Reference::Service(
-                    svc.namespace().unwrap_or_default(),
-                    svc.name_any(),
-                ))
+                references
+                    .get(&Reference::Service(
+                        svc.namespace().unwrap_or_default(),
+                        svc.name_any(),
+                    ))
+                    .into_iter()
+                    .map(cached_ref)
             }
         })
         .watches_stream(at_stream, move |t: crate::api::AnalysisTemplate| {
             // A template's arrival or change concerns the Rollouts that name it.
-            references.get(&Reference::Template(
-                t.namespace().unwrap_or_default(),
-                t.name_any(),
-            ))
+            references
+                .get(&Reference::Template(
+                    t.namespace().unwrap_or_default(),
+                    t.name_any(),
+                ))
+                .into_iter()
+                .map(cached_ref)
         })
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
@@ -472,6 +492,9 @@ pub async fn run(
         })
         .await;
 }
+
+/// The resourceVersions of a Rollout our last writes replaced, and when we wrote.
+type LeftBehind = (Vec<String>, Instant);
 
 /// Background tasks that end with their owner: dropping the set (when [`run`] returns, or
 /// when its future is dropped, as on a lost Lease) aborts every task still running, so no
@@ -502,6 +525,15 @@ impl Drop for Tasks {
         {
             h.abort();
         }
+    }
+}
+
+/// The controller's key of a Rollout found in an index of the decoded Rollouts.
+fn cached_ref(r: ObjectRef<Rollout>) -> ObjectRef<Compact<Rollout>> {
+    let cached = ObjectRef::new(&r.name);
+    match r.namespace {
+        Some(ns) => cached.within(&ns),
+        None => cached,
     }
 }
 
@@ -599,11 +631,13 @@ impl Context {
 }
 
 /// One reconcile: observe → plan → actuate → report, in the Rollout's own span.
-#[tracing::instrument(skip_all, fields(namespace = ro.namespace().unwrap_or_default(), name = ro.name_any()))]
-async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error> {
+#[tracing::instrument(skip_all, fields(namespace = cached.namespace().unwrap_or_default(), name = cached.name_any()))]
+async fn reconcile(cached: Arc<Compact<Rollout>>, ctx: Arc<Context>) -> Result<Action, Error> {
     if !ctx.caches_synced().await {
         return Ok(Action::requeue(Duration::from_millis(500)));
     }
+    let ro = Arc::new(cached.decode()?);
+    drop(cached);
     let key = ObjectRef::from_obj(&*ro);
     let rv = ro.resource_version().unwrap_or_default();
     {
@@ -776,8 +810,9 @@ pub(crate) fn retry_delay(failures: u32) -> Duration {
         .min(Duration::from_secs(10))
 }
 
-fn error_policy(ro: Arc<Rollout>, err: &Error, ctx: Arc<Context>) -> Action {
-    let key = ObjectRef::from_obj(&*ro);
+fn error_policy(cached: Arc<Compact<Rollout>>, err: &Error, ctx: Arc<Context>) -> Action {
+    let key = ObjectRef::<Rollout>::new(&cached.name_any())
+        .within(&cached.namespace().unwrap_or_default());
     let n = {
         let mut f = ctx.failures.lock().unwrap();
         let n = f.entry(key).or_insert(0);
@@ -785,8 +820,8 @@ fn error_policy(ro: Arc<Rollout>, err: &Error, ctx: Arc<Context>) -> Action {
         *n
     };
     let delay = retry_delay(n);
-    warn!(rollout = %ro.name_any(), reason = err.reason(), "reconcile failed ({err}); retrying in {delay:?}");
-    if let Some(o) = &ctx.observer {
+    warn!(rollout = %cached.name_any(), reason = err.reason(), "reconcile failed ({err}); retrying in {delay:?}");
+    if let (Some(o), Ok(ro)) = (&ctx.observer, cached.decode()) {
         o.reconciled(&ro, None, None, Duration::ZERO, Some(err.reason()));
     }
     Action::requeue(delay)

@@ -49,7 +49,8 @@ pub(crate) async fn observe(
         .iter()
         .filter_map(|r| ctx.replica_sets.get(r))
         .filter(|rs| in_ns(rs.namespace()) && crate::api::is_controlled_by(&**rs, &*ro))
-        .collect();
+        .map(|rs| rs.decode().map(Arc::new))
+        .collect::<Result<_, _>>()?;
     let services: Vec<(String, Arc<Service>)> = plan::service_names(&ro)
         .into_iter()
         .filter_map(|n| {

@@ -87,6 +87,7 @@ fn rollout_json() -> Value {
 
 /// A Context over the mocked service, with stores holding `replica_sets` (listed).
 fn context(client: Client, replica_sets: Vec<ReplicaSet>) -> Arc<Context> {
+    let replica_sets: Vec<Compact<ReplicaSet>> = replica_sets.iter().map(Compact::new).collect();
     fn listed<K>(items: Vec<K>) -> Store<K>
     where
         K: kube::runtime::reflector::Lookup + Clone + 'static,
@@ -152,10 +153,13 @@ async fn reconcile_once(rollout: Value, replica_sets: Vec<ReplicaSet>) -> (Actio
     let server = tokio::spawn(serve(handle, sent.clone(), rollout.clone()));
     let ro: Rollout = serde_json::from_value(rollout).unwrap();
     let ctx = context(client, replica_sets);
-    let action = tokio::time::timeout(Duration::from_secs(10), reconcile(Arc::new(ro), ctx))
-        .await
-        .expect("the reconcile finishes")
-        .expect("the reconcile succeeds");
+    let action = tokio::time::timeout(
+        Duration::from_secs(10),
+        reconcile(Arc::new(Compact::new(&ro)), ctx),
+    )
+    .await
+    .expect("the reconcile finishes")
+    .expect("the reconcile succeeds");
     server.abort();
     let sent = std::mem::take(&mut *sent.lock().unwrap());
     let writes = sent
@@ -282,9 +286,9 @@ async fn a_reconcile_after_our_writes_waits_for_the_last_one_not_one_in_between(
     let at = |version: &str| {
         let mut o: Rollout = serde_json::from_value(ro.clone()).unwrap();
         o.metadata.resource_version = Some(version.into());
-        Arc::new(o)
+        Arc::new(Compact::new(&o))
     };
-    let run = |o: Arc<Rollout>| {
+    let run = |o: Arc<Compact<Rollout>>| {
         let ctx = ctx.clone();
         async move {
             tokio::time::timeout(Duration::from_secs(10), reconcile(o, ctx))

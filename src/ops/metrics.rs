@@ -82,7 +82,12 @@ type ErrorCounts = BTreeMap<(String, String, &'static str), u64>;
 /// What the collectors read when scraped.
 #[derive(Default)]
 struct Sources {
-    rollouts: Mutex<Option<(Store<Rollout>, crate::controller::Synced)>>,
+    rollouts: Mutex<
+        Option<(
+            Store<crate::controller::slim::Compact<Rollout>>,
+            crate::controller::Synced,
+        )>,
+    >,
     runs: Mutex<Option<Store<AnalysisRun>>>,
     analysis: Mutex<Option<Arc<AnalysisMetrics>>>,
     errors: Mutex<ErrorCounts>,
@@ -295,7 +300,11 @@ impl Observer for Metrics {
         }
     }
 
-    fn attach(&self, rollouts: Store<Rollout>, synced: crate::controller::Synced) {
+    fn attach(
+        &self,
+        rollouts: Store<crate::controller::slim::Compact<Rollout>>,
+        synced: crate::controller::Synced,
+    ) {
         *lock(&self.sources.rollouts) = Some((rollouts, synced));
     }
 }
@@ -391,7 +400,13 @@ struct RolloutCollector(Arc<Sources>);
 impl Collector for RolloutCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let store = lock(&self.0.rollouts).clone();
-        let mut rollouts = store.map(|(s, _)| s.state()).unwrap_or_default();
+        // The cached Rollouts are compact (`controller::slim`): decoded for the scrape only.
+        let mut rollouts: Vec<Rollout> = store
+            .map(|(s, _)| s.state())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|c| c.decode().ok())
+            .collect();
         rollouts.sort_by_key(|r| (r.namespace(), r.name_any()));
         let mut info: Vec<(Labels, i64)> = Vec::new();
         let mut phase: Vec<(Labels, i64)> = Vec::new();
@@ -719,13 +734,16 @@ mod tests {
     #[tokio::test]
     async fn exposes_rollouts_reconciles_errors_and_requests() {
         let m = Metrics::new();
-        let (reader, mut writer) = kube::runtime::reflector::store::<Rollout>();
+        let (reader, mut writer) =
+            kube::runtime::reflector::store::<crate::controller::slim::Compact<Rollout>>();
         let a = rollout(
             "a",
             json!([{"type": "Progressing", "reason": "NewReplicaSetAvailable"}]),
         );
         writer.apply_watcher_event(&kube::runtime::watcher::Event::Init);
-        writer.apply_watcher_event(&kube::runtime::watcher::Event::InitApply(a.clone()));
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::InitApply(
+            crate::controller::slim::Compact::new(&a),
+        ));
         writer.apply_watcher_event(&kube::runtime::watcher::Event::InitDone);
         let synced = crate::controller::Synced::default();
         synced.set();
@@ -761,7 +779,9 @@ mod tests {
             assert!(text.contains(want), "missing {want} in\n{text}");
         }
         // The Rollout is deleted: its series go.
-        writer.apply_watcher_event(&kube::runtime::watcher::Event::Delete(a));
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::Delete(
+            crate::controller::slim::Compact::new(&a),
+        ));
         let text = m.encode(true).unwrap();
         assert!(!text.contains("name=\"a\""), "{text}");
         assert!(text.contains("controller_clientset_k8s_request_total"));
@@ -773,7 +793,8 @@ mod tests {
     async fn a_probe_during_the_first_listing_does_not_stall_the_controller() {
         use kube::runtime::watcher::Event;
         let m = Metrics::new();
-        let (reader, mut writer) = kube::runtime::reflector::store::<Rollout>();
+        let (reader, mut writer) =
+            kube::runtime::reflector::store::<crate::controller::slim::Compact<Rollout>>();
         let synced = crate::controller::Synced::default();
         m.attach(reader.clone(), synced.clone());
         // The Controller's runner waits on the store's readiness.
