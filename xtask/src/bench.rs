@@ -12,9 +12,11 @@
 //!    and maxUnavailable 25 %), started at the same instant, as Deployments (the controller
 //!    manager) and as canary Rollouts without steps (this controller): wall time to complete,
 //!    writes per object;
-//! 2. **N Rollouts** (one replica each): time to Healthy, RSS while they come up (peak) and at
-//!    steady state, writes per Rollout until Healthy, writes over a steady-state window, and a
-//!    restart: time until every Rollout has been reconciled again, and the writes it made;
+//! 2. **N Rollouts** (one replica each), in stages (`--rollouts 1000,5000`: 1,000, then 4,000
+//!    more): per stage, time to Healthy, writes per new Rollout until Healthy, how long the
+//!    queued events took to follow, RSS while they come up (peak) and at steady state, and
+//!    writes over a steady-state window; then a restart: time until every Rollout has been
+//!    reconciled again, and the writes it made;
 //! 3. **the pod simulator**: how late pods became Ready after their ready delay (from the
 //!    benchmark's own pod watch: created → Ready; and inside the simulator: bind → Ready).
 //!
@@ -41,8 +43,9 @@ use std::time::{Duration, Instant};
 /// The benchmark's settings.
 #[derive(Clone, Debug)]
 pub struct ScaleOptions {
-    /// Rollouts in part 2.
-    pub rollouts: usize,
+    /// Rollouts in part 2, in stages: each stage adds Rollouts up to its count, and is
+    /// measured once all are Healthy (e.g. 1,000 then 5,000).
+    pub rollouts: Vec<usize>,
     /// Objects per side in part 1.
     pub objects: usize,
     /// Replicas per object in part 1.
@@ -681,76 +684,104 @@ async fn many(
     kubeconfig: &Path,
     dir: &Path,
 ) -> Result<()> {
-    let n = opts.rollouts;
-    println!("\n== {n} one-replica canary Rollouts on one controller ==");
     let ns = "bench-scale";
     create_namespace(client, ns).await?;
     let ros: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &rollout_resource());
     let (rss0, _, anon0, file0) = ctl.memory_detail();
     println!(
-        "controller RSS before: {} ({} anonymous, {} file-backed)",
+        "\ncontroller RSS before any Rollout: {} ({} anonymous, {} file-backed)",
         mib(rss0),
         mib(anon0),
         mib(file0)
     );
-    let sampler = RssSampler::start(ctl.pid());
-    audit.mark();
-    let started = Instant::now();
     let spec = |name: &str| {
         let mut v = rollout(name, 1);
         v["spec"]["strategy"] =
             json!({"canary": {"steps": [{"setWeight": 50}, {"pause": {"duration": "10s"}}]}});
         v
     };
-    let pp = PostParams::default();
-    let creating = for_all(n, |i| {
-        let (ros, pp) = (ros.clone(), pp.clone());
-        let obj = spec(&format!("s{i}"));
-        async move {
-            ros.create(&pp, &serde_json::from_value(obj)?).await?;
-            Ok(())
+    let mut created = 0;
+    for &n in &opts.rollouts {
+        if n <= created {
+            continue;
         }
-    });
-    let timeout = Duration::from_secs(600 + n as u64 / 2);
-    let waiting = wait_all(ros.clone(), n, timeout, "Rollouts Healthy", |o| {
-        rollout_done(o, 1, "app:v1")
-    });
-    let (c, w) = tokio::join!(creating, waiting);
-    c?;
-    let healthy = w?.last().map_or(Duration::ZERO, |l| *l - started);
-    let writes = audit.take();
-    let (total, events, by) = tally(&writes, ours, Some(ns));
-    let peak = sampler.max();
-    println!(
-        "all {n} Healthy after {:.1} s (created from the start, 32 at a time)",
-        healthy.as_secs_f64()
-    );
-    println!(
-        "writes until Healthy: {:.2} per Rollout ({total}: {}), {events} events",
-        total as f64 / n as f64,
-        breakdown(&by)
-    );
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    audit.mark();
-    tokio::time::sleep(opts.window).await;
-    let (steady_writes, steady_events, _) = tally(&audit.take(), ours, None);
-    let (rss, hwm, anon, file) = ctl.memory_detail();
-    println!(
-        "steady state over {:?}: {steady_writes} writes, {steady_events} events",
-        opts.window
-    );
-    println!(
-        "controller RSS: steady {} ({} anonymous, {} file-backed), peak {} (sampled {}, VmHWM {})",
-        mib(rss),
-        mib(anon),
-        mib(file),
-        mib(hwm.max(peak)),
-        mib(peak),
-        mib(hwm)
-    );
-    drop(sampler);
+        let added = n - created;
+        if created == 0 {
+            println!("\n== {n} one-replica canary Rollouts on one controller ==");
+        } else {
+            println!("\n== {added} more: {n} one-replica canary Rollouts on one controller ==");
+        }
+        let sampler = RssSampler::start(ctl.pid());
+        audit.mark();
+        let started = Instant::now();
+        let pp = PostParams::default();
+        let from = created;
+        let creating = for_all(added, |i| {
+            let (ros, pp) = (ros.clone(), pp.clone());
+            let obj = spec(&format!("s{}", from + i));
+            async move {
+                ros.create(&pp, &serde_json::from_value(obj)?).await?;
+                Ok(())
+            }
+        });
+        let timeout = Duration::from_secs(600 + added as u64 / 2);
+        let waiting = wait_all(ros.clone(), n, timeout, "Rollouts Healthy", |o| {
+            rollout_done(o, 1, "app:v1")
+        });
+        let (c, w) = tokio::join!(creating, waiting);
+        c?;
+        let healthy = w?.last().map_or(Duration::ZERO, |l| *l - started);
+        created = n;
+        let writes = audit.take();
+        let (total, events, by) = tally(&writes, ours, Some(ns));
+        println!(
+            "all {n} Healthy after {:.1} s (the {added} new ones created from the start, 32 at a time)",
+            healthy.as_secs_f64()
+        );
+        println!(
+            "writes until Healthy: {:.2} per new Rollout ({total}: {}), {events} events",
+            total as f64 / added as f64,
+            breakdown(&by)
+        );
+        // Events are published from a queue behind the writes: let it drain, and say how long
+        // that took.
+        let drained = Instant::now();
+        let mut trailing = 0;
+        while drained.elapsed() < Duration::from_secs(300) {
+            audit.mark();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let (_, e, _) = tally(&audit.take(), ours, Some(ns));
+            trailing += e;
+            if e == 0 {
+                break;
+            }
+        }
+        println!(
+            "events still queued when Healthy: {trailing}, published within {:.0} s",
+            drained.elapsed().as_secs_f64()
+        );
+        audit.mark();
+        tokio::time::sleep(opts.window).await;
+        let (steady_writes, steady_events, _) = tally(&audit.take(), ours, None);
+        let (rss, hwm, anon, file) = ctl.memory_detail();
+        let peak = sampler.max();
+        println!(
+            "steady state over {:?}: {steady_writes} writes, {steady_events} events",
+            opts.window
+        );
+        println!(
+            "controller RSS at {n}: steady {} ({} anonymous, {} file-backed), peak {} (sampled {}, VmHWM {})",
+            mib(rss),
+            mib(anon),
+            mib(file),
+            mib(hwm.max(peak)),
+            mib(peak),
+            mib(hwm)
+        );
+    }
 
     // Restart.
+    let n = created;
     ctl.stop();
     audit.mark();
     let t = Instant::now();

@@ -87,9 +87,9 @@ enum BenchCmd {
     /// against the Deployment controller, then N Rollouts (time to Healthy, RSS, API writes,
     /// restart), and whether the pod simulator keeps up.
     Scale {
-        /// Rollouts in the scale part.
-        #[arg(long, default_value_t = 1000)]
-        rollouts: usize,
+        /// Rollouts in the scale part; a list adds them in stages, measuring each (1000,5000).
+        #[arg(long, default_value = "1000", value_delimiter = ',')]
+        rollouts: Vec<usize>,
         /// Objects per side in the side-by-side update.
         #[arg(long, default_value_t = 60)]
         objects: usize,
