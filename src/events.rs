@@ -40,6 +40,7 @@ use tracing::warn;
 
 /// Events a recorder holds before `publish` waits.
 pub const QUEUE: usize = 1024;
+
 /// How long a sent event can still become a series (kube's and client-go's six minutes).
 const SERIES_TTL: SignedDuration = SignedDuration::from_mins(6);
 /// How often expired entries are dropped.
@@ -78,9 +79,12 @@ impl Cache {
 /// Publishes events on behalf of one controller (cheap to clone; clones share the queue).
 #[derive(Clone)]
 pub struct Recorder {
-    queue: mpsc::Sender<(Event, ObjectReference)>,
+    queue: mpsc::Sender<Queued>,
     _publisher: Arc<AbortOnDrop>,
 }
+
+/// An event, what it is about, and when it happened (its time, even if sent later).
+type Queued = (Event, ObjectReference, Timestamp);
 
 /// Aborts the publishing task when the last recorder clone goes.
 struct AbortOnDrop(JoinHandle<()>);
@@ -106,12 +110,13 @@ impl Recorder {
         }
     }
 
-    /// Queues `ev` about `regarding`; it is published as a new Event, or as the next count of
-    /// the series of the same event sent within six minutes. Cluster-scoped objects' events
-    /// go to `default`. Waits only while the queue is full; a failure is logged.
+    /// Queues `ev` about `regarding`, happening now; it is published as a new Event, or as the
+    /// next count of the series of the same event sent within six minutes. Cluster-scoped
+    /// objects' events go to `default`. Waits only while the queue is full; a failure is
+    /// logged.
     pub async fn publish(&self, ev: Event, regarding: &ObjectReference) {
-        if let Err(mpsc::error::SendError((ev, _))) = self.queue.send((ev, regarding.clone())).await
-        {
+        let queued = (ev, regarding.clone(), Timestamp::now());
+        if let Err(mpsc::error::SendError((ev, _, _))) = self.queue.send(queued).await {
             warn!(reason = %ev.reason, "recording an event: the publisher has stopped");
         }
     }
@@ -125,18 +130,22 @@ struct Publisher {
 }
 
 impl Publisher {
-    async fn run(mut self, mut rx: mpsc::Receiver<(Event, ObjectReference)>) {
-        while let Some((ev, regarding)) = rx.recv().await {
-            if let Err(e) = self.send(&ev, &regarding).await {
+    async fn run(mut self, mut rx: mpsc::Receiver<Queued>) {
+        while let Some((ev, regarding, at)) = rx.recv().await {
+            if let Err(e) = self.send(&ev, &regarding, at).await {
                 let object = regarding.name.as_deref().unwrap_or_default();
                 warn!(%object, reason = %ev.reason, "recording an event: {e}");
             }
         }
     }
 
-    /// Publishes `ev`: a new Event, or the next count of its series.
-    async fn send(&mut self, ev: &Event, regarding: &ObjectReference) -> Result<(), kube::Error> {
-        let now = Timestamp::now();
+    /// Publishes `ev`, which happened at `now`: a new Event, or the next count of its series.
+    async fn send(
+        &mut self,
+        ev: &Event,
+        regarding: &ObjectReference,
+        now: Timestamp,
+    ) -> Result<(), kube::Error> {
         let key = key(ev, regarding);
         self.cache.prune(now);
         let repeat = self
