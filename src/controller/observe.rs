@@ -4,7 +4,8 @@
 //! change, and the dry run that decides adoption, are requests).
 //!
 //! [`observe`] owns what it gathered ([`Observation`]); [`Observation::observed`] lends it to
-//! the pure planner as [`Observed`].
+//! the pure planner as [`Observed`]. The Rollout's ReplicaSets are decoded here from the compact
+//! cache ([`super::slim::Compact`]), as the reconcile decoded the Rollout itself.
 
 use super::{Context, Error, adopt};
 use crate::api::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate, Experiment, Rollout};
