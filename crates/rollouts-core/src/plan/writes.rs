@@ -56,7 +56,8 @@ pub struct Writes {
     /// ReplicaSets are scaled), when it sets them.
     pub weights: Option<super::replicas::TrafficWeights>,
     /// The canary's status was reset for a changed pod template or steps (upstream's
-    /// `resetRolloutStatus`), and nothing else was decided.
+    /// `resetRolloutStatus`); the rest of the update is left to the next plan (which
+    /// `plan::entry` makes at once when the reset wrote nothing else).
     pub reset: bool,
 }
 
