@@ -78,7 +78,7 @@ fn eval(
         expr: expr_text.into(),
         message,
     };
-    rollouts_core::analysis::condition::check_nesting(expr_text).map_err(|e| err(e.to_string()))?;
+    rollouts_core::analysis::condition::check_limits(expr_text).map_err(|e| err(e.to_string()))?;
     let program = expr::compile(&expand_member_shorthand(expr_text)).map_err(|e| {
         err(e
             .to_string()

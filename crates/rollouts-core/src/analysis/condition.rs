@@ -158,6 +158,16 @@ pub enum ConditionError {
         bound: usize,
         limit: usize,
     },
+    /// A range (`a..b`) whose bounds are not integer literals, or that spans more than
+    /// [`MAX_RANGE`] integers ([`check_ranges`]).
+    #[error(
+        "range {range:?}: a range's bounds must be integer literals at most {limit} integers apart"
+    )]
+    Range {
+        expr: String,
+        range: String,
+        limit: usize,
+    },
 }
 
 /// The most an expression may nest, as [`nesting_bound`] counts it. `expr-lang` parses and
@@ -217,6 +227,113 @@ pub fn nesting_bound(src: &str) -> usize {
         i += 1;
     }
     deepest + count
+}
+
+/// The most integers a range (`a..b`) may hold: upstream's expr evaluates within a memory
+/// budget of a million items. `expr-lang` builds a range's whole array: `0..9223372036854775807`
+/// (found by the input fuzzing) overflowed its capacity and panicked, which aborts the whole
+/// controller, and `0..100000000` would take gigabytes.
+pub const MAX_RANGE: usize = 1_000_000;
+
+/// [`ConditionError::Range`] when a range of `src` (`a..b`, outside string literals) has a bound
+/// that is not an integer literal (the size of a computed range cannot be known before it is
+/// built), or holds more than [`MAX_RANGE`] integers.
+pub fn check_ranges(src: &str) -> Result<(), ConditionError> {
+    let chars: Vec<char> = src.chars().collect();
+    let mut quote: Option<char> = None;
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if let Some(q) = quote {
+            if c == '\\' && q != '`' {
+                i += 1;
+            } else if c == q {
+                quote = None;
+            }
+            i += 1;
+            continue;
+        }
+        if matches!(c, '"' | '\'' | '`') {
+            quote = Some(c);
+        } else if c == '.' && chars.get(i + 1) == Some(&'.') {
+            let (start, from) = literal_before(&chars, i);
+            let (end, to) = literal_after(&chars, i + 2);
+            let fits = match (start, end) {
+                (Some(a), Some(b)) => b < a || (b - a) < MAX_RANGE as i128,
+                _ => false,
+            };
+            if !fits {
+                return Err(ConditionError::Range {
+                    expr: src.to_string(),
+                    range: chars[from..to]
+                        .iter()
+                        .collect::<String>()
+                        .trim()
+                        .to_string(),
+                    limit: MAX_RANGE,
+                });
+            }
+            i += 2;
+            continue;
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// The integer literal that ends (before blanks) just before `chars[i]`, and where the operand
+/// starts.
+fn literal_before(chars: &[char], i: usize) -> (Option<i128>, usize) {
+    let mut j = i;
+    while j > 0 && chars[j - 1].is_whitespace() {
+        j -= 1;
+    }
+    let end = j;
+    while j > 0 && chars[j - 1].is_ascii_digit() {
+        j -= 1;
+    }
+    if j > 0 && chars[j - 1] == '-' {
+        j -= 1;
+    }
+    let token: String = chars[j..end].iter().collect();
+    let name_before = j > 0 && (chars[j - 1].is_alphanumeric() || "_.)]}".contains(chars[j - 1]));
+    let value = (!name_before).then(|| token.parse::<i128>().ok()).flatten();
+    (value, j)
+}
+
+/// The integer literal that starts (after blanks) at `chars[i]`, and where the operand ends.
+fn literal_after(chars: &[char], i: usize) -> (Option<i128>, usize) {
+    let mut j = i;
+    while j < chars.len() && chars[j].is_whitespace() {
+        j += 1;
+    }
+    let start = j;
+    if j < chars.len() && chars[j] == '-' {
+        j += 1;
+    }
+    while j < chars.len() && chars[j].is_ascii_digit() {
+        j += 1;
+    }
+    let token: String = chars[start..j].iter().collect();
+    let name_after = chars
+        .get(j)
+        .is_some_and(|c| c.is_alphanumeric() || "_.([".contains(*c));
+    let value = (!name_after).then(|| token.parse::<i128>().ok()).flatten();
+    let mut to = j;
+    if value.is_none() {
+        // Show the operand as far as it goes.
+        while to < chars.len() && !chars[to].is_whitespace() && !",)]}".contains(chars[to]) {
+            to += 1;
+        }
+    }
+    (value, to)
+}
+
+/// What every expression is checked for before `expr-lang` parses it: [`check_nesting`] and
+/// [`check_ranges`].
+pub fn check_limits(src: &str) -> Result<(), ConditionError> {
+    check_nesting(src)?;
+    check_ranges(src)
 }
 
 /// [`ConditionError::TooComplex`] when `src` nests deeper than [`MAX_EXPRESSION_NESTING`].
@@ -304,7 +421,7 @@ pub fn expand_member_shorthand(src: &str) -> std::borrow::Cow<'_, str> {
 
 /// Parses `condition` without evaluating it (for validation).
 pub fn check_syntax(condition: &str) -> Result<(), ConditionError> {
-    check_nesting(condition)?;
+    check_limits(condition)?;
     expr::compile(&expand_member_shorthand(condition))
         .map(|_| ())
         .map_err(|e| ConditionError::Parse {
@@ -315,7 +432,7 @@ pub fn check_syntax(condition: &str) -> Result<(), ConditionError> {
 
 /// Evaluates one condition with `result` bound to `result`.
 pub fn eval_condition(result: &Value, condition: &str) -> Result<bool, ConditionError> {
-    check_nesting(condition)?;
+    check_limits(condition)?;
     let program = match expr::compile(&expand_member_shorthand(condition)) {
         Ok(p) => p,
         Err(e) => {
@@ -404,7 +521,7 @@ pub fn eval_time(
     expression: &str,
     now: k8s_openapi::jiff::Timestamp,
 ) -> Result<f64, TimeExprError> {
-    check_nesting(expression)?;
+    check_limits(expression)?;
     let program = expr::compile(expression).map_err(|e| ConditionError::Parse {
         expr: expression.to_string(),
         message: one_line_parse_error(&e.to_string()),
@@ -486,6 +603,38 @@ mod tests {
 
     fn arr(v: &[f64]) -> Value {
         Value::Array(v.iter().map(|f| Value::Float(*f)).collect())
+    }
+
+    #[test]
+    fn ranges_need_literal_bounds_within_the_budget() {
+        let result = Value::Integer(3);
+        // Found by the input fuzzing: expr-lang built the whole array and panicked.
+        for huge in [
+            "len(0..9223372036854775807) > 0",
+            "0..100000000 == []",
+            "-9223372036854775808..0 != []",
+        ] {
+            let err = eval_condition(&result, huge).unwrap_err();
+            assert!(matches!(err, ConditionError::Range { .. }), "{huge}: {err}");
+        }
+        let err = eval_condition(&result, "len(0..result) == 4").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "range \"0..result\": a range's bounds must be integer literals at most 1000000 integers apart"
+        );
+        assert!(check_syntax("all(1..x, {# > 0})").is_err());
+        // Small literal ranges, and dots that are not ranges, are fine.
+        assert_eq!(eval_condition(&result, "result in 1..5"), Ok(true));
+        assert_eq!(eval_condition(&result, "len(-2 .. 2) == 5"), Ok(true));
+        assert_eq!(
+            eval_condition(&result, "len(1..999999) == 999999"),
+            Ok(true)
+        );
+        assert_eq!(eval_condition(&result, "len(5..1) == 0"), Ok(true));
+        assert!(check_ranges("'0..9223372036854775807' != \"a..b\"").is_ok());
+        assert!(check_ranges("result.x > 1.5").is_ok());
+        assert!(check_ranges("0..1000000").is_err());
+        assert!(check_ranges("0..999999").is_ok());
     }
 
     #[test]
