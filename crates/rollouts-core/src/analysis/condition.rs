@@ -176,27 +176,50 @@ pub enum ConditionError {
 /// controller. Real conditions stay far below (`result[0] >= 0.95 && result[1] < 100`: 8).
 pub const MAX_EXPRESSION_NESTING: usize = 100;
 
+/// Which characters of `chars` are code, outside string literals (`"…"` and `'…'` with
+/// backslash escapes, raw `` `…` ``); a literal's quotes count as inside it.
+fn code_mask(chars: &[char]) -> Vec<bool> {
+    let mut code = vec![true; chars.len()];
+    let mut quote: Option<char> = None;
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        match quote {
+            Some(q) => {
+                code[i] = false;
+                if c == '\\' && q != '`' && i + 1 < chars.len() {
+                    code[i + 1] = false;
+                    i += 1;
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None if matches!(c, '"' | '\'' | '`') => {
+                code[i] = false;
+                quote = Some(c);
+            }
+            None => {}
+        }
+        i += 1;
+    }
+    code
+}
+
 /// An upper bound on how deep `expr-lang` recurses for `src`: the deepest bracket nesting plus
 /// every operator character, name and member access (outside string literals). Each can add at
 /// most one level to the syntax tree; siblings (list elements, arguments) add none.
 pub fn nesting_bound(src: &str) -> usize {
     let chars: Vec<char> = src.chars().collect();
+    let code = code_mask(&chars);
     let (mut depth, mut deepest, mut count) = (0usize, 0usize, 0usize);
-    let mut quote: Option<char> = None;
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
-        if let Some(q) = quote {
-            if c == '\\' && q != '`' {
-                i += 1;
-            } else if c == q {
-                quote = None;
-            }
+        if !code[i] {
             i += 1;
             continue;
         }
         match c {
-            '"' | '\'' | '`' => quote = Some(c),
             '(' | '[' | '{' => {
                 depth += 1;
                 deepest = deepest.max(depth);
@@ -240,22 +263,10 @@ pub const MAX_RANGE: usize = 1_000_000;
 /// built), or holds more than [`MAX_RANGE`] integers.
 pub fn check_ranges(src: &str) -> Result<(), ConditionError> {
     let chars: Vec<char> = src.chars().collect();
-    let mut quote: Option<char> = None;
+    let code = code_mask(&chars);
     let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        if let Some(q) = quote {
-            if c == '\\' && q != '`' {
-                i += 1;
-            } else if c == q {
-                quote = None;
-            }
-            i += 1;
-            continue;
-        }
-        if matches!(c, '"' | '\'' | '`') {
-            quote = Some(c);
-        } else if c == '.' && chars.get(i + 1) == Some(&'.') {
+    while i + 1 < chars.len() {
+        if code[i] && chars[i] == '.' && chars[i + 1] == '.' {
             let (start, from) = literal_before(&chars, i);
             let (end, to) = literal_after(&chars, i + 2);
             let fits = match (start, end) {
@@ -378,28 +389,11 @@ pub fn expand_member_shorthand(src: &str) -> std::borrow::Cow<'_, str> {
         return std::borrow::Cow::Borrowed(src);
     }
     let chars: Vec<char> = src.chars().collect();
+    let code = code_mask(&chars);
     let mut out = String::with_capacity(src.len() + 4);
-    let mut quote: Option<char> = None;
     let mut changed = false;
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        if let Some(q) = quote {
-            out.push(c);
-            if c == '\\' && q != '`' {
-                if let Some(n) = chars.get(i + 1) {
-                    out.push(*n);
-                    i += 1;
-                }
-            } else if c == q {
-                quote = None;
-            }
-            i += 1;
-            continue;
-        }
-        if matches!(c, '"' | '\'' | '`') {
-            quote = Some(c);
-        } else if c == '.' {
+    for (i, &c) in chars.iter().enumerate() {
+        if code[i] && c == '.' {
             let prev = if i == 0 { ' ' } else { chars[i - 1] };
             let next = chars.get(i + 1).copied().unwrap_or(' ');
             let after_operand =
@@ -410,7 +404,6 @@ pub fn expand_member_shorthand(src: &str) -> std::borrow::Cow<'_, str> {
             }
         }
         out.push(c);
-        i += 1;
     }
     if changed {
         std::borrow::Cow::Owned(out)
