@@ -152,21 +152,52 @@ async fn reconcile_once(rollout: Value, replica_sets: Vec<ReplicaSet>) -> (Actio
     let sent = Arc::new(Mutex::new(Vec::new()));
     let server = tokio::spawn(serve(handle, sent.clone(), rollout.clone()));
     let ro: Rollout = serde_json::from_value(rollout).unwrap();
-    let ctx = context(client, replica_sets);
-    let action = tokio::time::timeout(
+    let action = reconcile_in(&context(client, replica_sets), &ro).await;
+    server.abort();
+    (action, take_writes(&sent))
+}
+
+/// One reconcile of `ro` with `ctx` (within 10 s, and successful).
+async fn reconcile_in(ctx: &Arc<Context>, ro: &Rollout) -> Action {
+    tokio::time::timeout(
         Duration::from_secs(10),
-        reconcile(Arc::new(Compact::new(&ro)), ctx),
+        reconcile(Arc::new(Compact::new(ro)), ctx.clone()),
     )
     .await
     .expect("the reconcile finishes")
-    .expect("the reconcile succeeds");
-    server.abort();
-    let sent = std::mem::take(&mut *sent.lock().unwrap());
-    let writes = sent
+    .expect("the reconcile succeeds")
+}
+
+/// The requests sent so far, events left out (taken: the record starts over).
+fn take_writes(sent: &Mutex<Vec<Sent>>) -> Vec<Sent> {
+    std::mem::take(&mut *sent.lock().unwrap())
         .into_iter()
         .filter(|s| !s.path.contains("/events"))
-        .collect();
-    (action, writes)
+        .collect()
+}
+
+/// A Rollout that is stable on its first template, as JSON, and its ReplicaSet (the one a
+/// first reconcile creates, with 3 available pods).
+async fn stable_rollout() -> (Value, ReplicaSet) {
+    let (_, first) = reconcile_once(rollout_json(), vec![]).await;
+    let mut rs: ReplicaSet = serde_json::from_value(first[0].body.clone()).unwrap();
+    let hash = rs.labels()["rollouts-pod-template-hash"].clone();
+    rs.metadata.namespace = Some("ns".into());
+    rs.metadata.uid = Some("rs-uid".into());
+    rs.status = Some(k8s_openapi::api::apps::v1::ReplicaSetStatus {
+        replicas: 3,
+        ready_replicas: Some(3),
+        available_replicas: Some(3),
+        observed_generation: Some(1),
+        ..Default::default()
+    });
+    let mut ro = rollout_json();
+    ro["status"] = json!({
+        "currentPodHash": hash, "stableRS": hash, "observedGeneration": "1",
+        "currentStepIndex": 2, "currentStepHash": "x", "replicas": 3, "availableReplicas": 3,
+        "updatedReplicas": 3, "readyReplicas": 3,
+    });
+    (ro, rs)
 }
 
 #[tokio::test]
@@ -213,25 +244,9 @@ async fn a_new_rollout_creates_its_replica_set_then_patches_its_status() {
 #[tokio::test]
 async fn a_scale_is_one_merge_patch_of_replicas() {
     // The Rollout's ReplicaSet exists (stable, done), and the Rollout now wants 5 pods.
-    let mut ro = rollout_json();
-    ro["spec"]["replicas"] = json!(5);
-    let (_, first) = reconcile_once(rollout_json(), vec![]).await;
-    let mut rs: ReplicaSet = serde_json::from_value(first[0].body.clone()).unwrap();
+    let (mut ro, rs) = stable_rollout().await;
     let hash = rs.labels()["rollouts-pod-template-hash"].clone();
-    rs.metadata.namespace = Some("ns".into());
-    rs.metadata.uid = Some("rs-uid".into());
-    rs.status = Some(k8s_openapi::api::apps::v1::ReplicaSetStatus {
-        replicas: 3,
-        ready_replicas: Some(3),
-        available_replicas: Some(3),
-        observed_generation: Some(1),
-        ..Default::default()
-    });
-    ro["status"] = json!({
-        "currentPodHash": hash, "stableRS": hash, "observedGeneration": "1",
-        "currentStepIndex": 2, "currentStepHash": "x", "replicas": 3, "availableReplicas": 3,
-        "updatedReplicas": 3, "readyReplicas": 3,
-    });
+    ro["spec"]["replicas"] = json!(5);
     let (_, sent) = reconcile_once(ro, vec![rs]).await;
     let rs_patches: Vec<&Sent> = sent
         .iter()
@@ -259,26 +274,9 @@ async fn a_scale_is_one_merge_patch_of_replicas() {
 async fn a_reconcile_after_our_writes_waits_for_the_last_one_not_one_in_between() {
     // A stable Rollout whose template then changes: one reconcile creates the ReplicaSet,
     // sets the revision annotation (version 3) and writes the status (version 4).
-    let (_, first) = reconcile_once(rollout_json(), vec![]).await;
-    let mut rs: ReplicaSet = serde_json::from_value(first[0].body.clone()).unwrap();
-    let hash = rs.labels()["rollouts-pod-template-hash"].clone();
-    rs.metadata.namespace = Some("ns".into());
-    rs.metadata.uid = Some("rs-uid".into());
-    rs.status = Some(k8s_openapi::api::apps::v1::ReplicaSetStatus {
-        replicas: 3,
-        ready_replicas: Some(3),
-        available_replicas: Some(3),
-        observed_generation: Some(1),
-        ..Default::default()
-    });
-    let mut ro = rollout_json();
+    let (mut ro, rs) = stable_rollout().await;
     ro["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:2");
     ro["metadata"]["generation"] = json!(2);
-    ro["status"] = json!({
-        "currentPodHash": hash, "stableRS": hash, "observedGeneration": "1",
-        "currentStepIndex": 2, "currentStepHash": "x", "replicas": 3, "availableReplicas": 3,
-        "updatedReplicas": 3, "readyReplicas": 3,
-    });
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let sent = Arc::new(Mutex::new(Vec::new()));
     let server = tokio::spawn(serve(handle, sent.clone(), ro.clone()));
@@ -286,21 +284,11 @@ async fn a_reconcile_after_our_writes_waits_for_the_last_one_not_one_in_between(
     let at = |version: &str| {
         let mut o: Rollout = serde_json::from_value(ro.clone()).unwrap();
         o.metadata.resource_version = Some(version.into());
-        Arc::new(Compact::new(&o))
+        o
     };
-    let run = |o: Arc<Compact<Rollout>>| {
-        let ctx = ctx.clone();
-        async move {
-            tokio::time::timeout(Duration::from_secs(10), reconcile(o, ctx))
-                .await
-                .expect("the reconcile finishes")
-                .expect("the reconcile succeeds")
-        }
-    };
-    run(at("1")).await;
-    let writes: Vec<(String, String)> = std::mem::take(&mut *sent.lock().unwrap())
+    reconcile_in(&ctx, &at("1")).await;
+    let writes: Vec<(String, String)> = take_writes(&sent)
         .into_iter()
-        .filter(|s| !s.path.contains("/events"))
         .map(|s| (s.method, s.path))
         .collect();
     let rollout = "/apis/argoproj.io/v1alpha1/namespaces/ns/rollouts/web";
@@ -319,22 +307,22 @@ async fn a_reconcile_after_our_writes_waits_for_the_last_one_not_one_in_between(
     // The store shows the version we read, then the one between our two writes: both are
     // behind our last write, so nothing is planned from them.
     for behind in ["1", "3"] {
-        assert_eq!(run(at(behind)).await, Action::await_change(), "{behind}");
+        assert_eq!(
+            reconcile_in(&ctx, &at(behind)).await,
+            Action::await_change(),
+            "{behind}"
+        );
     }
-    let writes_sent = |sent: &Arc<Mutex<Vec<Sent>>>| {
-        sent.lock()
-            .unwrap()
-            .iter()
-            .filter(|s| !s.path.contains("/events"))
-            .count()
-    };
     assert_eq!(
-        writes_sent(&sent),
+        take_writes(&sent).len(),
         0,
         "no write planned from a version behind ours"
     );
     // Our last write (version 4) arrived: planning goes on from it.
-    run(at("4")).await;
-    assert!(writes_sent(&sent) > 0, "planned from the latest version");
+    reconcile_in(&ctx, &at("4")).await;
+    assert!(
+        !take_writes(&sent).is_empty(),
+        "planned from the latest version"
+    );
     server.abort();
 }
