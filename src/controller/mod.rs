@@ -412,14 +412,7 @@ pub async fn run(
     })
     .flat_map({
         let references = references.clone();
-        move |key| {
-            futures::stream::iter(
-                references
-                    .get(&Reference::object(&key))
-                    .into_iter()
-                    .map(cached_ref),
-            )
-        }
+        move |key| futures::stream::iter(concerned(&references, &Reference::object(&key)))
     });
     let reporter = Reporter {
         controller: FIELD_MANAGER.into(),
@@ -464,24 +457,14 @@ pub async fn run(
             // A Service change concerns the Rollouts that name it.
             let references = references.clone();
             move |svc: Service| {
-                references
-                    .get(&Reference::Service(
-                        svc.namespace().unwrap_or_default(),
-                        svc.name_any(),
-                    ))
-                    .into_iter()
-                    .map(cached_ref)
+                let svc = Reference::Service(svc.namespace().unwrap_or_default(), svc.name_any());
+                concerned(&references, &svc)
             }
         })
         .watches_stream(at_stream, move |t: crate::api::AnalysisTemplate| {
             // A template's arrival or change concerns the Rollouts that name it.
-            references
-                .get(&Reference::Template(
-                    t.namespace().unwrap_or_default(),
-                    t.name_any(),
-                ))
-                .into_iter()
-                .map(cached_ref)
+            let t = Reference::Template(t.namespace().unwrap_or_default(), t.name_any());
+            concerned(&references, &t)
         })
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
@@ -528,13 +511,23 @@ impl Drop for Tasks {
     }
 }
 
-/// The controller's key of a Rollout found in an index of the decoded Rollouts.
-fn cached_ref(r: ObjectRef<Rollout>) -> ObjectRef<Compact<Rollout>> {
-    let cached = ObjectRef::new(&r.name);
-    match r.namespace {
-        Some(ns) => cached.within(&ns),
-        None => cached,
-    }
+/// The Rollouts `reference` concerns, by the controller's keys (its store holds them compact;
+/// the index was fed the decoded Rollouts).
+fn concerned(
+    references: &index::Index<Rollout, Reference>,
+    reference: &Reference,
+) -> Vec<ObjectRef<Compact<Rollout>>> {
+    references
+        .get(reference)
+        .into_iter()
+        .map(|r| {
+            let cached = ObjectRef::new(&r.name);
+            match r.namespace {
+                Some(ns) => cached.within(&ns),
+                None => cached,
+            }
+        })
+        .collect()
 }
 
 /// The uids of an object's controllers (the key of the by-owner indexes).
