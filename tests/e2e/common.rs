@@ -279,8 +279,8 @@ pub fn example(path: &str) -> String {
         .unwrap_or_else(|e| panic!("reading {path}: {e}"))
 }
 
-/// Event reasons recorded for an object in the namespace, oldest first.
-pub async fn event_reasons(ns: &TestNs, object: &str) -> Vec<String> {
+/// Events recorded for an object in the namespace, oldest first.
+async fn events_of(ns: &TestNs, object: &str) -> Vec<k8s_openapi::api::events::v1::Event> {
     let events: Api<k8s_openapi::api::events::v1::Event> = ns.api();
     let mut items = events
         .list(&ListParams::default())
@@ -288,11 +288,27 @@ pub async fn event_reasons(ns: &TestNs, object: &str) -> Vec<String> {
         .map(|l| l.items)
         .unwrap_or_default();
     items.sort_by_key(|e| e.event_time.clone().map(|t| t.0));
+    items.retain(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(object));
     items
+}
+
+/// Event reasons recorded for an object in the namespace, oldest first.
+pub async fn event_reasons(ns: &TestNs, object: &str) -> Vec<String> {
+    events_of(ns, object)
+        .await
         .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(object))
         .filter_map(|e| e.reason)
         .collect()
+}
+
+/// When the first event of a reason was recorded for an object (its `eventTime`), if it was.
+pub async fn event_time(ns: &TestNs, object: &str, reason: &str) -> Option<jiff::Timestamp> {
+    events_of(ns, object)
+        .await
+        .into_iter()
+        .find(|e| e.reason.as_deref() == Some(reason))
+        .and_then(|e| e.event_time)
+        .map(|t| t.0)
 }
 
 /// Upstream's compatibility corpus (`../shared/compat/argo-rollouts` beside the checkout; not
