@@ -449,12 +449,7 @@ async fn prometheus_runs_end_successful_failed_inconclusive_or_terminated() {
         Some("Run Terminated")
     );
 
-    let reasons = event_reasons(&ns, "bad").await;
-    assert!(reasons.contains(&"MetricFailed".to_string()), "{reasons:?}");
-    assert!(
-        reasons.contains(&"AnalysisRunFailed".to_string()),
-        "{reasons:?}"
-    );
+    wait_events(&ns, "bad", &["MetricFailed", "AnalysisRunFailed"]).await;
     let text = ctl.metrics.render();
     assert!(
         text.contains(&format!(

@@ -108,21 +108,20 @@ async fn seeds_scenario_update_pause_promote_complete() {
         ro.status.as_ref().unwrap().stable_rs.as_deref(),
         Some(hash_of(&rss[1]).as_str())
     );
-    let reasons = event_reasons(&ns, NAME).await;
-    for r in [
-        "NewReplicaSetCreated",
-        "RolloutUpdated",
-        "ScalingReplicaSet",
-        "RolloutStepCompleted",
-        "RolloutPaused",
-        "RolloutResumed",
-        "RolloutCompleted",
-    ] {
-        assert!(
-            reasons.iter().any(|x| x == r),
-            "no {r} event in {reasons:?}"
-        );
-    }
+    wait_events(
+        &ns,
+        NAME,
+        &[
+            "NewReplicaSetCreated",
+            "RolloutUpdated",
+            "ScalingReplicaSet",
+            "RolloutStepCompleted",
+            "RolloutPaused",
+            "RolloutResumed",
+            "RolloutCompleted",
+        ],
+    )
+    .await;
 
     // An unchanged Rollout costs no writes (over 10 s, as the README says).
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -242,12 +241,7 @@ async fn abort_then_retry() {
         || async { Ok((service_hash(&ns, "fast-canary").await == v1).then_some(())) },
     )
     .await;
-    assert!(
-        event_reasons(&ns, "fast")
-            .await
-            .iter()
-            .any(|r| r == "RolloutAborted")
-    );
+    wait_events(&ns, "fast", &["RolloutAborted"]).await;
 
     retry(&ns, "fast").await;
     wait_rollout(
@@ -312,12 +306,7 @@ async fn fast_rollback_to_stable_skips_steps() {
     )
     .await;
     assert_eq!(ro.status.unwrap().current_step_index, Some(4));
-    assert!(
-        event_reasons(&ns, "fast")
-            .await
-            .iter()
-            .any(|r| r == "SkipSteps")
-    );
+    wait_events(&ns, "fast", &["SkipSteps"]).await;
     // The rollback reused the v1 ReplicaSet with a new revision.
     let rss = replica_sets(&ns, &get_rollout(&ns, "fast").await).await;
     assert_eq!(rss.len(), 2);
@@ -354,8 +343,7 @@ async fn bad_canary_hits_progress_deadline_and_aborts() {
         },
     )
     .await;
-    let reasons = event_reasons(&ns, "fast").await;
-    assert!(reasons.iter().any(|r| r == "RolloutAborted"), "{reasons:?}");
+    wait_events(&ns, "fast", &["RolloutAborted"]).await;
     assert_eq!(ro.status.unwrap().abort, Some(true));
 }
 
@@ -560,12 +548,7 @@ async fn invalid_spec_is_reported_not_acted_on() {
         replica_sets(&ns, &ro).await.is_empty(),
         "an invalid Rollout created ReplicaSets"
     );
-    assert!(
-        event_reasons(&ns, "fast")
-            .await
-            .iter()
-            .any(|r| r == "InvalidSpec")
-    );
+    wait_events(&ns, "fast", &["InvalidSpec"]).await;
     // Fixing it clears the condition and the Rollout deploys.
     ns.apply(FAST).await;
     wait_rollout(
@@ -707,12 +690,7 @@ async fn undecodable_rollout_is_reported_and_others_unaffected() {
         msg.contains("spec.template.spec.containers[0].ports"),
         "{msg}"
     );
-    assert!(
-        event_reasons(&ns, "broken")
-            .await
-            .iter()
-            .any(|r| r == "InvalidSpec")
-    );
+    wait_events(&ns, "broken", &["InvalidSpec"]).await;
     // Fixing it brings it back under management.
     ns.apply(&bad.replace(r#", ports: "80""#, "")).await;
     wait_rollout(
@@ -868,7 +846,9 @@ async fn controller_waits_for_its_replica_set_cache_before_acting() {
     .await;
     let st = ro.status.unwrap();
     assert_eq!(st.stable_rs.as_deref(), Some(v1.as_str()));
-    let completed = event_reasons(&ns, "fast")
+    // Events are published in the order they were planned: once the pause's is out, a
+    // RolloutCompleted planned before it would be too.
+    let completed = wait_events(&ns, "fast", &["RolloutPaused"])
         .await
         .iter()
         .filter(|r| *r == "RolloutCompleted")

@@ -116,23 +116,6 @@ async fn wait_scaled_down(ns: &TestNs, timeout: Duration) {
     .await
 }
 
-/// Waits until events with every one of `reasons` are recorded on `object` (events are
-/// published after the status write a test waits for).
-async fn wait_events(ns: &TestNs, object: &str, reasons: &[&str]) {
-    ns.wait_for(
-        &format!("events {reasons:?} on {object}"),
-        Duration::from_secs(15),
-        || async {
-            let seen = event_reasons(ns, object).await;
-            Ok(reasons
-                .iter()
-                .all(|r| seen.iter().any(|x| x == r))
-                .then_some(()))
-        },
-    )
-    .await;
-}
-
 fn template_status<'a>(ex: &'a Experiment, name: &str) -> &'a rollouts::api::TemplateStatus {
     ex.status
         .as_ref()

@@ -220,11 +220,7 @@ async fn experiment_step_success_lets_the_rollout_continue() {
     .await;
     assert_eq!(current_experiment(&ro), None, "cleared after the step");
     assert_eq!(ro.status.unwrap().abort, None);
-    let reasons = event_reasons(&ns, "exok").await;
-    assert!(
-        reasons.iter().any(|r| r == "ExperimentCreated"),
-        "{reasons:?}"
-    );
+    wait_events(&ns, "exok", &["ExperimentCreated"]).await;
     let exs = experiments(&ns).await;
     assert_eq!(exs.len(), 1);
     assert_ne!(exs[0].spec.terminate, Some(true), "it ended by itself");

@@ -235,10 +235,5 @@ async fn datadog_canary_passes_and_fails() {
         Some("0.5")
     );
     assert_eq!(dd.last().header("dd-api-key"), Some("api-team"));
-    assert!(
-        event_reasons(&ns, "checkout")
-            .await
-            .iter()
-            .any(|r| r == "AnalysisRunFailed")
-    );
+    wait_events(&ns, "checkout", &["AnalysisRunFailed"]).await;
 }

@@ -127,12 +127,7 @@ async fn healthy_canary_passes_step_analysis() {
         rs[0].labels().get("rollout-type").map(String::as_str),
         Some("Step")
     );
-    assert!(
-        event_reasons(&ns, "judged")
-            .await
-            .iter()
-            .any(|r| r == "AnalysisRunSuccessful")
-    );
+    wait_events(&ns, "judged", &["AnalysisRunSuccessful"]).await;
     let _ = ro;
 }
 

@@ -1511,11 +1511,7 @@ async fn traefik_io_service_is_not_found_and_left_alone() {
         |ro, _| phase(ro).1.contains("TraefikService"),
     )
     .await;
-    let reasons = event_reasons(&ns, "tr").await;
-    assert!(
-        reasons.iter().any(|r| r == "TraefikServiceNotFound"),
-        "no TraefikServiceNotFound event: {reasons:?}"
-    );
+    wait_events(&ns, "tr", &["TraefikServiceNotFound"]).await;
     assert!(
         phase(&ro).1.contains("not found"),
         "status message: {:?}",

@@ -239,6 +239,23 @@ impl EventWatch {
             .map(|(_, _, reason)| reason.clone())
             .collect()
     }
+
+    /// Waits until the reasons of the events regarding Rollout `name` contain `want` in order,
+    /// and returns them; panics after [`EVENT_WAIT`] with what the watch saw.
+    pub async fn wait_in_order(&self, name: &str, want: &[&str]) -> Vec<String> {
+        let deadline = std::time::Instant::now() + EVENT_WAIT;
+        loop {
+            let seen = self.rollout_reasons(name);
+            if in_order(&seen, want) {
+                return seen;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "upstream's events {want:?} not in order within {EVENT_WAIT:?}: {seen:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
 }
 
 impl Drop for EventWatch {

@@ -83,14 +83,7 @@ async fn upstream_rollout_abort_retry_promote() {
         "ScalingReplicaSet",
         "RolloutCompleted",
     ];
-    let ours = events.rollout_reasons(name);
-    let mut it = ours.iter();
-    for want in upstream {
-        assert!(
-            it.any(|r| r == want),
-            "upstream's event {want} missing or out of order in {ours:?}"
-        );
-    }
+    events.wait_in_order(name, &upstream).await;
     // As upstream's recorder, different messages are different Event objects: "updated to
     // revision 1" and "... revision 2" are two events, not one counted twice.
     let listed = event_reasons(&ns, name).await;
@@ -265,14 +258,7 @@ async fn upstream_blue_green_update() {
         "SwitchService",
         "RolloutCompleted",
     ];
-    let ours = events.rollout_reasons(name);
-    let mut it = ours.iter();
-    for want in upstream {
-        assert!(
-            it.any(|r| r == want),
-            "upstream's event {want} missing or out of order in {ours:?}"
-        );
-    }
+    events.wait_in_order(name, &upstream).await;
 }
 
 /// `TestBlueGreenToCanary`: a Healthy blue-green Rollout switched to canary (with a template
