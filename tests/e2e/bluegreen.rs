@@ -274,8 +274,9 @@ async fn auto_promotion_after_seconds() {
         |ro, _| ro.status.as_ref().and_then(|s| s.stable_rs.as_deref()) == Some(v2.as_str()),
     )
     .await;
-    // How long the pause lasted, by the times the controller gave its own events (when it
-    // planned them), not by when this test saw the phases: a loaded machine delays the latter.
+    // How long the pause lasted, by the times the controller stamped on its own events (when
+    // its reconcile queued them), not by when this test saw the phases: a loaded machine
+    // delays the latter.
     // The pause's start is stored in whole seconds, so 3 s can end up to 1 s early.
     let waited = ns
         .wait_for(

@@ -307,7 +307,7 @@ pub const EVENT_WAIT: Duration = Duration::from_secs(30);
 
 /// Waits until `done` holds for the event reasons recorded on `object` (oldest first), and
 /// returns them; panics after [`EVENT_WAIT`] with `what` and the reasons seen.
-pub async fn wait_event_reasons(
+async fn wait_event_reasons(
     ns: &TestNs,
     object: &str,
     what: &str,
