@@ -281,7 +281,7 @@ async fn auto_promotion_after_seconds() {
     let waited = ns
         .wait_for(
             "RolloutPaused and RolloutResumed events",
-            Duration::from_secs(30),
+            EVENT_WAIT,
             || async {
                 let paused = event_time(&ns, "bg", "RolloutPaused").await;
                 let resumed = event_time(&ns, "bg", "RolloutResumed").await;

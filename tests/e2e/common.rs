@@ -305,41 +305,21 @@ pub async fn event_reasons(ns: &TestNs, object: &str) -> Vec<String> {
 /// writes a test waits for, and on a loaded machine they trail those writes.
 pub const EVENT_WAIT: Duration = Duration::from_secs(30);
 
-/// Waits until `done` holds for the event reasons recorded on `object` (oldest first), and
-/// returns them; panics after [`EVENT_WAIT`] with `what` and the reasons seen.
-async fn wait_event_reasons(
-    ns: &TestNs,
-    object: &str,
-    what: &str,
-    done: impl Fn(&[String]) -> bool,
-) -> Vec<String> {
-    let deadline = std::time::Instant::now() + EVENT_WAIT;
-    loop {
-        let seen = event_reasons(ns, object).await;
-        if done(&seen) {
-            return seen;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{what} on {object}: not within {EVENT_WAIT:?}; events {seen:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// Waits until events with every one of `reasons` are recorded on `object`, and returns the
-/// reasons recorded.
+/// reasons recorded (on a timeout, [`TestNs::wait_for`]'s dump lists the namespace's events).
 pub async fn wait_events(ns: &TestNs, object: &str, reasons: &[&str]) -> Vec<String> {
-    wait_event_reasons(ns, object, &format!("events {reasons:?}"), |seen| {
-        reasons.iter().all(|r| seen.iter().any(|x| x == r))
-    })
+    ns.wait_for(
+        &format!("events {reasons:?} on {object}"),
+        EVENT_WAIT,
+        || async {
+            let seen = event_reasons(ns, object).await;
+            Ok(reasons
+                .iter()
+                .all(|r| seen.iter().any(|x| x == r))
+                .then_some(seen))
+        },
+    )
     .await
-}
-
-/// Whether `want` appears in `seen` in order (not necessarily adjacent).
-pub fn in_order(seen: &[String], want: &[&str]) -> bool {
-    let mut it = seen.iter();
-    want.iter().all(|w| it.any(|r| r == w))
 }
 
 /// When the first event of a reason was recorded for an object (its `eventTime`), if it was.

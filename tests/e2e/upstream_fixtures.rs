@@ -240,21 +240,20 @@ impl EventWatch {
             .collect()
     }
 
-    /// Waits until the reasons of the events regarding Rollout `name` contain `want` in order,
-    /// and returns them; panics after [`EVENT_WAIT`] with what the watch saw.
-    pub async fn wait_in_order(&self, name: &str, want: &[&str]) -> Vec<String> {
-        let deadline = std::time::Instant::now() + EVENT_WAIT;
-        loop {
-            let seen = self.rollout_reasons(name);
-            if in_order(&seen, want) {
-                return seen;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "upstream's events {want:?} not in order within {EVENT_WAIT:?}: {seen:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+    /// Waits until the reasons of the events regarding Rollout `name` contain `want` in order
+    /// (not necessarily adjacent), and returns them.
+    pub async fn wait_in_order(&self, ns: &TestNs, name: &str, want: &[&str]) -> Vec<String> {
+        ns.wait_for(
+            &format!("upstream's events {want:?} in order on {name}"),
+            EVENT_WAIT,
+            || async {
+                let seen = self.rollout_reasons(name);
+                let mut it = seen.iter();
+                let all = want.iter().all(|w| it.any(|r| r == w));
+                Ok(all.then_some(seen))
+            },
+        )
+        .await
     }
 }
 

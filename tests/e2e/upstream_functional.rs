@@ -83,7 +83,7 @@ async fn upstream_rollout_abort_retry_promote() {
         "ScalingReplicaSet",
         "RolloutCompleted",
     ];
-    events.wait_in_order(name, &upstream).await;
+    events.wait_in_order(&ns, name, &upstream).await;
     // As upstream's recorder, different messages are different Event objects: "updated to
     // revision 1" and "... revision 2" are two events, not one counted twice.
     let listed = event_reasons(&ns, name).await;
@@ -258,7 +258,7 @@ async fn upstream_blue_green_update() {
         "SwitchService",
         "RolloutCompleted",
     ];
-    events.wait_in_order(name, &upstream).await;
+    events.wait_in_order(&ns, name, &upstream).await;
 }
 
 /// `TestBlueGreenToCanary`: a Healthy blue-green Rollout switched to canary (with a template
