@@ -33,6 +33,7 @@ use crate::analysis::AnalysisMetrics;
 use crate::analysis::metrics::key_for;
 use crate::api::{AnalysisRun, Rollout, RolloutStatus, analysis_phase};
 use crate::controller::Observer;
+use crate::controller::slim::Compact;
 use crate::plan::conditions::reason;
 use kube::ResourceExt;
 use kube::runtime::reflector::Store;
@@ -82,12 +83,7 @@ type ErrorCounts = BTreeMap<(String, String, &'static str), u64>;
 /// What the collectors read when scraped.
 #[derive(Default)]
 struct Sources {
-    rollouts: Mutex<
-        Option<(
-            Store<crate::controller::slim::Compact<Rollout>>,
-            crate::controller::Synced,
-        )>,
-    >,
+    rollouts: Mutex<Option<(Store<Compact<Rollout>>, crate::controller::Synced)>>,
     runs: Mutex<Option<Store<AnalysisRun>>>,
     analysis: Mutex<Option<Arc<AnalysisMetrics>>>,
     errors: Mutex<ErrorCounts>,
@@ -300,11 +296,7 @@ impl Observer for Metrics {
         }
     }
 
-    fn attach(
-        &self,
-        rollouts: Store<crate::controller::slim::Compact<Rollout>>,
-        synced: crate::controller::Synced,
-    ) {
+    fn attach(&self, rollouts: Store<Compact<Rollout>>, synced: crate::controller::Synced) {
         *lock(&self.sources.rollouts) = Some((rollouts, synced));
     }
 }
@@ -734,16 +726,13 @@ mod tests {
     #[tokio::test]
     async fn exposes_rollouts_reconciles_errors_and_requests() {
         let m = Metrics::new();
-        let (reader, mut writer) =
-            kube::runtime::reflector::store::<crate::controller::slim::Compact<Rollout>>();
+        let (reader, mut writer) = kube::runtime::reflector::store::<Compact<Rollout>>();
         let a = rollout(
             "a",
             json!([{"type": "Progressing", "reason": "NewReplicaSetAvailable"}]),
         );
         writer.apply_watcher_event(&kube::runtime::watcher::Event::Init);
-        writer.apply_watcher_event(&kube::runtime::watcher::Event::InitApply(
-            crate::controller::slim::Compact::new(&a),
-        ));
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::InitApply(Compact::new(&a)));
         writer.apply_watcher_event(&kube::runtime::watcher::Event::InitDone);
         let synced = crate::controller::Synced::default();
         synced.set();
@@ -779,9 +768,7 @@ mod tests {
             assert!(text.contains(want), "missing {want} in\n{text}");
         }
         // The Rollout is deleted: its series go.
-        writer.apply_watcher_event(&kube::runtime::watcher::Event::Delete(
-            crate::controller::slim::Compact::new(&a),
-        ));
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::Delete(Compact::new(&a)));
         let text = m.encode(true).unwrap();
         assert!(!text.contains("name=\"a\""), "{text}");
         assert!(text.contains("controller_clientset_k8s_request_total"));
@@ -793,8 +780,7 @@ mod tests {
     async fn a_probe_during_the_first_listing_does_not_stall_the_controller() {
         use kube::runtime::watcher::Event;
         let m = Metrics::new();
-        let (reader, mut writer) =
-            kube::runtime::reflector::store::<crate::controller::slim::Compact<Rollout>>();
+        let (reader, mut writer) = kube::runtime::reflector::store::<Compact<Rollout>>();
         let synced = crate::controller::Synced::default();
         m.attach(reader.clone(), synced.clone());
         // The Controller's runner waits on the store's readiness.
