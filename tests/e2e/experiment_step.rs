@@ -101,12 +101,22 @@ async fn experiments(ns: &TestNs) -> Vec<Experiment> {
 /// Waits until the Rollout names its current Experiment and that Experiment exists; returns
 /// both.
 async fn wait_current_experiment(ns: &TestNs, name: &str) -> (Rollout, Experiment) {
+    wait_experiment_after(ns, name, None).await
+}
+
+/// [`wait_current_experiment`], for an Experiment other than `previous`. The status names an
+/// Experiment before it is created (so that a crash never creates two): this waits for both.
+async fn wait_experiment_after(
+    ns: &TestNs,
+    name: &str,
+    previous: Option<&str>,
+) -> (Rollout, Experiment) {
     ns.wait_for(
-        &format!("Rollout {name} naming its Experiment"),
+        &format!("Rollout {name} naming its Experiment (after {previous:?})"),
         Duration::from_secs(60),
         || async {
             let ro = get_rollout(ns, name).await;
-            let Some(ex) = current_experiment(&ro) else {
+            let Some(ex) = current_experiment(&ro).filter(|n| Some(n.as_str()) != previous) else {
                 return Ok(None);
             };
             Ok(ns
@@ -1103,12 +1113,19 @@ async fn subset_split_experiment(test: &str, manifest: &str, n: &SubsetSplit<'_>
         ("stable".to_string(), v2.clone()),
         ("canary".to_string(), v2.clone()),
     ];
+    // Each different observation is printed (shown if the wait fails).
+    let last = std::sync::Mutex::new(None);
     ns.wait_for(
         "the route back to 100/0 and two subsets",
         Duration::from_secs(30),
         || async {
-            let done = subset_routes(&ns, n.vs).await == at_rest
-                && dr_subsets(&ns, n.dr).await == want_subsets;
+            let seen = (subset_routes(&ns, n.vs).await, dr_subsets(&ns, n.dr).await);
+            let done = seen.0 == at_rest && seen.1 == want_subsets;
+            let mut last = last.lock().unwrap();
+            if last.as_ref() != Some(&seen) {
+                eprintln!("route and subsets: {seen:?}");
+                *last = Some(seen);
+            }
             Ok(done.then_some(()))
         },
     )
@@ -1232,13 +1249,7 @@ async fn a_new_update_during_the_step_terminates_the_experiment() {
         e.spec.terminate == Some(true)
     })
     .await;
-    let second = ns
-        .wait_for("the v3 Experiment", Duration::from_secs(60), || async {
-            let ro = get_rollout(&ns, "exupd").await;
-            Ok(current_experiment(&ro).filter(|n| *n != first))
-        })
-        .await;
-    let ex = ns.api::<Experiment>().get(&second).await.unwrap();
+    let (_, ex) = wait_experiment_after(&ns, "exupd", Some(&first)).await;
     assert_eq!(template_image(&ex, "canary"), "app:v3");
     assert_eq!(ex.annotations()["rollout.argoproj.io/revision"], "3");
 }
