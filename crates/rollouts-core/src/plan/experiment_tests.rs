@@ -392,8 +392,11 @@ fn experiment_weights_get_their_own_istio_destination_while_running() {
     );
 }
 
-#[test]
-fn experiment_weights_with_a_subset_split_get_a_destination_and_a_subset() {
+/// A Rollout with a weighted `experiment` step (step 1) and an Istio subset-level split (a
+/// VirtualService `vs` and a DestinationRule `dr` with a subset of its own, `other`), updated
+/// to revision 2, its Experiment just reported Running with its template Service
+/// `demo-exp-svc`; the world has not planned since. Returns the Experiment's name.
+fn subset_split_at_running_experiment() -> (World, String) {
     let mut ro = rollout(
         4,
         json!([{"setWeight": 10},
@@ -407,8 +410,7 @@ fn experiment_weights_with_a_subset_split_get_a_destination_and_a_subset() {
     }}))
     .unwrap();
     let mut w = World::new(ro);
-    let vs_key = crate::traffic::istio::virtual_service_key("ns", "vs");
-    let dr_key = crate::traffic::istio::destination_rule_key("ns", "dr");
+    let (vs_key, dr_key) = subset_split_keys();
     w.traffic.insert(
         vs_key.clone(),
         json!({
@@ -447,42 +449,59 @@ fn experiment_weights_with_a_subset_split_get_a_destination_and_a_subset() {
          "serviceName": "demo-exp-svc", "podTemplateHash": "exphash"}
     ]}))
     .unwrap();
+    (w, name)
+}
+
+fn subset_split_keys() -> (crate::traffic::ObjectKey, crate::traffic::ObjectKey) {
+    (
+        crate::traffic::istio::virtual_service_key("ns", "vs"),
+        crate::traffic::istio::destination_rule_key("ns", "dr"),
+    )
+}
+
+/// (host, subset, weight) of the destinations of `vs`'s first HTTP route.
+fn subset_split_routes(w: &World) -> Vec<(String, String, i64)> {
+    w.traffic[&subset_split_keys().0]["spec"]["http"][0]["route"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["destination"]["host"].as_str().unwrap().to_string(),
+                r["destination"]["subset"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+                r["weight"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// (name, pod-template hash) of `dr`'s subsets.
+fn subset_split_subsets(w: &World) -> Vec<(String, String)> {
+    w.traffic[&subset_split_keys().1]["spec"]["subsets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["labels"][DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn experiment_weights_with_a_subset_split_get_a_destination_and_a_subset() {
+    let (mut w, name) = subset_split_at_running_experiment();
     w.settle();
-    let routes = |w: &World| -> Vec<(String, String, i64)> {
-        w.traffic[&vs_key]["spec"]["http"][0]["route"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| {
-                (
-                    r["destination"]["host"].as_str().unwrap().to_string(),
-                    r["destination"]["subset"]
-                        .as_str()
-                        .unwrap_or("")
-                        .to_string(),
-                    r["weight"].as_i64().unwrap(),
-                )
-            })
-            .collect()
-    };
-    let subsets = |w: &World| -> Vec<(String, String)> {
-        w.traffic[&dr_key]["spec"]["subsets"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| {
-                (
-                    s["name"].as_str().unwrap().to_string(),
-                    s["labels"][DEFAULT_ROLLOUT_UNIQUE_LABEL_KEY]
-                        .as_str()
-                        .unwrap_or("")
-                        .to_string(),
-                )
-            })
-            .collect()
-    };
     assert_eq!(
-        routes(&w),
+        subset_split_routes(&w),
         vec![
             ("demo".into(), "stable".into(), 70),
             ("demo".into(), "canary".into(), 10),
@@ -491,7 +510,7 @@ fn experiment_weights_with_a_subset_split_get_a_destination_and_a_subset() {
     );
     let (stable, canary) = (hash_of(&w, 0), hash_of(&w, 1));
     assert_eq!(
-        subsets(&w),
+        subset_split_subsets(&w),
         vec![
             ("stable".into(), stable),
             ("canary".into(), canary.clone()),
@@ -503,7 +522,7 @@ fn experiment_weights_with_a_subset_split_get_a_destination_and_a_subset() {
     w.settle();
     assert_eq!(w.status().phase.as_deref(), Some("Healthy"));
     assert_eq!(
-        routes(&w),
+        subset_split_routes(&w),
         vec![
             ("demo".into(), "stable".into(), 100),
             ("demo".into(), "canary".into(), 0)
@@ -511,13 +530,61 @@ fn experiment_weights_with_a_subset_split_get_a_destination_and_a_subset() {
         "the experiment's destination goes when the step ends"
     );
     assert_eq!(
-        subsets(&w),
+        subset_split_subsets(&w),
         vec![
             ("stable".into(), canary.clone()),
             ("canary".into(), canary),
             ("other".into(), "".into())
         ],
         "its subset too; other subsets stay"
+    );
+}
+
+#[test]
+fn an_experiment_destination_is_recorded_before_it_is_routed_so_a_lost_status_write_leaks_nothing()
+{
+    // With a subset-level split, a destination of another host is the experiment's only by
+    // `status.canary.weights.additional`. Had the plan that first sees the Experiment running
+    // routed it and lost its status write (a user's command conflicting, a crash), the
+    // destination would have stayed after the step.
+    let (mut w, name) = subset_split_at_running_experiment();
+    let recorded = w.status();
+    let mut first = w.plan();
+    let additional = first
+        .status
+        .canary
+        .as_ref()
+        .and_then(|c| c.weights.as_ref());
+    let additional = additional
+        .and_then(|w| w.additional.clone())
+        .unwrap_or_default();
+    assert_eq!(
+        additional
+            .iter()
+            .map(|d| d.service_name.as_deref())
+            .collect::<Vec<_>>(),
+        vec![Some("demo-exp-svc")],
+        "recorded by the first plan"
+    );
+    first.status = recorded;
+    w.apply(first);
+    assert!(
+        !subset_split_routes(&w)
+            .iter()
+            .any(|(host, _, _)| host == "demo-exp-svc"),
+        "routed before its record was written: {:?}",
+        subset_split_routes(&w)
+    );
+    // The Experiment ends before the next plan (the user skipped the step, say).
+    w.set_experiment_phase(&name, "Successful", "");
+    w.settle();
+    assert_eq!(
+        subset_split_routes(&w),
+        vec![
+            ("demo".into(), "stable".into(), 100),
+            ("demo".into(), "canary".into(), 0)
+        ],
+        "nothing left of the experiment"
     );
 }
 

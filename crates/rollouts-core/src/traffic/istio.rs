@@ -16,7 +16,8 @@
 //! alone unless they select a pod-template hash (a finished experiment's; upstream drops every
 //! subset that is neither canary, stable nor a running experiment's); with a subset-level split
 //! a destination of another host is left alone unless it is a finished experiment's Service
-//! (as `status.canary.weights.additional` recorded it); `additionalSubsetNames` destinations
+//! (as `status.canary.weights.additional` recorded it; the planner records one before it
+//! routes it); `additionalSubsetNames` destinations
 //! keep their weight (the stable one gets the rest); with `routes` omitted the one non-managed
 //! HTTP route is used even if it has a name (upstream then silently changes nothing); a route listed both in `routes` and in
 //! `managedRoutes` is refused (removing managed routes would delete it); a VirtualService with

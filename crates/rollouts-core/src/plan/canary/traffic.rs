@@ -171,15 +171,26 @@ pub fn reconcile_traffic(
     } else {
         Vec::new()
     };
-    intent.additional = additional.clone();
-    intent.retired = v
+    let old_additional = v
         .old
         .canary
         .as_ref()
         .and_then(|c| c.weights.as_ref())
-        .and_then(|w| w.additional.as_ref())
-        .into_iter()
-        .flatten()
+        .and_then(|w| w.additional.clone())
+        .unwrap_or_default();
+    // Only a destination the status already records is routed: with a subset-level split a
+    // finished experiment's Service is told from another host by that record alone, so one
+    // routed before its record was written would stay routed after a lost status write (a
+    // conflict with a user's command, a crash). A new one is recorded by this plan and routed
+    // by the next, one status write later.
+    let recorded = |d: &crate::api::WeightDestination| {
+        old_additional
+            .iter()
+            .any(|o| o.service_name == d.service_name)
+    };
+    intent.additional = additional.iter().filter(|d| recorded(d)).cloned().collect();
+    intent.retired = old_additional
+        .iter()
         .filter_map(|d| d.service_name.clone())
         .filter(|svc| {
             !additional
@@ -202,13 +213,6 @@ pub fn reconcile_traffic(
     w.effects.extend(changes.into_iter().map(Effect::Traffic));
     // Upstream's `trafficWeightUpdatedMessage`: the canary weight's change, and the
     // experiment destinations when they change (as Go prints them: `[{weight service hash}]`).
-    let old_additional = v
-        .old
-        .canary
-        .as_ref()
-        .and_then(|c| c.weights.as_ref())
-        .and_then(|w| w.additional.clone())
-        .unwrap_or_default();
     let mut details = Vec::new();
     if current != Some(weight) {
         details.push(format!("from {} to {weight}", current.unwrap_or(0)));
